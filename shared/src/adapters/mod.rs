@@ -1,0 +1,21 @@
+//! Adapters: the ports implemented with AWS services and gateway HTTP APIs.
+//!
+//! Every AWS client is built from [`aws_config`], which honours `AWS_ENDPOINT_URL`, so the same
+//! code talks to AWS in the cloud and to moto server locally.
+
+pub mod dynamodb;
+pub mod secrets_manager;
+pub mod sqs;
+
+use std::time::Duration;
+
+/// The shared AWS configuration: region, credentials and endpoint from the environment, with
+/// timeouts short enough that a dead dependency fails a request well inside the function timeout.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(7))
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await
+}

@@ -1,0 +1,95 @@
+//! The SQS work queue.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{Message, MessageAttributeValue};
+
+use crate::domain::WorkMessage;
+use crate::ports::{QueueError, WorkQueue};
+
+/// SQS caps a message delay at 15 minutes.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// The work queue (or the DLQ) at `url`.
+#[derive(Debug, Clone)]
+pub struct SqsWorkQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsWorkQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        SqsWorkQueue { client, url: url.into() }
+    }
+
+    pub fn from_conf(conf: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
+        Self::new(Client::new(conf), url)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Receives up to `max` (1–10) messages, long-polling up to `wait`.
+    pub async fn receive(&self, max: i32, wait: Duration) -> Result<Vec<Message>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, 10))
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| QueueError(Box::new(e)))?;
+        Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Deletes a received message.
+    pub async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| QueueError(Box::new(e)))
+    }
+
+    /// Makes a received message visible again after `after` (backoff for a failed attempt).
+    pub async fn retry_after(&self, receipt_handle: &str, after: Duration) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(after.as_secs().min(43_200) as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| QueueError(Box::new(e)))
+    }
+}
+
+impl WorkQueue for SqsWorkQueue {
+    async fn send(&self, message: &WorkMessage, delay: Duration) -> Result<(), QueueError> {
+        let body = serde_json::to_string(message).map_err(|e| QueueError(Box::new(e)))?;
+        let kind = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(message.dedup_key())
+            .build()
+            .map_err(|e| QueueError(Box::new(e)))?;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
+            .message_attributes("work_key", kind)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| QueueError(Box::new(e)))
+    }
+}

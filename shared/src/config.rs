@@ -1,0 +1,140 @@
+//! Settings from the environment, read once at init.
+//!
+//! A missing or malformed variable stops the function at init with a message naming the variable
+//! — never inside a handler. `template.yaml` sets every variable; the local stack writes the same
+//! names into its env file.
+
+use std::time::Duration;
+
+/// A setting is missing or malformed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} has an invalid value `{value}`: {why}")]
+    Invalid { name: &'static str, value: String, why: String },
+}
+
+/// Non-secret settings shared by the functions.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The single DynamoDB table.
+    pub table: String,
+    /// The SQS work queue's URL.
+    pub work_queue_url: String,
+    /// The dead-letter queue's URL (used by redrive tooling and the worker's DLQ metric).
+    pub dlq_url: Option<String>,
+    /// Name or ARN of the one JSON secret.
+    pub secret_id: String,
+    /// Accepted clock difference for webhook timestamps, in both directions.
+    pub webhook_tolerance: Duration,
+    /// Bodies larger than this are refused before parsing.
+    pub max_body_bytes: usize,
+    /// How long gateway event records are kept (DynamoDB TTL).
+    pub event_retention: Duration,
+    /// How long idempotency records are kept.
+    pub idempotency_ttl: Duration,
+    /// Stripe API base URL (`https://api.stripe.com`; localstripe locally).
+    pub stripe_api_base: String,
+    /// Adyen Checkout API base URL, including the version.
+    pub adyen_api_base: String,
+    /// Overrides the billing endpoint from the secret (local runs).
+    pub billing_url_override: Option<String>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name))
+        };
+        let optional = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
+        let number = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
+            match optional(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 && n <= max => Ok(n),
+                    _ => Err(ConfigError::Invalid {
+                        name,
+                        value: v,
+                        why: format!("expected a whole number from 1 to {max}"),
+                    }),
+                },
+            }
+        };
+        let url = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let v = optional(name).unwrap_or_else(|| default.to_owned());
+            if v.starts_with("https://") || v.starts_with("http://127.0.0.1") || v.starts_with("http://localhost") {
+                Ok(v.trim_end_matches('/').to_owned())
+            } else {
+                Err(ConfigError::Invalid {
+                    name,
+                    value: v,
+                    why: "expected an https:// URL (plain http only to 127.0.0.1 or localhost)".into(),
+                })
+            }
+        };
+
+        Ok(Config {
+            table: required("PAYBRIDGE_TABLE")?,
+            work_queue_url: required("PAYBRIDGE_WORK_QUEUE_URL")?,
+            dlq_url: optional("PAYBRIDGE_DLQ_URL"),
+            secret_id: required("PAYBRIDGE_SECRET_ID")?,
+            webhook_tolerance: Duration::from_secs(number("PAYBRIDGE_WEBHOOK_TOLERANCE_SECS", 300, 86_400)?),
+            max_body_bytes: number("PAYBRIDGE_MAX_BODY_BYTES", 256 * 1024, 6 * 1024 * 1024)? as usize,
+            event_retention: Duration::from_secs(86_400 * number("PAYBRIDGE_EVENT_RETENTION_DAYS", 30, 3650)?),
+            idempotency_ttl: Duration::from_secs(3600 * number("PAYBRIDGE_IDEMPOTENCY_TTL_HOURS", 24, 24 * 30)?),
+            stripe_api_base: url("PAYBRIDGE_STRIPE_API_BASE", "https://api.stripe.com")?,
+            adyen_api_base: url("PAYBRIDGE_ADYEN_API_BASE", "https://checkout-test.adyen.com/v71")?,
+            billing_url_override: optional("PAYBRIDGE_BILLING_URL"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("PAYBRIDGE_TABLE", "t"),
+        ("PAYBRIDGE_WORK_QUEUE_URL", "http://127.0.0.1:4566/000000000000/q"),
+        ("PAYBRIDGE_SECRET_ID", "s"),
+    ];
+
+    #[test]
+    fn defaults_apply_when_only_required_settings_are_given() {
+        let c = Config::from_lookup(lookup(BASE)).unwrap();
+        assert_eq!(c.webhook_tolerance, Duration::from_secs(300));
+        assert_eq!(c.max_body_bytes, 262_144);
+        assert_eq!(c.idempotency_ttl, Duration::from_secs(86_400));
+        assert_eq!(c.stripe_api_base, "https://api.stripe.com");
+    }
+
+    #[test]
+    fn a_missing_setting_is_named() {
+        let err = Config::from_lookup(lookup(&BASE[1..])).unwrap_err();
+        assert!(err.to_string().contains("PAYBRIDGE_TABLE"), "{err}");
+    }
+
+    #[test]
+    fn malformed_numbers_and_plain_http_are_refused() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("PAYBRIDGE_MAX_BODY_BYTES", "lots"));
+        assert!(Config::from_lookup(lookup(&pairs)).unwrap_err().to_string().contains("PAYBRIDGE_MAX_BODY_BYTES"));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("PAYBRIDGE_STRIPE_API_BASE", "http://api.stripe.com"));
+        assert!(Config::from_lookup(lookup(&pairs)).is_err());
+    }
+}

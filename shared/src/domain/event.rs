@@ -1,0 +1,129 @@
+//! Gateway events as paybridge records them.
+//!
+//! A gateway delivers an event at least once; intake records it under a key derived from the
+//! gateway's own event id, so every redelivery lands on the same record. The record's status says
+//! how far it got, and decides what a redelivery must do.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The gateways that can deliver webhooks (the `{gateway}` path segment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gateway {
+    Stripe,
+    Adyen,
+    /// Any sender that follows the Standard Webhooks specification.
+    Standard,
+}
+
+impl Gateway {
+    pub fn parse(s: &str) -> Option<Gateway> {
+        match s {
+            "stripe" => Some(Gateway::Stripe),
+            "adyen" => Some(Gateway::Adyen),
+            "standard" => Some(Gateway::Standard),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gateway::Stripe => "stripe",
+            Gateway::Adyen => "adyen",
+            Gateway::Standard => "standard",
+        }
+    }
+}
+
+impl fmt::Display for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How far a recorded event got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// Durable in the table; the work message may not be on the queue yet.
+    Received,
+    /// The work message is on the queue.
+    Queued,
+    /// The worker applied it.
+    Processed,
+    /// A type paybridge does not act on; kept for audit, never queued.
+    Ignored,
+    /// No charge or refund matched after the last retry.
+    Orphaned,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Received => "received",
+            EventStatus::Queued => "queued",
+            EventStatus::Processed => "processed",
+            EventStatus::Ignored => "ignored",
+            EventStatus::Orphaned => "orphaned",
+        }
+    }
+}
+
+/// A verified event, ready to be recorded. Built by the gateway verifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedEvent {
+    pub gateway: Gateway,
+    /// The gateway's own id of this event (Stripe `evt_…`, Standard `webhook-id`, Adyen
+    /// `pspReference:eventCode:success`): the deduplication key.
+    pub event_id: String,
+    /// The gateway's event type (`payment_intent.succeeded`, `AUTHORISATION`, …).
+    pub event_type: String,
+    /// The gateway's id of the object the event is about (`pi_…`, a pspReference), if any.
+    pub object_ref: Option<String>,
+    /// Whether paybridge acts on this type; unsupported events are recorded as ignored.
+    pub supported: bool,
+    /// The event's JSON, card numbers masked.
+    pub payload: String,
+}
+
+/// Longest accepted event id or type; anything longer is not a real gateway's.
+pub const MAX_EVENT_ID_LEN: usize = 255;
+
+/// A gateway event as stored: the deduplication record for one (gateway, event id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub gateway: Gateway,
+    pub event_id: String,
+    pub event_type: String,
+    pub object_ref: Option<String>,
+    pub status: EventStatus,
+    /// The event JSON with card numbers masked.
+    pub payload: String,
+    /// Unix seconds when the first delivery was recorded.
+    pub received_at: i64,
+    /// Unix seconds until which the delivery that recorded the event owns the job of enqueueing
+    /// it. A redelivery that finds the event still `received` after this may take the job over.
+    pub enqueue_lease_until: i64,
+    /// Unix seconds after which DynamoDB's TTL may delete the record.
+    pub expires_at: i64,
+}
+
+impl EventRecord {
+    /// A new record for a verified event first seen at `now`.
+    pub fn new(event: VerifiedEvent, now: i64, lease_secs: i64, retention_secs: i64) -> Self {
+        let status = if event.supported { EventStatus::Received } else { EventStatus::Ignored };
+        EventRecord {
+            gateway: event.gateway,
+            event_id: event.event_id,
+            event_type: event.event_type,
+            object_ref: event.object_ref,
+            status,
+            payload: event.payload,
+            received_at: now,
+            enqueue_lease_until: if event.supported { now + lease_secs } else { 0 },
+            expires_at: now + retention_secs,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The pure core: money, ids, state machines, events, PCI masking, work messages.
+//!
+//! Nothing here performs I/O or knows about AWS or HTTP; everything is synchronous and unit-tested
+//! beside the code.
+
+pub mod charge;
+pub mod event;
+pub mod ids;
+pub mod money;
+pub mod pci;
+pub mod refund;
+pub mod work;
+
+pub use charge::{ChargeStatus, Transition};
+pub use event::{EventStatus, Gateway, VerifiedEvent};
+pub use ids::{ChargeId, IdError, NotificationId, RefundId};
+pub use money::{Currency, Money, MoneyError};
+pub use refund::RefundStatus;
+pub use work::WorkMessage;

@@ -1,0 +1,26 @@
+//! paybridge: the shared crate of the paybridge Lambda functions.
+//!
+//! # Layout
+//!
+//! - [`domain`]: pure types and rules — money, ids, charge/refund state machines, events, PCI
+//!   masking, work messages. No I/O.
+//! - [`webhooks`]: signature verification and parsing for Stripe, Adyen and Standard Webhooks,
+//!   as pure functions with the clock passed in.
+//! - [`ports`]: the traits use cases depend on (`EventStore`, `WorkQueue`, `SecretSource`).
+//! - [`services`]: one use case per module (`record_webhook`, …), generic over the ports.
+//! - [`adapters`]: DynamoDB, SQS and Secrets Manager implementations of the ports.
+//! - [`error`]: the one error type and its one HTTP mapping.
+//! - [`config`], [`secrets`], [`telemetry`]: settings from the environment, the secret's shape,
+//!   JSON logs and EMF metrics.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ports;
+pub mod secrets;
+pub mod services;
+pub mod telemetry;
+pub mod webhooks;
+
+pub use error::{Error, Kind};

@@ -1,0 +1,151 @@
+//! Logs and metrics.
+//!
+//! Logs are JSON lines (tracing-subscriber) at the level Lambda asks for (`AWS_LAMBDA_LOG_LEVEL`,
+//! or `RUST_LOG` for finer filters). Metrics are CloudWatch Embedded Metric Format lines written
+//! straight to stdout: CloudWatch turns them into metrics without an API call from the function.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+/// The CloudWatch namespace of every paybridge metric.
+pub const METRIC_NAMESPACE: &str = "Paybridge";
+
+/// Installs the JSON log subscriber. Call once, first thing in `main`.
+pub fn init() {
+    let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| {
+        let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").unwrap_or_else(|_| "INFO".into());
+        match level.to_ascii_uppercase().as_str() {
+            "TRACE" => "trace",
+            "DEBUG" => "debug",
+            "WARN" => "warn",
+            "ERROR" | "FATAL" => "error",
+            _ => "info",
+        }
+        .to_owned()
+    });
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_current_span(false)
+        .with_span_list(false)
+        .flatten_event(true)
+        .with_target(false)
+        .without_time() // Lambda stamps every line.
+        .try_init();
+}
+
+/// Unit of a metric value, as CloudWatch names it.
+#[derive(Debug, Clone, Copy)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+    Bytes,
+    Seconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+            Unit::Bytes => "Bytes",
+            Unit::Seconds => "Seconds",
+        }
+    }
+}
+
+/// One EMF record: a set of dimensions and the metrics measured under them.
+///
+/// ```
+/// use paybridge::telemetry::{Metrics, Unit};
+/// Metrics::new("webhook-intake").dimension("Gateway", "stripe").count("WebhookReceived").emit();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    dimensions: Vec<(&'static str, String)>,
+    values: Vec<(&'static str, f64, Unit)>,
+}
+
+impl Metrics {
+    /// Metrics of one function (`Function` dimension).
+    pub fn new(function: &str) -> Self {
+        Metrics { dimensions: vec![("Function", function.to_owned())], values: Vec::new() }
+    }
+
+    pub fn dimension(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.dimensions.push((name, value.into()));
+        self
+    }
+
+    pub fn count(self, name: &'static str) -> Self {
+        self.value(name, 1.0, Unit::Count)
+    }
+
+    pub fn value(mut self, name: &'static str, value: f64, unit: Unit) -> Self {
+        self.values.push((name, value, unit));
+        self
+    }
+
+    /// The EMF JSON for this record at `timestamp_ms`.
+    pub fn to_json(&self, timestamp_ms: u128) -> Value {
+        let mut root = Map::new();
+        let dims: Vec<&str> = self.dimensions.iter().map(|(k, _)| *k).collect();
+        let metrics: Vec<Value> = self
+            .values
+            .iter()
+            .map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()}))
+            .collect();
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp_ms as u64,
+                "CloudWatchMetrics": [{
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [dims],
+                    "Metrics": metrics,
+                }]
+            }),
+        );
+        for (k, v) in &self.dimensions {
+            root.insert((*k).into(), Value::String(v.clone()));
+        }
+        for (name, value, _) in &self.values {
+            root.insert((*name).into(), json!(value));
+        }
+        Value::Object(root)
+    }
+
+    /// Writes the record as one stdout line.
+    pub fn emit(self) {
+        if self.values.is_empty() {
+            return;
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let line = self.to_json(now).to_string();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_records_declare_every_metric_and_dimension() {
+        let v = Metrics::new("webhook-intake")
+            .dimension("Gateway", "stripe")
+            .count("WebhookReceived")
+            .value("IntakeLatency", 3.5, Unit::Milliseconds)
+            .to_json(1_700_000_000_000);
+        let cw = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(cw["Namespace"], "Paybridge");
+        assert_eq!(cw["Dimensions"][0], json!(["Function", "Gateway"]));
+        assert_eq!(cw["Metrics"][1], json!({"Name": "IntakeLatency", "Unit": "Milliseconds"}));
+        assert_eq!(v["Gateway"], "stripe");
+        assert_eq!(v["WebhookReceived"], 1.0);
+        assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000u64);
+    }
+}
