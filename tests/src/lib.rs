@@ -1,1 +1,148 @@
+//! Helpers for the integration tests: the local stack's settings, unique names, API Gateway
+//! events, and queue inspection.
+//!
+//! The tests run against the real local stack that `make test` starts (moto server for DynamoDB,
+//! SQS and Secrets Manager; localstripe). Its settings arrive in the environment, exactly as the
+//! functions get them; without them the tests stop with a message saying how to run them.
 
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use paybridge::adapters::SdkConfig;
+use paybridge::config::Config;
+use paybridge::secrets::Secrets;
+use serde_json::json;
+
+/// The local stack as the tests see it.
+pub struct Stack {
+    pub aws: SdkConfig,
+    pub config: Config,
+    pub secrets: Secrets,
+}
+
+/// Connects to the local stack named by the environment.
+pub async fn stack() -> Stack {
+    let config = Config::from_env().unwrap_or_else(|e| {
+        panic!("{e}\nThe integration tests need the local stack: run them with `make test`.")
+    });
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1"),
+        "AWS_ENDPOINT_URL must point at the local moto server (got `{endpoint}`); run the tests with `make test`"
+    );
+    let aws = paybridge::adapters::aws_config().await;
+    let secrets = Secrets::from_json(include_str!("../../local/secrets.json")).expect("local/secrets.json parses");
+    Stack { aws, config, secrets }
+}
+
+/// A name no other test (or test run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Stack {
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.aws)
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.aws)
+    }
+
+    /// A fresh queue for one test, so it can count exactly the messages it caused.
+    pub async fn new_queue(&self) -> String {
+        let out = self
+            .sqs()
+            .create_queue()
+            .queue_name(unique("test-"))
+            .attributes(QueueAttributeName::VisibilityTimeout, "30")
+            .send()
+            .await
+            .expect("create test queue");
+        out.queue_url.expect("queue url")
+    }
+
+    /// Every message currently on `queue_url`, received and deleted.
+    pub async fn drain(&self, queue_url: &str) -> Vec<String> {
+        let mut bodies = Vec::new();
+        loop {
+            let out = self
+                .sqs()
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let msgs = out.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return bodies;
+            }
+            for m in msgs {
+                bodies.push(m.body.unwrap_or_default());
+                if let Some(h) = m.receipt_handle {
+                    self.sqs().delete_message().queue_url(queue_url).receipt_handle(h).send().await.expect("delete");
+                }
+            }
+        }
+    }
+}
+
+/// An API Gateway HTTP API (v2) request event for `method path`, as AWS would send it.
+pub fn api_request(
+    route_key: &str,
+    path: &str,
+    path_parameters: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    body: &[u8],
+    base64: bool,
+) -> lambda_http::Request {
+    use base64::Engine;
+    let (method, _) = route_key.split_once(' ').unwrap_or(("POST", ""));
+    let headers: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect();
+    let params: HashMap<&str, &str> = path_parameters.iter().copied().collect();
+    let body = if base64 {
+        base64::engine::general_purpose::STANDARD.encode(body)
+    } else {
+        String::from_utf8(body.to_vec()).expect("non-base64 bodies must be UTF-8")
+    };
+    let event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "local", "domainName": "127.0.0.1",
+            "domainPrefix": "local", "requestId": unique("req-"), "routeKey": route_key,
+            "stage": "$default", "time": "27/Nov/2026:00:00:00 +0000", "timeEpoch": 0,
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "paybridge-tests" }
+        },
+        "pathParameters": params,
+        "body": body,
+        "isBase64Encoded": base64,
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
+}
+
+/// Polls `check` until it returns `Some`, or panics after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < until, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 /// The shared AWS configuration: region, credentials and endpoint from the environment, with
 /// timeouts short enough that a dead dependency fails a request well inside the function timeout.
+pub use aws_config::SdkConfig;
+
+/// The AWS configuration every client is built from.
 pub async fn aws_config() -> aws_config::SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
