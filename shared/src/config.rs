@@ -12,7 +12,11 @@ pub enum ConfigError {
     #[error("environment variable {0} is required but not set")]
     Missing(&'static str),
     #[error("environment variable {name} has an invalid value `{value}`: {why}")]
-    Invalid { name: &'static str, value: String, why: String },
+    Invalid {
+        name: &'static str,
+        value: String,
+        why: String,
+    },
 }
 
 /// Non-secret settings shared by the functions.
@@ -51,7 +55,9 @@ impl Config {
     /// Reads settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required = |name: &'static str| {
-            lookup(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name))
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
         };
         let optional = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
         let number = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
@@ -69,13 +75,17 @@ impl Config {
         };
         let url = |name: &'static str, default: &str| -> Result<String, ConfigError> {
             let v = optional(name).unwrap_or_else(|| default.to_owned());
-            if v.starts_with("https://") || v.starts_with("http://127.0.0.1") || v.starts_with("http://localhost") {
+            if v.starts_with("https://")
+                || v.starts_with("http://127.0.0.1")
+                || v.starts_with("http://localhost")
+            {
                 Ok(v.trim_end_matches('/').to_owned())
             } else {
                 Err(ConfigError::Invalid {
                     name,
                     value: v,
-                    why: "expected an https:// URL (plain http only to 127.0.0.1 or localhost)".into(),
+                    why: "expected an https:// URL (plain http only to 127.0.0.1 or localhost)"
+                        .into(),
                 })
             }
         };
@@ -85,12 +95,24 @@ impl Config {
             work_queue_url: required("PAYBRIDGE_WORK_QUEUE_URL")?,
             dlq_url: optional("PAYBRIDGE_DLQ_URL"),
             secret_id: required("PAYBRIDGE_SECRET_ID")?,
-            webhook_tolerance: Duration::from_secs(number("PAYBRIDGE_WEBHOOK_TOLERANCE_SECS", 300, 86_400)?),
-            max_body_bytes: number("PAYBRIDGE_MAX_BODY_BYTES", 256 * 1024, 6 * 1024 * 1024)? as usize,
-            event_retention: Duration::from_secs(86_400 * number("PAYBRIDGE_EVENT_RETENTION_DAYS", 30, 3650)?),
-            idempotency_ttl: Duration::from_secs(3600 * number("PAYBRIDGE_IDEMPOTENCY_TTL_HOURS", 24, 24 * 30)?),
+            webhook_tolerance: Duration::from_secs(number(
+                "PAYBRIDGE_WEBHOOK_TOLERANCE_SECS",
+                300,
+                86_400,
+            )?),
+            max_body_bytes: number("PAYBRIDGE_MAX_BODY_BYTES", 256 * 1024, 6 * 1024 * 1024)?
+                as usize,
+            event_retention: Duration::from_secs(
+                86_400 * number("PAYBRIDGE_EVENT_RETENTION_DAYS", 30, 3650)?,
+            ),
+            idempotency_ttl: Duration::from_secs(
+                3600 * number("PAYBRIDGE_IDEMPOTENCY_TTL_HOURS", 24, 24 * 30)?,
+            ),
             stripe_api_base: url("PAYBRIDGE_STRIPE_API_BASE", "https://api.stripe.com")?,
-            adyen_api_base: url("PAYBRIDGE_ADYEN_API_BASE", "https://checkout-test.adyen.com/v71")?,
+            adyen_api_base: url(
+                "PAYBRIDGE_ADYEN_API_BASE",
+                "https://checkout-test.adyen.com/v71",
+            )?,
             billing_url_override: optional("PAYBRIDGE_BILLING_URL"),
         })
     }
@@ -102,14 +124,19 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
     const BASE: &[(&str, &str)] = &[
         ("PAYBRIDGE_TABLE", "t"),
-        ("PAYBRIDGE_WORK_QUEUE_URL", "http://127.0.0.1:4566/000000000000/q"),
+        (
+            "PAYBRIDGE_WORK_QUEUE_URL",
+            "http://127.0.0.1:4566/000000000000/q",
+        ),
         ("PAYBRIDGE_SECRET_ID", "s"),
     ];
 
@@ -132,7 +159,12 @@ mod tests {
     fn malformed_numbers_and_plain_http_are_refused() {
         let mut pairs = BASE.to_vec();
         pairs.push(("PAYBRIDGE_MAX_BODY_BYTES", "lots"));
-        assert!(Config::from_lookup(lookup(&pairs)).unwrap_err().to_string().contains("PAYBRIDGE_MAX_BODY_BYTES"));
+        assert!(
+            Config::from_lookup(lookup(&pairs))
+                .unwrap_err()
+                .to_string()
+                .contains("PAYBRIDGE_MAX_BODY_BYTES")
+        );
         let mut pairs = BASE.to_vec();
         pairs.push(("PAYBRIDGE_STRIPE_API_BASE", "http://api.stripe.com"));
         assert!(Config::from_lookup(lookup(&pairs)).is_err());

@@ -31,6 +31,8 @@ pub enum Kind {
     BadGateway,
     /// 500: our own fault.
     Internal,
+    /// 501: the route exists in the contract but this build does not serve it yet.
+    NotImplemented,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             Kind::PayloadTooLarge => 413,
             Kind::Unprocessable => 422,
             Kind::Internal => 500,
+            Kind::NotImplemented => 501,
             Kind::BadGateway => 502,
             Kind::Unavailable => 503,
         }
@@ -61,7 +64,13 @@ pub struct Error {
 
 impl Error {
     fn new(kind: Kind, code: &'static str, message: impl Into<String>) -> Self {
-        Error { kind, code, message: message.into(), retry_after_secs: None, source: None }
+        Error {
+            kind,
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+            source: None,
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -107,6 +116,14 @@ impl Error {
         let mut e = Self::new(Kind::Internal, "internal_error", message);
         e.source = source;
         e
+    }
+
+    pub fn not_implemented(what: &str) -> Self {
+        Self::new(
+            Kind::NotImplemented,
+            "not_implemented",
+            format!("{what} is not implemented in this build"),
+        )
     }
 
     /// Ask the caller to wait this long before trying again (`Retry-After`).
@@ -166,7 +183,10 @@ impl Error {
     /// The full cause chain, for the log.
     pub fn chain(&self) -> String {
         let mut out = self.message.clone();
-        let mut cause = self.source.as_deref().map(|e| e as &(dyn StdError + 'static));
+        let mut cause = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static));
         while let Some(e) = cause {
             out.push_str(": ");
             out.push_str(&e.to_string());
@@ -184,7 +204,9 @@ impl fmt::Display for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }
 

@@ -8,8 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::event::{EventRecord, Gateway};
 use crate::domain::WorkMessage;
+use crate::domain::event::{EventRecord, Gateway};
 use crate::error::{BoxError, Error};
 use crate::secrets::Secrets;
 
@@ -30,7 +30,11 @@ pub enum StoreError {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict => Error::conflict("concurrent_update", "the record was changed concurrently; retry").with_retry_after(1),
+            StoreError::Conflict => Error::conflict(
+                "concurrent_update",
+                "the record was changed concurrently; retry",
+            )
+            .with_retry_after(1),
             StoreError::Unavailable(source) => Error::unavailable("dynamodb", source),
             StoreError::Invalid(msg) => Error::internal("store error", Some(msg.into())),
         }
@@ -49,12 +53,23 @@ pub enum Inserted {
 /// Gateway event records.
 pub trait EventStore: Send + Sync {
     /// Writes `record` unless one exists for its (gateway, event id), in one conditional write.
-    fn insert_event(&self, record: &EventRecord) -> impl Future<Output = Result<Inserted, StoreError>> + Send;
+    fn insert_event(
+        &self,
+        record: &EventRecord,
+    ) -> impl Future<Output = Result<Inserted, StoreError>> + Send;
 
-    fn get_event(&self, gateway: Gateway, event_id: &str) -> impl Future<Output = Result<Option<EventRecord>, StoreError>> + Send;
+    fn get_event(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Option<EventRecord>, StoreError>> + Send;
 
     /// `received` → `queued`. `Conflict` if the record is no longer `received`.
-    fn mark_event_queued(&self, gateway: Gateway, event_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn mark_event_queued(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Takes over the enqueue lease of a `received` record whose lease was `seen_lease`, setting it
     /// to `new_lease`. `Conflict` if another delivery changed it first.
@@ -67,7 +82,12 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Gives up a lease early (enqueueing failed), so the next delivery need not wait for it.
-    fn release_enqueue_lease(&self, gateway: Gateway, event_id: &str, lease: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn release_enqueue_lease(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        lease: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Sending to the queue failed. Always retryable.
@@ -84,7 +104,11 @@ impl From<QueueError> for Error {
 /// The SQS work queue.
 pub trait WorkQueue: Send + Sync {
     /// Puts `message` on the queue, visible after `delay` (at most 15 minutes).
-    fn send(&self, message: &WorkMessage, delay: Duration) -> impl Future<Output = Result<(), QueueError>> + Send;
+    fn send(
+        &self,
+        message: &WorkMessage,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// Loading the secret failed.
@@ -100,7 +124,9 @@ impl From<SecretError> for Error {
     fn from(e: SecretError) -> Self {
         match e {
             SecretError::Unavailable(source) => Error::unavailable("secretsmanager", source),
-            SecretError::Invalid(msg) => Error::internal("the secret is misconfigured", Some(msg.into())),
+            SecretError::Invalid(msg) => {
+                Error::internal("the secret is misconfigured", Some(msg.into()))
+            }
         }
     }
 }

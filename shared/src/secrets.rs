@@ -96,7 +96,12 @@ impl Secrets {
     /// Parses the secret's JSON. The error names the problem but never echoes values.
     pub fn from_json(json: &str) -> Result<Self, String> {
         serde_json::from_str(json).map_err(|e| {
-            format!("the secret is not valid paybridge secret JSON (line {}, column {}): {}", e.line(), e.column(), e.classify_name())
+            format!(
+                "the secret is not valid paybridge secret JSON (line {}, column {}): {}",
+                e.line(),
+                e.column(),
+                e.classify_name()
+            )
         })
     }
 }
@@ -127,8 +132,14 @@ mod tests {
         )
         .unwrap();
         let dbg = format!("{s:?}");
-        assert!(!dbg.contains("sk_test_abc") && !dbg.contains("topsecret"), "{dbg}");
-        assert_eq!(s.stripe.unwrap().webhook_secrets[0].expose(), "whsec_topsecret");
+        assert!(
+            !dbg.contains("sk_test_abc") && !dbg.contains("topsecret"),
+            "{dbg}"
+        );
+        assert_eq!(
+            s.stripe.unwrap().webhook_secrets[0].expose(),
+            "whsec_topsecret"
+        );
     }
 
     #[test]
@@ -141,6 +152,8 @@ mod tests {
     fn the_local_secrets_file_parses() {
         let json = include_str!("../../local/secrets.json");
         let s = Secrets::from_json(json).unwrap();
-        assert!(s.stripe.is_some() && s.adyen.is_some() && s.standard.is_some() && s.billing.is_some());
+        assert!(
+            s.stripe.is_some() && s.adyen.is_some() && s.standard.is_some() && s.billing.is_some()
+        );
     }
 }

@@ -71,7 +71,10 @@ pub struct Metrics {
 impl Metrics {
     /// Metrics of one function (`Function` dimension).
     pub fn new(function: &str) -> Self {
-        Metrics { dimensions: vec![("Function", function.to_owned())], values: Vec::new() }
+        Metrics {
+            dimensions: vec![("Function", function.to_owned())],
+            values: Vec::new(),
+        }
     }
 
     pub fn dimension(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -122,7 +125,10 @@ impl Metrics {
         if self.values.is_empty() {
             return;
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
         let line = self.to_json(now).to_string();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
@@ -143,7 +149,10 @@ mod tests {
         let cw = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(cw["Namespace"], "Paybridge");
         assert_eq!(cw["Dimensions"][0], json!(["Function", "Gateway"]));
-        assert_eq!(cw["Metrics"][1], json!({"Name": "IntakeLatency", "Unit": "Milliseconds"}));
+        assert_eq!(
+            cw["Metrics"][1],
+            json!({"Name": "IntakeLatency", "Unit": "Milliseconds"})
+        );
         assert_eq!(v["Gateway"], "stripe");
         assert_eq!(v["WebhookReceived"], 1.0);
         assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000u64);

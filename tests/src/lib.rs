@@ -32,8 +32,13 @@ pub async fn stack() -> Stack {
         "AWS_ENDPOINT_URL must point at the local moto server (got `{endpoint}`); run the tests with `make test`"
     );
     let aws = paybridge::adapters::aws_config().await;
-    let secrets = Secrets::from_json(include_str!("../../local/secrets.json")).expect("local/secrets.json parses");
-    Stack { aws, config, secrets }
+    let secrets = Secrets::from_json(include_str!("../../local/secrets.json"))
+        .expect("local/secrets.json parses");
+    Stack {
+        aws,
+        config,
+        secrets,
+    }
 }
 
 /// A name no other test (or test run) uses.
@@ -42,7 +47,10 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl Stack {
@@ -87,7 +95,13 @@ impl Stack {
             for m in msgs {
                 bodies.push(m.body.unwrap_or_default());
                 if let Some(h) = m.receipt_handle {
-                    self.sqs().delete_message().queue_url(queue_url).receipt_handle(h).send().await.expect("delete");
+                    self.sqs()
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(h)
+                        .send()
+                        .await
+                        .expect("delete");
                 }
             }
         }
@@ -105,7 +119,10 @@ pub fn api_request(
 ) -> lambda_http::Request {
     use base64::Engine;
     let (method, _) = route_key.split_once(' ').unwrap_or(("POST", ""));
-    let headers: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect();
+    let headers: HashMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
     let params: HashMap<&str, &str> = path_parameters.iter().copied().collect();
     let body = if base64 {
         base64::engine::general_purpose::STANDARD.encode(body)
@@ -142,7 +159,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < until, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

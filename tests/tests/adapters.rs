@@ -33,10 +33,16 @@ async fn a_second_put_of_the_same_key_is_a_typed_conflict_carrying_the_winner() 
     let pk = unique("TEST#");
     table.put_new(item(&pk, 1, "first")).await.unwrap();
     match table.put_new(item(&pk, 1, "second")).await {
-        Err(TableError::ConditionFailed { existing: Some(existing), .. }) => assert_eq!(note(&existing), "first"),
+        Err(TableError::ConditionFailed {
+            existing: Some(existing),
+            ..
+        }) => assert_eq!(note(&existing), "first"),
         other => panic!("expected a condition failure with the existing item, got {other:?}"),
     }
-    assert_eq!(note(&table.get(&pk, "TEST").await.unwrap().unwrap()), "first");
+    assert_eq!(
+        note(&table.get(&pk, "TEST").await.unwrap().unwrap()),
+        "first"
+    );
 }
 
 #[tokio::test]
@@ -47,7 +53,10 @@ async fn a_write_at_a_stale_version_is_a_typed_conflict_and_changes_nothing() {
     table.put_new(item(&pk, 1, "v1")).await.unwrap();
     table.put_at_version(item(&pk, 2, "v2"), 1).await.unwrap();
     let stale = table.put_at_version(item(&pk, 2, "lost update"), 1).await;
-    assert!(matches!(stale, Err(TableError::ConditionFailed { .. })), "{stale:?}");
+    assert!(
+        matches!(stale, Err(TableError::ConditionFailed { .. })),
+        "{stale:?}"
+    );
     assert_eq!(note(&table.get(&pk, "TEST").await.unwrap().unwrap()), "v2");
 }
 
@@ -58,20 +67,35 @@ async fn a_transaction_with_one_failed_condition_writes_nothing() {
     let (existing, fresh) = (unique("TEST#"), unique("TEST#"));
     table.put_new(item(&existing, 1, "v1")).await.unwrap();
     let result = table
-        .transact(vec![Write::PutNew(item(&fresh, 1, "new")), Write::PutAtVersion(item(&existing, 2, "v2"), 7)])
+        .transact(vec![
+            Write::PutNew(item(&fresh, 1, "new")),
+            Write::PutAtVersion(item(&existing, 2, "v2"), 7),
+        ])
         .await;
     match result {
         Err(TableError::ConditionFailed { failed, .. }) => assert_eq!(failed, vec![1]),
         other => panic!("expected the second write's condition to fail, got {other:?}"),
     }
-    assert!(table.get(&fresh, "TEST").await.unwrap().is_none(), "the first write must not have landed");
-    assert_eq!(note(&table.get(&existing, "TEST").await.unwrap().unwrap()), "v1");
+    assert!(
+        table.get(&fresh, "TEST").await.unwrap().is_none(),
+        "the first write must not have landed"
+    );
+    assert_eq!(
+        note(&table.get(&existing, "TEST").await.unwrap().unwrap()),
+        "v1"
+    );
 
     table
-        .transact(vec![Write::PutNew(item(&fresh, 1, "new")), Write::PutAtVersion(item(&existing, 2, "v2"), 1)])
+        .transact(vec![
+            Write::PutNew(item(&fresh, 1, "new")),
+            Write::PutAtVersion(item(&existing, 2, "v2"), 1),
+        ])
         .await
         .unwrap();
-    assert_eq!(note(&table.get(&existing, "TEST").await.unwrap().unwrap()), "v2");
+    assert_eq!(
+        note(&table.get(&existing, "TEST").await.unwrap().unwrap()),
+        "v2"
+    );
 }
 
 /// moto's threaded server lets two conditional puts on one key both win unless DynamoDB requests
@@ -86,7 +110,9 @@ async fn thirty_two_concurrent_conditional_puts_have_exactly_one_winner_in_each_
         let writers: Vec<_> = (0..32)
             .map(|w| {
                 let (table, pk) = (table.clone(), pk.clone());
-                tokio::spawn(async move { table.put_new(item(&pk, 1, &format!("writer {w}"))).await })
+                tokio::spawn(
+                    async move { table.put_new(item(&pk, 1, &format!("writer {w}"))).await },
+                )
             })
             .collect();
         let mut winners = 0;
@@ -97,7 +123,10 @@ async fn thirty_two_concurrent_conditional_puts_have_exactly_one_winner_in_each_
                 Err(e) => panic!("round {round}: unexpected error {e:?}"),
             }
         }
-        assert_eq!(winners, 1, "round {round}: {winners} writers won the same key");
+        assert_eq!(
+            winners, 1,
+            "round {round}: {winners} writers won the same key"
+        );
     }
 }
 
@@ -109,19 +138,30 @@ async fn a_delayed_message_is_invisible_until_its_delay_then_received_and_delete
     let message = WorkMessage::apply_event(Gateway::Stripe, &unique("evt_"));
     let sent_at = Instant::now();
     queue.send(&message, Duration::from_secs(2)).await.unwrap();
-    assert!(queue.receive(10, Duration::ZERO).await.unwrap().is_empty(), "visible before its delay");
+    assert!(
+        queue.receive(10, Duration::ZERO).await.unwrap().is_empty(),
+        "visible before its delay"
+    );
 
-    let received = paybridge_tests::eventually(Duration::from_secs(10), "the delayed message", || async {
-        let msgs = queue.receive(10, Duration::from_secs(1)).await.unwrap();
-        (!msgs.is_empty()).then_some(msgs)
-    })
-    .await;
-    assert!(sent_at.elapsed() >= Duration::from_millis(1900), "arrived after {:?}", sent_at.elapsed());
+    let received =
+        paybridge_tests::eventually(Duration::from_secs(10), "the delayed message", || async {
+            let msgs = queue.receive(10, Duration::from_secs(1)).await.unwrap();
+            (!msgs.is_empty()).then_some(msgs)
+        })
+        .await;
+    assert!(
+        sent_at.elapsed() >= Duration::from_millis(1900),
+        "arrived after {:?}",
+        sent_at.elapsed()
+    );
     assert_eq!(received.len(), 1);
     let body: WorkMessage = serde_json::from_str(received[0].body().unwrap()).unwrap();
     assert_eq!(body, message);
 
-    queue.delete(received[0].receipt_handle().unwrap()).await.unwrap();
+    queue
+        .delete(received[0].receipt_handle().unwrap())
+        .await
+        .unwrap();
     // Make sure it does not come back once its visibility timeout would have ended.
     let attrs = s
         .sqs()
@@ -131,9 +171,20 @@ async fn a_delayed_message_is_invisible_until_its_delay_then_received_and_delete
         .send()
         .await
         .unwrap();
-    let count = |name| attrs.attributes().and_then(|a| a.get(&name).cloned()).unwrap_or_default();
-    assert_eq!(count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages), "0");
-    assert_eq!(count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible), "0");
+    let count = |name| {
+        attrs
+            .attributes()
+            .and_then(|a| a.get(&name).cloned())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages),
+        "0"
+    );
+    assert_eq!(
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        "0"
+    );
 }
 
 #[tokio::test]
@@ -142,11 +193,20 @@ async fn the_secret_loads_once_and_is_served_from_the_cache_afterwards() {
     let client = aws_sdk_secretsmanager::Client::new(&s.aws);
     let name = unique("paybridge-test-");
     let first = r#"{"stripe":{"api_key":"sk_test_first","webhook_secrets":["whsec_a"]}}"#;
-    client.create_secret().name(&name).secret_string(first).send().await.unwrap();
+    client
+        .create_secret()
+        .name(&name)
+        .secret_string(first)
+        .send()
+        .await
+        .unwrap();
 
     let source = SecretsManagerSource::from_conf(&s.aws, &name);
     let loaded = source.secrets().await.unwrap();
-    assert_eq!(loaded.stripe.as_ref().unwrap().api_key.expose(), "sk_test_first");
+    assert_eq!(
+        loaded.stripe.as_ref().unwrap().api_key.expose(),
+        "sk_test_first"
+    );
 
     client
         .put_secret_value()
@@ -156,18 +216,33 @@ async fn the_secret_loads_once_and_is_served_from_the_cache_afterwards() {
         .await
         .unwrap();
     let cached = source.secrets().await.unwrap();
-    assert!(Arc::ptr_eq(&loaded, &cached), "the second call must not fetch again");
-    assert_eq!(cached.stripe.as_ref().unwrap().api_key.expose(), "sk_test_first");
+    assert!(
+        Arc::ptr_eq(&loaded, &cached),
+        "the second call must not fetch again"
+    );
+    assert_eq!(
+        cached.stripe.as_ref().unwrap().api_key.expose(),
+        "sk_test_first"
+    );
 
     // A new execution environment (a new source) sees the rotated value.
-    let fresh = SecretsManagerSource::from_conf(&s.aws, &name).secrets().await.unwrap();
-    assert_eq!(fresh.stripe.as_ref().unwrap().api_key.expose(), "sk_test_second");
+    let fresh = SecretsManagerSource::from_conf(&s.aws, &name)
+        .secrets()
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh.stripe.as_ref().unwrap().api_key.expose(),
+        "sk_test_second"
+    );
 }
 
 #[tokio::test]
 async fn the_local_secret_is_the_one_in_local_secrets_json() {
     let s = stack().await;
-    let loaded = SecretsManagerSource::from_conf(&s.aws, &s.config.secret_id).secrets().await.unwrap();
+    let loaded = SecretsManagerSource::from_conf(&s.aws, &s.config.secret_id)
+        .secrets()
+        .await
+        .unwrap();
     assert_eq!(
         loaded.stripe.as_ref().unwrap().webhook_secrets,
         s.secrets.stripe.as_ref().unwrap().webhook_secrets
@@ -177,6 +252,12 @@ async fn the_local_secret_is_the_one_in_local_secrets_json() {
 #[tokio::test]
 async fn a_missing_secret_is_an_error_not_a_panic() {
     let s = stack().await;
-    let err = SecretsManagerSource::from_conf(&s.aws, unique("missing-")).secrets().await.unwrap_err();
-    assert!(matches!(err, paybridge::ports::SecretError::Unavailable(_)), "{err:?}");
+    let err = SecretsManagerSource::from_conf(&s.aws, unique("missing-"))
+        .secrets()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, paybridge::ports::SecretError::Unavailable(_)),
+        "{err:?}"
+    );
 }

@@ -25,7 +25,11 @@ async fn harness() -> Harness {
     let stack = stack().await;
     let queue_url = stack.new_queue().await;
     let app = intake(&stack, SqsWorkQueue::from_conf(&stack.aws, &queue_url));
-    Harness { stack, app, queue_url }
+    Harness {
+        stack,
+        app,
+        queue_url,
+    }
 }
 
 fn intake(stack: &Stack, queue: SqsWorkQueue) -> Intake {
@@ -33,7 +37,10 @@ fn intake(stack: &Stack, queue: SqsWorkQueue) -> Intake {
         store: Table::from_conf(&stack.aws, &stack.config.table),
         queue,
         secrets: SecretsManagerSource::from_conf(&stack.aws, &stack.config.secret_id),
-        settings: IntakeSettings { tolerance: stack.config.webhook_tolerance, ..IntakeSettings::default() },
+        settings: IntakeSettings {
+            tolerance: stack.config.webhook_tolerance,
+            ..IntakeSettings::default()
+        },
         max_body_bytes: stack.config.max_body_bytes,
     }
 }
@@ -44,21 +51,42 @@ struct Reply {
     retry_after: Option<String>,
 }
 
-async fn deliver(app: &Intake, gateway: &str, headers: &[(&str, &str)], body: &[u8], base64: bool) -> Reply {
+async fn deliver(
+    app: &Intake,
+    gateway: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    base64: bool,
+) -> Reply {
     let path = format!("/webhooks/{gateway}");
-    let req = api_request("POST /webhooks/{gateway}", &path, &[("gateway", gateway)], headers, body, base64);
+    let req = api_request(
+        "POST /webhooks/{gateway}",
+        &path,
+        &[("gateway", gateway)],
+        headers,
+        body,
+        base64,
+    );
     let resp = handle(app, req).await.unwrap();
     let body = match resp.body() {
         Body::Text(t) => t.clone(),
         Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
         _ => String::new(),
     };
-    let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
-    Reply { status: resp.status().as_u16(), body, retry_after }
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    Reply {
+        status: resp.status().as_u16(),
+        body,
+        retry_after,
+    }
 }
 
 fn error_code(reply: &Reply) -> String {
-    let v: Value = serde_json::from_str(&reply.body).unwrap_or_else(|_| panic!("error body is JSON: {}", reply.body));
+    let v: Value = serde_json::from_str(&reply.body)
+        .unwrap_or_else(|_| panic!("error body is JSON: {}", reply.body));
     v["error"]["code"].as_str().unwrap_or_default().to_owned()
 }
 
@@ -85,11 +113,18 @@ fn stripe_event(event_id: &str, event_type: &str, pi: &str) -> Vec<u8> {
 }
 
 fn stripe_secret(s: &Stack) -> String {
-    s.secrets.stripe.as_ref().unwrap().webhook_secrets[0].expose().to_owned()
+    s.secrets.stripe.as_ref().unwrap().webhook_secrets[0]
+        .expose()
+        .to_owned()
 }
 
 async fn messages(h: &Harness) -> Vec<WorkMessage> {
-    h.stack.drain(&h.queue_url).await.iter().map(|b| serde_json::from_str(b).unwrap()).collect()
+    h.stack
+        .drain(&h.queue_url)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -98,14 +133,33 @@ async fn a_signed_stripe_event_is_recorded_queued_and_acknowledged() {
     let id = unique("evt_");
     let body = stripe_event(&id, "payment_intent.succeeded", &unique("pi_"));
     let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), &body);
-    let reply = deliver(&h.app, "stripe", &[("Stripe-Signature", &sig)], &body, false).await;
+    let reply = deliver(
+        &h.app,
+        "stripe",
+        &[("Stripe-Signature", &sig)],
+        &body,
+        false,
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 
-    let record = h.app.store.get_event(Gateway::Stripe, &id).await.unwrap().expect("recorded");
+    let record = h
+        .app
+        .store
+        .get_event(Gateway::Stripe, &id)
+        .await
+        .unwrap()
+        .expect("recorded");
     assert_eq!(record.status, EventStatus::Queued);
     assert_eq!(record.event_type, "payment_intent.succeeded");
-    assert!(record.expires_at > unix_now() + 29 * 86_400, "retention TTL set");
-    assert_eq!(messages(&h).await, vec![WorkMessage::apply_event(Gateway::Stripe, &id)]);
+    assert!(
+        record.expires_at > unix_now() + 29 * 86_400,
+        "retention TTL set"
+    );
+    assert_eq!(
+        messages(&h).await,
+        vec![WorkMessage::apply_event(Gateway::Stripe, &id)]
+    );
 }
 
 #[tokio::test]
@@ -115,7 +169,18 @@ async fn a_duplicate_delivery_is_acknowledged_without_new_work() {
     let body = stripe_event(&id, "payment_intent.succeeded", "pi_dup");
     for _ in 0..3 {
         let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), &body);
-        assert_eq!(deliver(&h.app, "stripe", &[("Stripe-Signature", &sig)], &body, false).await.status, 200);
+        assert_eq!(
+            deliver(
+                &h.app,
+                "stripe",
+                &[("Stripe-Signature", &sig)],
+                &body,
+                false
+            )
+            .await
+            .status,
+            200
+        );
     }
     assert_eq!(messages(&h).await.len(), 1);
 }
@@ -129,7 +194,16 @@ async fn thirty_two_concurrent_deliveries_of_one_event_make_one_record_and_one_m
     let deliveries: Vec<_> = (0..32)
         .map(|_| {
             let (h, body, sig) = (h.clone(), body.clone(), sig.clone());
-            tokio::spawn(async move { deliver(&h.app, "stripe", &[("Stripe-Signature", &sig)], &body, false).await })
+            tokio::spawn(async move {
+                deliver(
+                    &h.app,
+                    "stripe",
+                    &[("Stripe-Signature", &sig)],
+                    &body,
+                    false,
+                )
+                .await
+            })
         })
         .collect();
     for d in deliveries {
@@ -142,7 +216,10 @@ async fn thirty_two_concurrent_deliveries_of_one_event_make_one_record_and_one_m
         .query()
         .table_name(&h.stack.config.table)
         .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("EVENT#stripe#{id}")))
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("EVENT#stripe#{id}")),
+        )
         .send()
         .await
         .unwrap();
@@ -154,23 +231,67 @@ async fn thirty_two_concurrent_deliveries_of_one_event_make_one_record_and_one_m
 async fn a_delivery_during_an_sqs_outage_gets_5xx_and_its_redelivery_is_queued_once() {
     let h = harness().await;
     // The same adapter, pointed at a port where nothing listens: SQS is "down".
-    let down_conf = aws_sdk_sqs::config::Builder::from(&h.stack.aws).endpoint_url("http://127.0.0.1:9").build();
-    let broken = intake(&h.stack, SqsWorkQueue::new(aws_sdk_sqs::Client::from_conf(down_conf), &h.queue_url));
+    let down_conf = aws_sdk_sqs::config::Builder::from(&h.stack.aws)
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    let broken = intake(
+        &h.stack,
+        SqsWorkQueue::new(aws_sdk_sqs::Client::from_conf(down_conf), &h.queue_url),
+    );
 
     let id = unique("evt_");
     let body = stripe_event(&id, "payment_intent.succeeded", "pi_outage");
     let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), &body);
-    let reply = deliver(&broken, "stripe", &[("Stripe-Signature", &sig)], &body, false).await;
+    let reply = deliver(
+        &broken,
+        "stripe",
+        &[("Stripe-Signature", &sig)],
+        &body,
+        false,
+    )
+    .await;
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(error_code(&reply), "temporarily_unavailable");
-    assert_eq!(h.app.store.get_event(Gateway::Stripe, &id).await.unwrap().unwrap().status, EventStatus::Received);
+    assert_eq!(
+        h.app
+            .store
+            .get_event(Gateway::Stripe, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        EventStatus::Received
+    );
 
     // SQS is back; the gateway redelivers.
-    let reply = deliver(&h.app, "stripe", &[("Stripe-Signature", &sig)], &body, false).await;
+    let reply = deliver(
+        &h.app,
+        "stripe",
+        &[("Stripe-Signature", &sig)],
+        &body,
+        false,
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.body.contains("requeued"), "{}", reply.body);
-    assert_eq!(h.app.store.get_event(Gateway::Stripe, &id).await.unwrap().unwrap().status, EventStatus::Queued);
-    let again = deliver(&h.app, "stripe", &[("Stripe-Signature", &sig)], &body, false).await;
+    assert_eq!(
+        h.app
+            .store
+            .get_event(Gateway::Stripe, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        EventStatus::Queued
+    );
+    let again = deliver(
+        &h.app,
+        "stripe",
+        &[("Stripe-Signature", &sig)],
+        &body,
+        false,
+    )
+    .await;
     assert!(again.body.contains("duplicate"), "{}", again.body);
     assert_eq!(messages(&h).await.len(), 1);
 }
@@ -178,17 +299,35 @@ async fn a_delivery_during_an_sqs_outage_gets_5xx_and_its_redelivery_is_queued_o
 #[tokio::test]
 async fn a_delivery_while_dynamodb_is_down_gets_5xx_and_writes_nothing() {
     let h = harness().await;
-    let down = aws_sdk_dynamodb::config::Builder::from(&h.stack.aws).endpoint_url("http://127.0.0.1:9").build();
-    let mut broken = intake(&h.stack, SqsWorkQueue::from_conf(&h.stack.aws, &h.queue_url));
-    broken.store = Table::new(aws_sdk_dynamodb::Client::from_conf(down), &h.stack.config.table);
+    let down = aws_sdk_dynamodb::config::Builder::from(&h.stack.aws)
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    let mut broken = intake(
+        &h.stack,
+        SqsWorkQueue::from_conf(&h.stack.aws, &h.queue_url),
+    );
+    broken.store = Table::new(
+        aws_sdk_dynamodb::Client::from_conf(down),
+        &h.stack.config.table,
+    );
     let id = unique("evt_");
     let body = stripe_event(&id, "payment_intent.succeeded", "pi_ddb");
     let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), &body);
-    let reply = deliver(&broken, "stripe", &[("Stripe-Signature", &sig)], &body, false).await;
+    let reply = deliver(
+        &broken,
+        "stripe",
+        &[("Stripe-Signature", &sig)],
+        &body,
+        false,
+    )
+    .await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.retry_after.as_deref(), Some("1"));
     assert!(messages(&h).await.is_empty());
 }
+
+/// (name, headers, body, expected status, expected error code)
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, Vec<u8>, u16, &'a str);
 
 #[tokio::test]
 async fn forged_stale_and_malformed_deliveries_are_refused_and_nothing_is_written() {
@@ -197,24 +336,87 @@ async fn forged_stale_and_malformed_deliveries_are_refused_and_nothing_is_writte
     let id = unique("evt_");
     let body = stripe_event(&id, "payment_intent.succeeded", "pi_forged");
     let now = unix_now();
-    let tampered = String::from_utf8(body.clone()).unwrap().replace("1999", "1");
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>, u16, &str)> = vec![
+    let tampered = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("1999", "1");
+    let cases: Vec<Case> = vec![
         ("no header", vec![], body.clone(), 400, "missing_signature"),
-        ("garbage header", vec![("Stripe-Signature", "nonsense".into())], body.clone(), 400, "malformed_signature"),
-        ("wrong secret", vec![("Stripe-Signature", stripe::sign("whsec_wrong", now, &body))], body.clone(), 400, "invalid_signature"),
-        ("tampered body", vec![("Stripe-Signature", stripe::sign(&secret, now, &body))], tampered.into_bytes(), 400, "invalid_signature"),
-        ("v0 only", vec![("Stripe-Signature", stripe::sign(&secret, now, &body).replace("v1=", "v0="))], body.clone(), 400, "invalid_signature"),
-        ("old", vec![("Stripe-Signature", stripe::sign(&secret, now - 600, &body))], body.clone(), 400, "timestamp_out_of_tolerance"),
-        ("future", vec![("Stripe-Signature", stripe::sign(&secret, now + 600, &body))], body.clone(), 400, "timestamp_out_of_tolerance"),
-        ("not json", vec![("Stripe-Signature", stripe::sign(&secret, now, b"{not json"))], b"{not json".to_vec(), 400, "malformed_payload"),
+        (
+            "garbage header",
+            vec![("Stripe-Signature", "nonsense".into())],
+            body.clone(),
+            400,
+            "malformed_signature",
+        ),
+        (
+            "wrong secret",
+            vec![("Stripe-Signature", stripe::sign("whsec_wrong", now, &body))],
+            body.clone(),
+            400,
+            "invalid_signature",
+        ),
+        (
+            "tampered body",
+            vec![("Stripe-Signature", stripe::sign(&secret, now, &body))],
+            tampered.into_bytes(),
+            400,
+            "invalid_signature",
+        ),
+        (
+            "v0 only",
+            vec![(
+                "Stripe-Signature",
+                stripe::sign(&secret, now, &body).replace("v1=", "v0="),
+            )],
+            body.clone(),
+            400,
+            "invalid_signature",
+        ),
+        (
+            "old",
+            vec![("Stripe-Signature", stripe::sign(&secret, now - 600, &body))],
+            body.clone(),
+            400,
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            "future",
+            vec![("Stripe-Signature", stripe::sign(&secret, now + 600, &body))],
+            body.clone(),
+            400,
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            "not json",
+            vec![("Stripe-Signature", stripe::sign(&secret, now, b"{not json"))],
+            b"{not json".to_vec(),
+            400,
+            "malformed_payload",
+        ),
     ];
     for (name, headers, body, status, code) in cases {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let reply = deliver(&h.app, "stripe", &headers, &body, false).await;
-        assert_eq!((reply.status, error_code(&reply).as_str()), (status, code), "{name}: {}", reply.body);
-        assert!(!reply.body.contains(&secret), "{name}: the answer must not leak the secret");
+        assert_eq!(
+            (reply.status, error_code(&reply).as_str()),
+            (status, code),
+            "{name}: {}",
+            reply.body
+        );
+        assert!(
+            !reply.body.contains(&secret),
+            "{name}: the answer must not leak the secret"
+        );
     }
-    assert!(h.app.store.get_event(Gateway::Stripe, &id).await.unwrap().is_none(), "nothing recorded");
+    assert!(
+        h.app
+            .store
+            .get_event(Gateway::Stripe, &id)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing recorded"
+    );
     assert!(messages(&h).await.is_empty(), "nothing queued");
 }
 
@@ -222,10 +424,23 @@ async fn forged_stale_and_malformed_deliveries_are_refused_and_nothing_is_writte
 async fn unknown_gateways_and_oversized_bodies_are_refused_before_verification() {
     let h = harness().await;
     let reply = deliver(&h.app, "paypal", &[], b"{}", false).await;
-    assert_eq!((reply.status, error_code(&reply).as_str()), (404, "unknown_gateway"));
+    assert_eq!(
+        (reply.status, error_code(&reply).as_str()),
+        (404, "unknown_gateway")
+    );
     let huge = vec![b'x'; h.app.max_body_bytes + 1];
-    let reply = deliver(&h.app, "stripe", &[("Stripe-Signature", "t=1,v1=00")], &huge, false).await;
-    assert_eq!((reply.status, error_code(&reply).as_str()), (413, "payload_too_large"));
+    let reply = deliver(
+        &h.app,
+        "stripe",
+        &[("Stripe-Signature", "t=1,v1=00")],
+        &huge,
+        false,
+    )
+    .await;
+    assert_eq!(
+        (reply.status, error_code(&reply).as_str()),
+        (413, "payload_too_large")
+    );
 }
 
 #[tokio::test]
@@ -245,10 +460,26 @@ async fn unsupported_event_types_are_recorded_as_ignored_and_not_queued() {
     let id = unique("evt_");
     let body = stripe_event(&id, "customer.created", "cus_1");
     let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), &body);
-    let reply = deliver(&h.app, "stripe", &[("Stripe-Signature", &sig)], &body, false).await;
+    let reply = deliver(
+        &h.app,
+        "stripe",
+        &[("Stripe-Signature", &sig)],
+        &body,
+        false,
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("ignored"), "{}", reply.body);
-    assert_eq!(h.app.store.get_event(Gateway::Stripe, &id).await.unwrap().unwrap().status, EventStatus::Ignored);
+    assert_eq!(
+        h.app
+            .store
+            .get_event(Gateway::Stripe, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        EventStatus::Ignored
+    );
     assert!(messages(&h).await.is_empty());
 }
 
@@ -260,28 +491,70 @@ async fn card_numbers_in_a_payload_are_masked_before_storage() {
         "data": {"object": {"id": "pi_pan", "last_payment_error": {"message": "card 4242 4242 4242 4242 declined"}, "n": 5555555555554444u64}}})
     .to_string();
     let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), body.as_bytes());
-    assert_eq!(deliver(&h.app, "stripe", &[("Stripe-Signature", &sig)], body.as_bytes(), false).await.status, 200);
-    let stored = h.app.store.get_event(Gateway::Stripe, &id).await.unwrap().unwrap().payload;
-    assert!(!stored.contains("4242 4242 4242 4242") && !stored.contains("5555555555554444"), "{stored}");
-    assert!(stored.contains("**** **** **** 4242") && stored.contains("************4444"), "{stored}");
+    assert_eq!(
+        deliver(
+            &h.app,
+            "stripe",
+            &[("Stripe-Signature", &sig)],
+            body.as_bytes(),
+            false
+        )
+        .await
+        .status,
+        200
+    );
+    let stored = h
+        .app
+        .store
+        .get_event(Gateway::Stripe, &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .payload;
+    assert!(
+        !stored.contains("4242 4242 4242 4242") && !stored.contains("5555555555554444"),
+        "{stored}"
+    );
+    assert!(
+        stored.contains("**** **** **** 4242") && stored.contains("************4444"),
+        "{stored}"
+    );
     serde_json::from_str::<Value>(&stored).expect("still JSON");
 }
 
 #[tokio::test]
 async fn a_rotated_stripe_secret_still_verifies() {
     let h = harness().await;
-    let previous = h.stack.secrets.stripe.as_ref().unwrap().webhook_secrets[1].expose().to_owned();
+    let previous = h.stack.secrets.stripe.as_ref().unwrap().webhook_secrets[1]
+        .expose()
+        .to_owned();
     let id = unique("evt_");
     let body = stripe_event(&id, "charge.refunded", "ch_rot");
     let sig = stripe::sign(&previous, unix_now(), &body);
-    assert_eq!(deliver(&h.app, "stripe", &[("Stripe-Signature", &sig)], &body, false).await.status, 200);
+    assert_eq!(
+        deliver(
+            &h.app,
+            "stripe",
+            &[("Stripe-Signature", &sig)],
+            &body,
+            false
+        )
+        .await
+        .status,
+        200
+    );
 }
 
 #[tokio::test]
 async fn an_adyen_batch_is_verified_item_by_item_and_acknowledged_with_accepted() {
     let h = harness().await;
-    let key = h.stack.secrets.adyen.as_ref().unwrap().hmac_keys[0].expose().to_owned();
-    let psp = format!("{}", 1_000_000_000_000_000u64 + (uuid::Uuid::new_v4().as_u128() % 1_000_000_000_000_000) as u64);
+    let key = h.stack.secrets.adyen.as_ref().unwrap().hmac_keys[0]
+        .expose()
+        .to_owned();
+    let psp = format!(
+        "{}",
+        1_000_000_000_000_000u64 + (uuid::Uuid::new_v4().as_u128() % 1_000_000_000_000_000) as u64
+    );
     let mut items = Vec::new();
     for (code, reference) in [("AUTHORISATION", None), ("CAPTURE", Some(psp.clone()))] {
         let mut item = json!({
@@ -298,33 +571,64 @@ async fn an_adyen_batch_is_verified_item_by_item_and_acknowledged_with_accepted(
         items.push(json!({"NotificationRequestItem": item}));
     }
     let body = json!({"live": "false", "notificationItems": items}).to_string();
-    let reply = deliver(&h.app, "adyen", &[("Content-Type", "application/json")], body.as_bytes(), false).await;
+    let reply = deliver(
+        &h.app,
+        "adyen",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        false,
+    )
+    .await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "[accepted]"));
     assert_eq!(messages(&h).await.len(), 2);
-    let auth = h.app.store.get_event(Gateway::Adyen, &format!("{psp}:AUTHORISATION:true")).await.unwrap();
+    let auth = h
+        .app
+        .store
+        .get_event(Gateway::Adyen, &format!("{psp}:AUTHORISATION:true"))
+        .await
+        .unwrap();
     assert_eq!(auth.unwrap().status, EventStatus::Queued);
 
     // A forged copy (amount changed after signing) is refused whole.
     let forged = body.replace("1999", "1");
     let reply = deliver(&h.app, "adyen", &[], forged.as_bytes(), false).await;
-    assert_eq!((reply.status, error_code(&reply).as_str()), (400, "invalid_signature"));
+    assert_eq!(
+        (reply.status, error_code(&reply).as_str()),
+        (400, "invalid_signature")
+    );
 }
 
 #[tokio::test]
 async fn a_standard_webhooks_delivery_is_verified_and_recorded() {
     let h = harness().await;
-    let secret = h.stack.secrets.standard.as_ref().unwrap().webhook_secrets[0].expose().to_owned();
+    let secret = h.stack.secrets.standard.as_ref().unwrap().webhook_secrets[0]
+        .expose()
+        .to_owned();
     let key = standard::secret_key(&secret).unwrap();
     let msg_id = unique("msg_");
     let body = json!({"type": "charge.succeeded", "timestamp": "2026-11-27T10:00:00Z", "data": {"id": "pay_1"}}).to_string();
     let ts = unix_now();
     let sig = standard::sign(&key, &msg_id, ts, body.as_bytes());
-    let headers = [("webhook-id", msg_id.as_str()), ("webhook-timestamp", &ts.to_string()), ("webhook-signature", sig.as_str())];
+    let headers = [
+        ("webhook-id", msg_id.as_str()),
+        ("webhook-timestamp", &ts.to_string()),
+        ("webhook-signature", sig.as_str()),
+    ];
     let reply = deliver(&h.app, "standard", &headers, body.as_bytes(), false).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(messages(&h).await, vec![WorkMessage::apply_event(Gateway::Standard, &msg_id)]);
+    assert_eq!(
+        messages(&h).await,
+        vec![WorkMessage::apply_event(Gateway::Standard, &msg_id)]
+    );
 
-    let bare = [("webhook-id", msg_id.as_str()), ("webhook-timestamp", &ts.to_string()), ("webhook-signature", "v1,")];
+    let bare = [
+        ("webhook-id", msg_id.as_str()),
+        ("webhook-timestamp", &ts.to_string()),
+        ("webhook-signature", "v1,"),
+    ];
     let reply = deliver(&h.app, "standard", &bare, body.as_bytes(), false).await;
-    assert_eq!((reply.status, error_code(&reply).as_str()), (400, "invalid_signature"));
+    assert_eq!(
+        (reply.status, error_code(&reply).as_str()),
+        (400, "invalid_signature")
+    );
 }

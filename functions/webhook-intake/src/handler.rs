@@ -3,6 +3,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_http::{Body, Request, RequestExt, Response};
+use paybridge::Error;
 use paybridge::adapters::SdkConfig;
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::secrets_manager::SecretsManagerSource;
@@ -11,7 +12,6 @@ use paybridge::config::Config;
 use paybridge::domain::Gateway;
 use paybridge::services::record_webhook::{self, IntakeSettings, Outcome};
 use paybridge::telemetry::{Metrics, Unit};
-use paybridge::Error;
 
 const FUNCTION: &str = "webhook-intake";
 
@@ -47,15 +47,23 @@ fn gateway_param(req: &Request) -> Option<String> {
         return Some(g.to_owned());
     }
     let path = req.uri().path();
-    path.trim_end_matches('/').rsplit_once("/webhooks/").map(|(_, g)| g.to_owned())
+    path.trim_end_matches('/')
+        .rsplit_once("/webhooks/")
+        .map(|(_, g)| g.to_owned())
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Handles one delivery. Never fails: every error becomes its HTTP answer.
-pub async fn handle(app: &Intake, req: Request) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(
+    app: &Intake,
+    req: Request,
+) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
     let gateway_name = gateway_param(&req).unwrap_or_default();
     let result = run(app, &req, &gateway_name).await;
@@ -63,7 +71,11 @@ pub async fn handle(app: &Intake, req: Request) -> Result<Response<Body>, std::c
     let metrics = Metrics::new(FUNCTION).dimension("Gateway", gateway_metric_name(&gateway_name));
     let response = match result {
         Ok((gateway, recorded)) => {
-            let mut m = metrics.count("WebhookVerified").value("IntakeLatency", latency, Unit::Milliseconds);
+            let mut m = metrics.count("WebhookVerified").value(
+                "IntakeLatency",
+                latency,
+                Unit::Milliseconds,
+            );
             for (_, _, outcome) in &recorded.events {
                 m = match outcome {
                     Outcome::Queued => m.count("WebhookQueued"),
@@ -96,13 +108,26 @@ pub async fn handle(app: &Intake, req: Request) -> Result<Response<Body>, std::c
 
 /// Unknown gateway names are not echoed into metric dimensions (unbounded cardinality).
 fn gateway_metric_name(name: &str) -> &str {
-    Gateway::parse(name).map(|g| g.as_str()).unwrap_or("unknown")
+    Gateway::parse(name)
+        .map(|g| g.as_str())
+        .unwrap_or("unknown")
 }
 
-async fn run(app: &Intake, req: &Request, gateway_name: &str) -> Result<(Gateway, record_webhook::Recorded), Error> {
-    let gateway = Gateway::parse(gateway_name)
-        .ok_or_else(|| Error::not_found("unknown_gateway", "no such gateway; expected stripe, adyen or standard"))?;
-    Metrics::new(FUNCTION).dimension("Gateway", gateway.as_str()).count("WebhookReceived").emit();
+async fn run(
+    app: &Intake,
+    req: &Request,
+    gateway_name: &str,
+) -> Result<(Gateway, record_webhook::Recorded), Error> {
+    let gateway = Gateway::parse(gateway_name).ok_or_else(|| {
+        Error::not_found(
+            "unknown_gateway",
+            "no such gateway; expected stripe, adyen or standard",
+        )
+    })?;
+    Metrics::new(FUNCTION)
+        .dimension("Gateway", gateway.as_str())
+        .count("WebhookReceived")
+        .emit();
     // lambda_http has already base64-decoded the body when API Gateway flagged it so.
     let body: &[u8] = req.body().as_ref();
     if body.len() > app.max_body_bytes {
@@ -110,8 +135,17 @@ async fn run(app: &Intake, req: &Request, gateway_name: &str) -> Result<(Gateway
     }
     tracing::debug!(gateway = %gateway, bytes = body.len(), "webhook received");
     let now = unix_now();
-    let events = record_webhook::verify(&app.secrets, gateway, req.headers(), body, now, app.settings.tolerance).await?;
-    let recorded = record_webhook::record(&app.store, &app.queue, &app.settings, events, now).await?;
+    let events = record_webhook::verify(
+        &app.secrets,
+        gateway,
+        req.headers(),
+        body,
+        now,
+        app.settings.tolerance,
+    )
+    .await?;
+    let recorded =
+        record_webhook::record(&app.store, &app.queue, &app.settings, events, now).await?;
     Ok((gateway, recorded))
 }
 
@@ -125,7 +159,10 @@ fn accepted(gateway: Gateway, recorded: &record_webhook::Recorded) -> Response<B
                 .iter()
                 .map(|(id, ty, outcome)| serde_json::json!({"id": id, "type": ty, "outcome": outcome.as_str()}))
                 .collect();
-            ("application/json", serde_json::json!({"received": true, "events": events}).to_string())
+            (
+                "application/json",
+                serde_json::json!({"received": true, "events": events}).to_string(),
+            )
         }
     };
     Response::builder()

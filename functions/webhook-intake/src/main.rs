@@ -12,6 +12,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = paybridge::adapters::aws_config().await;
     let app = Intake::new(&config, &aws);
     // Fail at init, with a clear message, if the secret cannot be read.
-    app.secrets.secrets().await.map_err(|e| format!("loading secret {}: {e}", config.secret_id))?;
+    app.secrets
+        .secrets()
+        .await
+        .map_err(|e| format!("loading secret {}: {e}", config.secret_id))?;
     run(service_fn(|req| handler::handle(&app, req))).await
 }

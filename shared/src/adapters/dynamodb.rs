@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::event::{EventRecord, EventStatus, Gateway};
@@ -27,7 +29,10 @@ pub enum TableError {
     /// A condition did not hold. For a single put, `existing` is the item that made it fail;
     /// for a transaction, `failed` lists the indexes of the writes whose condition failed.
     #[error("condition failed")]
-    ConditionFailed { existing: Option<Box<Item>>, failed: Vec<usize> },
+    ConditionFailed {
+        existing: Option<Box<Item>>,
+        failed: Vec<usize>,
+    },
     /// Throttled, down, timed out, or a transaction conflict: retryable.
     #[error("DynamoDB is unavailable")]
     Unavailable(#[source] BoxError),
@@ -64,9 +69,16 @@ where
 {
     match err.as_service_error() {
         Some(service) => match service.code() {
-            Some("ConditionalCheckFailedException") => TableError::ConditionFailed { existing: None, failed: vec![] },
+            Some("ConditionalCheckFailedException") => TableError::ConditionFailed {
+                existing: None,
+                failed: vec![],
+            },
             Some(code) if RETRYABLE_CODES.contains(&code) => TableError::Unavailable(Box::new(err)),
-            code => TableError::Invalid(format!("{}: {}", code.unwrap_or("unknown"), service.message().unwrap_or(""))),
+            code => TableError::Invalid(format!(
+                "{}: {}",
+                code.unwrap_or("unknown"),
+                service.message().unwrap_or("")
+            )),
         },
         // Dispatch failures, timeouts, unreadable responses: the service may be fine a moment later.
         None => TableError::Unavailable(Box::new(err)),
@@ -91,7 +103,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(client: Client, name: impl Into<String>) -> Self {
-        Table { client, name: name.into() }
+        Table {
+            client,
+            name: name.into(),
+        }
     }
 
     pub fn from_conf(conf: &aws_config::SdkConfig, name: impl Into<String>) -> Self {
@@ -163,17 +178,29 @@ impl Table {
                     .set_item(Some(item))
                     .condition_expression("#v = :expected")
                     .expression_attribute_names("#v", "version")
-                    .expression_attribute_values(":expected", AttributeValue::N(expected.to_string())),
+                    .expression_attribute_values(
+                        ":expected",
+                        AttributeValue::N(expected.to_string()),
+                    ),
             };
-            let put = put.build().map_err(|e| TableError::Invalid(e.to_string()))?;
+            let put = put
+                .build()
+                .map_err(|e| TableError::Invalid(e.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(err) => {
                 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-                if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(e)) =
+                    err.as_service_error()
+                {
                     let failed: Vec<usize> = e
                         .cancellation_reasons()
                         .iter()
@@ -182,7 +209,10 @@ impl Table {
                         .map(|(i, _)| i)
                         .collect();
                     if !failed.is_empty() {
-                        return Err(TableError::ConditionFailed { existing: None, failed });
+                        return Err(TableError::ConditionFailed {
+                            existing: None,
+                            failed,
+                        });
                     }
                     return Err(TableError::Unavailable(Box::new(err)));
                 }
@@ -272,7 +302,11 @@ fn read_event(item: Item) -> Result<EventRecord, StoreError> {
 }
 
 impl Table {
-    fn event_update(&self, gateway: Gateway, event_id: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    fn event_update(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.name)
@@ -280,7 +314,10 @@ impl Table {
             .key("sk", AttributeValue::S(EVENT_SK.to_owned()))
             .expression_attribute_names("#s", "status")
             .expression_attribute_names("#l", "enqueue_lease_until")
-            .expression_attribute_values(":received", AttributeValue::S(EventStatus::Received.as_str().to_owned()))
+            .expression_attribute_values(
+                ":received",
+                AttributeValue::S(EventStatus::Received.as_str().to_owned()),
+            )
     }
 }
 
@@ -290,7 +327,10 @@ impl EventStore for Table {
             .map_err(|e| StoreError::Invalid(format!("event record not serialisable: {e}")))?;
         match self.put_new(item).await {
             Ok(()) => Ok(Inserted::New),
-            Err(TableError::ConditionFailed { existing: Some(item), .. }) => Ok(Inserted::Existing(read_event(*item)?)),
+            Err(TableError::ConditionFailed {
+                existing: Some(item),
+                ..
+            }) => Ok(Inserted::Existing(read_event(*item)?)),
             // Some DynamoDB-compatible stores do not return the old item: read it.
             Err(TableError::ConditionFailed { existing: None, .. }) => self
                 .get_event(record.gateway, &record.event_id)
@@ -301,15 +341,25 @@ impl EventStore for Table {
         }
     }
 
-    async fn get_event(&self, gateway: Gateway, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
-        self.get(&event_pk(gateway, event_id), EVENT_SK).await?.map(read_event).transpose()
+    async fn get_event(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        self.get(&event_pk(gateway, event_id), EVENT_SK)
+            .await?
+            .map(read_event)
+            .transpose()
     }
 
     async fn mark_event_queued(&self, gateway: Gateway, event_id: &str) -> Result<(), StoreError> {
         self.event_update(gateway, event_id)
             .update_expression("SET #s = :queued, #l = :zero")
             .condition_expression("#s = :received")
-            .expression_attribute_values(":queued", AttributeValue::S(EventStatus::Queued.as_str().to_owned()))
+            .expression_attribute_values(
+                ":queued",
+                AttributeValue::S(EventStatus::Queued.as_str().to_owned()),
+            )
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .send()
             .await
@@ -317,7 +367,13 @@ impl EventStore for Table {
             .map_err(|e| classify(e).into())
     }
 
-    async fn claim_enqueue_lease(&self, gateway: Gateway, event_id: &str, seen_lease: i64, new_lease: i64) -> Result<(), StoreError> {
+    async fn claim_enqueue_lease(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        seen_lease: i64,
+        new_lease: i64,
+    ) -> Result<(), StoreError> {
         self.event_update(gateway, event_id)
             .update_expression("SET #l = :new")
             .condition_expression("#s = :received AND #l = :seen")
@@ -329,7 +385,12 @@ impl EventStore for Table {
             .map_err(|e| classify(e).into())
     }
 
-    async fn release_enqueue_lease(&self, gateway: Gateway, event_id: &str, lease: i64) -> Result<(), StoreError> {
+    async fn release_enqueue_lease(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        lease: i64,
+    ) -> Result<(), StoreError> {
         self.event_update(gateway, event_id)
             .update_expression("SET #l = :zero")
             .condition_expression("#s = :received AND #l = :lease")

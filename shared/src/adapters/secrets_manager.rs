@@ -22,7 +22,11 @@ pub struct SecretsManagerSource {
 
 impl SecretsManagerSource {
     pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
-        SecretsManagerSource { client, secret_id: secret_id.into(), cached: OnceCell::new() }
+        SecretsManagerSource {
+            client,
+            secret_id: secret_id.into(),
+            cached: OnceCell::new(),
+        }
     }
 
     pub fn from_conf(conf: &aws_config::SdkConfig, secret_id: impl Into<String>) -> Self {
@@ -37,10 +41,12 @@ impl SecretsManagerSource {
             .send()
             .await
             .map_err(|e| SecretError::Unavailable(Box::new(e)))?;
-        let json = out
-            .secret_string()
-            .ok_or_else(|| SecretError::Invalid(format!("secret {} has no string value", self.secret_id)))?;
-        Secrets::from_json(json).map(Arc::new).map_err(SecretError::Invalid)
+        let json = out.secret_string().ok_or_else(|| {
+            SecretError::Invalid(format!("secret {} has no string value", self.secret_id))
+        })?;
+        Secrets::from_json(json)
+            .map(Arc::new)
+            .map_err(SecretError::Invalid)
     }
 }
 

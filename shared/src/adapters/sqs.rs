@@ -20,7 +20,10 @@ pub struct SqsWorkQueue {
 
 impl SqsWorkQueue {
     pub fn new(client: Client, url: impl Into<String>) -> Self {
-        SqsWorkQueue { client, url: url.into() }
+        SqsWorkQueue {
+            client,
+            url: url.into(),
+        }
     }
 
     pub fn from_conf(conf: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
@@ -60,7 +63,11 @@ impl SqsWorkQueue {
     }
 
     /// Makes a received message visible again after `after` (backoff for a failed attempt).
-    pub async fn retry_after(&self, receipt_handle: &str, after: Duration) -> Result<(), QueueError> {
+    pub async fn retry_after(
+        &self,
+        receipt_handle: &str,
+        after: Duration,
+    ) -> Result<(), QueueError> {
         self.client
             .change_message_visibility()
             .queue_url(&self.url)

@@ -87,7 +87,10 @@ impl ChargeStatus {
 
     /// No gateway outcome can change a final status (refunds aside, which move `succeeded` on).
     pub fn is_final(self) -> bool {
-        matches!(self, ChargeStatus::Failed | ChargeStatus::Canceled | ChargeStatus::Refunded)
+        matches!(
+            self,
+            ChargeStatus::Failed | ChargeStatus::Canceled | ChargeStatus::Refunded
+        )
     }
 
     /// Money was taken from the customer: refunds are possible.
@@ -103,7 +106,10 @@ impl ChargeStatus {
         if self == next {
             return Transition::Unchanged;
         }
-        let refund_step = matches!(next, ChargeStatus::PartiallyRefunded | ChargeStatus::Refunded);
+        let refund_step = matches!(
+            next,
+            ChargeStatus::PartiallyRefunded | ChargeStatus::Refunded
+        );
         let allowed = match self {
             ChargeStatus::Failed | ChargeStatus::Canceled | ChargeStatus::Refunded => false,
             // Only refunds move a succeeded charge on.
@@ -112,15 +118,19 @@ impl ChargeStatus {
             }
             _ => !refund_step && next.rank() > self.rank(),
         };
-        if allowed { Transition::Advance } else { Transition::Stale }
+        if allowed {
+            Transition::Advance
+        } else {
+            Transition::Stale
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use ChargeStatus::*;
+    use proptest::prelude::*;
 
     #[test]
     fn the_happy_paths_advance() {

@@ -113,7 +113,11 @@ pub struct EventRecord {
 impl EventRecord {
     /// A new record for a verified event first seen at `now`.
     pub fn new(event: VerifiedEvent, now: i64, lease_secs: i64, retention_secs: i64) -> Self {
-        let status = if event.supported { EventStatus::Received } else { EventStatus::Ignored };
+        let status = if event.supported {
+            EventStatus::Received
+        } else {
+            EventStatus::Ignored
+        };
         EventRecord {
             gateway: event.gateway,
             event_id: event.event_id,

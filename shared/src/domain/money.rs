@@ -36,13 +36,55 @@ pub struct Currency {
 /// (code, exponent) for the currencies the supported gateways settle in. Zero-decimal and
 /// three-decimal currencies are listed explicitly; everything else here has two decimals.
 const CURRENCIES: &[(&str, u8)] = &[
-    ("aed", 2), ("ars", 2), ("aud", 2), ("bgn", 2), ("bhd", 3), ("brl", 2), ("cad", 2),
-    ("chf", 2), ("clp", 0), ("cny", 2), ("czk", 2), ("dkk", 2), ("egp", 2), ("eur", 2),
-    ("gbp", 2), ("hkd", 2), ("huf", 2), ("idr", 2), ("ils", 2), ("inr", 2), ("isk", 0),
-    ("jod", 3), ("jpy", 0), ("krw", 0), ("kwd", 3), ("mxn", 2), ("myr", 2), ("ngn", 2),
-    ("nok", 2), ("nzd", 2), ("omr", 3), ("php", 2), ("pln", 2), ("qar", 2), ("ron", 2),
-    ("sar", 2), ("sek", 2), ("sgd", 2), ("thb", 2), ("tnd", 3), ("try", 2), ("twd", 2),
-    ("uah", 2), ("ugx", 0), ("usd", 2), ("vnd", 0), ("xaf", 0), ("xof", 0), ("zar", 2),
+    ("aed", 2),
+    ("ars", 2),
+    ("aud", 2),
+    ("bgn", 2),
+    ("bhd", 3),
+    ("brl", 2),
+    ("cad", 2),
+    ("chf", 2),
+    ("clp", 0),
+    ("cny", 2),
+    ("czk", 2),
+    ("dkk", 2),
+    ("egp", 2),
+    ("eur", 2),
+    ("gbp", 2),
+    ("hkd", 2),
+    ("huf", 2),
+    ("idr", 2),
+    ("ils", 2),
+    ("inr", 2),
+    ("isk", 0),
+    ("jod", 3),
+    ("jpy", 0),
+    ("krw", 0),
+    ("kwd", 3),
+    ("mxn", 2),
+    ("myr", 2),
+    ("ngn", 2),
+    ("nok", 2),
+    ("nzd", 2),
+    ("omr", 3),
+    ("php", 2),
+    ("pln", 2),
+    ("qar", 2),
+    ("ron", 2),
+    ("sar", 2),
+    ("sek", 2),
+    ("sgd", 2),
+    ("thb", 2),
+    ("tnd", 3),
+    ("try", 2),
+    ("twd", 2),
+    ("uah", 2),
+    ("ugx", 0),
+    ("usd", 2),
+    ("vnd", 0),
+    ("xaf", 0),
+    ("xof", 0),
+    ("zar", 2),
 ];
 
 impl Currency {
@@ -54,7 +96,10 @@ impl Currency {
             .find(|(c, _)| *c == lower)
             .map(|(c, exponent)| {
                 let b = c.as_bytes();
-                Currency { code: [b[0], b[1], b[2]], exponent: *exponent }
+                Currency {
+                    code: [b[0], b[1], b[2]],
+                    exponent: *exponent,
+                }
             })
             .ok_or_else(|| MoneyError::UnknownCurrency(code.chars().take(8).collect()))
     }
@@ -128,7 +173,10 @@ impl Money {
     /// `self + other`, refusing different currencies.
     pub fn checked_add(&self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let sum = self.minor.checked_add(other.minor).ok_or(MoneyError::Overflow)?;
+        let sum = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Money::new(sum, self.currency)
     }
 
@@ -183,16 +231,28 @@ mod tests {
     fn zero_negative_huge_and_unknown_are_refused() {
         assert_eq!(Money::parse(0, "eur"), Err(MoneyError::NotPositive(0)));
         assert_eq!(Money::parse(-1, "eur"), Err(MoneyError::NotPositive(-1)));
-        assert!(matches!(Money::parse(Money::MAX_MINOR + 1, "eur"), Err(MoneyError::TooLarge(_))));
-        assert!(matches!(Money::parse(1, "xyz"), Err(MoneyError::UnknownCurrency(_))));
-        assert!(matches!(Money::parse(1, "eu"), Err(MoneyError::UnknownCurrency(_))));
+        assert!(matches!(
+            Money::parse(Money::MAX_MINOR + 1, "eur"),
+            Err(MoneyError::TooLarge(_))
+        ));
+        assert!(matches!(
+            Money::parse(1, "xyz"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
+        assert!(matches!(
+            Money::parse(1, "eu"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
     }
 
     #[test]
     fn adding_different_currencies_is_refused() {
         let eur = Money::parse(1, "eur").unwrap();
         let usd = Money::parse(1, "usd").unwrap();
-        assert!(matches!(eur.checked_add(usd), Err(MoneyError::CurrencyMismatch(..))));
+        assert!(matches!(
+            eur.checked_add(usd),
+            Err(MoneyError::CurrencyMismatch(..))
+        ));
     }
 
     #[test]

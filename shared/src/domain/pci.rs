@@ -18,7 +18,7 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Byte ranges (start, end) of card-number candidates in `text`, with their digits.
@@ -123,7 +123,9 @@ pub fn json_contains_pan(value: &serde_json::Value) -> bool {
         Value::String(s) => contains_pan(s),
         Value::Number(n) => contains_pan(&n.to_string()),
         Value::Array(items) => items.iter().any(json_contains_pan),
-        Value::Object(map) => map.iter().any(|(k, v)| contains_pan(k) || json_contains_pan(v)),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| contains_pan(k) || json_contains_pan(v)),
         Value::Null | Value::Bool(_) => false,
     }
 }
@@ -135,9 +137,18 @@ mod tests {
 
     #[test]
     fn test_cards_are_found_and_masked() {
-        assert_eq!(mask_pans(r#"{"number":"4242424242424242"}"#), r#"{"number":"************4242"}"#);
-        assert_eq!(mask_pans("card 4000 0566 5566 5556 ok"), "card **** **** **** 5556 ok");
-        assert_eq!(mask_pans("amex 3782-822463-10005."), "amex ****-******-*0005.");
+        assert_eq!(
+            mask_pans(r#"{"number":"4242424242424242"}"#),
+            r#"{"number":"************4242"}"#
+        );
+        assert_eq!(
+            mask_pans("card 4000 0566 5566 5556 ok"),
+            "card **** **** **** 5556 ok"
+        );
+        assert_eq!(
+            mask_pans("amex 3782-822463-10005."),
+            "amex ****-******-*0005."
+        );
         assert!(contains_pan("pan=5555555555554444&x=1"));
     }
 

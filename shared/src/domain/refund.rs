@@ -58,8 +58,8 @@ impl RefundStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use RefundStatus::*;
+    use proptest::prelude::*;
 
     #[test]
     fn a_succeeded_refund_may_still_fail() {

@@ -15,12 +15,20 @@ pub const WORK_MESSAGE_VERSION: u32 = 1;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WorkMessage {
     /// Apply a recorded gateway event to its charge or refund.
-    ApplyEvent { v: u32, gateway: Gateway, event_id: String },
+    ApplyEvent {
+        v: u32,
+        gateway: Gateway,
+        event_id: String,
+    },
 }
 
 impl WorkMessage {
     pub fn apply_event(gateway: Gateway, event_id: &str) -> Self {
-        WorkMessage::ApplyEvent { v: WORK_MESSAGE_VERSION, gateway, event_id: event_id.to_owned() }
+        WorkMessage::ApplyEvent {
+            v: WORK_MESSAGE_VERSION,
+            gateway,
+            event_id: event_id.to_owned(),
+        }
     }
 
     /// The version the message was written with.
@@ -33,7 +41,9 @@ impl WorkMessage {
     /// A key that is the same for every copy of the same work (SQS message attribute, logs).
     pub fn dedup_key(&self) -> String {
         match self {
-            WorkMessage::ApplyEvent { gateway, event_id, .. } => format!("event:{gateway}:{event_id}"),
+            WorkMessage::ApplyEvent {
+                gateway, event_id, ..
+            } => format!("event:{gateway}:{event_id}"),
         }
     }
 }
@@ -46,7 +56,10 @@ mod tests {
     fn messages_carry_kind_and_version() {
         let m = WorkMessage::apply_event(Gateway::Stripe, "evt_1");
         let json = serde_json::to_value(&m).unwrap();
-        assert_eq!(json, serde_json::json!({"kind":"apply_event","v":1,"gateway":"stripe","event_id":"evt_1"}));
+        assert_eq!(
+            json,
+            serde_json::json!({"kind":"apply_event","v":1,"gateway":"stripe","event_id":"evt_1"})
+        );
         assert_eq!(serde_json::from_value::<WorkMessage>(json).unwrap(), m);
     }
 }

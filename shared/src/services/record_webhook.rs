@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
-use crate::domain::event::{EventRecord, EventStatus, Gateway, VerifiedEvent};
 use crate::domain::WorkMessage;
+use crate::domain::event::{EventRecord, EventStatus, Gateway, VerifiedEvent};
 use crate::error::Error;
 use crate::ports::{EventStore, Inserted, SecretSource, StoreError, WorkQueue};
 use crate::webhooks::{VerifyError, adyen, standard, stripe};
@@ -84,13 +84,31 @@ pub struct Recorded {
 /// Maps a verification failure to the caller-facing error (and the metric reason, its code).
 pub fn verify_error(e: VerifyError) -> Error {
     match e {
-        VerifyError::MissingSignature => Error::bad_request("missing_signature", "the webhook signature headers are missing"),
-        VerifyError::MalformedSignature => Error::bad_request("malformed_signature", "the webhook signature header is malformed"),
-        VerifyError::SignatureMismatch => Error::bad_request("invalid_signature", "the webhook signature is not valid"),
-        VerifyError::StaleTimestamp => Error::bad_request("timestamp_out_of_tolerance", "the webhook timestamp is too old or too far in the future"),
-        VerifyError::MalformedPayload(what) => Error::bad_request("malformed_payload", format!("the webhook body is not a valid event: {what}")),
-        VerifyError::Unauthorized => Error::unauthorized("unauthorized", "webhook credentials are missing or wrong"),
-        VerifyError::NotConfigured => Error::internal("no webhook secret configured for this gateway", None),
+        VerifyError::MissingSignature => Error::bad_request(
+            "missing_signature",
+            "the webhook signature headers are missing",
+        ),
+        VerifyError::MalformedSignature => Error::bad_request(
+            "malformed_signature",
+            "the webhook signature header is malformed",
+        ),
+        VerifyError::SignatureMismatch => {
+            Error::bad_request("invalid_signature", "the webhook signature is not valid")
+        }
+        VerifyError::StaleTimestamp => Error::bad_request(
+            "timestamp_out_of_tolerance",
+            "the webhook timestamp is too old or too far in the future",
+        ),
+        VerifyError::MalformedPayload(what) => Error::bad_request(
+            "malformed_payload",
+            format!("the webhook body is not a valid event: {what}"),
+        ),
+        VerifyError::Unauthorized => {
+            Error::unauthorized("unauthorized", "webhook credentials are missing or wrong")
+        }
+        VerifyError::NotConfigured => {
+            Error::internal("no webhook secret configured for this gateway", None)
+        }
     }
 }
 
@@ -111,12 +129,21 @@ pub async fn verify(
     let tol = tolerance.as_secs();
     let events = match gateway {
         Gateway::Stripe => {
-            let keys = secrets.stripe.as_ref().map(|s| s.webhook_secrets.as_slice()).unwrap_or_default();
-            stripe::verify(header(headers, "stripe-signature"), body, keys, now, tol).map_err(verify_error)?;
+            let keys = secrets
+                .stripe
+                .as_ref()
+                .map(|s| s.webhook_secrets.as_slice())
+                .unwrap_or_default();
+            stripe::verify(header(headers, "stripe-signature"), body, keys, now, tol)
+                .map_err(verify_error)?;
             vec![stripe::parse(body).map_err(verify_error)?]
         }
         Gateway::Standard => {
-            let keys = secrets.standard.as_ref().map(|s| s.webhook_secrets.as_slice()).unwrap_or_default();
+            let keys = secrets
+                .standard
+                .as_ref()
+                .map(|s| s.webhook_secrets.as_slice())
+                .unwrap_or_default();
             let h = standard::Headers {
                 id: header(headers, "webhook-id"),
                 timestamp: header(headers, "webhook-timestamp"),
@@ -127,9 +154,14 @@ pub async fn verify(
         }
         Gateway::Adyen => {
             let adyen_secrets = secrets.adyen.as_ref();
-            adyen::check_basic_auth(header(headers, "authorization"), adyen_secrets.and_then(|a| a.basic_auth.as_ref()))
-                .map_err(verify_error)?;
-            let keys = adyen_secrets.map(|a| a.hmac_keys.as_slice()).unwrap_or_default();
+            adyen::check_basic_auth(
+                header(headers, "authorization"),
+                adyen_secrets.and_then(|a| a.basic_auth.as_ref()),
+            )
+            .map_err(verify_error)?;
+            let keys = adyen_secrets
+                .map(|a| a.hmac_keys.as_slice())
+                .unwrap_or_default();
             adyen::verify_and_parse(body, keys).map_err(verify_error)?
         }
     };
@@ -146,7 +178,11 @@ pub async fn record(
 ) -> Result<Recorded, Error> {
     let mut out = Vec::with_capacity(events.len());
     for event in events {
-        let (gateway, id, ty) = (event.gateway, event.event_id.clone(), event.event_type.clone());
+        let (gateway, id, ty) = (
+            event.gateway,
+            event.event_id.clone(),
+            event.event_type.clone(),
+        );
         let outcome = record_one(store, queue, settings, event, now).await?;
         tracing::info!(gateway = %gateway, event_id = %id, event_type = %ty, outcome = outcome.as_str(), "webhook event recorded");
         out.push((id, ty, outcome));
@@ -161,7 +197,12 @@ async fn record_one(
     event: VerifiedEvent,
     now: i64,
 ) -> Result<Outcome, Error> {
-    let record = EventRecord::new(event, now, settings.enqueue_lease.as_secs() as i64, settings.retention.as_secs() as i64);
+    let record = EventRecord::new(
+        event,
+        now,
+        settings.enqueue_lease.as_secs() as i64,
+        settings.retention.as_secs() as i64,
+    );
     let existing = match store.insert_event(&record).await? {
         Inserted::New if record.status == EventStatus::Ignored => return Ok(Outcome::Ignored),
         Inserted::New => {
@@ -181,7 +222,15 @@ async fn record_one(
         let clock = now + started.elapsed().as_secs() as i64;
         if current.enqueue_lease_until <= clock {
             let lease = clock + settings.enqueue_lease.as_secs() as i64;
-            match store.claim_enqueue_lease(current.gateway, &current.event_id, current.enqueue_lease_until, lease).await {
+            match store
+                .claim_enqueue_lease(
+                    current.gateway,
+                    &current.event_id,
+                    current.enqueue_lease_until,
+                    lease,
+                )
+                .await
+            {
                 Ok(()) => {
                     enqueue(store, queue, &current, lease).await?;
                     return Ok(Outcome::Requeued);
@@ -200,22 +249,38 @@ async fn record_one(
         }
         current = match store.get_event(current.gateway, &current.event_id).await? {
             Some(r) => r,
-            None => return Err(Error::internal("event record vanished while recording", None)),
+            None => {
+                return Err(Error::internal(
+                    "event record vanished while recording",
+                    None,
+                ));
+            }
         };
     }
 }
 
 /// Sends the work message and marks the record queued. Holds the lease `lease` while doing so.
-async fn enqueue(store: &impl EventStore, queue: &impl WorkQueue, record: &EventRecord, lease: i64) -> Result<(), Error> {
+async fn enqueue(
+    store: &impl EventStore,
+    queue: &impl WorkQueue,
+    record: &EventRecord,
+    lease: i64,
+) -> Result<(), Error> {
     let message = WorkMessage::apply_event(record.gateway, &record.event_id);
     if let Err(e) = queue.send(&message, Duration::ZERO).await {
         // Let the gateway's retry take the job at once instead of waiting for the lease.
-        if let Err(release) = store.release_enqueue_lease(record.gateway, &record.event_id, lease).await {
+        if let Err(release) = store
+            .release_enqueue_lease(record.gateway, &record.event_id, lease)
+            .await
+        {
             tracing::warn!(event_id = %record.event_id, error = %release, "could not release enqueue lease");
         }
         return Err(e.into());
     }
-    match store.mark_event_queued(record.gateway, &record.event_id).await {
+    match store
+        .mark_event_queued(record.gateway, &record.event_id)
+        .await
+    {
         Ok(()) => Ok(()),
         // The worker already moved it on: fine.
         Err(StoreError::Conflict) => Ok(()),

@@ -75,7 +75,11 @@ fn data_to_sign(item: &Item) -> String {
         Some(serde_json::Value::String(s)) => s.clone(),
         _ => String::new(),
     };
-    let currency = item.amount.as_ref().and_then(|a| a.currency.clone()).unwrap_or_default();
+    let currency = item
+        .amount
+        .as_ref()
+        .and_then(|a| a.currency.clone())
+        .unwrap_or_default();
     [
         item.psp_reference.as_str(),
         item.original_reference.as_deref().unwrap_or(""),
@@ -90,25 +94,41 @@ fn data_to_sign(item: &Item) -> String {
 }
 
 /// Checks the `Authorization: Basic …` header when basic auth is configured.
-pub fn check_basic_auth(header: Option<&str>, expected: Option<&BasicAuth>) -> Result<(), VerifyError> {
-    let Some(expected) = expected else { return Ok(()) };
+pub fn check_basic_auth(
+    header: Option<&str>,
+    expected: Option<&BasicAuth>,
+) -> Result<(), VerifyError> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
     let presented = header
         .and_then(|h| h.strip_prefix("Basic "))
         .and_then(|b64| STANDARD.decode(b64.trim()).ok())
         .ok_or(VerifyError::Unauthorized)?;
     let wanted = format!("{}:{}", expected.username, expected.password.expose());
-    if mac_eq(wanted.as_bytes(), &presented) { Ok(()) } else { Err(VerifyError::Unauthorized) }
+    if mac_eq(wanted.as_bytes(), &presented) {
+        Ok(())
+    } else {
+        Err(VerifyError::Unauthorized)
+    }
 }
 
 /// Verifies every item of a batch and returns them as events. Any item that fails refuses the
 /// whole batch, so nothing of a forged batch is recorded.
-pub fn verify_and_parse(body: &[u8], hmac_keys: &[SecretString]) -> Result<Vec<VerifiedEvent>, VerifyError> {
-    let keys: Vec<Vec<u8>> = hmac_keys.iter().filter_map(|k| hex::decode(k.expose()).ok()).filter(|k| !k.is_empty()).collect();
+pub fn verify_and_parse(
+    body: &[u8],
+    hmac_keys: &[SecretString],
+) -> Result<Vec<VerifiedEvent>, VerifyError> {
+    let keys: Vec<Vec<u8>> = hmac_keys
+        .iter()
+        .filter_map(|k| hex::decode(k.expose()).ok())
+        .filter(|k| !k.is_empty())
+        .collect();
     if keys.is_empty() {
         return Err(VerifyError::NotConfigured);
     }
-    let batch: Batch =
-        serde_json::from_slice(body).map_err(|_| VerifyError::MalformedPayload("not an Adyen notification batch"))?;
+    let batch: Batch = serde_json::from_slice(body)
+        .map_err(|_| VerifyError::MalformedPayload("not an Adyen notification batch"))?;
     if batch.items.is_empty() {
         return Err(VerifyError::MalformedPayload("empty notification batch"));
     }
@@ -122,18 +142,33 @@ pub fn verify_and_parse(body: &[u8], hmac_keys: &[SecretString]) -> Result<Vec<V
             .and_then(|d| d.hmac_signature.as_deref())
             .filter(|s| !s.is_empty())
             .ok_or(VerifyError::MissingSignature)?;
-        let presented = STANDARD.decode(signature).map_err(|_| VerifyError::MalformedSignature)?;
+        let presented = STANDARD
+            .decode(signature)
+            .map_err(|_| VerifyError::MalformedSignature)?;
         let data = data_to_sign(&item);
-        let matched = keys.iter().fold(false, |acc, key| acc | mac_eq(&hmac_sha256(key, &[data.as_bytes()]), &presented));
+        let matched = keys.iter().fold(false, |acc, key| {
+            acc | mac_eq(&hmac_sha256(key, &[data.as_bytes()]), &presented)
+        });
         if !matched {
             return Err(VerifyError::SignatureMismatch);
         }
         let psp = checked_id(&item.psp_reference, "pspReference")?;
         let code = checked_id(&item.event_code, "eventCode")?;
-        let success = if item.success == "true" { "true" } else { "false" };
+        let success = if item.success == "true" {
+            "true"
+        } else {
+            "false"
+        };
         let supported = SUPPORTED_CODES.contains(&code.as_str());
         let event_id = format!("{psp}:{code}:{success}");
-        events.push(event(Gateway::Adyen, event_id, code, Some(psp), supported, raw));
+        events.push(event(
+            Gateway::Adyen,
+            event_id,
+            code,
+            Some(psp),
+            supported,
+            raw,
+        ));
     }
     Ok(events)
 }
@@ -169,8 +204,13 @@ mod tests {
     }
 
     fn batch(items: Vec<serde_json::Value>) -> Vec<u8> {
-        let items: Vec<_> = items.into_iter().map(|i| json!({"NotificationRequestItem": i})).collect();
-        json!({"live": "false", "notificationItems": items}).to_string().into_bytes()
+        let items: Vec<_> = items
+            .into_iter()
+            .map(|i| json!({"NotificationRequestItem": i}))
+            .collect();
+        json!({"live": "false", "notificationItems": items})
+            .to_string()
+            .into_bytes()
     }
 
     #[test]
@@ -186,50 +226,107 @@ mod tests {
     fn published_php_and_java_vectors_sign_as_expected() {
         // adyen-php-api-library tests/Unit/Util/HmacSignatureTest.php
         let mut item = vector1_item();
-        assert_eq!(sign_item("DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00", &item).unwrap(), "Ny9gS2veKo5E4w8/OL6xz1/wvT/hYkAXy1xNc/QvO4I=");
+        assert_eq!(
+            sign_item(
+                "DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00",
+                &item
+            )
+            .unwrap(),
+            "Ny9gS2veKo5E4w8/OL6xz1/wvT/hYkAXy1xNc/QvO4I="
+        );
         item["merchantReference"] = json!(" TestPayment-1407325143704");
-        assert_eq!(sign_item("DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00", &item).unwrap(), "kLZtgnXU86m/yjnpBD4aqESFgnoDcy1fGOP1Db/L3+4=");
+        assert_eq!(
+            sign_item(
+                "DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00",
+                &item
+            )
+            .unwrap(),
+            "kLZtgnXU86m/yjnpBD4aqESFgnoDcy1fGOP1Db/L3+4="
+        );
         item["merchantReference"] = json!("TestPayment-1407325143704");
         item["amount"]["value"] = json!(0);
         item["eventCode"] = json!("REFUND");
-        assert_eq!(sign_item(KEY1, &item).unwrap(), "J7HhsgZo5KwqdB7LFZJV6rfQgp+RqC2kuYyw/3x3w+8=");
+        assert_eq!(
+            sign_item(KEY1, &item).unwrap(),
+            "J7HhsgZo5KwqdB7LFZJV6rfQgp+RqC2kuYyw/3x3w+8="
+        );
         // adyen-java-api-library HMACValidatorTest.testValidateHMACWithoutEscaping: no escaping.
         let java = json!({
             "pspReference": "ZVWN7D3WSMK2WN82", "merchantAccountCode": "AntoniStroinski",
             "merchantReference": "\\:/\\/slashes are fun", "amount": {"value": 1000, "currency": "EUR"},
             "eventCode": "AUTHORISATION", "success": "true"
         });
-        assert_eq!(sign_item("74F490DD33F7327BAECC88B2947C011FC02D014A473AAA33A8EC93E4DC069174", &java).unwrap(), "CZErGCNQaSsxbaQfZaJlakqo7KPP+mIa8a+wx3yNs9A=");
+        assert_eq!(
+            sign_item(
+                "74F490DD33F7327BAECC88B2947C011FC02D014A473AAA33A8EC93E4DC069174",
+                &java
+            )
+            .unwrap(),
+            "CZErGCNQaSsxbaQfZaJlakqo7KPP+mIa8a+wx3yNs9A="
+        );
     }
 
     #[test]
     fn a_batch_with_one_forged_item_is_refused_whole() {
         let mut forged = vector1_item();
         forged["amount"]["value"] = json!(1);
-        assert_eq!(verify_and_parse(&batch(vec![vector1_item(), forged]), &key(KEY1)).unwrap_err(), VerifyError::SignatureMismatch);
+        assert_eq!(
+            verify_and_parse(&batch(vec![vector1_item(), forged]), &key(KEY1)).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
     }
 
     #[test]
     fn wrong_key_missing_signature_and_malformed_bodies_are_refused() {
         let wrong = "00".repeat(32);
-        assert_eq!(verify_and_parse(&batch(vec![vector1_item()]), &key(&wrong)).unwrap_err(), VerifyError::SignatureMismatch);
+        assert_eq!(
+            verify_and_parse(&batch(vec![vector1_item()]), &key(&wrong)).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
         // Rotation: the previous key still verifies.
-        assert!(verify_and_parse(&batch(vec![vector1_item()]), &[SecretString::new(wrong), SecretString::new(KEY1)]).is_ok());
+        assert!(
+            verify_and_parse(
+                &batch(vec![vector1_item()]),
+                &[SecretString::new(wrong), SecretString::new(KEY1)]
+            )
+            .is_ok()
+        );
         let mut unsigned = vector1_item();
         unsigned["additionalData"] = json!({});
-        assert_eq!(verify_and_parse(&batch(vec![unsigned]), &key(KEY1)).unwrap_err(), VerifyError::MissingSignature);
-        assert!(matches!(verify_and_parse(b"[accepted]", &key(KEY1)), Err(VerifyError::MalformedPayload(_))));
-        assert!(matches!(verify_and_parse(&batch(vec![]), &key(KEY1)), Err(VerifyError::MalformedPayload(_))));
-        assert_eq!(verify_and_parse(&batch(vec![vector1_item()]), &key("not-hex")).unwrap_err(), VerifyError::NotConfigured);
+        assert_eq!(
+            verify_and_parse(&batch(vec![unsigned]), &key(KEY1)).unwrap_err(),
+            VerifyError::MissingSignature
+        );
+        assert!(matches!(
+            verify_and_parse(b"[accepted]", &key(KEY1)),
+            Err(VerifyError::MalformedPayload(_))
+        ));
+        assert!(matches!(
+            verify_and_parse(&batch(vec![]), &key(KEY1)),
+            Err(VerifyError::MalformedPayload(_))
+        ));
+        assert_eq!(
+            verify_and_parse(&batch(vec![vector1_item()]), &key("not-hex")).unwrap_err(),
+            VerifyError::NotConfigured
+        );
     }
 
     #[test]
     fn basic_auth_is_checked_when_configured() {
-        let auth = BasicAuth { username: "adyen".into(), password: SecretString::new("s3cret") };
+        let auth = BasicAuth {
+            username: "adyen".into(),
+            password: SecretString::new("s3cret"),
+        };
         let good = format!("Basic {}", STANDARD.encode("adyen:s3cret"));
         assert_eq!(check_basic_auth(Some(&good), Some(&auth)), Ok(()));
-        assert_eq!(check_basic_auth(Some("Basic YWR5ZW46d3Jvbmc="), Some(&auth)), Err(VerifyError::Unauthorized));
-        assert_eq!(check_basic_auth(None, Some(&auth)), Err(VerifyError::Unauthorized));
+        assert_eq!(
+            check_basic_auth(Some("Basic YWR5ZW46d3Jvbmc="), Some(&auth)),
+            Err(VerifyError::Unauthorized)
+        );
+        assert_eq!(
+            check_basic_auth(None, Some(&auth)),
+            Err(VerifyError::Unauthorized)
+        );
         assert_eq!(check_basic_auth(None, None), Ok(()));
     }
 }

@@ -97,5 +97,12 @@ pub(crate) fn event(
     supported: bool,
     payload: serde_json::Value,
 ) -> VerifiedEvent {
-    VerifiedEvent { gateway, event_id, event_type, object_ref, supported, payload: masked_payload(payload) }
+    VerifiedEvent {
+        gateway,
+        event_id,
+        event_type,
+        object_ref,
+        supported,
+        payload: masked_payload(payload),
+    }
 }

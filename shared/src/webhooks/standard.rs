@@ -7,8 +7,8 @@
 //! skipped; a bare `v1,` never matches.
 
 use base64::Engine;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 
 use super::{VerifyError, checked_id, event, hmac_sha256, mac_eq, within_tolerance};
 use crate::domain::{Gateway, VerifiedEvent};
@@ -49,11 +49,17 @@ pub fn verify(
     let (Some(id), Some(ts), Some(sig)) = (headers.id, headers.timestamp, headers.signature) else {
         return Err(VerifyError::MissingSignature);
     };
-    let keys: Vec<Vec<u8>> = secrets.iter().filter_map(|s| secret_key(s.expose())).collect();
+    let keys: Vec<Vec<u8>> = secrets
+        .iter()
+        .filter_map(|s| secret_key(s.expose()))
+        .collect();
     if keys.is_empty() {
         return Err(VerifyError::NotConfigured);
     }
-    let timestamp: i64 = ts.trim().parse().map_err(|_| VerifyError::MalformedSignature)?;
+    let timestamp: i64 = ts
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::MalformedSignature)?;
     let candidates: Vec<Vec<u8>> = sig
         .split_whitespace()
         .filter_map(|entry| entry.split_once(','))
@@ -65,7 +71,9 @@ pub fn verify(
     }
     let matched = keys.iter().any(|key| {
         let expected = hmac_sha256(key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
-        candidates.iter().fold(false, |acc, c| acc | mac_eq(&expected, c))
+        candidates
+            .iter()
+            .fold(false, |acc, c| acc | mac_eq(&expected, c))
     });
     if !matched {
         return Err(VerifyError::SignatureMismatch);
@@ -99,7 +107,14 @@ pub fn parse(webhook_id: &str, body: &[u8]) -> Result<VerifiedEvent, VerifyError
         .transpose()?;
     let supported = SUPPORTED_PREFIXES.iter().any(|p| event_type.starts_with(p));
     let event_id = checked_id(webhook_id, "webhook-id")?;
-    Ok(event(Gateway::Standard, event_id, event_type, object_ref, supported, value))
+    Ok(event(
+        Gateway::Standard,
+        event_id,
+        event_type,
+        object_ref,
+        supported,
+        value,
+    ))
 }
 
 #[cfg(test)]
@@ -119,13 +134,23 @@ mod tests {
     const A_SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
     fn a_headers(sig: &str) -> Headers<'_> {
-        Headers { id: Some(A_ID), timestamp: Some("1614265330"), signature: Some(sig) }
+        Headers {
+            id: Some(A_ID),
+            timestamp: Some("1614265330"),
+            signature: Some(sig),
+        }
     }
 
     #[test]
     fn published_vector_a_signs_and_verifies() {
-        assert_eq!(sign(&secret_key(A_SECRET).unwrap(), A_ID, A_TS, A_BODY), A_SIG);
-        assert_eq!(verify(a_headers(A_SIG), A_BODY, &s(&[A_SECRET]), A_TS, 300), Ok(()));
+        assert_eq!(
+            sign(&secret_key(A_SECRET).unwrap(), A_ID, A_TS, A_BODY),
+            A_SIG
+        );
+        assert_eq!(
+            verify(a_headers(A_SIG), A_BODY, &s(&[A_SECRET]), A_TS, 300),
+            Ok(())
+        );
     }
 
     #[test]
@@ -142,7 +167,10 @@ mod tests {
     #[test]
     fn the_published_wrong_signature_is_refused() {
         let wrong = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA=";
-        assert_eq!(verify(a_headers(wrong), A_BODY, &s(&[A_SECRET]), A_TS, 300), Err(VerifyError::SignatureMismatch));
+        assert_eq!(
+            verify(a_headers(wrong), A_BODY, &s(&[A_SECRET]), A_TS, 300),
+            Err(VerifyError::SignatureMismatch)
+        );
     }
 
     #[test]
@@ -150,44 +178,117 @@ mod tests {
         let header = format!(
             "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v1a,abc {A_SIG}"
         );
-        assert_eq!(verify(a_headers(&header), A_BODY, &s(&[A_SECRET]), A_TS, 300), Ok(()));
+        assert_eq!(
+            verify(a_headers(&header), A_BODY, &s(&[A_SECRET]), A_TS, 300),
+            Ok(())
+        );
     }
 
     #[test]
     fn bare_v1_partial_and_other_versions_never_pass() {
-        for sig in ["v1,", "v1,g0hM9SsE", "v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", "v1,dawfeoifkpqwoekfpqoekf", "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="] {
-            assert!(verify(a_headers(sig), A_BODY, &s(&[A_SECRET]), A_TS, 300).is_err(), "{sig}");
+        for sig in [
+            "v1,",
+            "v1,g0hM9SsE",
+            "v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            "v1,dawfeoifkpqwoekfpqoekf",
+            "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ] {
+            assert!(
+                verify(a_headers(sig), A_BODY, &s(&[A_SECRET]), A_TS, 300).is_err(),
+                "{sig}"
+            );
         }
     }
 
     #[test]
     fn missing_headers_bad_timestamps_and_tampering_are_refused() {
         let secrets = s(&[A_SECRET]);
-        let no_id = Headers { id: None, ..a_headers(A_SIG) };
-        assert_eq!(verify(no_id, A_BODY, &secrets, A_TS, 300), Err(VerifyError::MissingSignature));
-        let no_ts = Headers { timestamp: None, ..a_headers(A_SIG) };
-        assert_eq!(verify(no_ts, A_BODY, &secrets, A_TS, 300), Err(VerifyError::MissingSignature));
-        let hello = Headers { timestamp: Some("hello"), ..a_headers(A_SIG) };
-        assert_eq!(verify(hello, A_BODY, &secrets, A_TS, 300), Err(VerifyError::MalformedSignature));
-        assert_eq!(verify(a_headers(A_SIG), A_BODY, &secrets, A_TS + 301, 300), Err(VerifyError::StaleTimestamp));
-        assert_eq!(verify(a_headers(A_SIG), A_BODY, &secrets, A_TS - 301, 300), Err(VerifyError::StaleTimestamp));
-        assert_eq!(verify(a_headers(A_SIG), br#"{"test": 2432232315}"#, &secrets, A_TS, 300), Err(VerifyError::SignatureMismatch));
+        let no_id = Headers {
+            id: None,
+            ..a_headers(A_SIG)
+        };
+        assert_eq!(
+            verify(no_id, A_BODY, &secrets, A_TS, 300),
+            Err(VerifyError::MissingSignature)
+        );
+        let no_ts = Headers {
+            timestamp: None,
+            ..a_headers(A_SIG)
+        };
+        assert_eq!(
+            verify(no_ts, A_BODY, &secrets, A_TS, 300),
+            Err(VerifyError::MissingSignature)
+        );
+        let hello = Headers {
+            timestamp: Some("hello"),
+            ..a_headers(A_SIG)
+        };
+        assert_eq!(
+            verify(hello, A_BODY, &secrets, A_TS, 300),
+            Err(VerifyError::MalformedSignature)
+        );
+        assert_eq!(
+            verify(a_headers(A_SIG), A_BODY, &secrets, A_TS + 301, 300),
+            Err(VerifyError::StaleTimestamp)
+        );
+        assert_eq!(
+            verify(a_headers(A_SIG), A_BODY, &secrets, A_TS - 301, 300),
+            Err(VerifyError::StaleTimestamp)
+        );
+        assert_eq!(
+            verify(
+                a_headers(A_SIG),
+                br#"{"test": 2432232315}"#,
+                &secrets,
+                A_TS,
+                300
+            ),
+            Err(VerifyError::SignatureMismatch)
+        );
     }
 
     #[test]
     fn secrets_rotate_and_tolerate_missing_prefix_padding_and_whitespace() {
         let unprefixed = A_SECRET.trim_start_matches("whsec_");
         for secret in [unprefixed, " whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"] {
-            assert_eq!(verify(a_headers(A_SIG), A_BODY, &s(&["whsec_AAAAAAAAAAAAAAAAAAAAAAAA", secret]), A_TS, 300), Ok(()));
+            assert_eq!(
+                verify(
+                    a_headers(A_SIG),
+                    A_BODY,
+                    &s(&["whsec_AAAAAAAAAAAAAAAAAAAAAAAA", secret]),
+                    A_TS,
+                    300
+                ),
+                Ok(())
+            );
         }
-        assert_eq!(verify(a_headers(A_SIG), A_BODY, &s(&["", "whsec_"]), A_TS, 300), Err(VerifyError::NotConfigured));
+        assert_eq!(
+            verify(a_headers(A_SIG), A_BODY, &s(&["", "whsec_"]), A_TS, 300),
+            Err(VerifyError::NotConfigured)
+        );
     }
 
     #[test]
     fn deliveries_parse_into_events() {
-        let e = parse("msg_1", br#"{"type":"charge.succeeded","data":{"id":"pay_9"}}"#).unwrap();
-        assert_eq!((e.event_id.as_str(), e.event_type.as_str(), e.object_ref.as_deref(), e.supported), ("msg_1", "charge.succeeded", Some("pay_9"), true));
-        assert!(!parse("msg_2", br#"{"type":"user.created","data":{}}"#).unwrap().supported);
+        let e = parse(
+            "msg_1",
+            br#"{"type":"charge.succeeded","data":{"id":"pay_9"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                e.event_id.as_str(),
+                e.event_type.as_str(),
+                e.object_ref.as_deref(),
+                e.supported
+            ),
+            ("msg_1", "charge.succeeded", Some("pay_9"), true)
+        );
+        assert!(
+            !parse("msg_2", br#"{"type":"user.created","data":{}}"#)
+                .unwrap()
+                .supported
+        );
         assert!(parse("msg_3", br#"{"data":{}}"#).is_err());
         assert!(parse("msg 4", br#"{"type":"x"}"#).is_err());
     }

@@ -46,7 +46,13 @@ fn parse_header(header: &str) -> Result<SignatureHeader, VerifyError> {
             return Err(VerifyError::MalformedSignature);
         };
         match key {
-            "t" => timestamp = Some(value.parse::<i64>().map_err(|_| VerifyError::MalformedSignature)?),
+            "t" => {
+                timestamp = Some(
+                    value
+                        .parse::<i64>()
+                        .map_err(|_| VerifyError::MalformedSignature)?,
+                )
+            }
             "v1" => {
                 saw_any_scheme = true;
                 // A v1 that is not 64 hex digits cannot match; keep looking at the others.
@@ -73,7 +79,9 @@ pub fn verify(
     now: i64,
     tolerance_secs: u64,
 ) -> Result<(), VerifyError> {
-    let header = header.filter(|h| !h.trim().is_empty()).ok_or(VerifyError::MissingSignature)?;
+    let header = header
+        .filter(|h| !h.trim().is_empty())
+        .ok_or(VerifyError::MissingSignature)?;
     if secrets.is_empty() {
         return Err(VerifyError::NotConfigured);
     }
@@ -85,7 +93,10 @@ pub fn verify(
     let t = parsed.timestamp.to_string();
     let matched = secrets.iter().any(|secret| {
         let expected = hmac_sha256(secret.expose().as_bytes(), &[t.as_bytes(), b".", body]);
-        parsed.v1.iter().fold(false, |acc, candidate| acc | mac_eq(&expected, candidate))
+        parsed
+            .v1
+            .iter()
+            .fold(false, |acc, candidate| acc | mac_eq(&expected, candidate))
     });
     if !matched {
         return Err(VerifyError::SignatureMismatch);
@@ -125,7 +136,14 @@ pub fn parse(body: &[u8]) -> Result<VerifiedEvent, VerifyError> {
         .map(|s| checked_id(s, "object id"))
         .transpose()?;
     let supported = SUPPORTED_TYPES.contains(&event_type.as_str());
-    Ok(event(Gateway::Stripe, event_id, event_type, object_ref, supported, value))
+    Ok(event(
+        Gateway::Stripe,
+        event_id,
+        event_type,
+        object_ref,
+        supported,
+        value,
+    ))
 }
 
 /// Builds a `Stripe-Signature` header value (tests, the local demo, the reconciler's replays).
@@ -151,24 +169,44 @@ mod tests {
     fn a_signature_computed_from_the_spec_verifies() {
         // HMAC-SHA256(key = "whsec_test_secret" as UTF-8, "1614265330." + body), lower-case hex:
         // computed independently with Python's hmac module.
-        let header = "t=1614265330,v1=3c5817089d739023dd6190f70a3757e04f7a2fd8b5dab12c2e000f51970dccff";
+        let header =
+            "t=1614265330,v1=3c5817089d739023dd6190f70a3757e04f7a2fd8b5dab12c2e000f51970dccff";
         assert_eq!(sign(SECRET, NOW, BODY), header);
-        assert_eq!(verify(Some(header), BODY, &secrets(&[SECRET]), NOW, 300), Ok(()));
+        assert_eq!(
+            verify(Some(header), BODY, &secrets(&[SECRET]), NOW, 300),
+            Ok(())
+        );
     }
 
     #[test]
     fn stripe_node_fixed_hmac_value_matches() {
         // stripe-node test/crypto/helpers.ts: HMAC-SHA256('test_secret', '') in hex.
         let mac = hmac_sha256(b"test_secret", &[b""]);
-        assert_eq!(hex::encode(mac), "f7f9bd47fb987337b5796fdc1fdb9ba221d0d5396814bfcaf9521f43fd8927fd");
+        assert_eq!(
+            hex::encode(mac),
+            "f7f9bd47fb987337b5796fdc1fdb9ba221d0d5396814bfcaf9521f43fd8927fd"
+        );
     }
 
     #[test]
     fn any_v1_may_match_and_rotated_secrets_are_accepted() {
         let good = sign("whsec_previous", NOW, BODY);
         let v1 = good.split_once(",v1=").unwrap().1;
-        let header = format!("t={NOW},v1={},v1={v1},v0={}", "00".repeat(32), "11".repeat(32));
-        assert_eq!(verify(Some(&header), BODY, &secrets(&["whsec_current", "whsec_previous"]), NOW, 300), Ok(()));
+        let header = format!(
+            "t={NOW},v1={},v1={v1},v0={}",
+            "00".repeat(32),
+            "11".repeat(32)
+        );
+        assert_eq!(
+            verify(
+                Some(&header),
+                BODY,
+                &secrets(&["whsec_current", "whsec_previous"]),
+                NOW,
+                300
+            ),
+            Ok(())
+        );
         assert_eq!(
             verify(Some(&header), BODY, &secrets(&["whsec_current"]), NOW, 300),
             Err(VerifyError::SignatureMismatch)
@@ -179,8 +217,14 @@ mod tests {
     fn tampered_body_and_wrong_secret_are_refused() {
         let header = sign(SECRET, NOW, BODY);
         let tampered = br#"{"id":"evt_test_webhook","object":"event "}"#;
-        assert_eq!(verify(Some(&header), tampered, &secrets(&[SECRET]), NOW, 300), Err(VerifyError::SignatureMismatch));
-        assert_eq!(verify(Some(&header), BODY, &secrets(&["whsec_other"]), NOW, 300), Err(VerifyError::SignatureMismatch));
+        assert_eq!(
+            verify(Some(&header), tampered, &secrets(&[SECRET]), NOW, 300),
+            Err(VerifyError::SignatureMismatch)
+        );
+        assert_eq!(
+            verify(Some(&header), BODY, &secrets(&["whsec_other"]), NOW, 300),
+            Err(VerifyError::SignatureMismatch)
+        );
     }
 
     #[test]
@@ -188,10 +232,17 @@ mod tests {
         let s = secrets(&[SECRET]);
         for t in [NOW - 301, NOW + 301] {
             let header = sign(SECRET, t, BODY);
-            assert_eq!(verify(Some(&header), BODY, &s, NOW, 300), Err(VerifyError::StaleTimestamp), "t={t}");
+            assert_eq!(
+                verify(Some(&header), BODY, &s, NOW, 300),
+                Err(VerifyError::StaleTimestamp),
+                "t={t}"
+            );
         }
         for t in [NOW - 300, NOW + 300] {
-            assert_eq!(verify(Some(&sign(SECRET, t, BODY)), BODY, &s, NOW, 300), Ok(()));
+            assert_eq!(
+                verify(Some(&sign(SECRET, t, BODY)), BODY, &s, NOW, 300),
+                Ok(())
+            );
         }
     }
 
@@ -199,34 +250,73 @@ mod tests {
     fn v0_only_and_malformed_headers_are_refused() {
         let s = secrets(&[SECRET]);
         let v0 = sign(SECRET, NOW, BODY).replace("v1=", "v0=");
-        assert_eq!(verify(Some(&v0), BODY, &s, NOW, 300), Err(VerifyError::SignatureMismatch));
-        assert_eq!(verify(None, BODY, &s, NOW, 300), Err(VerifyError::MissingSignature));
-        assert_eq!(verify(Some("  "), BODY, &s, NOW, 300), Err(VerifyError::MissingSignature));
-        for h in ["garbage", "t=abc,v1=00", "v1=00", "t=1614265330", "t=1614265330,v1="] {
+        assert_eq!(
+            verify(Some(&v0), BODY, &s, NOW, 300),
+            Err(VerifyError::SignatureMismatch)
+        );
+        assert_eq!(
+            verify(None, BODY, &s, NOW, 300),
+            Err(VerifyError::MissingSignature)
+        );
+        assert_eq!(
+            verify(Some("  "), BODY, &s, NOW, 300),
+            Err(VerifyError::MissingSignature)
+        );
+        for h in [
+            "garbage",
+            "t=abc,v1=00",
+            "v1=00",
+            "t=1614265330",
+            "t=1614265330,v1=",
+        ] {
             assert!(verify(Some(h), BODY, &s, NOW, 300).is_err(), "{h}");
         }
-        assert_eq!(verify(Some(&sign(SECRET, NOW, BODY)), BODY, &[], NOW, 300), Err(VerifyError::NotConfigured));
+        assert_eq!(
+            verify(Some(&sign(SECRET, NOW, BODY)), BODY, &[], NOW, 300),
+            Err(VerifyError::NotConfigured)
+        );
     }
 
     #[test]
     fn a_secret_pasted_with_whitespace_still_verifies() {
         // Secrets are trimmed when loaded; a stray newline must not break every delivery.
         let header = sign(SECRET, NOW, BODY);
-        assert_eq!(verify(Some(&header), BODY, &secrets(&[" whsec_test_secret\n"]), NOW, 300), Ok(()));
+        assert_eq!(
+            verify(
+                Some(&header),
+                BODY,
+                &secrets(&[" whsec_test_secret\n"]),
+                NOW,
+                300
+            ),
+            Ok(())
+        );
         // …but a signature made with a secret that really contains whitespace does not.
         let other = sign("whsec_test secret", NOW, BODY);
-        assert_eq!(verify(Some(&other), BODY, &secrets(&[SECRET]), NOW, 300), Err(VerifyError::SignatureMismatch));
+        assert_eq!(
+            verify(Some(&other), BODY, &secrets(&[SECRET]), NOW, 300),
+            Err(VerifyError::SignatureMismatch)
+        );
     }
 
     #[test]
     fn events_are_parsed_and_unsupported_types_flagged() {
         let body = br#"{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","card":"4242424242424242"}}}"#;
         let e = parse(body).unwrap();
-        assert_eq!((e.event_id.as_str(), e.object_ref.as_deref(), e.supported), ("evt_1", Some("pi_1"), true));
+        assert_eq!(
+            (e.event_id.as_str(), e.object_ref.as_deref(), e.supported),
+            ("evt_1", Some("pi_1"), true)
+        );
         assert!(e.payload.contains("************4242") && !e.payload.contains("4242424242424242"));
-        let other = parse(br#"{"id":"evt_2","type":"customer.created","data":{"object":{"id":"cus_1"}}}"#).unwrap();
+        let other =
+            parse(br#"{"id":"evt_2","type":"customer.created","data":{"object":{"id":"cus_1"}}}"#)
+                .unwrap();
         assert!(!other.supported);
-        for bad in [&b"not json"[..], br#"{"id":"evt_3"}"#, br#"{"id":"","type":"x","data":{"object":{}}}"#] {
+        for bad in [
+            &b"not json"[..],
+            br#"{"id":"evt_3"}"#,
+            br#"{"id":"","type":"x","data":{"object":{}}}"#,
+        ] {
             assert!(matches!(parse(bad), Err(VerifyError::MalformedPayload(_))));
         }
     }

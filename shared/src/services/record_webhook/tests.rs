@@ -23,12 +23,23 @@ impl EventStore for FakeStore {
         map.insert(key, record.clone());
         Ok(Inserted::New)
     }
-    async fn get_event(&self, gateway: Gateway, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
-        Ok(self.events.lock().unwrap().get(&(gateway, event_id.to_owned())).cloned())
+    async fn get_event(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        Ok(self
+            .events
+            .lock()
+            .unwrap()
+            .get(&(gateway, event_id.to_owned()))
+            .cloned())
     }
     async fn mark_event_queued(&self, gateway: Gateway, event_id: &str) -> Result<(), StoreError> {
         let mut map = self.events.lock().unwrap();
-        let r = map.get_mut(&(gateway, event_id.to_owned())).ok_or(StoreError::Conflict)?;
+        let r = map
+            .get_mut(&(gateway, event_id.to_owned()))
+            .ok_or(StoreError::Conflict)?;
         if r.status != EventStatus::Received {
             return Err(StoreError::Conflict);
         }
@@ -36,16 +47,29 @@ impl EventStore for FakeStore {
         r.enqueue_lease_until = 0;
         Ok(())
     }
-    async fn claim_enqueue_lease(&self, gateway: Gateway, event_id: &str, seen: i64, new: i64) -> Result<(), StoreError> {
+    async fn claim_enqueue_lease(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        seen: i64,
+        new: i64,
+    ) -> Result<(), StoreError> {
         let mut map = self.events.lock().unwrap();
-        let r = map.get_mut(&(gateway, event_id.to_owned())).ok_or(StoreError::Conflict)?;
+        let r = map
+            .get_mut(&(gateway, event_id.to_owned()))
+            .ok_or(StoreError::Conflict)?;
         if r.status != EventStatus::Received || r.enqueue_lease_until != seen {
             return Err(StoreError::Conflict);
         }
         r.enqueue_lease_until = new;
         Ok(())
     }
-    async fn release_enqueue_lease(&self, gateway: Gateway, event_id: &str, lease: i64) -> Result<(), StoreError> {
+    async fn release_enqueue_lease(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        lease: i64,
+    ) -> Result<(), StoreError> {
         self.claim_enqueue_lease(gateway, event_id, lease, 0).await
     }
 }
@@ -78,22 +102,40 @@ fn event(id: &str, supported: bool) -> VerifiedEvent {
 }
 
 fn settings() -> IntakeSettings {
-    IntakeSettings { in_flight_wait: Duration::from_millis(100), ..IntakeSettings::default() }
+    IntakeSettings {
+        in_flight_wait: Duration::from_millis(100),
+        ..IntakeSettings::default()
+    }
 }
 
 const NOW: i64 = 1_700_000_000;
 
 async fn status(store: &FakeStore, id: &str) -> EventStatus {
-    store.get_event(Gateway::Stripe, id).await.unwrap().unwrap().status
+    store
+        .get_event(Gateway::Stripe, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
 }
 
 #[tokio::test]
 async fn a_new_event_is_recorded_then_queued_once() {
     let (store, queue) = (FakeStore::default(), FakeQueue::default());
-    let r = record(&store, &queue, &settings(), vec![event("evt_1", true)], NOW).await.unwrap();
+    let r = record(&store, &queue, &settings(), vec![event("evt_1", true)], NOW)
+        .await
+        .unwrap();
     assert_eq!(r.events[0].2, Outcome::Queued);
     assert_eq!(status(&store, "evt_1").await, EventStatus::Queued);
-    let again = record(&store, &queue, &settings(), vec![event("evt_1", true)], NOW + 5).await.unwrap();
+    let again = record(
+        &store,
+        &queue,
+        &settings(),
+        vec![event("evt_1", true)],
+        NOW + 5,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.events[0].2, Outcome::Duplicate);
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
 }
@@ -101,7 +143,15 @@ async fn a_new_event_is_recorded_then_queued_once() {
 #[tokio::test]
 async fn unsupported_events_are_recorded_as_ignored_and_never_queued() {
     let (store, queue) = (FakeStore::default(), FakeQueue::default());
-    let r = record(&store, &queue, &settings(), vec![event("evt_2", false)], NOW).await.unwrap();
+    let r = record(
+        &store,
+        &queue,
+        &settings(),
+        vec![event("evt_2", false)],
+        NOW,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.events[0].2, Outcome::Ignored);
     assert_eq!(status(&store, "evt_2").await, EventStatus::Ignored);
     assert!(queue.sent.lock().unwrap().is_empty());
@@ -111,12 +161,22 @@ async fn unsupported_events_are_recorded_as_ignored_and_never_queued() {
 async fn a_queue_outage_fails_the_delivery_and_the_redelivery_enqueues_it() {
     let (store, queue) = (FakeStore::default(), FakeQueue::default());
     queue.down.store(true, Ordering::SeqCst);
-    let err = record(&store, &queue, &settings(), vec![event("evt_3", true)], NOW).await.unwrap_err();
+    let err = record(&store, &queue, &settings(), vec![event("evt_3", true)], NOW)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind().status(), 503);
     assert_eq!(status(&store, "evt_3").await, EventStatus::Received);
 
     queue.down.store(false, Ordering::SeqCst);
-    let r = record(&store, &queue, &settings(), vec![event("evt_3", true)], NOW + 1).await.unwrap();
+    let r = record(
+        &store,
+        &queue,
+        &settings(),
+        vec![event("evt_3", true)],
+        NOW + 1,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.events[0].2, Outcome::Requeued);
     assert_eq!(status(&store, "evt_3").await, EventStatus::Queued);
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
@@ -130,12 +190,31 @@ async fn an_event_stranded_by_a_crash_is_enqueued_once_its_lease_expires() {
     store.insert_event(&stranded).await.unwrap();
 
     // A redelivery while the lease is live waits, then gives up with 409 + Retry-After.
-    let err = record(&store, &queue, &settings(), vec![event("evt_4", true)], NOW + 1).await.unwrap_err();
-    assert_eq!((err.kind().status(), err.retry_after_secs()), (409, Some(15)));
+    let err = record(
+        &store,
+        &queue,
+        &settings(),
+        vec![event("evt_4", true)],
+        NOW + 1,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (err.kind().status(), err.retry_after_secs()),
+        (409, Some(15))
+    );
     assert!(queue.sent.lock().unwrap().is_empty());
 
     // After the lease, the redelivery takes the job over.
-    let r = record(&store, &queue, &settings(), vec![event("evt_4", true)], NOW + 16).await.unwrap();
+    let r = record(
+        &store,
+        &queue,
+        &settings(),
+        vec![event("evt_4", true)],
+        NOW + 16,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.events[0].2, Outcome::Requeued);
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
 }
@@ -147,7 +226,16 @@ async fn concurrent_deliveries_of_one_event_queue_it_exactly_once() {
     let tasks: Vec<_> = (0..32)
         .map(|_| {
             let (store, queue) = (store.clone(), queue.clone());
-            tokio::spawn(async move { record(&*store, &*queue, &settings(), vec![event("evt_5", true)], NOW).await })
+            tokio::spawn(async move {
+                record(
+                    &*store,
+                    &*queue,
+                    &settings(),
+                    vec![event("evt_5", true)],
+                    NOW,
+                )
+                .await
+            })
         })
         .collect();
     for t in tasks {
