@@ -111,7 +111,7 @@ impl Config {
             stripe_api_base: url("PAYBRIDGE_STRIPE_API_BASE", "https://api.stripe.com")?,
             adyen_api_base: url(
                 "PAYBRIDGE_ADYEN_API_BASE",
-                "https://checkout-test.adyen.com/v71",
+                "https://checkout-test.adyen.com/v72",
             )?,
             billing_url_override: optional("PAYBRIDGE_BILLING_URL"),
         })

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Run localstripe (a stateful fake Stripe API) on 127.0.0.1:PORT only.
+
+Usage: python scripts/localstripe_server.py PORT
+
+Differences from the stock `localstripe --port N` command, both on purpose:
+- it binds 127.0.0.1 only (the stock command binds every interface, IPv4 and IPv6);
+- it keeps its state in memory only. Stock localstripe pickles the whole store to a fixed file
+  in the system temp folder after every write and reloads it at start, so two stacks (say
+  `make dev` and `make test`) would share and overwrite each other's data, and each write costs
+  a full dump. Here every start is a clean slate; `DELETE /_config/data` wipes it while running.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+HOST = "127.0.0.1"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or not argv[0].isdigit():
+        print("usage: localstripe_server.py PORT", file=sys.stderr)
+        return 2
+    port = int(argv[0])
+
+    from aiohttp import web
+    from localstripe import resources, server
+
+    # No persistence between runs or between concurrent stacks (see module docstring).
+    resources.Store.dump_to_disk = lambda self: None
+    resources.Store.try_load_from_disk = lambda self: None
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    access_log = logging.getLogger("aiohttp.access")
+
+    print(f"localstripe on http://{HOST}:{port}", flush=True)
+    # run_app handles SIGINT/SIGTERM itself and shuts the app down cleanly.
+    web.run_app(server.app, host=HOST, port=port, access_log=access_log, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
