@@ -112,6 +112,12 @@ fn stripe_event(event_id: &str, event_type: &str, pi: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Delivers `body` to the Stripe route of `app`, signed now with the current local secret.
+async fn deliver_signed(h: &Harness, app: &Intake, body: &[u8]) -> Reply {
+    let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), body);
+    deliver(app, "stripe", &[("Stripe-Signature", &sig)], body, false).await
+}
+
 fn stripe_secret(s: &Stack) -> String {
     s.secrets.stripe.as_ref().unwrap().webhook_secrets[0]
         .expose()
@@ -132,15 +138,7 @@ async fn a_signed_stripe_event_is_recorded_queued_and_acknowledged() {
     let h = harness().await;
     let id = unique("evt_");
     let body = stripe_event(&id, "payment_intent.succeeded", &unique("pi_"));
-    let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), &body);
-    let reply = deliver(
-        &h.app,
-        "stripe",
-        &[("Stripe-Signature", &sig)],
-        &body,
-        false,
-    )
-    .await;
+    let reply = deliver_signed(&h, &h.app, &body).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 
     let record = h
@@ -168,19 +166,7 @@ async fn a_duplicate_delivery_is_acknowledged_without_new_work() {
     let id = unique("evt_");
     let body = stripe_event(&id, "payment_intent.succeeded", "pi_dup");
     for _ in 0..3 {
-        let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), &body);
-        assert_eq!(
-            deliver(
-                &h.app,
-                "stripe",
-                &[("Stripe-Signature", &sig)],
-                &body,
-                false
-            )
-            .await
-            .status,
-            200
-        );
+        assert_eq!(deliver_signed(&h, &h.app, &body).await.status, 200);
     }
     assert_eq!(messages(&h).await.len(), 1);
 }
@@ -312,15 +298,7 @@ async fn a_delivery_while_dynamodb_is_down_gets_5xx_and_writes_nothing() {
     );
     let id = unique("evt_");
     let body = stripe_event(&id, "payment_intent.succeeded", "pi_ddb");
-    let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), &body);
-    let reply = deliver(
-        &broken,
-        "stripe",
-        &[("Stripe-Signature", &sig)],
-        &body,
-        false,
-    )
-    .await;
+    let reply = deliver_signed(&h, &broken, &body).await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.retry_after.as_deref(), Some("1"));
     assert!(messages(&h).await.is_empty());
@@ -459,15 +437,7 @@ async fn unsupported_event_types_are_recorded_as_ignored_and_not_queued() {
     let h = harness().await;
     let id = unique("evt_");
     let body = stripe_event(&id, "customer.created", "cus_1");
-    let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), &body);
-    let reply = deliver(
-        &h.app,
-        "stripe",
-        &[("Stripe-Signature", &sig)],
-        &body,
-        false,
-    )
-    .await;
+    let reply = deliver_signed(&h, &h.app, &body).await;
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("ignored"), "{}", reply.body);
     assert_eq!(
@@ -490,17 +460,8 @@ async fn card_numbers_in_a_payload_are_masked_before_storage() {
     let body = json!({"id": id, "type": "payment_intent.payment_failed",
         "data": {"object": {"id": "pi_pan", "last_payment_error": {"message": "card 4242 4242 4242 4242 declined"}, "n": 5555555555554444u64}}})
     .to_string();
-    let sig = stripe::sign(&stripe_secret(&h.stack), unix_now(), body.as_bytes());
     assert_eq!(
-        deliver(
-            &h.app,
-            "stripe",
-            &[("Stripe-Signature", &sig)],
-            body.as_bytes(),
-            false
-        )
-        .await
-        .status,
+        deliver_signed(&h, &h.app, body.as_bytes()).await.status,
         200
     );
     let stored = h

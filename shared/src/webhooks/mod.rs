@@ -106,3 +106,70 @@ pub(crate) fn event(
         payload: masked_payload(payload),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SecretString;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// No header or body, however hostile, makes a verifier or parser panic.
+        #[test]
+        fn hostile_input_never_panics(
+            header in "\\PC{0,120}",
+            body in proptest::collection::vec(any::<u8>(), 0..600),
+            ts in "\\PC{0,20}",
+            now in any::<i64>(),
+        ) {
+            let secrets = [SecretString::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")];
+            let adyen_keys = [SecretString::new("44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056")];
+            let _ = stripe::verify(Some(&header), &body, &secrets, now, 300);
+            let _ = stripe::parse(&body);
+            let h = standard::Headers { id: Some(&header), timestamp: Some(&ts), signature: Some(&header) };
+            let _ = standard::verify(h, &body, &secrets, now, 300);
+            let _ = standard::parse(&header, &body);
+            let _ = adyen::verify_and_parse(&body, &adyen_keys);
+            let _ = adyen::check_basic_auth(Some(&header), None);
+        }
+
+        /// Structurally valid but hostile JSON (deep, odd types) never panics the parsers.
+        #[test]
+        fn hostile_json_never_panics(value in arbitrary_json()) {
+            let body = value.to_string().into_bytes();
+            let _ = stripe::parse(&body);
+            let _ = standard::parse("msg_1", &body);
+            let keys = [SecretString::new("00")];
+            let _ = adyen::verify_and_parse(&body, &keys);
+        }
+    }
+
+    fn arbitrary_json() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| Value::Number(n.into())),
+            "\\PC{0,20}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("id".to_owned()),
+                        Just("type".to_owned()),
+                        Just("data".to_owned()),
+                        Just("object".to_owned()),
+                        Just("notificationItems".to_owned()),
+                        Just("NotificationRequestItem".to_owned()),
+                        "[a-z]{1,8}"
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}
