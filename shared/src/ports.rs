@@ -135,3 +135,66 @@ impl From<SecretError> for Error {
 pub trait SecretSource: Send + Sync {
     fn secrets(&self) -> impl Future<Output = Result<Arc<Secrets>, SecretError>> + Send;
 }
+
+// ---- payment gateways -------------------------------------------------------------------------
+
+use crate::domain::{Charge, Money, PaymentOutcome};
+
+/// A gateway call failed without a usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The outcome is unknown: timeout, connection failure, 5xx, 429. The gateway may or may not
+    /// have acted; retry with the **same** idempotency key.
+    #[error("the gateway's answer is unknown: {message}")]
+    Unknown {
+        message: String,
+        /// The gateway asked for this wait (`Retry-After`), if it did.
+        retry_after: Option<Duration>,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The gateway refused the request itself (invalid parameters, authentication, an object in
+    /// the wrong state, an idempotency key reused with other parameters). Retrying changes nothing.
+    #[error("the gateway refused the request ({status} {code}): {message}")]
+    Refused { status: u16, code: String, message: String },
+}
+
+impl GatewayError {
+    pub fn unknown(message: impl Into<String>, source: Option<BoxError>) -> Self {
+        GatewayError::Unknown { message: message.into(), retry_after: None, source }
+    }
+}
+
+impl From<GatewayError> for Error {
+    fn from(e: GatewayError) -> Self {
+        match e {
+            GatewayError::Unknown { .. } => {
+                Error::bad_gateway("the payment gateway did not answer; retry later", Some(Box::new(e))).with_retry_after(5)
+            }
+            GatewayError::Refused { .. } => Error::bad_gateway("the payment gateway refused the request", Some(Box::new(e))),
+        }
+    }
+}
+
+/// One payment to create at a gateway.
+#[derive(Debug, Clone)]
+pub struct PaymentRequest<'a> {
+    pub charge: &'a Charge,
+    /// Sent as the gateway's `Idempotency-Key`; the same on every retry of this payment.
+    pub idempotency_key: String,
+}
+
+/// A payment gateway's API (Stripe PaymentIntents, Adyen Checkout).
+///
+/// Declines are not errors: they are outcomes with status `failed` and the gateway's code.
+pub trait PaymentGateway: Send + Sync {
+    /// Creates and confirms an off-session payment with the charge's stored payment method,
+    /// capturing at once when `charge.capture` is set.
+    fn create_payment(&self, request: &PaymentRequest<'_>) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
+
+    /// Captures `amount` of an authorized payment.
+    fn capture(&self, charge: &Charge, amount: Money, idempotency_key: &str) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
+
+    /// Cancels (voids) an uncaptured payment.
+    fn cancel(&self, charge: &Charge, idempotency_key: &str) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
+}

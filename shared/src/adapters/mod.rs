@@ -4,6 +4,7 @@
 //! code talks to AWS in the cloud and to moto server locally.
 
 pub mod dynamodb;
+pub mod gateways;
 pub mod secrets_manager;
 pub mod sqs;
 

@@ -193,3 +193,156 @@ mod tests {
         }
     }
 }
+
+// ---- the charge record ------------------------------------------------------------------------
+
+use std::collections::BTreeMap;
+
+use super::event::Gateway;
+use super::ids::ChargeId;
+use super::money::{Currency, Money};
+
+/// Why a charge failed, in the gateway's words (`card_declined`, `insufficient_funds`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+}
+
+/// What a gateway says a payment is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentOutcome {
+    /// The gateway's id of the payment (`pi_…`, a pspReference).
+    pub gateway_ref: String,
+    pub status: ChargeStatus,
+    /// Minor units captured so far.
+    pub captured: i64,
+    pub failure: Option<Failure>,
+}
+
+/// A charge: one attempt to collect an amount for an invoice through one gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub id: ChargeId,
+    pub invoice_id: String,
+    pub amount: Money,
+    pub gateway: Gateway,
+    /// Known once the gateway answered.
+    pub gateway_ref: Option<String>,
+    pub status: ChargeStatus,
+    /// Minor units captured, refunded, and reserved by refunds in flight.
+    pub captured: i64,
+    pub refunded: i64,
+    pub refund_reserved: i64,
+    pub failure: Option<Failure>,
+    /// The customer's stored payment method at the gateway (a token, never card data).
+    pub payment_method: String,
+    pub customer: Option<String>,
+    /// Capture at once (`true`) or authorize only.
+    pub capture: bool,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// Optimistic-concurrency version: every write is conditional on it.
+    pub version: u64,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Charge {
+    /// The idempotency key paybridge sends the gateway for `operation` on this charge. The same on
+    /// every retry, so a timeout never becomes a second payment.
+    pub fn gateway_idempotency_key(&self, operation: &str) -> String {
+        format!("paybridge-{}-{operation}", self.id)
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.amount.currency()
+    }
+
+    /// Applies what the gateway said. Returns whether anything changed (the caller then writes
+    /// at `version + 1` and notifies). A stale outcome changes nothing.
+    pub fn apply(&mut self, outcome: &PaymentOutcome, now: i64) -> bool {
+        let mut changed = false;
+        if self.gateway_ref.is_none() {
+            self.gateway_ref = Some(outcome.gateway_ref.clone());
+            changed = true;
+        }
+        if self.status.advance(outcome.status) == Transition::Advance {
+            self.status = outcome.status;
+            if outcome.failure.is_some() {
+                self.failure = outcome.failure.clone();
+            }
+            changed = true;
+        }
+        if outcome.captured > self.captured && self.status.is_captured() {
+            self.captured = outcome.captured.min(self.amount.minor());
+            changed = true;
+        }
+        if changed {
+            self.updated_at = now;
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    fn charge() -> Charge {
+        Charge {
+            id: ChargeId::generate(),
+            invoice_id: "inv_1".into(),
+            amount: Money::parse(1999, "eur").unwrap(),
+            gateway: Gateway::Stripe,
+            gateway_ref: None,
+            status: ChargeStatus::Pending,
+            captured: 0,
+            refunded: 0,
+            refund_reserved: 0,
+            failure: None,
+            payment_method: "pm_card_visa".into(),
+            customer: None,
+            capture: true,
+            description: None,
+            metadata: BTreeMap::new(),
+            version: 1,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn outcome(status: ChargeStatus, captured: i64) -> PaymentOutcome {
+        PaymentOutcome { gateway_ref: "pi_1".into(), status, captured, failure: None }
+    }
+
+    #[test]
+    fn a_success_records_the_reference_and_the_captured_amount() {
+        let mut c = charge();
+        assert!(c.apply(&outcome(ChargeStatus::Succeeded, 1999), 5));
+        assert_eq!((c.status, c.captured, c.gateway_ref.as_deref(), c.updated_at), (ChargeStatus::Succeeded, 1999, Some("pi_1"), 5));
+        assert!(!c.apply(&outcome(ChargeStatus::Succeeded, 1999), 6), "a duplicate changes nothing");
+        assert!(!c.apply(&outcome(ChargeStatus::Processing, 0), 7), "a late event changes nothing");
+        assert_eq!(c.status, ChargeStatus::Succeeded);
+    }
+
+    #[test]
+    fn a_decline_keeps_the_gateway_code() {
+        let mut c = charge();
+        let declined = PaymentOutcome {
+            failure: Some(Failure { code: "card_declined".into(), message: "Your card was declined.".into() }),
+            ..outcome(ChargeStatus::Failed, 0)
+        };
+        assert!(c.apply(&declined, 1));
+        assert_eq!(c.failure.as_ref().unwrap().code, "card_declined");
+        assert_eq!(c.captured, 0);
+    }
+
+    #[test]
+    fn gateway_keys_are_stable_per_charge_and_operation() {
+        let c = charge();
+        assert_eq!(c.gateway_idempotency_key("create"), c.gateway_idempotency_key("create"));
+        assert_ne!(c.gateway_idempotency_key("create"), c.gateway_idempotency_key("capture"));
+    }
+}

@@ -11,7 +11,7 @@ pub mod pci;
 pub mod refund;
 pub mod work;
 
-pub use charge::{ChargeStatus, Transition};
+pub use charge::{Charge, ChargeStatus, Failure, PaymentOutcome, Transition};
 pub use event::{EventStatus, Gateway, VerifiedEvent};
 pub use ids::{ChargeId, IdError, NotificationId, RefundId};
 pub use money::{Currency, Money, MoneyError};

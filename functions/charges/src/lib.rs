@@ -1,0 +1,1 @@
+//! The charges function: billing-facing charge routes.
