@@ -9,6 +9,8 @@ Differences from the stock `localstripe --port N` command, both on purpose:
   in the system temp folder after every write and reloads it at start, so two stacks (say
   `make dev` and `make test`) would share and overwrite each other's data, and each write costs
   a full dump. Here every start is a clean slate; `DELETE /_config/data` wipes it while running.
+- PaymentIntents accept `description` (real Stripe does; localstripe 1.15.10 refuses it with
+  "Unexpected description"), so paybridge sends the same request locally as in production.
 """
 
 from __future__ import annotations
@@ -17,6 +19,17 @@ import logging
 import sys
 
 HOST = "127.0.0.1"
+
+
+def accept_payment_intent_description(resources) -> None:
+    """Let PaymentIntent creation take (and return) `description`, as the real API does."""
+    original_init = resources.PaymentIntent.__init__
+
+    def init(self, description=None, **kwargs):
+        original_init(self, **kwargs)
+        self.description = description
+
+    resources.PaymentIntent.__init__ = init
 
 
 def main(argv: list[str]) -> int:
@@ -31,6 +44,8 @@ def main(argv: list[str]) -> int:
     # No persistence between runs or between concurrent stacks (see module docstring).
     resources.Store.dump_to_disk = lambda self: None
     resources.Store.try_load_from_disk = lambda self: None
+
+    accept_payment_intent_description(resources)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     access_log = logging.getLogger("aiohttp.access")

@@ -156,22 +156,34 @@ pub enum GatewayError {
     /// The gateway refused the request itself (invalid parameters, authentication, an object in
     /// the wrong state, an idempotency key reused with other parameters). Retrying changes nothing.
     #[error("the gateway refused the request ({status} {code}): {message}")]
-    Refused { status: u16, code: String, message: String },
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 impl GatewayError {
     pub fn unknown(message: impl Into<String>, source: Option<BoxError>) -> Self {
-        GatewayError::Unknown { message: message.into(), retry_after: None, source }
+        GatewayError::Unknown {
+            message: message.into(),
+            retry_after: None,
+            source,
+        }
     }
 }
 
 impl From<GatewayError> for Error {
     fn from(e: GatewayError) -> Self {
         match e {
-            GatewayError::Unknown { .. } => {
-                Error::bad_gateway("the payment gateway did not answer; retry later", Some(Box::new(e))).with_retry_after(5)
+            GatewayError::Unknown { .. } => Error::bad_gateway(
+                "the payment gateway did not answer; retry later",
+                Some(Box::new(e)),
+            )
+            .with_retry_after(5),
+            GatewayError::Refused { .. } => {
+                Error::bad_gateway("the payment gateway refused the request", Some(Box::new(e)))
             }
-            GatewayError::Refused { .. } => Error::bad_gateway("the payment gateway refused the request", Some(Box::new(e))),
         }
     }
 }
@@ -190,11 +202,98 @@ pub struct PaymentRequest<'a> {
 pub trait PaymentGateway: Send + Sync {
     /// Creates and confirms an off-session payment with the charge's stored payment method,
     /// capturing at once when `charge.capture` is set.
-    fn create_payment(&self, request: &PaymentRequest<'_>) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
+    fn create_payment(
+        &self,
+        request: &PaymentRequest<'_>,
+    ) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
 
     /// Captures `amount` of an authorized payment.
-    fn capture(&self, charge: &Charge, amount: Money, idempotency_key: &str) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
+    fn capture(
+        &self,
+        charge: &Charge,
+        amount: Money,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
 
     /// Cancels (voids) an uncaptured payment.
-    fn cancel(&self, charge: &Charge, idempotency_key: &str) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
+    fn cancel(
+        &self,
+        charge: &Charge,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
+}
+
+// ---- idempotency ------------------------------------------------------------------------------
+
+use crate::domain::idempotency::{IdempotencyRecord, StoredResponse};
+
+/// What inserting an idempotency record found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    New,
+    Existing(IdempotencyRecord),
+}
+
+/// Idempotency records of billing-facing writes.
+pub trait IdempotencyStore: Send + Sync {
+    /// Writes `record` (status in_progress) unless one exists for its (operation, key).
+    fn claim(
+        &self,
+        record: &IdempotencyRecord,
+    ) -> impl Future<Output = Result<Claimed, StoreError>> + Send;
+
+    /// Takes over an abandoned in-progress record whose lease was `seen_until`. `Conflict` if
+    /// another request took it first.
+    fn resume(
+        &self,
+        operation: &str,
+        key: &str,
+        seen_until: i64,
+        owner: &str,
+        until: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores the response and marks the record completed. `Conflict` if `owner` no longer holds it.
+    fn complete(
+        &self,
+        operation: &str,
+        key: &str,
+        owner: &str,
+        response: &StoredResponse,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends `owner`'s lease at once (the request failed in a way the caller should retry), keeping
+    /// the record — and its resource id — for the retry to resume.
+    fn release(
+        &self,
+        operation: &str,
+        key: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+// ---- charges ----------------------------------------------------------------------------------
+
+use crate::domain::ChargeId;
+
+/// Charge records.
+pub trait ChargeStore: Send + Sync {
+    /// Writes a new charge. `Conflict` if one with its id exists.
+    fn insert_charge(&self, charge: &Charge)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get_charge(
+        &self,
+        id: &ChargeId,
+    ) -> impl Future<Output = Result<Option<Charge>, StoreError>> + Send;
+
+    /// Replaces a charge whose stored version is `charge.version - 1` (the caller bumped it), and
+    /// records the gateway reference → charge pointer with it. `Conflict` if someone wrote first.
+    fn save_charge(&self, charge: &Charge) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The charges of an invoice, oldest first.
+    fn charges_for_invoice(
+        &self,
+        invoice_id: &str,
+    ) -> impl Future<Output = Result<Vec<Charge>, StoreError>> + Send;
 }

@@ -5,6 +5,8 @@
 //! SQS and Secrets Manager; localstripe). Its settings arrive in the environment, exactly as the
 //! functions get them; without them the tests stop with a message saying how to run them.
 
+pub mod stripe_proxy;
+
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -117,6 +119,19 @@ pub fn api_request(
     body: &[u8],
     base64: bool,
 ) -> lambda_http::Request {
+    api_request_with_query(route_key, path, path_parameters, &[], headers, body, base64)
+}
+
+/// [`api_request`] with a query string.
+pub fn api_request_with_query(
+    route_key: &str,
+    path: &str,
+    path_parameters: &[(&str, &str)],
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    body: &[u8],
+    base64: bool,
+) -> lambda_http::Request {
     use base64::Engine;
     let (method, _) = route_key.split_once(' ').unwrap_or(("POST", ""));
     let headers: HashMap<String, String> = headers
@@ -129,11 +144,14 @@ pub fn api_request(
     } else {
         String::from_utf8(body.to_vec()).expect("non-base64 bodies must be UTF-8")
     };
+    let raw_query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let query_params: HashMap<&str, &str> = query.iter().copied().collect();
     let event = json!({
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": raw_query.join("&"),
+        "queryStringParameters": query_params,
         "headers": headers,
         "requestContext": {
             "accountId": "123456789012", "apiId": "local", "domainName": "127.0.0.1",

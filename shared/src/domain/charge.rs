@@ -212,7 +212,8 @@ pub struct Failure {
 /// What a gateway says a payment is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentOutcome {
-    /// The gateway's id of the payment (`pi_…`, a pspReference).
+    /// The gateway's id of the payment (`pi_…`, a pspReference); empty when the gateway refused
+    /// before creating one (a card error without a PaymentIntent).
     pub gateway_ref: String,
     pub status: ChargeStatus,
     /// Minor units captured so far.
@@ -264,7 +265,7 @@ impl Charge {
     /// at `version + 1` and notifies). A stale outcome changes nothing.
     pub fn apply(&mut self, outcome: &PaymentOutcome, now: i64) -> bool {
         let mut changed = false;
-        if self.gateway_ref.is_none() {
+        if self.gateway_ref.is_none() && !outcome.gateway_ref.is_empty() {
             self.gateway_ref = Some(outcome.gateway_ref.clone());
             changed = true;
         }
@@ -314,16 +315,30 @@ mod record_tests {
     }
 
     fn outcome(status: ChargeStatus, captured: i64) -> PaymentOutcome {
-        PaymentOutcome { gateway_ref: "pi_1".into(), status, captured, failure: None }
+        PaymentOutcome {
+            gateway_ref: "pi_1".into(),
+            status,
+            captured,
+            failure: None,
+        }
     }
 
     #[test]
     fn a_success_records_the_reference_and_the_captured_amount() {
         let mut c = charge();
         assert!(c.apply(&outcome(ChargeStatus::Succeeded, 1999), 5));
-        assert_eq!((c.status, c.captured, c.gateway_ref.as_deref(), c.updated_at), (ChargeStatus::Succeeded, 1999, Some("pi_1"), 5));
-        assert!(!c.apply(&outcome(ChargeStatus::Succeeded, 1999), 6), "a duplicate changes nothing");
-        assert!(!c.apply(&outcome(ChargeStatus::Processing, 0), 7), "a late event changes nothing");
+        assert_eq!(
+            (c.status, c.captured, c.gateway_ref.as_deref(), c.updated_at),
+            (ChargeStatus::Succeeded, 1999, Some("pi_1"), 5)
+        );
+        assert!(
+            !c.apply(&outcome(ChargeStatus::Succeeded, 1999), 6),
+            "a duplicate changes nothing"
+        );
+        assert!(
+            !c.apply(&outcome(ChargeStatus::Processing, 0), 7),
+            "a late event changes nothing"
+        );
         assert_eq!(c.status, ChargeStatus::Succeeded);
     }
 
@@ -331,7 +346,10 @@ mod record_tests {
     fn a_decline_keeps_the_gateway_code() {
         let mut c = charge();
         let declined = PaymentOutcome {
-            failure: Some(Failure { code: "card_declined".into(), message: "Your card was declined.".into() }),
+            failure: Some(Failure {
+                code: "card_declined".into(),
+                message: "Your card was declined.".into(),
+            }),
             ..outcome(ChargeStatus::Failed, 0)
         };
         assert!(c.apply(&declined, 1));
@@ -342,7 +360,13 @@ mod record_tests {
     #[test]
     fn gateway_keys_are_stable_per_charge_and_operation() {
         let c = charge();
-        assert_eq!(c.gateway_idempotency_key("create"), c.gateway_idempotency_key("create"));
-        assert_ne!(c.gateway_idempotency_key("create"), c.gateway_idempotency_key("capture"));
+        assert_eq!(
+            c.gateway_idempotency_key("create"),
+            c.gateway_idempotency_key("create")
+        );
+        assert_ne!(
+            c.gateway_idempotency_key("create"),
+            c.gateway_idempotency_key("capture")
+        );
     }
 }

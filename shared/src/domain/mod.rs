@@ -5,6 +5,7 @@
 
 pub mod charge;
 pub mod event;
+pub mod idempotency;
 pub mod ids;
 pub mod money;
 pub mod pci;

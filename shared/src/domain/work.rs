@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::event::Gateway;
+use super::ids::ChargeId;
 
 /// The message version this build writes.
 pub const WORK_MESSAGE_VERSION: u32 = 1;
@@ -20,6 +21,12 @@ pub enum WorkMessage {
         gateway: Gateway,
         event_id: String,
     },
+    /// Finish a charge whose gateway answer was lost: call again with the same idempotency key.
+    RetryCharge {
+        v: u32,
+        charge_id: ChargeId,
+        attempt: u32,
+    },
 }
 
 impl WorkMessage {
@@ -31,10 +38,18 @@ impl WorkMessage {
         }
     }
 
+    pub fn retry_charge(charge_id: &ChargeId, attempt: u32) -> Self {
+        WorkMessage::RetryCharge {
+            v: WORK_MESSAGE_VERSION,
+            charge_id: charge_id.clone(),
+            attempt,
+        }
+    }
+
     /// The version the message was written with.
     pub fn version(&self) -> u32 {
         match self {
-            WorkMessage::ApplyEvent { v, .. } => *v,
+            WorkMessage::ApplyEvent { v, .. } | WorkMessage::RetryCharge { v, .. } => *v,
         }
     }
 
@@ -44,6 +59,7 @@ impl WorkMessage {
             WorkMessage::ApplyEvent {
                 gateway, event_id, ..
             } => format!("event:{gateway}:{event_id}"),
+            WorkMessage::RetryCharge { charge_id, .. } => format!("retry_charge:{charge_id}"),
         }
     }
 }

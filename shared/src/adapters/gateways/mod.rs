@@ -20,3 +20,56 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         // Building fails only if the TLS backend cannot initialise: a broken deployment.
         .unwrap_or_else(|e| panic!("cannot build the HTTP client: {e}"))
 }
+
+use crate::domain::event::Gateway;
+use crate::domain::{Charge, Money, PaymentOutcome};
+use crate::ports::{GatewayError, PaymentGateway, PaymentRequest};
+
+/// The configured gateways, chosen per charge by its `gateway` field.
+#[derive(Debug, Default)]
+pub struct GatewayRouter {
+    pub stripe: Option<stripe::StripeGateway>,
+    pub adyen: Option<adyen::AdyenGateway>,
+}
+
+fn not_configured(gateway: Gateway) -> GatewayError {
+    GatewayError::Refused {
+        status: 0,
+        code: "gateway_not_configured".into(),
+        message: format!("no credentials for {gateway} are configured in the secret"),
+    }
+}
+
+impl PaymentGateway for GatewayRouter {
+    async fn create_payment(
+        &self,
+        request: &PaymentRequest<'_>,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        match (request.charge.gateway, &self.stripe, &self.adyen) {
+            (Gateway::Stripe, Some(g), _) => g.create_payment(request).await,
+            (Gateway::Adyen, _, Some(g)) => g.create_payment(request).await,
+            (other, _, _) => Err(not_configured(other)),
+        }
+    }
+
+    async fn capture(
+        &self,
+        charge: &Charge,
+        amount: Money,
+        key: &str,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        match (charge.gateway, &self.stripe, &self.adyen) {
+            (Gateway::Stripe, Some(g), _) => g.capture(charge, amount, key).await,
+            (Gateway::Adyen, _, Some(g)) => g.capture(charge, amount, key).await,
+            (other, _, _) => Err(not_configured(other)),
+        }
+    }
+
+    async fn cancel(&self, charge: &Charge, key: &str) -> Result<PaymentOutcome, GatewayError> {
+        match (charge.gateway, &self.stripe, &self.adyen) {
+            (Gateway::Stripe, Some(g), _) => g.cancel(charge, key).await,
+            (Gateway::Adyen, _, Some(g)) => g.cancel(charge, key).await,
+            (other, _, _) => Err(not_configured(other)),
+        }
+    }
+}

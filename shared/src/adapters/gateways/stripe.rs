@@ -1,0 +1,425 @@
+//! Stripe PaymentIntents over Stripe's HTTP API (form-encoded, pinned `Stripe-Version`).
+//!
+//! Every mutating call carries paybridge's own deterministic `Idempotency-Key`, so a retry after a
+//! timeout is answered with the first result rather than acted on twice. Stripe keeps keys for at
+//! least 24 hours; retries must stop well before that (the retry use case bounds them).
+//!
+//! Mapping:
+//! - PaymentIntent `succeeded` → succeeded; `requires_capture` → authorized; `processing` →
+//!   processing; `requires_action` / `requires_confirmation` → requires_action; `canceled` →
+//!   canceled; `requires_payment_method` after a confirmation → failed with `last_payment_error`.
+//! - HTTP 402 (card error) → a *failed payment*, not an error, with the decline code.
+//! - 409 (same idempotency key in flight), 429, 5xx, timeouts, connection failures →
+//!   [`GatewayError::Unknown`].
+//! - Other 4xx → [`GatewayError::Refused`].
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::{Charge, ChargeStatus, Failure, Money, PaymentOutcome};
+use crate::ports::{GatewayError, PaymentGateway, PaymentRequest};
+use crate::secrets::SecretString;
+
+/// The API version paybridge is written against.
+pub const STRIPE_VERSION: &str = "2024-06-20";
+
+/// Stripe's PaymentIntents API.
+#[derive(Clone)]
+pub struct StripeGateway {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: SecretString,
+}
+
+impl fmt::Debug for StripeGateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeGateway")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct PaymentIntent {
+    id: String,
+    status: String,
+    #[serde(default)]
+    amount: Option<i64>,
+    #[serde(default)]
+    amount_received: Option<i64>,
+    #[serde(default)]
+    last_payment_error: Option<StripeError>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: StripeError,
+}
+
+#[derive(Deserialize, Default)]
+struct StripeError {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    decline_code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    /// Present on card errors of a confirmation: the PaymentIntent as it is now.
+    #[serde(default)]
+    payment_intent: Option<Box<serde_json::Value>>,
+}
+
+impl StripeError {
+    fn failure(&self) -> Failure {
+        Failure {
+            code: self
+                .decline_code
+                .clone()
+                .or_else(|| self.code.clone())
+                .unwrap_or_else(|| "card_error".into()),
+            message: self
+                .message
+                .clone()
+                .unwrap_or_else(|| "the payment was declined".into()),
+        }
+    }
+}
+
+/// Maps a PaymentIntent to an outcome.
+fn outcome_of(pi: PaymentIntent) -> Result<PaymentOutcome, GatewayError> {
+    let status = match pi.status.as_str() {
+        "succeeded" => ChargeStatus::Succeeded,
+        "requires_capture" => ChargeStatus::Authorized,
+        "processing" => ChargeStatus::Processing,
+        "requires_action" | "requires_confirmation" => ChargeStatus::RequiresAction,
+        "canceled" => ChargeStatus::Canceled,
+        "requires_payment_method" => ChargeStatus::Failed,
+        other => {
+            return Err(GatewayError::unknown(
+                format!("unexpected PaymentIntent status `{other}`"),
+                None,
+            ));
+        }
+    };
+    let failure = match status {
+        ChargeStatus::Failed => Some(
+            pi.last_payment_error
+                .as_ref()
+                .map(StripeError::failure)
+                .unwrap_or(Failure {
+                    code: "payment_failed".into(),
+                    message: "the payment method was not charged".into(),
+                }),
+        ),
+        _ => None,
+    };
+    // Older API versions (and localstripe) do not send amount_received: a succeeded intent then
+    // received its whole amount.
+    let captured = if status == ChargeStatus::Succeeded {
+        pi.amount_received.or(pi.amount).unwrap_or(0)
+    } else {
+        0
+    };
+    Ok(PaymentOutcome {
+        gateway_ref: pi.id,
+        status,
+        captured,
+        failure,
+    })
+}
+
+impl StripeGateway {
+    pub fn new(http: reqwest::Client, base_url: impl Into<String>, api_key: SecretString) -> Self {
+        StripeGateway {
+            http,
+            base_url: base_url.into(),
+            api_key,
+        }
+    }
+
+    /// POSTs `form` to `path` with `idempotency_key` and maps the answer.
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(String, String)],
+        idempotency_key: &str,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        let result = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .bearer_auth(self.api_key.expose())
+            .header("Stripe-Version", STRIPE_VERSION)
+            .header("Idempotency-Key", idempotency_key)
+            .form(form)
+            .send()
+            .await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(GatewayError::unknown(
+                    transport_message(&e),
+                    Some(Box::new(e)),
+                ));
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(GatewayError::unknown(
+                    "the response body was cut off",
+                    Some(Box::new(e)),
+                ));
+            }
+        };
+        classify(status, &body, retry_after)
+    }
+}
+
+fn transport_message(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "the request to Stripe timed out".into()
+    } else if e.is_connect() {
+        "could not connect to Stripe".into()
+    } else {
+        "the request to Stripe failed".into()
+    }
+}
+
+/// Maps an HTTP answer from Stripe to an outcome or an error.
+fn classify(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> Result<PaymentOutcome, GatewayError> {
+    match status {
+        200..=299 => match serde_json::from_slice::<PaymentIntent>(body) {
+            Ok(pi) => outcome_of(pi),
+            // It may have worked: the outcome is unknown, not failed.
+            Err(e) => Err(GatewayError::unknown(
+                "Stripe answered 2xx with an unreadable body",
+                Some(Box::new(e)),
+            )),
+        },
+        402 => {
+            let error = serde_json::from_slice::<ErrorBody>(body)
+                .map(|b| b.error)
+                .unwrap_or_default();
+            let failure = error.failure();
+            let pi = error
+                .payment_intent
+                .as_deref()
+                .and_then(|v| serde_json::from_value::<PaymentIntent>(v.clone()).ok());
+            let gateway_ref = pi.map(|p| p.id).unwrap_or_default();
+            Ok(PaymentOutcome {
+                gateway_ref,
+                status: ChargeStatus::Failed,
+                captured: 0,
+                failure: Some(failure),
+            })
+        }
+        // 409: a request with the same idempotency key is still running at Stripe.
+        409 | 429 | 500..=599 => Err(GatewayError::Unknown {
+            message: format!("Stripe answered {status}"),
+            retry_after,
+            source: None,
+        }),
+        _ => {
+            let error = serde_json::from_slice::<ErrorBody>(body)
+                .map(|b| b.error)
+                .unwrap_or_default();
+            Err(GatewayError::Refused {
+                status,
+                code: error
+                    .code
+                    .or(error.kind)
+                    .unwrap_or_else(|| "invalid_request".into()),
+                message: error
+                    .message
+                    .unwrap_or_else(|| format!("Stripe answered {status}")),
+            })
+        }
+    }
+}
+
+impl PaymentGateway for StripeGateway {
+    async fn create_payment(
+        &self,
+        request: &PaymentRequest<'_>,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        let c = request.charge;
+        let mut form: Vec<(String, String)> = vec![
+            ("amount".into(), c.amount.minor().to_string()),
+            ("currency".into(), c.currency().code().into()),
+            ("payment_method".into(), c.payment_method.clone()),
+            ("confirm".into(), "true".into()),
+            ("off_session".into(), "true".into()),
+            (
+                "capture_method".into(),
+                if c.capture { "automatic" } else { "manual" }.into(),
+            ),
+            ("metadata[paybridge_charge_id]".into(), c.id.to_string()),
+            ("metadata[invoice_id]".into(), c.invoice_id.clone()),
+        ];
+        if let Some(customer) = &c.customer {
+            form.push(("customer".into(), customer.clone()));
+        }
+        if let Some(description) = &c.description {
+            form.push(("description".into(), description.clone()));
+        }
+        for (k, v) in &c.metadata {
+            form.push((format!("metadata[{k}]"), v.clone()));
+        }
+        self.post("/v1/payment_intents", &form, &request.idempotency_key)
+            .await
+    }
+
+    async fn capture(
+        &self,
+        charge: &Charge,
+        amount: Money,
+        idempotency_key: &str,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        let pi = reference(charge)?;
+        let form = vec![("amount_to_capture".to_owned(), amount.minor().to_string())];
+        self.post(
+            &format!("/v1/payment_intents/{pi}/capture"),
+            &form,
+            idempotency_key,
+        )
+        .await
+    }
+
+    async fn cancel(
+        &self,
+        charge: &Charge,
+        idempotency_key: &str,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        let pi = reference(charge)?;
+        self.post(
+            &format!("/v1/payment_intents/{pi}/cancel"),
+            &[],
+            idempotency_key,
+        )
+        .await
+    }
+}
+
+fn reference(charge: &Charge) -> Result<&str, GatewayError> {
+    charge
+        .gateway_ref
+        .as_deref()
+        .filter(|r| {
+            r.starts_with("pi_") && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .ok_or(GatewayError::Refused {
+            status: 0,
+            code: "no_gateway_reference".into(),
+            message: "the charge has no Stripe PaymentIntent to act on".into(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_intent_statuses_map_to_charge_statuses() {
+        let cases = [
+            (
+                r#"{"id":"pi_1","status":"succeeded","amount_received":1999}"#,
+                ChargeStatus::Succeeded,
+                1999,
+            ),
+            (
+                r#"{"id":"pi_1","status":"requires_capture"}"#,
+                ChargeStatus::Authorized,
+                0,
+            ),
+            (
+                r#"{"id":"pi_1","status":"processing"}"#,
+                ChargeStatus::Processing,
+                0,
+            ),
+            (
+                r#"{"id":"pi_1","status":"requires_action"}"#,
+                ChargeStatus::RequiresAction,
+                0,
+            ),
+            (
+                r#"{"id":"pi_1","status":"canceled"}"#,
+                ChargeStatus::Canceled,
+                0,
+            ),
+        ];
+        for (body, status, captured) in cases {
+            let o = classify(200, body.as_bytes(), None).unwrap();
+            assert_eq!(
+                (o.status, o.captured, o.gateway_ref.as_str()),
+                (status, captured, "pi_1"),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_card_error_is_a_failed_payment_with_the_decline_code() {
+        let body = br#"{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card has insufficient funds.","payment_intent":{"id":"pi_9","status":"requires_payment_method"}}}"#;
+        let o = classify(402, body, None).unwrap();
+        assert_eq!(o.status, ChargeStatus::Failed);
+        assert_eq!(o.gateway_ref, "pi_9");
+        assert_eq!(o.failure.unwrap().code, "insufficient_funds");
+        // localstripe's shape: no decline_code, no payment_intent.
+        let o = classify(402, br#"{"error":{"code":"card_declined","message":"Your card was declined.","type":"invalid_request_error"}}"#, None).unwrap();
+        assert_eq!(o.failure.unwrap().code, "card_declined");
+    }
+
+    #[test]
+    fn throttling_server_errors_and_unreadable_successes_are_unknown_outcomes() {
+        match classify(429, b"{}", Some(Duration::from_secs(2))) {
+            Err(GatewayError::Unknown { retry_after, .. }) => {
+                assert_eq!(retry_after, Some(Duration::from_secs(2)))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            classify(503, b"oops", None),
+            Err(GatewayError::Unknown { .. })
+        ));
+        assert!(matches!(
+            classify(200, b"<html>", None),
+            Err(GatewayError::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn other_client_errors_are_refusals() {
+        let body = br#"{"error":{"type":"idempotency_error","message":"Keys for idempotent requests can only be used with the same parameters they were first used with."}}"#;
+        match classify(400, body, None) {
+            Err(GatewayError::Refused { status, code, .. }) => {
+                assert_eq!((status, code.as_str()), (400, "idempotency_error"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_api_key_is_not_in_debug_output() {
+        let g = StripeGateway::new(
+            reqwest::Client::new(),
+            "http://127.0.0.1:1",
+            SecretString::new("sk_test_secret"),
+        );
+        assert!(!format!("{g:?}").contains("sk_test_secret"));
+    }
+}

@@ -1,0 +1,194 @@
+//! Charge records: `CHARGE#{id}` / `CHARGE`, found by invoice through GSI1
+//! (`INVOICE#{invoice_id}` / `{created_at}#{id}`), and by gateway reference through the pointer
+//! `GWREF#{gateway}#{ref}` / `GWREF` → charge id, written in the same transaction as the charge.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use super::{Item, Table, Write, classify};
+use crate::domain::event::Gateway;
+use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money};
+use crate::ports::{ChargeStore, StoreError};
+
+const SK: &str = "CHARGE";
+
+fn pk(id: &ChargeId) -> String {
+    format!("CHARGE#{id}")
+}
+
+/// The key of the pointer from a gateway's object id to our charge or refund.
+pub fn gateway_ref_pk(gateway: Gateway, reference: &str) -> String {
+    format!("GWREF#{gateway}#{reference}")
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChargeItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    id: String,
+    invoice_id: String,
+    amount: i64,
+    currency: String,
+    gateway: Gateway,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway_ref: Option<String>,
+    status: ChargeStatus,
+    captured: i64,
+    refunded: i64,
+    refund_reserved: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failure: Option<Failure>,
+    payment_method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    customer: Option<String>,
+    capture: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    version: u64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn to_item(c: &Charge) -> Result<Item, StoreError> {
+    let item = ChargeItem {
+        pk: pk(&c.id),
+        sk: SK.to_owned(),
+        gsi1pk: format!("INVOICE#{}", c.invoice_id),
+        gsi1sk: format!("{:020}#{}", c.created_at, c.id),
+        id: c.id.to_string(),
+        invoice_id: c.invoice_id.clone(),
+        amount: c.amount.minor(),
+        currency: c.currency().code().to_owned(),
+        gateway: c.gateway,
+        gateway_ref: c.gateway_ref.clone(),
+        status: c.status,
+        captured: c.captured,
+        refunded: c.refunded,
+        refund_reserved: c.refund_reserved,
+        failure: c.failure.clone(),
+        payment_method: c.payment_method.clone(),
+        customer: c.customer.clone(),
+        capture: c.capture,
+        description: c.description.clone(),
+        metadata: c.metadata.clone(),
+        version: c.version,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    };
+    serde_dynamo::to_item(item)
+        .map_err(|e| StoreError::Invalid(format!("charge not serialisable: {e}")))
+}
+
+fn from_item(item: Item) -> Result<Charge, StoreError> {
+    let bad = |what: String| StoreError::Invalid(format!("unreadable charge record: {what}"));
+    let i: ChargeItem = serde_dynamo::from_item(item).map_err(|e| bad(e.to_string()))?;
+    Ok(Charge {
+        id: ChargeId::parse(&i.id).map_err(|e| bad(e.to_string()))?,
+        invoice_id: i.invoice_id,
+        amount: Money::parse(i.amount, &i.currency).map_err(|e| bad(e.to_string()))?,
+        gateway: i.gateway,
+        gateway_ref: i.gateway_ref,
+        status: i.status,
+        captured: i.captured,
+        refunded: i.refunded,
+        refund_reserved: i.refund_reserved,
+        failure: i.failure,
+        payment_method: i.payment_method,
+        customer: i.customer,
+        capture: i.capture,
+        description: i.description,
+        metadata: i.metadata,
+        version: i.version,
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+    })
+}
+
+fn pointer(gateway: Gateway, reference: &str, charge: &ChargeId) -> Item {
+    HashMap::from([
+        (
+            "pk".to_owned(),
+            AttributeValue::S(gateway_ref_pk(gateway, reference)),
+        ),
+        ("sk".to_owned(), AttributeValue::S("GWREF".to_owned())),
+        ("kind".to_owned(), AttributeValue::S("charge".to_owned())),
+        (
+            "target_id".to_owned(),
+            AttributeValue::S(charge.to_string()),
+        ),
+    ])
+}
+
+impl ChargeStore for Table {
+    async fn insert_charge(&self, charge: &Charge) -> Result<(), StoreError> {
+        self.put_new(to_item(charge)?)
+            .await
+            .map_err(StoreError::from)
+    }
+
+    async fn get_charge(&self, id: &ChargeId) -> Result<Option<Charge>, StoreError> {
+        self.get(&pk(id), SK).await?.map(from_item).transpose()
+    }
+
+    async fn save_charge(&self, charge: &Charge) -> Result<(), StoreError> {
+        let expected = charge
+            .version
+            .checked_sub(1)
+            .ok_or_else(|| StoreError::Invalid("charge version 0 cannot be saved".into()))?;
+        let item = to_item(charge)?;
+        match charge.gateway_ref.as_deref().filter(|r| !r.is_empty()) {
+            Some(reference) => self
+                .transact(vec![
+                    Write::PutAtVersion(item, expected),
+                    Write::Put(pointer(charge.gateway, reference, &charge.id)),
+                ])
+                .await
+                .map_err(StoreError::from),
+            None => self
+                .put_at_version(item, expected)
+                .await
+                .map_err(StoreError::from),
+        }
+    }
+
+    async fn charges_for_invoice(&self, invoice_id: &str) -> Result<Vec<Charge>, StoreError> {
+        let mut charges = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .index_name("GSI1")
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(format!("INVOICE#{invoice_id}")),
+                )
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::from(classify(e)))?;
+            for item in out.items.unwrap_or_default() {
+                if item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some(SK)
+                {
+                    charges.push(from_item(item)?);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if charges.len() < 1000 => start = Some(k),
+                _ => return Ok(charges),
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Gateway event records: `EVENT#{gateway}#{event id}` / `EVENT`.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use super::{Item, Table, TableError, classify};
+use crate::domain::event::{EventRecord, EventStatus, Gateway};
+use crate::ports::{EventStore, Inserted, StoreError};
+
+const EVENT_SK: &str = "EVENT";
+
+fn event_pk(gateway: Gateway, event_id: &str) -> String {
+    format!("EVENT#{gateway}#{event_id}")
+}
+
+/// The stored shape of an [`EventRecord`].
+#[derive(Serialize, Deserialize)]
+struct EventItem {
+    pk: String,
+    sk: String,
+    gateway: Gateway,
+    event_id: String,
+    event_type: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    object_ref: Option<String>,
+    status: EventStatus,
+    payload: String,
+    received_at: i64,
+    enqueue_lease_until: i64,
+    expires_at: i64,
+}
+
+impl From<&EventRecord> for EventItem {
+    fn from(r: &EventRecord) -> Self {
+        EventItem {
+            pk: event_pk(r.gateway, &r.event_id),
+            sk: EVENT_SK.to_owned(),
+            gateway: r.gateway,
+            event_id: r.event_id.clone(),
+            event_type: r.event_type.clone(),
+            object_ref: r.object_ref.clone(),
+            status: r.status,
+            payload: r.payload.clone(),
+            received_at: r.received_at,
+            enqueue_lease_until: r.enqueue_lease_until,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+impl From<EventItem> for EventRecord {
+    fn from(i: EventItem) -> Self {
+        EventRecord {
+            gateway: i.gateway,
+            event_id: i.event_id,
+            event_type: i.event_type,
+            object_ref: i.object_ref,
+            status: i.status,
+            payload: i.payload,
+            received_at: i.received_at,
+            enqueue_lease_until: i.enqueue_lease_until,
+            expires_at: i.expires_at,
+        }
+    }
+}
+
+fn read_event(item: Item) -> Result<EventRecord, StoreError> {
+    serde_dynamo::from_item::<_, EventItem>(item)
+        .map(EventRecord::from)
+        .map_err(|e| StoreError::Invalid(format!("unreadable event record: {e}")))
+}
+
+impl Table {
+    fn event_update(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(event_pk(gateway, event_id)))
+            .key("sk", AttributeValue::S(EVENT_SK.to_owned()))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#l", "enqueue_lease_until")
+            .expression_attribute_values(
+                ":received",
+                AttributeValue::S(EventStatus::Received.as_str().to_owned()),
+            )
+    }
+}
+
+impl EventStore for Table {
+    async fn insert_event(&self, record: &EventRecord) -> Result<Inserted, StoreError> {
+        let item = serde_dynamo::to_item(EventItem::from(record))
+            .map_err(|e| StoreError::Invalid(format!("event record not serialisable: {e}")))?;
+        match self.put_new(item).await {
+            Ok(()) => Ok(Inserted::New),
+            Err(TableError::ConditionFailed {
+                existing: Some(item),
+                ..
+            }) => Ok(Inserted::Existing(read_event(*item)?)),
+            // Some DynamoDB-compatible stores do not return the old item: read it.
+            Err(TableError::ConditionFailed { existing: None, .. }) => self
+                .get_event(record.gateway, &record.event_id)
+                .await?
+                .map(Inserted::Existing)
+                .ok_or(StoreError::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_event(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        self.get(&event_pk(gateway, event_id), EVENT_SK)
+            .await?
+            .map(read_event)
+            .transpose()
+    }
+
+    async fn mark_event_queued(&self, gateway: Gateway, event_id: &str) -> Result<(), StoreError> {
+        self.event_update(gateway, event_id)
+            .update_expression("SET #s = :queued, #l = :zero")
+            .condition_expression("#s = :received")
+            .expression_attribute_values(
+                ":queued",
+                AttributeValue::S(EventStatus::Queued.as_str().to_owned()),
+            )
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e).into())
+    }
+
+    async fn claim_enqueue_lease(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        seen_lease: i64,
+        new_lease: i64,
+    ) -> Result<(), StoreError> {
+        self.event_update(gateway, event_id)
+            .update_expression("SET #l = :new")
+            .condition_expression("#s = :received AND #l = :seen")
+            .expression_attribute_values(":new", AttributeValue::N(new_lease.to_string()))
+            .expression_attribute_values(":seen", AttributeValue::N(seen_lease.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e).into())
+    }
+
+    async fn release_enqueue_lease(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        lease: i64,
+    ) -> Result<(), StoreError> {
+        self.event_update(gateway, event_id)
+            .update_expression("SET #l = :zero")
+            .condition_expression("#s = :received AND #l = :lease")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":lease", AttributeValue::N(lease.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e).into())
+    }
+}

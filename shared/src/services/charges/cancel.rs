@@ -1,0 +1,94 @@
+//! Use case: cancel an uncaptured charge — `POST /charges/{id}/cancel`.
+//!
+//! A captured charge cannot be canceled (409: refund it instead); a failed one has nothing to
+//! cancel (409); a canceled one is answered as it is. A `pending` charge whose gateway answer is
+//! still unknown cannot be canceled yet (409 with `Retry-After`).
+
+use super::create::ChargeDeps;
+use super::read::charge_id;
+use super::{settle, view};
+use crate::domain::ChargeStatus;
+use crate::domain::idempotency::{IdempotencyKey, fingerprint};
+use crate::error::Error;
+use crate::ports::{ChargeStore, IdempotencyStore, PaymentGateway};
+use crate::services::ApiResponse;
+use crate::services::idempotency::{self, Begun, Claim};
+
+pub async fn cancel_charge<S, G, Q>(
+    deps: &ChargeDeps<'_, S, G, Q>,
+    key: &IdempotencyKey,
+    id: &str,
+    now_ms: i64,
+    lease_until_ms: i64,
+) -> Result<ApiResponse, Error>
+where
+    S: ChargeStore + IdempotencyStore,
+    G: PaymentGateway,
+{
+    let id = charge_id(id)?;
+    let claim = Claim {
+        operation: "cancel_charge",
+        key,
+        fingerprint: fingerprint("cancel_charge", id.as_str(), &serde_json::Value::Null),
+        proposed_resource_id: id.to_string(),
+        now_ms,
+        lease_until_ms,
+        ttl: deps.idempotency_ttl,
+    };
+    let guard = match idempotency::begin(deps.store, claim).await? {
+        Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
+        Begun::Run(guard) => guard,
+    };
+    let result = async {
+        let charge = deps
+            .store
+            .get_charge(&id)
+            .await?
+            .ok_or_else(|| Error::not_found("charge_not_found", "no charge with this id"))?;
+        match charge.status {
+            ChargeStatus::Canceled => return Ok(ApiResponse::json(200, &view(&charge))),
+            s if s.is_captured() => {
+                return Err(Error::conflict(
+                    "charge_captured",
+                    "the charge was captured and cannot be canceled; refund it instead",
+                ));
+            }
+            ChargeStatus::Failed => {
+                return Err(Error::conflict(
+                    "charge_failed",
+                    "the charge failed; there is nothing to cancel",
+                ));
+            }
+            ChargeStatus::Pending if charge.gateway_ref.is_none() => {
+                return Err(Error::conflict(
+                    "charge_pending",
+                    "the gateway's answer for this charge is not known yet; retry later",
+                )
+                .with_retry_after(30));
+            }
+            _ => {}
+        }
+        let outcome = deps
+            .gateway
+            .cancel(&charge, &charge.gateway_idempotency_key("cancel"))
+            .await?;
+        let charge = settle(deps.store, charge, &outcome, now_ms / 1000).await?;
+        let status = if charge.status == ChargeStatus::Canceled {
+            200
+        } else {
+            202
+        };
+        Ok(ApiResponse::json(status, &view(&charge)))
+    }
+    .await;
+    match result {
+        Ok(response) => {
+            guard.complete(deps.store, &response.to_stored()).await;
+            Ok(response)
+        }
+        Err(e) => {
+            guard.release(deps.store).await;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Use case: capture an authorized charge — `POST /charges/{id}/capture` `{"amount": n}?`.
+//!
+//! Only an `authorized` charge can be captured (409 otherwise). The gateway call carries the
+//! charge's `capture` idempotency key. Stripe answers synchronously (→ `succeeded`, 200); Adyen
+//! acknowledges the request and confirms with a CAPTURE webhook (→ still `authorized`, 202).
+
+use serde::Deserialize;
+
+use super::create::ChargeDeps;
+use super::read::charge_id;
+use super::{settle, view};
+use crate::domain::idempotency::{IdempotencyKey, fingerprint};
+use crate::domain::{ChargeStatus, Money};
+use crate::error::Error;
+use crate::ports::{ChargeStore, IdempotencyStore, PaymentGateway};
+use crate::services::ApiResponse;
+use crate::services::idempotency::{self, Begun, Claim};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    #[serde(default)]
+    amount: Option<i64>,
+}
+
+pub async fn capture_charge<S, G, Q>(
+    deps: &ChargeDeps<'_, S, G, Q>,
+    key: &IdempotencyKey,
+    id: &str,
+    body: &[u8],
+    now_ms: i64,
+    lease_until_ms: i64,
+) -> Result<ApiResponse, Error>
+where
+    S: ChargeStore + IdempotencyStore,
+    G: PaymentGateway,
+{
+    let id = charge_id(id)?;
+    let json: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|_| Error::bad_request("invalid_json", "the body is not valid JSON"))?
+    };
+    let parsed: Body = serde_json::from_value(json.clone())
+        .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
+    let claim = Claim {
+        operation: "capture_charge",
+        key,
+        fingerprint: fingerprint("capture_charge", id.as_str(), &json),
+        proposed_resource_id: id.to_string(),
+        now_ms,
+        lease_until_ms,
+        ttl: deps.idempotency_ttl,
+    };
+    let guard = match idempotency::begin(deps.store, claim).await? {
+        Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
+        Begun::Run(guard) => guard,
+    };
+    let result = async {
+        let charge = deps
+            .store
+            .get_charge(&id)
+            .await?
+            .ok_or_else(|| Error::not_found("charge_not_found", "no charge with this id"))?;
+        if charge.status != ChargeStatus::Authorized {
+            return Err(Error::conflict(
+                "charge_not_capturable",
+                format!(
+                    "only an authorized charge can be captured; this one is {}",
+                    charge.status.as_str()
+                ),
+            ));
+        }
+        let amount = match parsed.amount {
+            None => charge.amount,
+            Some(n) if n > 0 && n <= charge.amount.minor() => Money::new(n, charge.currency())
+                .map_err(|e| Error::unprocessable("invalid_amount", e.to_string()))?,
+            Some(_) => {
+                return Err(Error::unprocessable(
+                    "invalid_amount",
+                    format!(
+                        "the capture amount must be from 1 to {}",
+                        charge.amount.minor()
+                    ),
+                ));
+            }
+        };
+        let outcome = deps
+            .gateway
+            .capture(&charge, amount, &charge.gateway_idempotency_key("capture"))
+            .await?;
+        let charge = settle(deps.store, charge, &outcome, now_ms / 1000).await?;
+        let status = if charge.status == ChargeStatus::Authorized {
+            202
+        } else {
+            200
+        };
+        Ok(ApiResponse::json(status, &view(&charge)))
+    }
+    .await;
+    match result {
+        Ok(response) => {
+            guard.complete(deps.store, &response.to_stored()).await;
+            Ok(response)
+        }
+        Err(e) => {
+            guard.release(deps.store).await;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! Use case: create a charge — `POST /charges` with an `Idempotency-Key`.
+//!
+//! 1. Parse strictly (unknown fields refused; a card number anywhere → 422, nothing stored or
+//!    logged).
+//! 2. Claim the idempotency key (or replay / 409 / 422).
+//! 3. Store the charge as `pending` (or find the one a crashed attempt with this key stored).
+//! 4. Call the gateway with the charge's deterministic idempotency key.
+//! 5. Known outcome → store it, 201. Unknown outcome (timeout, 5xx, 429) → keep `pending`, put a
+//!    retry message on the work queue, 202. The retry uses the same gateway key, so the gateway
+//!    sees one payment however many times it is asked.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{retry_delay, settle, view};
+use crate::domain::event::Gateway;
+use crate::domain::idempotency::{IdempotencyKey, fingerprint};
+use crate::domain::{
+    Charge, ChargeId, ChargeStatus, Failure, Money, PaymentOutcome, WorkMessage, pci,
+};
+use crate::error::Error;
+use crate::ports::{
+    ChargeStore, GatewayError, IdempotencyStore, PaymentGateway, PaymentRequest, StoreError,
+    WorkQueue,
+};
+use crate::services::ApiResponse;
+use crate::services::idempotency::{self, Begun, Claim};
+
+/// Metadata limits (Stripe's: 50 keys, 40-character keys, 500-character values; paybridge adds two).
+pub const MAX_METADATA_KEYS: usize = 40;
+pub const MAX_METADATA_KEY_LEN: usize = 40;
+pub const MAX_METADATA_VALUE_LEN: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    invoice_id: String,
+    amount: i64,
+    currency: String,
+    gateway: String,
+    payment_method: String,
+    #[serde(default)]
+    customer: Option<String>,
+    #[serde(default = "yes")]
+    capture: bool,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A validated charge request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCharge {
+    pub invoice_id: String,
+    pub amount: Money,
+    pub gateway: Gateway,
+    pub payment_method: String,
+    pub customer: Option<String>,
+    pub capture: bool,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn token(value: &str, field: &'static str) -> Result<String, Error> {
+    if value.is_empty() || value.len() > 255 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::unprocessable(
+            "invalid_field",
+            format!("`{field}` must be 1 to 255 printable ASCII characters without spaces"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+impl NewCharge {
+    /// Parses a `POST /charges` body. Returns the request and its JSON (for the fingerprint).
+    pub fn parse(body: &[u8]) -> Result<(NewCharge, serde_json::Value), Error> {
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+            Error::bad_request(
+                "invalid_json",
+                format!("the body is not valid JSON: {}", e.classify_text()),
+            )
+        })?;
+        if pci::json_contains_pan(&value) {
+            return Err(Error::unprocessable(
+                "card_data_refused",
+                "the request contains what looks like a card number; paybridge accepts only gateway payment-method tokens",
+            ));
+        }
+        let b: Body = serde_json::from_value(value.clone())
+            .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
+        let gateway = match b.gateway.as_str() {
+            "stripe" => Gateway::Stripe,
+            "adyen" => Gateway::Adyen,
+            _ => {
+                return Err(Error::unprocessable(
+                    "unsupported_gateway",
+                    "`gateway` must be `stripe` or `adyen`",
+                ));
+            }
+        };
+        let amount = Money::parse(b.amount, &b.currency)
+            .map_err(|e| Error::unprocessable("invalid_amount", e.to_string()))?;
+        if b.metadata.len() > MAX_METADATA_KEYS
+            || b.metadata.iter().any(|(k, v)| {
+                k.is_empty()
+                    || k.len() > MAX_METADATA_KEY_LEN
+                    || v.len() > MAX_METADATA_VALUE_LEN
+                    || k.contains(['[', ']'])
+            })
+        {
+            return Err(Error::unprocessable(
+                "invalid_metadata",
+                format!(
+                    "metadata allows {MAX_METADATA_KEYS} keys of 1-{MAX_METADATA_KEY_LEN} characters (no brackets) with values of at most {MAX_METADATA_VALUE_LEN}"
+                ),
+            ));
+        }
+        if b.description.as_ref().is_some_and(|d| d.len() > 1000) {
+            return Err(Error::unprocessable(
+                "invalid_field",
+                "`description` is limited to 1000 characters",
+            ));
+        }
+        let charge = NewCharge {
+            invoice_id: token(&b.invoice_id, "invoice_id")?,
+            amount,
+            gateway,
+            payment_method: token(&b.payment_method, "payment_method")?,
+            customer: b
+                .customer
+                .as_deref()
+                .map(|c| token(c, "customer"))
+                .transpose()?,
+            capture: b.capture,
+            description: b.description,
+            metadata: b.metadata,
+        };
+        Ok((charge, value))
+    }
+
+    fn into_charge(self, id: ChargeId, now: i64) -> Charge {
+        Charge {
+            id,
+            invoice_id: self.invoice_id,
+            amount: self.amount,
+            gateway: self.gateway,
+            gateway_ref: None,
+            status: ChargeStatus::Pending,
+            captured: 0,
+            refunded: 0,
+            refund_reserved: 0,
+            failure: None,
+            payment_method: self.payment_method,
+            customer: self.customer,
+            capture: self.capture,
+            description: self.description,
+            metadata: self.metadata,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+trait ClassifyText {
+    fn classify_text(&self) -> &'static str;
+}
+
+impl ClassifyText for serde_json::Error {
+    fn classify_text(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Eof => "unexpected end of input",
+            _ => "unreadable",
+        }
+    }
+}
+
+/// What a charge use case needs.
+pub struct ChargeDeps<'a, S, G, Q> {
+    pub store: &'a S,
+    pub gateway: &'a G,
+    pub queue: &'a Q,
+    pub idempotency_ttl: Duration,
+}
+
+/// Outcome of one gateway call for a pending charge.
+pub(crate) enum Attempt {
+    Known(Charge),
+    Unknown(Charge, Option<Duration>),
+}
+
+/// Calls the gateway for a pending charge and stores what it says.
+pub(crate) async fn attempt_payment(
+    store: &impl ChargeStore,
+    gateway: &impl PaymentGateway,
+    charge: Charge,
+    now: i64,
+) -> Result<Attempt, Error> {
+    let request = PaymentRequest {
+        charge: &charge,
+        idempotency_key: charge.gateway_idempotency_key("create"),
+    };
+    let started = std::time::Instant::now();
+    let result = gateway.create_payment(&request).await;
+    crate::telemetry::Metrics::new("charges")
+        .dimension("Gateway", charge.gateway.as_str())
+        .value(
+            "GatewayLatency",
+            started.elapsed().as_secs_f64() * 1000.0,
+            crate::telemetry::Unit::Milliseconds,
+        )
+        .emit();
+    match result {
+        Ok(outcome) => Ok(Attempt::Known(settle(store, charge, &outcome, now).await?)),
+        Err(GatewayError::Unknown {
+            message,
+            retry_after,
+            ..
+        }) => {
+            tracing::warn!(charge_id = %charge.id, reason = %message, "gateway outcome unknown; charge stays pending");
+            Ok(Attempt::Unknown(charge, retry_after))
+        }
+        Err(GatewayError::Refused {
+            status,
+            code,
+            message,
+        }) => {
+            // Nothing was taken: the charge fails with the gateway's reason.
+            tracing::error!(charge_id = %charge.id, status, code = %code, "gateway refused the payment request");
+            let outcome = PaymentOutcome {
+                gateway_ref: String::new(),
+                status: ChargeStatus::Failed,
+                captured: 0,
+                failure: Some(Failure { code, message }),
+            };
+            Ok(Attempt::Known(settle(store, charge, &outcome, now).await?))
+        }
+    }
+}
+
+/// `POST /charges`.
+pub async fn create_charge<S, G, Q>(
+    deps: &ChargeDeps<'_, S, G, Q>,
+    key: &IdempotencyKey,
+    body: &[u8],
+    now_ms: i64,
+    lease_until_ms: i64,
+) -> Result<ApiResponse, Error>
+where
+    S: ChargeStore + IdempotencyStore,
+    G: PaymentGateway,
+    Q: WorkQueue,
+{
+    let (request, json) = NewCharge::parse(body)?;
+    let claim = Claim {
+        operation: "create_charge",
+        key,
+        fingerprint: fingerprint("create_charge", "/charges", &json),
+        proposed_resource_id: ChargeId::generate().to_string(),
+        now_ms,
+        lease_until_ms,
+        ttl: deps.idempotency_ttl,
+    };
+    let guard = match idempotency::begin(deps.store, claim).await? {
+        Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
+        Begun::Run(guard) => guard,
+    };
+    match run(deps, request, &guard.resource_id, now_ms / 1000).await {
+        Ok(response) => {
+            guard.complete(deps.store, &response.to_stored()).await;
+            Ok(response)
+        }
+        Err(e) => {
+            guard.release(deps.store).await;
+            Err(e)
+        }
+    }
+}
+
+async fn run<S, G, Q>(
+    deps: &ChargeDeps<'_, S, G, Q>,
+    request: NewCharge,
+    resource_id: &str,
+    now: i64,
+) -> Result<ApiResponse, Error>
+where
+    S: ChargeStore + IdempotencyStore,
+    G: PaymentGateway,
+    Q: WorkQueue,
+{
+    let id = ChargeId::parse(resource_id)
+        .map_err(|e| Error::internal("bad resource id in idempotency record", Some(Box::new(e))))?;
+    let fresh = request.into_charge(id.clone(), now);
+    let charge = match deps.store.insert_charge(&fresh).await {
+        Ok(()) => {
+            tracing::info!(charge_id = %id, invoice_id = %fresh.invoice_id, "charge created");
+            crate::telemetry::Metrics::new("charges")
+                .dimension("Gateway", fresh.gateway.as_str())
+                .count("ChargeCreated")
+                .emit();
+            fresh
+        }
+        // A crashed attempt with this key stored it already: carry on from where it got to.
+        Err(StoreError::Conflict) => deps
+            .store
+            .get_charge(&id)
+            .await?
+            .ok_or_else(|| Error::internal("charge vanished", None))?,
+        Err(e) => return Err(e.into()),
+    };
+    if charge.status != ChargeStatus::Pending {
+        return Ok(ApiResponse::json(201, &view(&charge)));
+    }
+    match attempt_payment(deps.store, deps.gateway, charge, now).await? {
+        Attempt::Known(charge) => {
+            record_outcome_metric(&charge);
+            Ok(ApiResponse::json(201, &view(&charge)))
+        }
+        Attempt::Unknown(charge, hint) => {
+            deps.queue
+                .send(
+                    &WorkMessage::retry_charge(&charge.id, 1),
+                    retry_delay(1, hint),
+                )
+                .await?;
+            crate::telemetry::Metrics::new("charges")
+                .dimension("Gateway", charge.gateway.as_str())
+                .count("ChargePending")
+                .emit();
+            Ok(ApiResponse::json(202, &view(&charge)))
+        }
+    }
+}
+
+pub(crate) fn record_outcome_metric(charge: &Charge) {
+    let m = crate::telemetry::Metrics::new("charges").dimension("Gateway", charge.gateway.as_str());
+    match charge.status {
+        ChargeStatus::Succeeded | ChargeStatus::Authorized => m.count("ChargeSucceeded").emit(),
+        ChargeStatus::Failed => {
+            let code = charge
+                .failure
+                .as_ref()
+                .map(|f| f.code.clone())
+                .unwrap_or_default();
+            m.count("ChargeFailed").emit();
+            crate::telemetry::Metrics::new("charges")
+                .dimension("FailureCode", code)
+                .count("ChargeFailedByCode")
+                .emit();
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<NewCharge, Error> {
+        NewCharge::parse(s.as_bytes()).map(|(c, _)| c)
+    }
+
+    const GOOD: &str = r#"{"invoice_id":"inv_123","amount":1999,"currency":"eur","gateway":"stripe","payment_method":"pm_card_visa","customer":"cus_123","capture":true,"description":"Invoice 123","metadata":{"plan":"pro"}}"#;
+
+    #[test]
+    fn the_documented_request_parses() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(
+            (
+                c.amount.minor(),
+                c.amount.currency().code(),
+                c.gateway,
+                c.capture
+            ),
+            (1999, "eur", Gateway::Stripe, true)
+        );
+        assert!(parse(r#"{"invoice_id":"i","amount":1,"currency":"JPY","gateway":"adyen","payment_method":"x"}"#).unwrap().capture);
+    }
+
+    #[test]
+    fn malformed_bodies_are_400_and_refusals_422() {
+        let code = |s: &str| parse(s).map(|_| ()).unwrap_err();
+        assert_eq!(code("{").kind().status(), 400);
+        assert_eq!(
+            code(&GOOD.replace("\"capture\"", "\"captur\"")).code(),
+            "invalid_request"
+        );
+        assert_eq!(code(&GOOD.replace("1999", "-5")).code(), "invalid_amount");
+        assert_eq!(code(&GOOD.replace("1999", "1.5")).kind().status(), 400);
+        assert_eq!(
+            code(&GOOD.replace("\"eur\"", "\"xxx\"")).code(),
+            "invalid_amount"
+        );
+        assert_eq!(
+            code(&GOOD.replace("\"stripe\"", "\"paypal\"")).code(),
+            "unsupported_gateway"
+        );
+        assert_eq!(
+            code(&GOOD.replace("pm_card_visa", "pm card")).code(),
+            "invalid_field"
+        );
+        let many: BTreeMap<String, String> =
+            (0..41).map(|i| (format!("k{i}"), "v".into())).collect();
+        let body = GOOD.replace(r#"{"plan":"pro"}"#, &serde_json::to_string(&many).unwrap());
+        assert_eq!(code(&body).code(), "invalid_metadata");
+    }
+
+    #[test]
+    fn a_card_number_anywhere_is_refused() {
+        for body in [
+            GOOD.replace("pm_card_visa", "4242424242424242"),
+            GOOD.replace("\"pro\"", "\"4000 0566 5566 5556\""),
+            GOOD.replace(
+                "\"amount\":1999",
+                "\"amount\":1999,\"card\":{\"number\":5555555555554444}",
+            ),
+        ] {
+            assert_eq!(
+                parse(&body).unwrap_err().code(),
+                "card_data_refused",
+                "{body}"
+            );
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Use case: finish a charge whose gateway answer was lost (dispatched by the retry worker for a
+//! `retry_charge` work message).
+//!
+//! The gateway is asked again with the charge's own `create` idempotency key, so a payment the
+//! gateway already made is reported, not made twice. Attempts are bounded (well inside the 24 h
+//! for which gateways remember idempotency keys); a charge still unknown after the last attempt
+//! stays `pending` for the reconciler, with an error log line and a metric.
+
+use std::time::Duration;
+
+use super::create::{Attempt, attempt_payment, record_outcome_metric};
+use super::retry_delay;
+use crate::domain::{ChargeId, ChargeStatus};
+use crate::error::Error;
+use crate::ports::{ChargeStore, PaymentGateway};
+
+/// Attempts after which a charge is left to the reconciler (≈ 50 minutes of backoff in all).
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// What the worker does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// The charge's outcome is known (or was already).
+    Done(ChargeStatus),
+    /// Still unknown: send `retry_charge` with `attempt` after `delay`.
+    RetryLater { attempt: u32, delay: Duration },
+    /// Still unknown after the last attempt.
+    GaveUp,
+}
+
+pub async fn retry_charge(
+    store: &impl ChargeStore,
+    gateway: &impl PaymentGateway,
+    id: &ChargeId,
+    attempt: u32,
+    now: i64,
+) -> Result<RetryOutcome, Error> {
+    let charge = store.get_charge(id).await?.ok_or_else(|| {
+        Error::not_found("charge_not_found", format!("charge {id} does not exist"))
+    })?;
+    if charge.status != ChargeStatus::Pending {
+        return Ok(RetryOutcome::Done(charge.status));
+    }
+    match attempt_payment(store, gateway, charge, now).await? {
+        Attempt::Known(charge) => {
+            tracing::info!(charge_id = %id, attempt, status = charge.status.as_str(), "pending charge resolved");
+            record_outcome_metric(&charge);
+            Ok(RetryOutcome::Done(charge.status))
+        }
+        Attempt::Unknown(_, _) if attempt >= MAX_ATTEMPTS => {
+            tracing::error!(charge_id = %id, attempt, "charge still unknown after the last retry; left for reconciliation");
+            crate::telemetry::Metrics::new("retry-worker")
+                .count("ChargeRetryExhausted")
+                .emit();
+            Ok(RetryOutcome::GaveUp)
+        }
+        Attempt::Unknown(_, hint) => Ok(RetryOutcome::RetryLater {
+            attempt: attempt + 1,
+            delay: retry_delay(attempt + 1, hint),
+        }),
+    }
+}

@@ -1,0 +1,147 @@
+//! The idempotency layer of billing-facing POST routes (charges, refunds).
+//!
+//! [`begin`] claims `(operation, key)` for this request — or answers from the record that exists:
+//! the stored response for the same request, 422 for a different request under the same key,
+//! 409 + `Retry-After` while the first request runs. A request that died half-way leaves its
+//! record `in_progress` until its lease (the function's deadline) passes; the next request with
+//! the key then *resumes* it, with the same resource id the first one chose.
+
+use std::time::Duration;
+
+use crate::domain::idempotency::{
+    Decision, IdempotencyKey, IdempotencyRecord, IdempotencyStatus, StoredResponse,
+};
+use crate::error::Error;
+use crate::ports::{Claimed, IdempotencyStore, StoreError};
+
+/// What the request wants to do under its key.
+#[derive(Debug, Clone)]
+pub struct Claim<'a> {
+    /// `create_charge`, `capture_charge`, `refund_charge`, …
+    pub operation: &'static str,
+    pub key: &'a IdempotencyKey,
+    pub fingerprint: String,
+    /// The id this request would give the resource it creates.
+    pub proposed_resource_id: String,
+    /// Unix ms now, and when this request's lease ends (the function's deadline).
+    pub now_ms: i64,
+    pub lease_until_ms: i64,
+    /// How long the record is kept.
+    pub ttl: Duration,
+}
+
+/// How to proceed.
+#[derive(Debug)]
+pub enum Begun {
+    /// Run the operation; finish with [`Guard::complete`] or [`Guard::release`].
+    Run(Guard),
+    /// Answer with this stored response (`Idempotent-Replayed: true`).
+    Replay(StoredResponse),
+}
+
+/// This request's hold on the key.
+#[derive(Debug)]
+pub struct Guard {
+    operation: &'static str,
+    key: String,
+    owner: String,
+    /// The resource this key is about (new, or the one a crashed request chose).
+    pub resource_id: String,
+    /// Whether an earlier request with this key got part of the way.
+    pub resumed: bool,
+}
+
+pub async fn begin(store: &impl IdempotencyStore, claim: Claim<'_>) -> Result<Begun, Error> {
+    let owner = uuid::Uuid::new_v4().simple().to_string();
+    let record = IdempotencyRecord {
+        operation: claim.operation.to_owned(),
+        key: claim.key.clone(),
+        fingerprint: claim.fingerprint.clone(),
+        status: IdempotencyStatus::InProgress,
+        resource_id: claim.proposed_resource_id.clone(),
+        owner: owner.clone(),
+        in_progress_until: claim.lease_until_ms,
+        response: None,
+        expires_at: claim.now_ms / 1000 + claim.ttl.as_secs() as i64,
+    };
+    // Two rounds cover "someone resumed it between our read and our write".
+    for _ in 0..3 {
+        let existing = match store.claim(&record).await? {
+            Claimed::New => {
+                return Ok(Begun::Run(Guard {
+                    operation: claim.operation,
+                    key: claim.key.as_str().to_owned(),
+                    owner,
+                    resource_id: claim.proposed_resource_id,
+                    resumed: false,
+                }));
+            }
+            Claimed::Existing(existing) => existing,
+        };
+        match existing.decide(&claim.fingerprint, claim.now_ms) {
+            Decision::Replay(response) => return Ok(Begun::Replay(response)),
+            Decision::Mismatch => {
+                return Err(Error::unprocessable(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request; use a new key for a new request",
+                ));
+            }
+            Decision::Wait { retry_after_secs } => {
+                return Err(Error::conflict(
+                    "request_in_progress",
+                    "a request with this Idempotency-Key is still being processed; retry after the indicated time",
+                )
+                .with_retry_after(retry_after_secs));
+            }
+            Decision::Resume => {
+                match store
+                    .resume(
+                        claim.operation,
+                        claim.key.as_str(),
+                        existing.in_progress_until,
+                        &owner,
+                        claim.lease_until_ms,
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        return Ok(Begun::Run(Guard {
+                            operation: claim.operation,
+                            key: claim.key.as_str().to_owned(),
+                            owner,
+                            resource_id: existing.resource_id,
+                            resumed: true,
+                        }));
+                    }
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Err(Error::conflict(
+        "request_in_progress",
+        "a request with this Idempotency-Key is being processed",
+    )
+    .with_retry_after(1))
+}
+
+impl Guard {
+    /// Stores `response` for replay. A failure to store is logged, not returned: the operation
+    /// itself succeeded, and a retry resumes the same resource and answers from its state.
+    pub async fn complete(self, store: &impl IdempotencyStore, response: &StoredResponse) {
+        if let Err(e) = store
+            .complete(self.operation, &self.key, &self.owner, response)
+            .await
+        {
+            tracing::warn!(operation = self.operation, error = %e, "could not store the idempotent response");
+        }
+    }
+
+    /// Lets the next request with this key resume at once (this one failed retryably).
+    pub async fn release(self, store: &impl IdempotencyStore) {
+        if let Err(e) = store.release(self.operation, &self.key, &self.owner).await {
+            tracing::warn!(operation = self.operation, error = %e, "could not release the idempotency key");
+        }
+    }
+}

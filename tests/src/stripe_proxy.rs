@@ -1,0 +1,160 @@
+//! A proxy in front of localstripe that behaves like Stripe where localstripe does not, and that
+//! injects faults.
+//!
+//! - **Idempotency** (localstripe ignores `Idempotency-Key`): the first response to a key is
+//!   remembered and replayed for every later request with that key, as Stripe documents; a second
+//!   request while the first is still in flight gets Stripe's 409 `idempotency_key_in_use`.
+//! - **Lost responses**: [`StripeProxy::lose_next_create_responses`] makes the proxy forward the
+//!   next PaymentIntent creations to localstripe — so the payment happens — and then hold the
+//!   answer past any client timeout, as a network failure after the charge would.
+//! - **Counting**: how many PaymentIntent creations reached localstripe.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Mutex;
+
+struct ProxyState {
+    upstream: String,
+    http: reqwest::Client,
+    remembered: Mutex<HashMap<String, (u16, Bytes)>>,
+    in_flight: Mutex<HashSet<String>>,
+    lose_next: AtomicU32,
+    creates_forwarded: AtomicU32,
+}
+
+/// A running proxy; it stops with the test's runtime.
+pub struct StripeProxy {
+    pub url: String,
+    state: Arc<ProxyState>,
+}
+
+impl StripeProxy {
+    /// Starts a proxy to `upstream` (localstripe's base URL) on a free loopback port.
+    pub async fn start(upstream: &str) -> StripeProxy {
+        let state = Arc::new(ProxyState {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            remembered: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashSet::new()),
+            lose_next: AtomicU32::new(0),
+            creates_forwarded: AtomicU32::new(0),
+        });
+        let app = axum::Router::new()
+            .fallback(proxy)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        StripeProxy { url, state }
+    }
+
+    /// The next `n` PaymentIntent creations reach localstripe, but their answers never arrive in time.
+    pub fn lose_next_create_responses(&self, n: u32) {
+        self.state.lose_next.store(n, Ordering::SeqCst);
+    }
+
+    /// PaymentIntent creations that reached localstripe.
+    pub fn creates_forwarded(&self) -> u32 {
+        self.state.creates_forwarded.load(Ordering::SeqCst)
+    }
+}
+
+async fn proxy(
+    State(s): State<Arc<ProxyState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let (true, Some(k)) = (method == Method::POST, &key) {
+        if let Some((status, body)) = s.remembered.lock().await.get(k).cloned() {
+            return (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                [
+                    ("content-type", "application/json"),
+                    ("idempotent-replayed", "true"),
+                ],
+                body,
+            )
+                .into_response();
+        }
+        if !s.in_flight.lock().await.insert(k.clone()) {
+            let err = r#"{"error":{"type":"invalid_request_error","code":"idempotency_key_in_use","message":"There is currently another in-progress request using this Idempotent Key."}}"#;
+            return (
+                StatusCode::CONFLICT,
+                [("content-type", "application/json")],
+                err,
+            )
+                .into_response();
+        }
+    }
+    let is_create = method == Method::POST && uri.path() == "/v1/payment_intents";
+    let mut request = s.http.request(
+        method.clone(),
+        format!(
+            "{}{}",
+            s.upstream,
+            uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        ),
+    );
+    for name in ["authorization", "content-type", "stripe-version"] {
+        if let Some(v) = headers.get(name) {
+            request = request.header(name, v.as_bytes());
+        }
+    }
+    let result = request.body(body).send().await;
+    let (status, body) = match result {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.bytes().await.unwrap_or_default())
+        }
+        Err(_) => (
+            502,
+            Bytes::from_static(
+                br#"{"error":{"type":"api_error","message":"upstream unreachable"}}"#,
+            ),
+        ),
+    };
+    if is_create {
+        s.creates_forwarded.fetch_add(1, Ordering::SeqCst);
+    }
+    if let (true, Some(k)) = (method == Method::POST, &key) {
+        // Stripe remembers every answer except its own 5xx failures.
+        if status < 500 {
+            s.remembered
+                .lock()
+                .await
+                .insert(k.clone(), (status, body.clone()));
+        }
+        s.in_flight.lock().await.remove(k);
+    }
+    if is_create
+        && s.lose_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        // The payment happened; the answer is "lost" past every client timeout.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+        [("content-type", "application/json")],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,537 @@
+//! The charges function through its handler: DynamoDB and SQS on moto, Stripe = localstripe
+//! behind a proxy that adds Stripe's idempotency and injects lost responses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use charges::handler::{Charges, handle};
+use lambda_http::Body;
+use paybridge::adapters::dynamodb::Table;
+use paybridge::adapters::gateways::stripe::StripeGateway;
+use paybridge::adapters::gateways::{GatewayRouter, http_client};
+use paybridge::adapters::sqs::SqsWorkQueue;
+use paybridge::domain::{ChargeId, ChargeStatus, WorkMessage};
+use paybridge::ports::ChargeStore;
+use paybridge::services::charges::retry::{RetryOutcome, retry_charge};
+use paybridge_tests::stripe_proxy::StripeProxy;
+use paybridge_tests::{Stack, api_request, api_request_with_query, stack, unique};
+use serde_json::{Value, json};
+
+struct Harness {
+    stack: Stack,
+    app: Charges,
+    proxy: StripeProxy,
+    queue_url: String,
+}
+
+/// The charges function wired to a fresh queue and to localstripe through the proxy; gateway
+/// calls time out after 2 s so a "lost" answer is noticed quickly.
+async fn harness() -> Harness {
+    let stack = stack().await;
+    let proxy = StripeProxy::start(&stack.config.stripe_api_base).await;
+    let queue_url = stack.new_queue().await;
+    let api_key = stack.secrets.stripe.as_ref().unwrap().api_key.clone();
+    let app = Charges {
+        store: Table::from_conf(&stack.aws, &stack.config.table),
+        gateways: GatewayRouter {
+            stripe: Some(StripeGateway::new(
+                http_client(Duration::from_secs(2)),
+                &proxy.url,
+                api_key,
+            )),
+            adyen: None,
+        },
+        queue: SqsWorkQueue::from_conf(&stack.aws, &queue_url),
+        idempotency_ttl: Duration::from_secs(86_400),
+    };
+    Harness {
+        stack,
+        app,
+        proxy,
+        queue_url,
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    body: String,
+    replayed: bool,
+    retry_after: Option<u64>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("JSON body: {}", self.body))
+    }
+    fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+async fn call(app: &Charges, req: lambda_http::Request) -> Reply {
+    let resp = handle(app, req).await.unwrap();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let body = match resp.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    Reply {
+        status: resp.status().as_u16(),
+        replayed: header("idempotent-replayed").as_deref() == Some("true"),
+        retry_after: header("retry-after").and_then(|v| v.parse().ok()),
+        body,
+    }
+}
+
+async fn post(app: &Charges, path: &str, key: Option<&str>, body: &Value) -> Reply {
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(k) = key {
+        headers.push(("idempotency-key", k));
+    }
+    let route = if path == "/charges" {
+        "POST /charges".to_owned()
+    } else {
+        format!("POST /charges/{{id}}/{}", path.rsplit('/').next().unwrap())
+    };
+    call(
+        app,
+        api_request(
+            &route,
+            path,
+            &[],
+            &headers,
+            body.to_string().as_bytes(),
+            false,
+        ),
+    )
+    .await
+}
+
+async fn get(app: &Charges, path: &str, query: &[(&str, &str)]) -> Reply {
+    let route = if path == "/charges" {
+        "GET /charges"
+    } else {
+        "GET /charges/{id}"
+    };
+    call(
+        app,
+        api_request_with_query(route, path, &[], query, &[], b"", false),
+    )
+    .await
+}
+
+fn charge_body(invoice: &str, payment_method: &str, capture: bool) -> Value {
+    json!({
+        "invoice_id": invoice, "amount": 1999, "currency": "eur", "gateway": "stripe",
+        "payment_method": payment_method, "capture": capture,
+        "description": "Invoice 123", "metadata": {"plan": "pro"}
+    })
+}
+
+#[tokio::test]
+async fn a_card_charge_through_localstripe_succeeds_and_can_be_read_back() {
+    let h = harness().await;
+    let invoice = unique("inv_");
+    let reply = post(
+        &h.app,
+        "/charges",
+        Some(&unique("key-")),
+        &charge_body(&invoice, "pm_card_visa", true),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let charge = reply.json();
+    assert_eq!(charge["status"], "succeeded");
+    assert_eq!(
+        (
+            charge["amount"].as_i64(),
+            charge["captured"].as_i64(),
+            charge["currency"].as_str()
+        ),
+        (Some(1999), Some(1999), Some("eur"))
+    );
+    assert!(
+        charge["gateway_ref"].as_str().unwrap().starts_with("pi_"),
+        "{charge}"
+    );
+    assert!(charge["id"].as_str().unwrap().starts_with("ch_"));
+    assert_eq!(charge["failure"], Value::Null);
+
+    let id = charge["id"].as_str().unwrap();
+    let read = get(&h.app, &format!("/charges/{id}"), &[]).await;
+    assert_eq!((read.status, read.json()), (200, charge.clone()));
+    let list = get(&h.app, "/charges", &[("invoice_id", &invoice)]).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(list.json()["data"], json!([charge]));
+}
+
+#[tokio::test]
+async fn a_declined_card_is_a_failed_charge_with_the_decline_code_not_an_error() {
+    let h = harness().await;
+    // localstripe declines charges of this test method (it only refuses *attaching*
+    // pm_card_visa_chargeDeclined; see docs/charges.md).
+    let reply = post(
+        &h.app,
+        "/charges",
+        Some(&unique("key-")),
+        &charge_body(&unique("inv_"), "pm_card_chargeCustomerFail", true),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let charge = reply.json();
+    assert_eq!(charge["status"], "failed");
+    assert_eq!(charge["failure"]["code"], "card_declined");
+    assert_eq!(charge["captured"], 0);
+}
+
+#[tokio::test]
+async fn an_authorized_charge_is_captured_once_and_then_cannot_be_captured_or_canceled() {
+    let h = harness().await;
+    let reply = post(
+        &h.app,
+        "/charges",
+        Some(&unique("key-")),
+        &charge_body(&unique("inv_"), "pm_card_visa", false),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(
+        (
+            reply.json()["status"].as_str(),
+            reply.json()["captured"].as_i64()
+        ),
+        (Some("authorized"), Some(0))
+    );
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+
+    let captured = post(
+        &h.app,
+        &format!("/charges/{id}/capture"),
+        Some(&unique("key-")),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(captured.status, 200, "{}", captured.body);
+    assert_eq!(
+        (
+            captured.json()["status"].as_str(),
+            captured.json()["captured"].as_i64()
+        ),
+        (Some("succeeded"), Some(1999))
+    );
+
+    let again = post(
+        &h.app,
+        &format!("/charges/{id}/capture"),
+        Some(&unique("key-")),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (again.status, again.error_code().as_str()),
+        (409, "charge_not_capturable")
+    );
+    let cancel = post(
+        &h.app,
+        &format!("/charges/{id}/cancel"),
+        Some(&unique("key-")),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (cancel.status, cancel.error_code().as_str()),
+        (409, "charge_captured")
+    );
+}
+
+#[tokio::test]
+async fn an_authorized_charge_can_be_canceled() {
+    let h = harness().await;
+    let reply = post(
+        &h.app,
+        "/charges",
+        Some(&unique("key-")),
+        &charge_body(&unique("inv_"), "pm_card_visa", false),
+    )
+    .await;
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    let canceled = post(
+        &h.app,
+        &format!("/charges/{id}/cancel"),
+        Some(&unique("key-")),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(canceled.status, 200, "{}", canceled.body);
+    assert_eq!(canceled.json()["status"], "canceled");
+    let capture = post(
+        &h.app,
+        &format!("/charges/{id}/capture"),
+        Some(&unique("key-")),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (capture.status, capture.error_code().as_str()),
+        (409, "charge_not_capturable")
+    );
+}
+
+#[tokio::test]
+async fn the_same_key_and_request_replay_the_first_response_byte_for_byte_and_a_changed_request_is_refused()
+ {
+    let h = harness().await;
+    let key = unique("key-");
+    let body = charge_body(&unique("inv_"), "pm_card_visa", true);
+    let first = post(&h.app, "/charges", Some(&key), &body).await;
+    assert_eq!((first.status, first.replayed), (201, false));
+
+    // Same request, keys in another order: still the same request.
+    let reordered: Value = serde_json::from_str(&body.to_string()).unwrap();
+    let second = post(&h.app, "/charges", Some(&key), &reordered).await;
+    assert_eq!((second.status, second.replayed), (201, true));
+    assert_eq!(second.body, first.body, "byte for byte");
+
+    let mut changed = body.clone();
+    changed["amount"] = json!(2000);
+    let third = post(&h.app, "/charges", Some(&key), &changed).await;
+    assert_eq!(
+        (third.status, third.error_code().as_str()),
+        (422, "idempotency_key_reused")
+    );
+    assert_eq!(h.proxy.creates_forwarded(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_identical_requests_make_one_payment_and_all_see_the_same_charge() {
+    let h = Arc::new(harness().await);
+    let key = unique("key-");
+    let body = charge_body(&unique("inv_"), "pm_card_visa", true);
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            let (h, key, body) = (h.clone(), key.clone(), body.clone());
+            tokio::spawn(async move {
+                // A well-behaved billing client: on 409, wait Retry-After and try again.
+                for _ in 0..30 {
+                    let reply = post(&h.app, "/charges", Some(&key), &body).await;
+                    assert!(reply.status < 500, "no caller may see a 5xx: {reply:?}");
+                    if reply.status == 409 {
+                        assert_eq!(reply.error_code(), "request_in_progress");
+                        tokio::time::sleep(Duration::from_secs(reply.retry_after.unwrap_or(1)))
+                            .await;
+                        continue;
+                    }
+                    return reply;
+                }
+                panic!("never got an answer");
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for c in callers {
+        let reply = c.await.unwrap();
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        ids.push(reply.json()["id"].as_str().unwrap().to_owned());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every caller sees the same charge");
+    assert_eq!(
+        h.proxy.creates_forwarded(),
+        1,
+        "one PaymentIntent at the gateway"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_gateway_response_gives_202_and_the_retry_completes_the_charge_with_one_payment() {
+    let h = harness().await;
+    h.proxy.lose_next_create_responses(1);
+    let reply = post(
+        &h.app,
+        "/charges",
+        Some(&unique("key-")),
+        &charge_body(&unique("inv_"), "pm_card_visa", true),
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.json()["status"], "pending");
+    assert_eq!(h.proxy.creates_forwarded(), 1, "the gateway did charge");
+    let id = ChargeId::parse(reply.json()["id"].as_str().unwrap()).unwrap();
+
+    // The retry message is on the work queue, delayed by the backoff (12-18 s).
+    let attrs = h
+        .stack
+        .sqs()
+        .get_queue_attributes()
+        .queue_url(&h.queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let delayed = attrs.attributes().and_then(|a| {
+        a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .cloned()
+    });
+    assert_eq!(delayed.as_deref(), Some("1"));
+
+    // The retry use case (what the worker runs for that message) (what the worker runs for it) finishes the charge with the same key.
+    let outcome = retry_charge(
+        &h.app.store,
+        &h.app.gateways,
+        &id,
+        1,
+        paybridge_tests::unix_now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, RetryOutcome::Done(ChargeStatus::Succeeded));
+    assert_eq!(
+        h.proxy.creates_forwarded(),
+        1,
+        "still exactly one PaymentIntent"
+    );
+    let stored = h.app.store.get_charge(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.captured),
+        (ChargeStatus::Succeeded, 1999)
+    );
+    assert!(stored.gateway_ref.unwrap().starts_with("pi_"));
+}
+
+#[tokio::test]
+async fn when_stripe_is_unreachable_the_charge_is_pending_and_a_retry_is_queued() {
+    let h = harness().await;
+    let api_key = h.stack.secrets.stripe.as_ref().unwrap().api_key.clone();
+    let down = Charges {
+        store: Table::from_conf(&h.stack.aws, &h.stack.config.table),
+        gateways: GatewayRouter {
+            stripe: Some(StripeGateway::new(
+                http_client(Duration::from_secs(2)),
+                "http://127.0.0.1:9",
+                api_key,
+            )),
+            adyen: None,
+        },
+        queue: SqsWorkQueue::from_conf(&h.stack.aws, &h.queue_url),
+        idempotency_ttl: Duration::from_secs(3600),
+    };
+    let reply = post(
+        &down,
+        "/charges",
+        Some(&unique("key-")),
+        &charge_body(&unique("inv_"), "pm_card_visa", true),
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let id = ChargeId::parse(reply.json()["id"].as_str().unwrap()).unwrap();
+    // The message is delayed by the backoff; read it by making it visible now.
+    let sqs = h.stack.sqs();
+    let url = h.queue_url.clone();
+    let body =
+        paybridge_tests::eventually(Duration::from_secs(25), "the delayed retry message", || {
+            let (sqs, url) = (sqs.clone(), url.clone());
+            async move {
+                let out = sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .wait_time_seconds(1)
+                    .send()
+                    .await
+                    .unwrap();
+                out.messages
+                    .unwrap_or_default()
+                    .into_iter()
+                    .next()
+                    .and_then(|m| m.body)
+            }
+        })
+        .await;
+    assert_eq!(
+        serde_json::from_str::<WorkMessage>(&body).unwrap(),
+        WorkMessage::retry_charge(&id, 1)
+    );
+
+    // Stripe is back: the retry completes it.
+    assert_eq!(
+        retry_charge(&h.app.store, &h.app.gateways, &id, 1, 0)
+            .await
+            .unwrap(),
+        RetryOutcome::Done(ChargeStatus::Succeeded)
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_clear_errors_and_store_nothing() {
+    let h = harness().await;
+    let invoice = unique("inv_");
+    let good = charge_body(&invoice, "pm_card_visa", true);
+    let no_key = post(&h.app, "/charges", None, &good).await;
+    assert_eq!(
+        (no_key.status, no_key.error_code().as_str()),
+        (400, "idempotency_key_required")
+    );
+
+    let mut pan = good.clone();
+    pan["metadata"]["note"] = json!("card 4242 4242 4242 4242");
+    let reply = post(&h.app, "/charges", Some(&unique("key-")), &pan).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (422, "card_data_refused")
+    );
+    assert!(
+        !reply.body.contains("4242 4242"),
+        "the card number is not echoed"
+    );
+
+    let mut unknown = good.clone();
+    unknown["colour"] = json!("blue");
+    assert_eq!(
+        post(&h.app, "/charges", Some(&unique("key-")), &unknown)
+            .await
+            .status,
+        400
+    );
+    let mut negative = good.clone();
+    negative["amount"] = json!(-1);
+    assert_eq!(
+        post(&h.app, "/charges", Some(&unique("key-")), &negative)
+            .await
+            .error_code(),
+        "invalid_amount"
+    );
+
+    let list = get(&h.app, "/charges", &[("invoice_id", &invoice)]).await;
+    assert_eq!(list.json()["data"], json!([]), "nothing stored");
+    assert_eq!(
+        h.proxy.creates_forwarded(),
+        0,
+        "nothing sent to the gateway"
+    );
+
+    let missing = get(&h.app, &format!("/charges/{}", ChargeId::generate()), &[]).await;
+    assert_eq!(
+        (missing.status, missing.error_code().as_str()),
+        (404, "charge_not_found")
+    );
+    let junk = get(&h.app, "/charges/not-an-id", &[]).await;
+    assert_eq!(junk.status, 404);
+    let no_route = call(
+        &h.app,
+        api_request("DELETE /charges", "/charges", &[], &[], b"", false),
+    )
+    .await;
+    assert_eq!(
+        (no_route.status, no_route.error_code().as_str()),
+        (404, "route_not_found")
+    );
+}
