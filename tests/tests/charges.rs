@@ -535,3 +535,39 @@ async fn bad_requests_are_refused_with_clear_errors_and_store_nothing() {
         (404, "route_not_found")
     );
 }
+
+#[tokio::test]
+async fn a_retry_after_a_crashed_request_finishes_the_charge_the_crashed_request_started() {
+    use paybridge::domain::idempotency::{
+        IdempotencyKey, IdempotencyRecord, IdempotencyStatus, fingerprint,
+    };
+    use paybridge::ports::IdempotencyStore;
+    let h = harness().await;
+    let key = unique("key-");
+    let body = charge_body(&unique("inv_"), "pm_card_visa", true);
+    // What a request that died after claiming the key leaves behind: an in-progress record whose
+    // lease (the dead invocation's deadline) has passed, naming the charge id it had chosen.
+    let chosen = ChargeId::generate();
+    let record = IdempotencyRecord {
+        operation: "create_charge".into(),
+        key: IdempotencyKey::parse(&key).unwrap(),
+        fingerprint: fingerprint("create_charge", "/charges", &body),
+        status: IdempotencyStatus::InProgress,
+        resource_id: chosen.to_string(),
+        owner: "crashed".into(),
+        in_progress_until: 1,
+        response: None,
+        expires_at: paybridge_tests::unix_now() + 3600,
+    };
+    h.app.store.claim(&record).await.unwrap();
+
+    let reply = post(&h.app, "/charges", Some(&key), &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(
+        reply.json()["id"],
+        chosen.to_string(),
+        "the retry continues the crashed request's charge"
+    );
+    assert_eq!(reply.json()["status"], "succeeded");
+    assert_eq!(h.proxy.creates_forwarded(), 1);
+}
