@@ -571,3 +571,42 @@ async fn a_retry_after_a_crashed_request_finishes_the_charge_the_crashed_request
     assert_eq!(reply.json()["status"], "succeeded");
     assert_eq!(h.proxy.creates_forwarded(), 1);
 }
+
+#[tokio::test]
+async fn a_partial_capture_records_the_captured_amount() {
+    let h = harness().await;
+    let reply = post(
+        &h.app,
+        "/charges",
+        Some(&unique("key-")),
+        &charge_body(&unique("inv_"), "pm_card_visa", false),
+    )
+    .await;
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    let too_much = post(
+        &h.app,
+        &format!("/charges/{id}/capture"),
+        Some(&unique("key-")),
+        &json!({"amount": 2000}),
+    )
+    .await;
+    assert_eq!(
+        (too_much.status, too_much.error_code().as_str()),
+        (422, "invalid_amount")
+    );
+    let captured = post(
+        &h.app,
+        &format!("/charges/{id}/capture"),
+        Some(&unique("key-")),
+        &json!({"amount": 1200}),
+    )
+    .await;
+    assert_eq!(captured.status, 200, "{}", captured.body);
+    assert_eq!(
+        (
+            captured.json()["status"].as_str(),
+            captured.json()["captured"].as_i64()
+        ),
+        (Some("succeeded"), Some(1200))
+    );
+}

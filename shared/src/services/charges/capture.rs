@@ -86,10 +86,12 @@ where
                 ));
             }
         };
-        let outcome = deps
+        let mut outcome = deps
             .gateway
             .capture(&charge, amount, &charge.gateway_idempotency_key("capture"))
             .await?;
+        // Never record more than was asked for (gateways that omit the received amount).
+        outcome.captured = outcome.captured.min(amount.minor());
         let charge = settle(deps.store, charge, &outcome, now_ms / 1000).await?;
         let status = if charge.status == ChargeStatus::Authorized {
             202
