@@ -9,8 +9,9 @@ Differences from the stock `localstripe --port N` command, both on purpose:
   in the system temp folder after every write and reloads it at start, so two stacks (say
   `make dev` and `make test`) would share and overwrite each other's data, and each write costs
   a full dump. Here every start is a clean slate; `DELETE /_config/data` wipes it while running.
-- PaymentIntents accept `description` (real Stripe does; localstripe 1.15.10 refuses it with
-  "Unexpected description"), so paybridge sends the same request locally as in production.
+- PaymentIntents accept `description` and Refunds accept `reason` (real Stripe does; localstripe
+  1.15.10 refuses both as "Unexpected …"), so paybridge sends the same requests locally as in
+  production.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ HOST = "127.0.0.1"
 
 
 def accept_payment_intent_description(resources) -> None:
-    """Let PaymentIntent creation take (and return) `description`, as the real API does."""
+    """Let PaymentIntents take `description` and Refunds `reason`, as the real API does."""
     original_init = resources.PaymentIntent.__init__
 
     def init(self, description=None, **kwargs):
@@ -30,6 +31,14 @@ def accept_payment_intent_description(resources) -> None:
         self.description = description
 
     resources.PaymentIntent.__init__ = init
+
+    original_refund_init = resources.Refund.__init__
+
+    def refund_init(self, reason=None, **kwargs):
+        original_refund_init(self, **kwargs)
+        self.reason = reason
+
+    resources.Refund.__init__ = refund_init
 
 
 def main(argv: list[str]) -> int:

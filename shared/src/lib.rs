@@ -10,6 +10,8 @@
 //! - [`services`]: one use case per module (`record_webhook`, …), generic over the ports.
 //! - [`adapters`]: DynamoDB, SQS and Secrets Manager implementations of the ports.
 //! - [`error`]: the one error type and its one HTTP mapping.
+//! - `http` (feature `lambda`): what the HTTP functions share — idempotency-key and deadline
+//!   extraction, response building.
 //! - [`config`], [`secrets`], [`telemetry`]: settings from the environment, the secret's shape,
 //!   JSON logs and EMF metrics.
 
@@ -17,6 +19,8 @@ pub mod adapters;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "lambda")]
+pub mod http;
 pub mod ports;
 pub mod secrets;
 pub mod services;

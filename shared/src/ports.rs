@@ -297,3 +297,57 @@ pub trait ChargeStore: Send + Sync {
         invoice_id: &str,
     ) -> impl Future<Output = Result<Vec<Charge>, StoreError>> + Send;
 }
+
+// ---- refunds ----------------------------------------------------------------------------------
+
+use crate::domain::{Refund, RefundId, RefundOutcome};
+
+/// What reserving a refund's amount found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// The amount is reserved on the charge and the refund is stored (pending).
+    Done,
+    /// The charge is not refundable for that amount (any more): re-read it to say why.
+    Refused,
+    /// A refund with this id exists already (a crashed attempt stored it).
+    Exists,
+}
+
+/// Refund records, and the charge amounts they move.
+pub trait RefundStore: Send + Sync {
+    /// In one transaction: reserves `refund.amount` on its charge if the charge is captured and at
+    /// least that much is still refundable, and stores the refund (pending) with its lookup pointer.
+    fn reserve_refund(
+        &self,
+        refund: &Refund,
+    ) -> impl Future<Output = Result<Reserved, StoreError>> + Send;
+
+    fn get_refund(
+        &self,
+        id: &RefundId,
+    ) -> impl Future<Output = Result<Option<Refund>, StoreError>> + Send;
+
+    /// The refunds of a charge, oldest first.
+    fn refunds_for_charge(
+        &self,
+        charge: &ChargeId,
+    ) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
+
+    /// Writes a refund (and, if given, its charge) whose versions the caller bumped by one, all or
+    /// nothing. `Conflict` if either changed first.
+    fn save_refund(
+        &self,
+        refund: &Refund,
+        charge: Option<&Charge>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Refunds at a payment gateway.
+pub trait RefundGateway: Send + Sync {
+    /// Refunds `refund.amount` of the charge's payment, with the refund's own idempotency key.
+    fn refund(
+        &self,
+        charge: &Charge,
+        refund: &Refund,
+    ) -> impl Future<Output = Result<RefundOutcome, GatewayError>> + Send;
+}

@@ -184,3 +184,72 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A handler's HTTP answer, read for assertions.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    /// `Idempotent-Replayed: true` was set.
+    pub replayed: bool,
+    pub retry_after: Option<u64>,
+}
+
+impl Reply {
+    pub fn from_response(resp: lambda_http::Response<lambda_http::Body>) -> Reply {
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let body = match resp.body() {
+            lambda_http::Body::Text(t) => t.clone(),
+            lambda_http::Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        };
+        Reply {
+            status: resp.status().as_u16(),
+            replayed: header("idempotent-replayed").as_deref() == Some("true"),
+            retry_after: header("retry-after").and_then(|v| v.parse().ok()),
+            body,
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("JSON body: {}", self.body))
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// A billing-route POST as API Gateway would deliver it (JSON body, optional Idempotency-Key).
+pub fn post_event(
+    route_key: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &serde_json::Value,
+) -> lambda_http::Request {
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(k) = key {
+        headers.push(("idempotency-key", k));
+    }
+    api_request(
+        route_key,
+        path,
+        &[],
+        &headers,
+        body.to_string().as_bytes(),
+        false,
+    )
+}
+
+/// A billing-route GET as API Gateway would deliver it.
+pub fn get_event(route_key: &str, path: &str, query: &[(&str, &str)]) -> lambda_http::Request {
+    api_request_with_query(route_key, path, &[], query, &[], b"", false)
+}

@@ -7,7 +7,7 @@
 //! - **Lost responses**: [`StripeProxy::lose_next_create_responses`] makes the proxy forward the
 //!   next PaymentIntent creations to localstripe — so the payment happens — and then hold the
 //!   answer past any client timeout, as a network failure after the charge would.
-//! - **Counting**: how many PaymentIntent creations reached localstripe.
+//! - **Counting**: how many POSTs per path (PaymentIntents, refunds) reached localstripe.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ struct ProxyState {
     remembered: Mutex<HashMap<String, (u16, Bytes)>>,
     in_flight: Mutex<HashSet<String>>,
     lose_next: AtomicU32,
-    creates_forwarded: AtomicU32,
+    forwarded: std::sync::Mutex<HashMap<String, u32>>,
 }
 
 /// A running proxy; it stops with the test's runtime.
@@ -44,7 +44,7 @@ impl StripeProxy {
             remembered: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
             lose_next: AtomicU32::new(0),
-            creates_forwarded: AtomicU32::new(0),
+            forwarded: std::sync::Mutex::new(HashMap::new()),
         });
         let app = axum::Router::new()
             .fallback(proxy)
@@ -59,14 +59,24 @@ impl StripeProxy {
         StripeProxy { url, state }
     }
 
-    /// The next `n` PaymentIntent creations reach localstripe, but their answers never arrive in time.
+    /// The next `n` creations (PaymentIntents or refunds) reach localstripe, but their answers
+    /// never arrive in time.
     pub fn lose_next_create_responses(&self, n: u32) {
         self.state.lose_next.store(n, Ordering::SeqCst);
     }
 
     /// PaymentIntent creations that reached localstripe.
     pub fn creates_forwarded(&self) -> u32 {
-        self.state.creates_forwarded.load(Ordering::SeqCst)
+        self.posts_forwarded("/v1/payment_intents")
+    }
+
+    /// POSTs to `path` that reached localstripe.
+    pub fn posts_forwarded(&self, path: &str) -> u32 {
+        self.state
+            .forwarded
+            .lock()
+            .map(|m| m.get(path).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 }
 
@@ -103,7 +113,8 @@ async fn proxy(
                 .into_response();
         }
     }
-    let is_create = method == Method::POST && uri.path() == "/v1/payment_intents";
+    let is_create =
+        method == Method::POST && matches!(uri.path(), "/v1/payment_intents" | "/v1/refunds");
     let mut request = s.http.request(
         method.clone(),
         format!(
@@ -130,8 +141,10 @@ async fn proxy(
             ),
         ),
     };
-    if is_create {
-        s.creates_forwarded.fetch_add(1, Ordering::SeqCst);
+    if method == Method::POST
+        && let Ok(mut m) = s.forwarded.lock()
+    {
+        *m.entry(uri.path().to_owned()).or_default() += 1;
     }
     if let (true, Some(k)) = (method == Method::POST, &key) {
         // Stripe remembers every answer except its own 5xx failures.

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use charges::handler::{Charges, handle};
-use lambda_http::Body;
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::stripe::StripeGateway;
 use paybridge::adapters::gateways::{GatewayRouter, http_client};
@@ -14,7 +13,7 @@ use paybridge::domain::{ChargeId, ChargeStatus, WorkMessage};
 use paybridge::ports::ChargeStore;
 use paybridge::services::charges::retry::{RetryOutcome, retry_charge};
 use paybridge_tests::stripe_proxy::StripeProxy;
-use paybridge_tests::{Stack, api_request, api_request_with_query, stack, unique};
+use paybridge_tests::{Reply, Stack, api_request, get_event, post_event, stack, unique};
 use serde_json::{Value, json};
 
 struct Harness {
@@ -52,69 +51,17 @@ async fn harness() -> Harness {
     }
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    body: String,
-    replayed: bool,
-    retry_after: Option<u64>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("JSON body: {}", self.body))
-    }
-    fn error_code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-}
-
 async fn call(app: &Charges, req: lambda_http::Request) -> Reply {
-    let resp = handle(app, req).await.unwrap();
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let body = match resp.body() {
-        Body::Text(t) => t.clone(),
-        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-        _ => String::new(),
-    };
-    Reply {
-        status: resp.status().as_u16(),
-        replayed: header("idempotent-replayed").as_deref() == Some("true"),
-        retry_after: header("retry-after").and_then(|v| v.parse().ok()),
-        body,
-    }
+    Reply::from_response(handle(app, req).await.unwrap())
 }
 
 async fn post(app: &Charges, path: &str, key: Option<&str>, body: &Value) -> Reply {
-    let mut headers = vec![("content-type", "application/json")];
-    if let Some(k) = key {
-        headers.push(("idempotency-key", k));
-    }
     let route = if path == "/charges" {
         "POST /charges".to_owned()
     } else {
         format!("POST /charges/{{id}}/{}", path.rsplit('/').next().unwrap())
     };
-    call(
-        app,
-        api_request(
-            &route,
-            path,
-            &[],
-            &headers,
-            body.to_string().as_bytes(),
-            false,
-        ),
-    )
-    .await
+    call(app, post_event(&route, path, key, body)).await
 }
 
 async fn get(app: &Charges, path: &str, query: &[(&str, &str)]) -> Reply {
@@ -123,11 +70,7 @@ async fn get(app: &Charges, path: &str, query: &[(&str, &str)]) -> Reply {
     } else {
         "GET /charges/{id}"
     };
-    call(
-        app,
-        api_request_with_query(route, path, &[], query, &[], b"", false),
-    )
-    .await
+    call(app, get_event(route, path, query)).await
 }
 
 fn charge_body(invoice: &str, payment_method: &str, capture: bool) -> Value {

@@ -1,19 +1,20 @@
-//! refunds: the billing-facing refunds routes (see openapi and DESIGN.md).
-//!
-//! Not served by this build yet: every request is answered `501 not_implemented` with the
-//! standard error body, so a caller can never mistake it for a result.
+//! refunds: the billing-facing refund routes (see openapi.json).
 
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
-
-async fn handle(req: Request) -> Result<Response<Body>, Error> {
-    tracing::warn!(path = req.uri().path(), "route not implemented yet");
-    Ok(paybridge::Error::not_implemented("refunds")
-        .to_response()
-        .map(Body::from))
-}
+use lambda_http::{run, service_fn};
+use paybridge::adapters::secrets_manager::SecretsManagerSource;
+use paybridge::config::Config;
+use paybridge::ports::SecretSource;
+use refunds::handler::{self, Refunds};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_http::Error> {
     paybridge::telemetry::init();
-    run(service_fn(handle)).await
+    let config = Config::from_env()?;
+    let aws = paybridge::adapters::aws_config().await;
+    let secrets = SecretsManagerSource::from_conf(&aws, &config.secret_id)
+        .secrets()
+        .await
+        .map_err(|e| format!("loading secret {}: {e}", config.secret_id))?;
+    let app = Refunds::new(&config, &aws, &secrets);
+    run(service_fn(|req| handler::handle(&app, req))).await
 }

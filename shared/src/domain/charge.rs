@@ -261,6 +261,40 @@ impl Charge {
         self.amount.currency()
     }
 
+    /// What can still be refunded: captured, less refunded, less reserved by refunds in flight.
+    pub fn refundable(&self) -> i64 {
+        (self.captured - self.refunded - self.refund_reserved).max(0)
+    }
+
+    /// Moves `amount` of a refund in flight from reserved to refunded (the refund succeeded) or
+    /// back to refundable (it failed or was canceled), and sets the refund overlay of the status:
+    /// `succeeded` / `partially_refunded` / `refunded` follow the amounts. This overlay is derived
+    /// from money, so a refund that fails after succeeding may move it back.
+    pub fn settle_refund(&mut self, amount: i64, succeeded: bool, now: i64) {
+        self.refund_reserved = (self.refund_reserved - amount).max(0);
+        if succeeded {
+            self.refunded = (self.refunded + amount).min(self.captured);
+        }
+        self.sync_refund_status(now);
+    }
+
+    /// Gives back `amount` of a refund that had succeeded and later failed.
+    pub fn reverse_refund(&mut self, amount: i64, now: i64) {
+        self.refunded = (self.refunded - amount).max(0);
+        self.sync_refund_status(now);
+    }
+
+    fn sync_refund_status(&mut self, now: i64) {
+        if self.status.is_captured() {
+            self.status = match self.refunded {
+                0 => ChargeStatus::Succeeded,
+                r if r >= self.captured => ChargeStatus::Refunded,
+                _ => ChargeStatus::PartiallyRefunded,
+            };
+        }
+        self.updated_at = now;
+    }
+
     /// Applies what the gateway said. Returns whether anything changed (the caller then writes
     /// at `version + 1` and notifies). A stale outcome changes nothing.
     pub fn apply(&mut self, outcome: &PaymentOutcome, now: i64) -> bool {
@@ -355,6 +389,37 @@ mod record_tests {
         assert!(c.apply(&declined, 1));
         assert_eq!(c.failure.as_ref().unwrap().code, "card_declined");
         assert_eq!(c.captured, 0);
+    }
+
+    #[test]
+    fn refund_amounts_move_between_reserved_refunded_and_refundable() {
+        let mut c = charge();
+        c.apply(&outcome(ChargeStatus::Succeeded, 1999), 1);
+        c.refund_reserved = 500;
+        assert_eq!(c.refundable(), 1499);
+        c.settle_refund(500, true, 2);
+        assert_eq!(
+            (c.refunded, c.refund_reserved, c.status),
+            (500, 0, ChargeStatus::PartiallyRefunded)
+        );
+        c.refund_reserved = 1499;
+        c.settle_refund(1499, true, 3);
+        assert_eq!(
+            (c.refunded, c.refundable(), c.status),
+            (1999, 0, ChargeStatus::Refunded)
+        );
+        c.reverse_refund(500, 4);
+        assert_eq!(
+            (c.refunded, c.refundable(), c.status),
+            (1499, 500, ChargeStatus::PartiallyRefunded)
+        );
+        c.refund_reserved = 100;
+        c.settle_refund(100, false, 5);
+        assert_eq!(
+            (c.refunded, c.refundable()),
+            (1499, 500),
+            "a failed refund releases its amount"
+        );
     }
 
     #[test]

@@ -16,5 +16,5 @@ pub use charge::{Charge, ChargeStatus, Failure, PaymentOutcome, Transition};
 pub use event::{EventStatus, Gateway, VerifiedEvent};
 pub use ids::{ChargeId, IdError, NotificationId, RefundId};
 pub use money::{Currency, Money, MoneyError};
-pub use refund::RefundStatus;
+pub use refund::{Refund, RefundOutcome, RefundReason, RefundStatus};
 pub use work::WorkMessage;

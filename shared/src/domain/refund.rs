@@ -86,3 +86,82 @@ mod tests {
         }
     }
 }
+
+// ---- the refund record ------------------------------------------------------------------------
+
+use std::collections::BTreeMap;
+
+use super::charge::Failure;
+use super::event::Gateway;
+use super::ids::{ChargeId, RefundId};
+use super::money::Money;
+
+/// Why billing asked for the refund (Stripe's reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReason {
+    Duplicate,
+    Fraudulent,
+    RequestedByCustomer,
+}
+
+impl RefundReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundReason::Duplicate => "duplicate",
+            RefundReason::Fraudulent => "fraudulent",
+            RefundReason::RequestedByCustomer => "requested_by_customer",
+        }
+    }
+}
+
+/// What a gateway says a refund is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundOutcome {
+    /// The gateway's id of the refund (`re_…`, a modification pspReference); empty if none.
+    pub gateway_ref: String,
+    pub status: RefundStatus,
+    pub failure: Option<Failure>,
+}
+
+/// Money given back on a captured charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub id: RefundId,
+    pub charge_id: ChargeId,
+    pub amount: Money,
+    pub gateway: Gateway,
+    pub gateway_ref: Option<String>,
+    pub status: RefundStatus,
+    pub reason: Option<RefundReason>,
+    pub failure: Option<Failure>,
+    pub metadata: BTreeMap<String, String>,
+    pub version: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Refund {
+    /// The idempotency key paybridge sends the gateway for this refund; the same on every retry.
+    pub fn gateway_idempotency_key(&self) -> String {
+        format!("paybridge-{}-refund", self.id)
+    }
+
+    /// Applies what the gateway said; returns the transition so the caller can move the charge's
+    /// amounts (a success moves the amount from reserved to refunded, a failure releases it).
+    pub fn apply(&mut self, outcome: &RefundOutcome, now: i64) -> Transition {
+        if self.gateway_ref.is_none() && !outcome.gateway_ref.is_empty() {
+            self.gateway_ref = Some(outcome.gateway_ref.clone());
+            self.updated_at = now;
+        }
+        let t = self.status.advance(outcome.status);
+        if t == Transition::Advance {
+            self.status = outcome.status;
+            if outcome.failure.is_some() {
+                self.failure = outcome.failure.clone();
+            }
+            self.updated_at = now;
+        }
+        t
+    }
+}

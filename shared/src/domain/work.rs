@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::event::Gateway;
-use super::ids::ChargeId;
+use super::ids::{ChargeId, RefundId};
 
 /// The message version this build writes.
 pub const WORK_MESSAGE_VERSION: u32 = 1;
@@ -25,6 +25,12 @@ pub enum WorkMessage {
     RetryCharge {
         v: u32,
         charge_id: ChargeId,
+        attempt: u32,
+    },
+    /// Finish a refund whose gateway answer was lost: call again with the same idempotency key.
+    RetryRefund {
+        v: u32,
+        refund_id: RefundId,
         attempt: u32,
     },
 }
@@ -46,10 +52,20 @@ impl WorkMessage {
         }
     }
 
+    pub fn retry_refund(refund_id: &RefundId, attempt: u32) -> Self {
+        WorkMessage::RetryRefund {
+            v: WORK_MESSAGE_VERSION,
+            refund_id: refund_id.clone(),
+            attempt,
+        }
+    }
+
     /// The version the message was written with.
     pub fn version(&self) -> u32 {
         match self {
-            WorkMessage::ApplyEvent { v, .. } | WorkMessage::RetryCharge { v, .. } => *v,
+            WorkMessage::ApplyEvent { v, .. }
+            | WorkMessage::RetryCharge { v, .. }
+            | WorkMessage::RetryRefund { v, .. } => *v,
         }
     }
 
@@ -60,6 +76,7 @@ impl WorkMessage {
                 gateway, event_id, ..
             } => format!("event:{gateway}:{event_id}"),
             WorkMessage::RetryCharge { charge_id, .. } => format!("retry_charge:{charge_id}"),
+            WorkMessage::RetryRefund { refund_id, .. } => format!("retry_refund:{refund_id}"),
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod charges;
 pub mod idempotency;
 pub mod record_webhook;
+pub mod refunds;
 
 use crate::domain::idempotency::StoredResponse;
 

@@ -12,9 +12,9 @@ use crate::domain::event::Gateway;
 use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money};
 use crate::ports::{ChargeStore, StoreError};
 
-const SK: &str = "CHARGE";
+pub(super) const SK: &str = "CHARGE";
 
-fn pk(id: &ChargeId) -> String {
+pub(super) fn pk(id: &ChargeId) -> String {
     format!("CHARGE#{id}")
 }
 
@@ -53,9 +53,14 @@ struct ChargeItem {
     version: u64,
     created_at: i64,
     updated_at: i64,
+    /// Derived: captured − refunded − refund_reserved. Kept in the item so a refund can reserve
+    /// its amount with one conditional update (`refundable >= :amount`): DynamoDB conditions
+    /// cannot do arithmetic.
+    #[serde(default)]
+    refundable: i64,
 }
 
-fn to_item(c: &Charge) -> Result<Item, StoreError> {
+pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
     let item = ChargeItem {
         pk: pk(&c.id),
         sk: SK.to_owned(),
@@ -80,12 +85,13 @@ fn to_item(c: &Charge) -> Result<Item, StoreError> {
         version: c.version,
         created_at: c.created_at,
         updated_at: c.updated_at,
+        refundable: c.refundable(),
     };
     serde_dynamo::to_item(item)
         .map_err(|e| StoreError::Invalid(format!("charge not serialisable: {e}")))
 }
 
-fn from_item(item: Item) -> Result<Charge, StoreError> {
+pub(super) fn from_item(item: Item) -> Result<Charge, StoreError> {
     let bad = |what: String| StoreError::Invalid(format!("unreadable charge record: {what}"));
     let i: ChargeItem = serde_dynamo::from_item(item).map_err(|e| bad(e.to_string()))?;
     Ok(Charge {
@@ -110,18 +116,16 @@ fn from_item(item: Item) -> Result<Charge, StoreError> {
     })
 }
 
-fn pointer(gateway: Gateway, reference: &str, charge: &ChargeId) -> Item {
+/// The `GWREF` pointer from a gateway object id to our charge or refund (`kind`).
+pub(super) fn pointer(gateway: Gateway, reference: &str, kind: &str, target: &str) -> Item {
     HashMap::from([
         (
             "pk".to_owned(),
             AttributeValue::S(gateway_ref_pk(gateway, reference)),
         ),
         ("sk".to_owned(), AttributeValue::S("GWREF".to_owned())),
-        ("kind".to_owned(), AttributeValue::S("charge".to_owned())),
-        (
-            "target_id".to_owned(),
-            AttributeValue::S(charge.to_string()),
-        ),
+        ("kind".to_owned(), AttributeValue::S(kind.to_owned())),
+        ("target_id".to_owned(), AttributeValue::S(target.to_owned())),
     ])
 }
 
@@ -146,7 +150,12 @@ impl ChargeStore for Table {
             Some(reference) => self
                 .transact(vec![
                     Write::PutAtVersion(item, expected),
-                    Write::Put(pointer(charge.gateway, reference, &charge.id)),
+                    Write::Put(pointer(
+                        charge.gateway,
+                        reference,
+                        "charge",
+                        charge.id.as_str(),
+                    )),
                 ])
                 .await
                 .map_err(StoreError::from),

@@ -18,9 +18,10 @@ use aws_sdk_dynamodb::types::{
 use crate::error::BoxError;
 use crate::ports::StoreError;
 
-mod charges;
+pub mod charges;
 mod events;
 mod idempotency;
+mod refunds;
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -193,6 +194,15 @@ impl Table {
                 .map_err(|e| TableError::Invalid(e.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
+        self.transact_items(items).await
+    }
+
+    /// Runs prepared transaction items (for writes `Write` cannot express, such as conditional
+    /// arithmetic updates), with the same error mapping as [`Table::transact`].
+    pub(crate) async fn transact_items(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), TableError> {
         let result = self
             .client
             .transact_write_items()

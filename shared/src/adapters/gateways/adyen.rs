@@ -24,8 +24,10 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::domain::{Charge, ChargeStatus, Failure, Money, PaymentOutcome};
-use crate::ports::{GatewayError, PaymentGateway, PaymentRequest};
+use crate::domain::{
+    Charge, ChargeStatus, Failure, Money, PaymentOutcome, Refund, RefundOutcome, RefundStatus,
+};
+use crate::ports::{GatewayError, PaymentGateway, PaymentRequest, RefundGateway};
 use crate::secrets::SecretString;
 
 /// The `returnUrl` sent with every payment. Adyen requires the field, but a `ContAuth` payment
@@ -318,6 +320,9 @@ struct PaymentAnswer {
 #[derive(Debug, Deserialize)]
 struct ModificationAnswer {
     status: Option<String>,
+    /// The modification's own reference (a refund's id at Adyen).
+    #[serde(default, rename = "pspReference")]
+    psp_reference: Option<String>,
 }
 
 /// Adyen's error body: `{"status":422,"errorCode":"14_030","message":"…","errorType":"validation"}`.
@@ -551,6 +556,43 @@ fn refused_locally(code: &str, message: impl Into<String>) -> GatewayError {
         status: NOT_SENT,
         code: code.to_owned(),
         message: message.into(),
+    }
+}
+
+impl RefundGateway for AdyenGateway {
+    /// `POST /payments/{psp}/refunds`. Adyen acknowledges the request (`received`) and reports the
+    /// result with a REFUND (or REFUND_FAILED) webhook, so the refund stays `pending` until then.
+    async fn refund(
+        &self,
+        charge: &Charge,
+        refund: &Refund,
+    ) -> Result<RefundOutcome, GatewayError> {
+        let psp = payment_reference(charge)?;
+        let body = CaptureBody {
+            merchant_account: &self.merchant_account,
+            amount: AdyenAmount::of(refund.amount)?,
+            reference: refund.id.as_str(),
+        };
+        let answer: ModificationAnswer = self
+            .post(
+                &format!("/payments/{psp}/refunds"),
+                &body,
+                &refund.gateway_idempotency_key(),
+            )
+            .await?;
+        match (answer.status.as_deref(), answer.psp_reference) {
+            (Some("received"), Some(reference)) => Ok(RefundOutcome {
+                gateway_ref: reference,
+                status: RefundStatus::Pending,
+                failure: None,
+            }),
+            (other, _) => Err(GatewayError::unknown(
+                format!(
+                    "Adyen answered the refund of {psp} with status {other:?}, not \"received\""
+                ),
+                None,
+            )),
+        }
     }
 }
 
@@ -807,6 +849,7 @@ mod tests {
             "capture",
             ModificationAnswer {
                 status: Some("received".into()),
+                psp_reference: Some("MOD1".into()),
             },
         )
         .unwrap();
@@ -815,7 +858,15 @@ mod tests {
             ("PSP1", ChargeStatus::Authorized, 0)
         );
         assert!(matches!(
-            modification_outcome(&c, "PSP1", "capture", ModificationAnswer { status: None }),
+            modification_outcome(
+                &c,
+                "PSP1",
+                "capture",
+                ModificationAnswer {
+                    status: None,
+                    psp_reference: None
+                }
+            ),
             Err(GatewayError::Unknown { .. })
         ));
     }

@@ -22,14 +22,38 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 }
 
 use crate::domain::event::Gateway;
-use crate::domain::{Charge, Money, PaymentOutcome};
-use crate::ports::{GatewayError, PaymentGateway, PaymentRequest};
+use crate::domain::{Charge, Money, PaymentOutcome, Refund, RefundOutcome};
+use crate::ports::{GatewayError, PaymentGateway, PaymentRequest, RefundGateway};
 
 /// The configured gateways, chosen per charge by its `gateway` field.
 #[derive(Debug, Default)]
 pub struct GatewayRouter {
     pub stripe: Option<stripe::StripeGateway>,
     pub adyen: Option<adyen::AdyenGateway>,
+}
+
+impl GatewayRouter {
+    /// The gateways the secret has credentials for, at the configured API bases.
+    pub fn from_secrets(
+        config: &crate::config::Config,
+        secrets: &crate::secrets::Secrets,
+        timeout: Duration,
+    ) -> Self {
+        let http = http_client(timeout);
+        GatewayRouter {
+            stripe: secrets.stripe.as_ref().map(|s| {
+                stripe::StripeGateway::new(http.clone(), &config.stripe_api_base, s.api_key.clone())
+            }),
+            adyen: secrets.adyen.as_ref().map(|a| {
+                adyen::AdyenGateway::new(
+                    http.clone(),
+                    &config.adyen_api_base,
+                    a.api_key.clone(),
+                    &a.merchant_account,
+                )
+            }),
+        }
+    }
 }
 
 fn not_configured(gateway: Gateway) -> GatewayError {
@@ -69,6 +93,20 @@ impl PaymentGateway for GatewayRouter {
         match (charge.gateway, &self.stripe, &self.adyen) {
             (Gateway::Stripe, Some(g), _) => g.cancel(charge, key).await,
             (Gateway::Adyen, _, Some(g)) => g.cancel(charge, key).await,
+            (other, _, _) => Err(not_configured(other)),
+        }
+    }
+}
+
+impl RefundGateway for GatewayRouter {
+    async fn refund(
+        &self,
+        charge: &Charge,
+        refund: &Refund,
+    ) -> Result<RefundOutcome, GatewayError> {
+        match (charge.gateway, &self.stripe, &self.adyen) {
+            (Gateway::Stripe, Some(g), _) => g.refund(charge, refund).await,
+            (Gateway::Adyen, _, Some(g)) => g.refund(charge, refund).await,
             (other, _, _) => Err(not_configured(other)),
         }
     }

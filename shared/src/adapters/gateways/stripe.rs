@@ -18,8 +18,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::{Charge, ChargeStatus, Failure, Money, PaymentOutcome};
-use crate::ports::{GatewayError, PaymentGateway, PaymentRequest};
+use crate::domain::{
+    Charge, ChargeStatus, Failure, Money, PaymentOutcome, Refund, RefundOutcome, RefundStatus,
+};
+use crate::ports::{GatewayError, PaymentGateway, PaymentRequest, RefundGateway};
 use crate::secrets::SecretString;
 
 /// The API version paybridge is written against.
@@ -141,13 +143,24 @@ impl StripeGateway {
         }
     }
 
-    /// POSTs `form` to `path` with `idempotency_key` and maps the answer.
+    /// POSTs `form` to `path` with `idempotency_key` and maps the answer to a payment outcome.
     async fn post(
         &self,
         path: &str,
         form: &[(String, String)],
         idempotency_key: &str,
     ) -> Result<PaymentOutcome, GatewayError> {
+        let (status, body, retry_after) = self.post_raw(path, form, idempotency_key).await?;
+        classify(status, &body, retry_after)
+    }
+
+    /// POSTs `form`; a transport failure is an unknown outcome, any HTTP answer is returned.
+    async fn post_raw(
+        &self,
+        path: &str,
+        form: &[(String, String)],
+        idempotency_key: &str,
+    ) -> Result<(u16, Vec<u8>, Option<Duration>), GatewayError> {
         let result = self
             .http
             .post(format!("{}{path}", self.base_url))
@@ -173,16 +186,13 @@ impl StripeGateway {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                return Err(GatewayError::unknown(
-                    "the response body was cut off",
-                    Some(Box::new(e)),
-                ));
-            }
-        };
-        classify(status, &body, retry_after)
+        match response.bytes().await {
+            Ok(b) => Ok((status, b.to_vec(), retry_after)),
+            Err(e) => Err(GatewayError::unknown(
+                "the response body was cut off",
+                Some(Box::new(e)),
+            )),
+        }
     }
 }
 
@@ -315,6 +325,108 @@ impl PaymentGateway for StripeGateway {
     }
 }
 
+#[derive(Deserialize)]
+struct StripeRefund {
+    id: String,
+    status: String,
+    #[serde(default)]
+    failure_reason: Option<String>,
+}
+
+/// Maps an HTTP answer to `POST /v1/refunds`.
+fn classify_refund(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> Result<RefundOutcome, GatewayError> {
+    match status {
+        200..=299 => {
+            let r: StripeRefund = serde_json::from_slice(body).map_err(|e| {
+                GatewayError::unknown(
+                    "Stripe answered 2xx with an unreadable refund",
+                    Some(Box::new(e)),
+                )
+            })?;
+            let status = match r.status.as_str() {
+                "succeeded" => RefundStatus::Succeeded,
+                "pending" | "requires_action" => RefundStatus::Pending,
+                "failed" => RefundStatus::Failed,
+                "canceled" => RefundStatus::Canceled,
+                other => {
+                    return Err(GatewayError::unknown(
+                        format!("unexpected refund status `{other}`"),
+                        None,
+                    ));
+                }
+            };
+            let failure = (status == RefundStatus::Failed).then(|| Failure {
+                code: r
+                    .failure_reason
+                    .clone()
+                    .unwrap_or_else(|| "refund_failed".into()),
+                message: "the gateway could not complete the refund".into(),
+            });
+            Ok(RefundOutcome {
+                gateway_ref: r.id,
+                status,
+                failure,
+            })
+        }
+        409 | 429 | 500..=599 => Err(GatewayError::Unknown {
+            message: format!("Stripe answered {status}"),
+            retry_after,
+            source: None,
+        }),
+        _ => {
+            let error = serde_json::from_slice::<ErrorBody>(body)
+                .map(|b| b.error)
+                .unwrap_or_default();
+            Err(GatewayError::Refused {
+                status,
+                code: error
+                    .code
+                    .or(error.kind)
+                    .unwrap_or_else(|| "invalid_request".into()),
+                message: error
+                    .message
+                    .unwrap_or_else(|| format!("Stripe answered {status}")),
+            })
+        }
+    }
+}
+
+impl RefundGateway for StripeGateway {
+    async fn refund(
+        &self,
+        charge: &Charge,
+        refund: &Refund,
+    ) -> Result<RefundOutcome, GatewayError> {
+        let pi = reference(charge)?;
+        let mut form = vec![
+            ("payment_intent".to_owned(), pi.to_owned()),
+            ("amount".to_owned(), refund.amount.minor().to_string()),
+            (
+                "metadata[paybridge_refund_id]".to_owned(),
+                refund.id.to_string(),
+            ),
+            (
+                "metadata[paybridge_charge_id]".to_owned(),
+                charge.id.to_string(),
+            ),
+        ];
+        if let Some(reason) = refund.reason {
+            form.push(("reason".to_owned(), reason.as_str().to_owned()));
+        }
+        for (k, v) in &refund.metadata {
+            form.push((format!("metadata[{k}]"), v.clone()));
+        }
+        let (status, body, retry_after) = self
+            .post_raw("/v1/refunds", &form, &refund.gateway_idempotency_key())
+            .await?;
+        classify_refund(status, &body, retry_after)
+    }
+}
+
 fn reference(charge: &Charge) -> Result<&str, GatewayError> {
     charge
         .gateway_ref
@@ -411,6 +523,36 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn refund_answers_map_to_refund_statuses() {
+        let ok = classify_refund(200, br#"{"id":"re_1","status":"succeeded"}"#, None).unwrap();
+        assert_eq!(
+            (ok.gateway_ref.as_str(), ok.status),
+            ("re_1", RefundStatus::Succeeded)
+        );
+        let pending = classify_refund(200, br#"{"id":"re_2","status":"pending"}"#, None).unwrap();
+        assert_eq!(pending.status, RefundStatus::Pending);
+        let failed = classify_refund(
+            200,
+            br#"{"id":"re_3","status":"failed","failure_reason":"expired_or_canceled_card"}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(failed.failure.unwrap().code, "expired_or_canceled_card");
+        assert!(matches!(
+            classify_refund(503, b"", None),
+            Err(GatewayError::Unknown { .. })
+        ));
+        assert!(matches!(
+            classify_refund(
+                400,
+                br#"{"error":{"code":"charge_already_refunded","message":"x"}}"#,
+                None
+            ),
+            Err(GatewayError::Refused { .. })
+        ));
     }
 
     #[test]

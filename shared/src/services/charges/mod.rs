@@ -21,7 +21,7 @@ use crate::ports::{ChargeStore, StoreError};
 /// Body size limit of billing-facing requests.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-fn rfc3339(secs: i64) -> String {
+pub(crate) fn rfc3339(secs: i64) -> String {
     OffsetDateTime::from_unix_timestamp(secs)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

@@ -1,0 +1,224 @@
+//! Refund records: `CHARGE#{charge_id}` / `REFUND#{id}` (beside their charge, so one query lists
+//! them), with a pointer `REFUND#{id}` / `REFUND` → charge id for lookup by refund id.
+//!
+//! A refund's amount is reserved on its charge in the same transaction that stores the refund,
+//! by one conditional update — `refundable >= :amount` — so two concurrent refunds can never both
+//! take the last euro.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+use super::charges::{self, pointer};
+use super::{Item, Table, TableError, Write, classify};
+use crate::domain::event::Gateway;
+use crate::domain::{
+    Charge, ChargeId, ChargeStatus, Failure, Money, Refund, RefundId, RefundReason, RefundStatus,
+};
+use crate::ports::{RefundStore, Reserved, StoreError};
+
+fn sk(id: &RefundId) -> String {
+    format!("REFUND#{id}")
+}
+
+fn lookup_pk(id: &RefundId) -> String {
+    format!("REFUND#{id}")
+}
+
+#[derive(Serialize, Deserialize)]
+struct RefundItem {
+    pk: String,
+    sk: String,
+    id: String,
+    charge_id: String,
+    amount: i64,
+    currency: String,
+    gateway: Gateway,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway_ref: Option<String>,
+    status: RefundStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<RefundReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failure: Option<Failure>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    version: u64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn to_item(r: &Refund) -> Result<Item, StoreError> {
+    let item = RefundItem {
+        pk: charges::pk(&r.charge_id),
+        sk: sk(&r.id),
+        id: r.id.to_string(),
+        charge_id: r.charge_id.to_string(),
+        amount: r.amount.minor(),
+        currency: r.amount.currency().code().to_owned(),
+        gateway: r.gateway,
+        gateway_ref: r.gateway_ref.clone(),
+        status: r.status,
+        reason: r.reason,
+        failure: r.failure.clone(),
+        metadata: r.metadata.clone(),
+        version: r.version,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    };
+    serde_dynamo::to_item(item)
+        .map_err(|e| StoreError::Invalid(format!("refund not serialisable: {e}")))
+}
+
+fn from_item(item: Item) -> Result<Refund, StoreError> {
+    let bad = |what: String| StoreError::Invalid(format!("unreadable refund record: {what}"));
+    let i: RefundItem = serde_dynamo::from_item(item).map_err(|e| bad(e.to_string()))?;
+    Ok(Refund {
+        id: RefundId::parse(&i.id).map_err(|e| bad(e.to_string()))?,
+        charge_id: ChargeId::parse(&i.charge_id).map_err(|e| bad(e.to_string()))?,
+        amount: Money::parse(i.amount, &i.currency).map_err(|e| bad(e.to_string()))?,
+        gateway: i.gateway,
+        gateway_ref: i.gateway_ref,
+        status: i.status,
+        reason: i.reason,
+        failure: i.failure,
+        metadata: i.metadata,
+        version: i.version,
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+    })
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+impl RefundStore for Table {
+    async fn reserve_refund(&self, refund: &Refund) -> Result<Reserved, StoreError> {
+        let invalid = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Invalid(e.to_string());
+        let reserve = Update::builder()
+            .table_name(&self.name)
+            .key("pk", s(charges::pk(&refund.charge_id)))
+            .key("sk", s(charges::SK))
+            .update_expression(
+                "SET refund_reserved = refund_reserved + :a, refundable = refundable - :a, version = version + :one, updated_at = :now",
+            )
+            .condition_expression("refundable >= :a AND #st IN (:succeeded, :partially)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":a", n(refund.amount.minor()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(refund.created_at))
+            .expression_attribute_values(":succeeded", s(ChargeStatus::Succeeded.as_str()))
+            .expression_attribute_values(":partially", s(ChargeStatus::PartiallyRefunded.as_str()))
+            .build()
+            .map_err(invalid)?;
+        let store = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(to_item(refund)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(invalid)?;
+        let lookup = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(HashMap::from([
+                ("pk".to_owned(), s(lookup_pk(&refund.id))),
+                ("sk".to_owned(), s("REFUND")),
+                ("charge_id".to_owned(), s(refund.charge_id.as_str())),
+            ])))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(invalid)?;
+        let items = vec![
+            TransactWriteItem::builder().update(reserve).build(),
+            TransactWriteItem::builder().put(store).build(),
+            TransactWriteItem::builder().put(lookup).build(),
+        ];
+        match self.transact_items(items).await {
+            Ok(()) => Ok(Reserved::Done),
+            Err(TableError::ConditionFailed { failed, .. }) if failed.iter().any(|i| *i > 0) => {
+                Ok(Reserved::Exists)
+            }
+            Err(TableError::ConditionFailed { .. }) => Ok(Reserved::Refused),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_refund(&self, id: &RefundId) -> Result<Option<Refund>, StoreError> {
+        let Some(lookup) = self.get(&lookup_pk(id), "REFUND").await? else {
+            return Ok(None);
+        };
+        let charge_id = lookup
+            .get("charge_id")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|c| ChargeId::parse(c).ok())
+            .ok_or_else(|| StoreError::Invalid("refund pointer without a charge id".into()))?;
+        self.get(&charges::pk(&charge_id), &sk(id))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    async fn refunds_for_charge(&self, charge: &ChargeId) -> Result<Vec<Refund>, StoreError> {
+        let mut refunds = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(charges::pk(charge)))
+                .expression_attribute_values(":prefix", s("REFUND#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::from(classify(e)))?;
+            for item in out.items.unwrap_or_default() {
+                refunds.push(from_item(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        // Refund ids are time-ordered (UUIDv7).
+        refunds.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(refunds)
+    }
+
+    async fn save_refund(
+        &self,
+        refund: &Refund,
+        charge: Option<&Charge>,
+    ) -> Result<(), StoreError> {
+        let expected = |v: u64| {
+            v.checked_sub(1)
+                .ok_or_else(|| StoreError::Invalid("version 0 cannot be saved".into()))
+        };
+        let mut writes = vec![Write::PutAtVersion(
+            to_item(refund)?,
+            expected(refund.version)?,
+        )];
+        if let Some(c) = charge {
+            writes.push(Write::PutAtVersion(
+                charges::to_item(c)?,
+                expected(c.version)?,
+            ));
+        }
+        if let Some(reference) = refund.gateway_ref.as_deref().filter(|r| !r.is_empty()) {
+            writes.push(Write::Put(pointer(
+                refund.gateway,
+                reference,
+                "refund",
+                refund.id.as_str(),
+            )));
+        }
+        self.transact(writes).await.map_err(StoreError::from)
+    }
+}

@@ -1,0 +1,323 @@
+//! Use case: refund a captured charge — `POST /charges/{id}/refunds` with an `Idempotency-Key`.
+//!
+//! 1. Parse (`amount` omitted = everything still refundable; `currency`, if given, must be the
+//!    charge's; `reason`; `metadata`; unknown fields refused; card numbers refused).
+//! 2. Claim the idempotency key.
+//! 3. Reserve the amount on the charge and store the refund, in one conditional transaction.
+//!    Not captured → 409; more than is refundable (counting refunds in flight) → 422.
+//! 4. Call the gateway with the refund's own idempotency key; settle what it says (201), or keep
+//!    the refund `pending` and queue a retry when the answer is unknown (202).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{settle, view};
+use crate::domain::idempotency::{IdempotencyKey, fingerprint};
+use crate::domain::{
+    ChargeId, Failure, Money, Refund, RefundId, RefundOutcome, RefundReason, RefundStatus,
+    WorkMessage, pci,
+};
+use crate::error::Error;
+use crate::ports::{
+    ChargeStore, GatewayError, IdempotencyStore, RefundGateway, RefundStore, Reserved, WorkQueue,
+};
+use crate::services::ApiResponse;
+use crate::services::charges::create::{
+    ChargeDeps, MAX_METADATA_KEY_LEN, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LEN,
+};
+use crate::services::charges::read::charge_id;
+use crate::services::charges::retry_delay;
+use crate::services::idempotency::{self, Begun, Claim};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    #[serde(default)]
+    amount: Option<i64>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    reason: Option<RefundReason>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+/// A validated refund request (amounts are checked against the charge later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefund {
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub reason: Option<RefundReason>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl NewRefund {
+    /// Parses a refund body; an empty body means "refund everything that remains".
+    pub fn parse(body: &[u8]) -> Result<(NewRefund, serde_json::Value), Error> {
+        let value: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+            serde_json::json!({})
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|_| Error::bad_request("invalid_json", "the body is not valid JSON"))?
+        };
+        if pci::json_contains_pan(&value) {
+            return Err(Error::unprocessable(
+                "card_data_refused",
+                "the request contains what looks like a card number",
+            ));
+        }
+        let b: Body = serde_json::from_value(value.clone())
+            .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
+        if b.amount.is_some_and(|a| a <= 0 || a > Money::MAX_MINOR) {
+            return Err(Error::unprocessable(
+                "invalid_amount",
+                "`amount` must be a positive number of minor units",
+            ));
+        }
+        if b.metadata.len() > MAX_METADATA_KEYS
+            || b.metadata.iter().any(|(k, v)| {
+                k.is_empty()
+                    || k.len() > MAX_METADATA_KEY_LEN
+                    || v.len() > MAX_METADATA_VALUE_LEN
+                    || k.contains(['[', ']'])
+            })
+        {
+            return Err(Error::unprocessable(
+                "invalid_metadata",
+                "metadata keys or values are too long, too many, or contain brackets",
+            ));
+        }
+        Ok((
+            NewRefund {
+                amount: b.amount,
+                currency: b.currency,
+                reason: b.reason,
+                metadata: b.metadata,
+            },
+            value,
+        ))
+    }
+}
+
+/// `POST /charges/{id}/refunds`.
+pub async fn refund_charge<S, G, Q>(
+    deps: &ChargeDeps<'_, S, G, Q>,
+    key: &IdempotencyKey,
+    charge: &str,
+    body: &[u8],
+    now_ms: i64,
+    lease_until_ms: i64,
+) -> Result<ApiResponse, Error>
+where
+    S: ChargeStore + RefundStore + IdempotencyStore,
+    G: RefundGateway,
+    Q: WorkQueue,
+{
+    let charge_id = charge_id(charge)?;
+    let (request, json) = NewRefund::parse(body)?;
+    let claim = Claim {
+        operation: "refund_charge",
+        key,
+        fingerprint: fingerprint("refund_charge", charge_id.as_str(), &json),
+        proposed_resource_id: RefundId::generate().to_string(),
+        now_ms,
+        lease_until_ms,
+        ttl: deps.idempotency_ttl,
+    };
+    let guard = match idempotency::begin(deps.store, claim).await? {
+        Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
+        Begun::Run(guard) => guard,
+    };
+    match run(deps, &charge_id, request, &guard.resource_id, now_ms / 1000).await {
+        Ok(response) => {
+            guard.complete(deps.store, &response.to_stored()).await;
+            Ok(response)
+        }
+        Err(e) => {
+            guard.release(deps.store).await;
+            Err(e)
+        }
+    }
+}
+
+async fn run<S, G, Q>(
+    deps: &ChargeDeps<'_, S, G, Q>,
+    charge_id: &ChargeId,
+    request: NewRefund,
+    refund_id: &str,
+    now: i64,
+) -> Result<ApiResponse, Error>
+where
+    S: ChargeStore + RefundStore + IdempotencyStore,
+    G: RefundGateway,
+    Q: WorkQueue,
+{
+    let refund_id = RefundId::parse(refund_id)
+        .map_err(|e| Error::internal("bad resource id in idempotency record", Some(Box::new(e))))?;
+    let refund = match reserve(deps.store, charge_id, &refund_id, &request, now).await? {
+        Some(refund) => refund,
+        None => deps
+            .store
+            .get_refund(&refund_id)
+            .await?
+            .ok_or_else(|| Error::internal("refund vanished", None))?,
+    };
+    if refund.status != RefundStatus::Pending || refund.gateway_ref.is_some() {
+        // A crashed attempt with this key got this far already.
+        return Ok(ApiResponse::json(
+            if refund.status == RefundStatus::Pending {
+                202
+            } else {
+                201
+            },
+            &view(&refund),
+        ));
+    }
+    match attempt_refund(deps.store, deps.gateway, refund, now).await? {
+        (refund, None) => Ok(ApiResponse::json(
+            if refund.status == RefundStatus::Pending {
+                202
+            } else {
+                201
+            },
+            &view(&refund),
+        )),
+        (refund, Some(hint)) => {
+            deps.queue
+                .send(
+                    &WorkMessage::retry_refund(&refund.id, 1),
+                    retry_delay(1, hint),
+                )
+                .await?;
+            Ok(ApiResponse::json(202, &view(&refund)))
+        }
+    }
+}
+
+/// Reserves the amount and stores the refund. `None` when a refund with this id exists already.
+async fn reserve<S: ChargeStore + RefundStore>(
+    store: &S,
+    charge_id: &ChargeId,
+    id: &RefundId,
+    request: &NewRefund,
+    now: i64,
+) -> Result<Option<Refund>, Error> {
+    for _ in 0..10 {
+        let charge = store
+            .get_charge(charge_id)
+            .await?
+            .ok_or_else(|| Error::not_found("charge_not_found", "no charge with this id"))?;
+        if !charge.status.is_captured() {
+            return Err(Error::conflict(
+                "charge_not_refundable",
+                format!(
+                    "only a captured charge can be refunded; this one is {}",
+                    charge.status.as_str()
+                ),
+            ));
+        }
+        if let Some(currency) = &request.currency
+            && !currency.eq_ignore_ascii_case(charge.currency().code())
+        {
+            return Err(Error::unprocessable(
+                "currency_mismatch",
+                format!("the charge is in {}, not {currency}", charge.currency()),
+            ));
+        }
+        let refundable = charge.refundable();
+        let amount = request.amount.unwrap_or(refundable);
+        if amount <= 0 || amount > refundable {
+            return Err(Error::unprocessable(
+                "amount_exceeds_refundable",
+                format!(
+                    "{refundable} minor units of this charge can still be refunded (refunds in flight count); {amount} were asked"
+                ),
+            ));
+        }
+        let refund = Refund {
+            id: id.clone(),
+            charge_id: charge_id.clone(),
+            amount: Money::new(amount, charge.currency())
+                .map_err(|e| Error::unprocessable("invalid_amount", e.to_string()))?,
+            gateway: charge.gateway,
+            gateway_ref: None,
+            status: RefundStatus::Pending,
+            reason: request.reason,
+            failure: None,
+            metadata: request.metadata.clone(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        match store.reserve_refund(&refund).await? {
+            Reserved::Done => {
+                tracing::info!(refund_id = %id, charge_id = %charge_id, amount, "refund amount reserved");
+                crate::telemetry::Metrics::new("refunds")
+                    .dimension("Gateway", charge.gateway.as_str())
+                    .count("RefundRequested")
+                    .value("RefundAmount", amount as f64, crate::telemetry::Unit::Count)
+                    .emit();
+                return Ok(Some(refund));
+            }
+            Reserved::Exists => return Ok(None),
+            // Someone else reserved or refunded meanwhile: look again.
+            Reserved::Refused => continue,
+        }
+    }
+    Err(Error::conflict(
+        "concurrent_update",
+        "the charge is being refunded concurrently; retry",
+    )
+    .with_retry_after(1))
+}
+
+/// Calls the gateway for a pending refund and settles what it says. Returns the refund, and
+/// `Some(hint)` when the outcome is unknown (the caller queues a retry).
+pub(crate) async fn attempt_refund<S: ChargeStore + RefundStore>(
+    store: &S,
+    gateway: &impl RefundGateway,
+    refund: Refund,
+    now: i64,
+) -> Result<(Refund, Option<Option<std::time::Duration>>), Error> {
+    let charge = store
+        .get_charge(&refund.charge_id)
+        .await?
+        .ok_or_else(|| Error::internal("the refund's charge does not exist", None))?;
+    let outcome = match gateway.refund(&charge, &refund).await {
+        Ok(outcome) => outcome,
+        Err(GatewayError::Unknown {
+            message,
+            retry_after,
+            ..
+        }) => {
+            tracing::warn!(refund_id = %refund.id, reason = %message, "gateway outcome unknown; refund stays pending");
+            return Ok((refund, Some(retry_after)));
+        }
+        Err(GatewayError::Refused {
+            status,
+            code,
+            message,
+        }) => {
+            tracing::error!(refund_id = %refund.id, status, code = %code, "gateway refused the refund");
+            RefundOutcome {
+                gateway_ref: String::new(),
+                status: RefundStatus::Failed,
+                failure: Some(Failure { code, message }),
+            }
+        }
+    };
+    let refund = settle(store, refund, &outcome, now).await?;
+    let metric = match refund.status {
+        RefundStatus::Succeeded => Some("RefundSucceeded"),
+        RefundStatus::Failed | RefundStatus::Canceled => Some("RefundFailed"),
+        RefundStatus::Pending => None,
+    };
+    if let Some(name) = metric {
+        crate::telemetry::Metrics::new("refunds")
+            .dimension("Gateway", refund.gateway.as_str())
+            .count(name)
+            .emit();
+    }
+    Ok((refund, None))
+}

@@ -1,0 +1,95 @@
+//! Refund use cases: create, read, retry a refund whose gateway answer was lost, and apply a
+//! gateway's later word about a refund (a refund that succeeded and then failed).
+//!
+//! The invariant: **the sum of refunds that have not failed never exceeds what was captured.**
+//! A refund reserves its amount on the charge before the gateway is called (one conditional
+//! write); a success moves it from reserved to refunded; a failure or cancel releases it.
+
+pub mod apply;
+pub mod create;
+pub mod read;
+pub mod retry;
+
+use serde_json::{Value, json};
+
+use crate::domain::{Charge, Refund, RefundOutcome, RefundStatus, Transition};
+use crate::error::Error;
+use crate::ports::{ChargeStore, RefundStore, StoreError};
+
+/// The refund as billing sees it (the `Refund` schema of openapi.json).
+pub fn view(r: &Refund) -> Value {
+    json!({
+        "id": r.id,
+        "object": "refund",
+        "charge_id": r.charge_id,
+        "status": r.status.as_str(),
+        "amount": r.amount.minor(),
+        "currency": r.amount.currency().code(),
+        "gateway": r.gateway.as_str(),
+        "gateway_ref": r.gateway_ref,
+        "reason": r.reason.map(|x| x.as_str()),
+        "failure": r.failure.as_ref().map(|f| json!({"code": f.code, "message": f.message})),
+        "metadata": r.metadata,
+        "created_at": super::charges::rfc3339(r.created_at),
+        "updated_at": super::charges::rfc3339(r.updated_at),
+    })
+}
+
+/// Applies `outcome` to the refund and moves the charge's amounts with it, in one transaction at
+/// the next versions of both; on a concurrent write, re-reads both and applies again.
+pub async fn settle<S: ChargeStore + RefundStore>(
+    store: &S,
+    mut refund: Refund,
+    outcome: &RefundOutcome,
+    now: i64,
+) -> Result<Refund, Error> {
+    for _ in 0..8 {
+        let before = refund.status;
+        let had_ref = refund.gateway_ref.is_some();
+        let mut updated = refund.clone();
+        let transition = updated.apply(outcome, now);
+        let ref_learned = !had_ref && updated.gateway_ref.is_some();
+        if transition != Transition::Advance && !ref_learned {
+            return Ok(refund);
+        }
+        let mut charge: Option<Charge> = None;
+        if transition == Transition::Advance {
+            let mut c = store
+                .get_charge(&refund.charge_id)
+                .await?
+                .ok_or_else(|| Error::internal("the refund's charge does not exist", None))?;
+            let amount = refund.amount.minor();
+            match (before, updated.status) {
+                (RefundStatus::Pending, RefundStatus::Succeeded) => {
+                    c.settle_refund(amount, true, now)
+                }
+                (RefundStatus::Pending, RefundStatus::Failed | RefundStatus::Canceled) => {
+                    c.settle_refund(amount, false, now)
+                }
+                (RefundStatus::Succeeded, RefundStatus::Failed) => c.reverse_refund(amount, now),
+                _ => {}
+            }
+            c.version += 1;
+            charge = Some(c);
+        }
+        updated.version += 1;
+        match store.save_refund(&updated, charge.as_ref()).await {
+            Ok(()) => {
+                tracing::info!(refund_id = %updated.id, charge_id = %updated.charge_id, status = updated.status.as_str(), "refund updated");
+                return Ok(updated);
+            }
+            Err(StoreError::Conflict) => {
+                refund = store
+                    .get_refund(&refund.id)
+                    .await?
+                    .ok_or_else(|| Error::internal("refund vanished", None))?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::conflict(
+        "concurrent_update",
+        "the refund is being changed concurrently; retry",
+    )
+    .with_retry_after(1))
+}
