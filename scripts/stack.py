@@ -482,6 +482,9 @@ def provision(state_dir: Path, moto_url: str, stripe_url: str, template_path: Pa
             "PAYBRIDGE_STRIPE_API_BASE": stripe_url,
             "PAYBRIDGE_LOCALSTRIPE_URL": stripe_url,
             "PAYBRIDGE_MOTO_URL": moto_url,
+            # moto serialises every DynamoDB request (see moto_server.py), so under the
+            # concurrency tests a call can queue for seconds; AWS itself needs no such patience.
+            "PAYBRIDGE_AWS_OPERATION_TIMEOUT_SECS": "30",
         }
     )
     if os.environ.get("PAYBRIDGE_BILLING_URL"):

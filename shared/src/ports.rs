@@ -274,7 +274,7 @@ pub trait IdempotencyStore: Send + Sync {
 
 // ---- charges ----------------------------------------------------------------------------------
 
-use crate::domain::ChargeId;
+use crate::domain::{ChargeId, Notification, NotificationId};
 
 /// Charge records.
 pub trait ChargeStore: Send + Sync {
@@ -288,8 +288,13 @@ pub trait ChargeStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Charge>, StoreError>> + Send;
 
     /// Replaces a charge whose stored version is `charge.version - 1` (the caller bumped it), and
-    /// records the gateway reference → charge pointer with it. `Conflict` if someone wrote first.
-    fn save_charge(&self, charge: &Charge) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// records the gateway reference → charge pointer and the `notifications` the change causes
+    /// with it, all or nothing. `Conflict` if someone wrote first.
+    fn save_charge(
+        &self,
+        charge: &Charge,
+        notifications: &[Notification],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The charges of an invoice, oldest first.
     fn charges_for_invoice(
@@ -333,12 +338,13 @@ pub trait RefundStore: Send + Sync {
         charge: &ChargeId,
     ) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
 
-    /// Writes a refund (and, if given, its charge) whose versions the caller bumped by one, all or
-    /// nothing. `Conflict` if either changed first.
+    /// Writes a refund (and, if given, its charge) whose versions the caller bumped by one, with
+    /// the `notifications` the change causes, all or nothing. `Conflict` if either changed first.
     fn save_refund(
         &self,
         refund: &Refund,
         charge: Option<&Charge>,
+        notifications: &[Notification],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -350,4 +356,33 @@ pub trait RefundGateway: Send + Sync {
         charge: &Charge,
         refund: &Refund,
     ) -> impl Future<Output = Result<RefundOutcome, GatewayError>> + Send;
+}
+
+// ---- notifications ----------------------------------------------------------------------------
+
+/// The outbox of billing notifications and their delivery log.
+pub trait NotificationStore: Send + Sync {
+    fn get_notification(
+        &self,
+        id: &NotificationId,
+    ) -> impl Future<Output = Result<Option<Notification>, StoreError>> + Send;
+
+    /// Records a delivery attempt: writes `notification` (version bumped by the caller).
+    fn save_notification(
+        &self,
+        notification: &Notification,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The notifications of a charge and its refunds, oldest first (the delivery log).
+    fn notifications_for_charge(
+        &self,
+        charge: &ChargeId,
+    ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
+
+    /// Pending notifications created before `before` (unix seconds), oldest first, at most `limit`.
+    fn pending_notifications(
+        &self,
+        before: i64,
+        limit: i32,
+    ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
 }

@@ -331,6 +331,7 @@ async fn a_lost_gateway_response_gives_202_and_the_retry_completes_the_charge_wi
     let outcome = retry_charge(
         &h.app.store,
         &h.app.gateways,
+        &h.app.queue,
         &id,
         1,
         paybridge_tests::unix_now(),
@@ -406,7 +407,7 @@ async fn when_stripe_is_unreachable_the_charge_is_pending_and_a_retry_is_queued(
 
     // Stripe is back: the retry completes it.
     assert_eq!(
-        retry_charge(&h.app.store, &h.app.gateways, &id, 1, 0)
+        retry_charge(&h.app.store, &h.app.gateways, &h.app.queue, &id, 1, 0)
             .await
             .unwrap(),
         RetryOutcome::Done(ChargeStatus::Succeeded)

@@ -1,32 +1,42 @@
 //! openapi.json is the contract billing systems code against; these tests keep it true.
 //!
 //! Each test compares the document with the code it describes — the routes in template.yaml, the
-//! charge view, `ChargeStatus`, `NewCharge::parse`, the currencies `Money` knows, the error codes
-//! in the sources and the charges handler's own answers — so a change to one that is not made to
-//! the other fails here. None of them needs the local stack.
+//! charge and refund views, `ChargeStatus` and `RefundStatus`, `NewCharge::parse` and
+//! `NewRefund::parse`, the currencies `Money` knows, the error codes in the sources and the charges
+//! and refunds handlers' own answers — so a change to one that is not made to the other fails
+//! here. None of them needs the local stack.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use charges::handler::{Charges, handle};
+use charges::handler::Charges;
+use lambda_http::{Body, Request, Response};
 use paybridge::Error;
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::GatewayRouter;
 use paybridge::adapters::sqs::SqsWorkQueue;
-use paybridge::domain::{Charge, ChargeId, ChargeStatus, Currency, Failure, Gateway, Money};
+use paybridge::domain::{
+    Charge, ChargeId, ChargeStatus, Currency, Failure, Gateway, Money, Refund, RefundId,
+    RefundReason, RefundStatus,
+};
 use paybridge::services::charges::create::{
     MAX_METADATA_KEY_LEN, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LEN, NewCharge,
 };
 use paybridge::services::charges::{MAX_REQUEST_BYTES, view};
+use paybridge::services::refunds::create::NewRefund;
+use paybridge::services::refunds::view as refund_view;
 use paybridge_tests::api_request_with_query;
+use refunds::handler::Refunds;
 use serde_json::{Map, Value, json};
 
 const OPENAPI: &str = include_str!("../../openapi.json");
 const TEMPLATE: &str = include_str!("../../template.yaml");
 
-/// The template.yaml functions whose `HttpApi` routes the document describes. When the refunds
-/// routes are described, add `RefundsFunction` here.
-const DOCUMENTED_FUNCTIONS: &[&str] = &["ChargesFunction"];
+/// The template.yaml functions whose `HttpApi` routes the document describes.
+const DOCUMENTED_FUNCTIONS: &[&str] = &["ChargesFunction", "RefundsFunction"];
+
+/// The service folders whose every file is in [`ERROR_SOURCES`].
+const SERVICE_DIRS: &[&str] = &["shared/src/services/charges", "shared/src/services/refunds"];
 
 /// The sources whose `Error` constructors make the error codes the documented routes answer with.
 const ERROR_SOURCES: &[(&str, &str)] = &[
@@ -65,6 +75,30 @@ const ERROR_SOURCES: &[(&str, &str)] = &[
     (
         "shared/src/services/charges/retry.rs",
         include_str!("../../shared/src/services/charges/retry.rs"),
+    ),
+    (
+        "functions/refunds/src/handler.rs",
+        include_str!("../../functions/refunds/src/handler.rs"),
+    ),
+    (
+        "shared/src/services/refunds/mod.rs",
+        include_str!("../../shared/src/services/refunds/mod.rs"),
+    ),
+    (
+        "shared/src/services/refunds/create.rs",
+        include_str!("../../shared/src/services/refunds/create.rs"),
+    ),
+    (
+        "shared/src/services/refunds/read.rs",
+        include_str!("../../shared/src/services/refunds/read.rs"),
+    ),
+    (
+        "shared/src/services/refunds/retry.rs",
+        include_str!("../../shared/src/services/refunds/retry.rs"),
+    ),
+    (
+        "shared/src/services/refunds/apply.rs",
+        include_str!("../../shared/src/services/refunds/apply.rs"),
     ),
 ];
 
@@ -386,7 +420,7 @@ fn constructor_codes(file: &str, source: &str) -> Vec<(u16, String)> {
     out
 }
 
-/// Codes fixed by the error module's own constructors that the charges routes reach.
+/// Codes fixed by the error module's own constructors that the documented routes reach.
 fn fixed_codes() -> Vec<(u16, String)> {
     [
         Error::payload_too_large(MAX_REQUEST_BYTES),
@@ -442,6 +476,53 @@ fn sample_charge(full: bool) -> Charge {
     }
 }
 
+fn sample_refund(full: bool, status: RefundStatus) -> Refund {
+    Refund {
+        id: RefundId::generate(),
+        charge_id: ChargeId::generate(),
+        amount: Money::parse(500, "eur").expect("a valid amount"),
+        gateway: if full {
+            Gateway::Stripe
+        } else {
+            Gateway::Adyen
+        },
+        gateway_ref: full.then(|| "re_123".into()),
+        status,
+        reason: full.then_some(RefundReason::RequestedByCustomer),
+        failure: full.then(|| Failure {
+            code: "expired_or_canceled_card".into(),
+            message: "the gateway could not complete the refund".into(),
+        }),
+        metadata: if full {
+            BTreeMap::from([("ticket".into(), "T-42".into())])
+        } else {
+            BTreeMap::new()
+        },
+        version: 1,
+        created_at: 1_773_569_521,
+        updated_at: 1_773_569_522,
+    }
+}
+
+/// Every refund reason. The domain keeps no list of them; the match in [`reason_names`] stops
+/// compiling when one is added, so this list cannot fall behind.
+const REFUND_REASONS: [RefundReason; 3] = [
+    RefundReason::Duplicate,
+    RefundReason::Fraudulent,
+    RefundReason::RequestedByCustomer,
+];
+
+fn reason_names() -> BTreeSet<&'static str> {
+    REFUND_REASONS
+        .into_iter()
+        .map(|r| match r {
+            RefundReason::Duplicate
+            | RefundReason::Fraudulent
+            | RefundReason::RequestedByCustomer => r.as_str(),
+        })
+        .collect()
+}
+
 fn object_keys(value: &Value) -> BTreeSet<String> {
     value
         .as_object()
@@ -462,6 +543,77 @@ fn strings(value: &Value) -> BTreeSet<String> {
 
 fn parse(body: &Value) -> Result<NewCharge, Error> {
     NewCharge::parse(body.to_string().as_bytes()).map(|(c, _)| c)
+}
+
+fn parse_refund(body: &Value) -> Result<NewRefund, Error> {
+    NewRefund::parse(body.to_string().as_bytes()).map(|(r, _)| r)
+}
+
+/// Whether a schema allows `null`: in its own `type`, or as a branch of its `anyOf`/`oneOf`.
+fn allows_null(doc: &Value, schema: &Value) -> bool {
+    let schema = resolve(doc, schema);
+    own_types(schema).is_some_and(|t| t.contains("null"))
+        || ["anyOf", "oneOf"].iter().any(|key| {
+            schema[*key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|b| allows_null(doc, b))
+        })
+}
+
+/// `metadata` values at and over each limit of the `Metadata` schema: (value, accepted, what).
+fn metadata_cases() -> Vec<(Value, bool, &'static str)> {
+    let keys = |n: usize| -> Value {
+        (0..n)
+            .map(|i| (format!("k{i}"), json!("v")))
+            .collect::<Map<_, _>>()
+            .into()
+    };
+    let one = |k: String, v: String| json!({ k: v });
+    vec![
+        (keys(MAX_METADATA_KEYS), true, "the most keys"),
+        (keys(MAX_METADATA_KEYS + 1), false, "one key too many"),
+        (
+            one("k".repeat(MAX_METADATA_KEY_LEN), "v".into()),
+            true,
+            "the longest key",
+        ),
+        (
+            one("k".repeat(MAX_METADATA_KEY_LEN + 1), "v".into()),
+            false,
+            "a key too long",
+        ),
+        (
+            one("k".into(), "v".repeat(MAX_METADATA_VALUE_LEN)),
+            true,
+            "the longest value",
+        ),
+        (
+            one("k".into(), "v".repeat(MAX_METADATA_VALUE_LEN + 1)),
+            false,
+            "a value too long",
+        ),
+        (one(String::new(), "v".into()), false, "an empty key"),
+        (one("a[b]".into(), "v".into()), false, "a key with brackets"),
+    ]
+}
+
+/// Checks the `Metadata` schema's limits against the parser's constants.
+fn assert_metadata_limits(doc: &Value, metadata: &Value) {
+    let metadata = resolve(doc, metadata);
+    assert_eq!(
+        metadata["maxProperties"].as_u64(),
+        Some(MAX_METADATA_KEYS as u64)
+    );
+    assert_eq!(
+        metadata["propertyNames"]["maxLength"].as_u64(),
+        Some(MAX_METADATA_KEY_LEN as u64)
+    );
+    assert_eq!(
+        metadata["additionalProperties"]["maxLength"].as_u64(),
+        Some(MAX_METADATA_VALUE_LEN as u64)
+    );
 }
 
 // ---- the tests --------------------------------------------------------------------------------
@@ -597,6 +749,125 @@ fn the_status_enum_is_every_charge_status() {
         expected.len(),
         "no status is listed twice"
     );
+}
+
+#[test]
+fn the_refund_schema_has_exactly_the_fields_of_the_refund_view_with_their_json_types() {
+    let doc = doc();
+    let refund = schema(&doc, "Refund");
+    let properties = &refund["properties"];
+    let mut samples = Vec::new();
+    for status in RefundStatus::ALL {
+        samples.push(sample_refund(true, status));
+        samples.push(sample_refund(false, status));
+    }
+    for reason in REFUND_REASONS {
+        let mut r = sample_refund(true, RefundStatus::Succeeded);
+        r.reason = Some(reason);
+        samples.push(r);
+    }
+    for sample in &samples {
+        let sample = refund_view(sample);
+        let keys = object_keys(&sample);
+        assert_eq!(object_keys(properties), keys, "Refund.properties vs view()");
+        assert_eq!(
+            strings(&refund["required"]),
+            keys,
+            "Refund.required vs view()"
+        );
+        for (key, value) in sample.as_object().expect("the view is an object") {
+            let property = &properties[key];
+            if let Err(e) = shape(&doc, property, value, &format!("Refund.{key}")) {
+                panic!("view() gives `{key}` = {value}, which the schema does not allow: {e}");
+            }
+        }
+        assert_shape(&doc, refund, &sample, "view()");
+    }
+    // The optional parts are `null` in the view exactly where the schema allows `null`.
+    let minimal = refund_view(&sample_refund(false, RefundStatus::Pending));
+    for (key, value) in minimal.as_object().expect("the view is an object") {
+        if value.is_null() {
+            assert!(
+                allows_null(&doc, &properties[key]),
+                "`{key}` is null in the view"
+            );
+        }
+    }
+
+    // Every documented refund has exactly the view's fields, in lists too.
+    let keys = object_keys(&minimal);
+    let refund_ref = json!({"$ref": "#/components/schemas/Refund"});
+    let list_ref = json!({"$ref": "#/components/schemas/RefundList"});
+    let mut seen = 0;
+    for (at, schema, value) in media_examples(&doc) {
+        let refunds: Vec<&Value> = if *schema == refund_ref {
+            vec![value]
+        } else if *schema == list_ref {
+            value["data"]
+                .as_array()
+                .expect("a list has data")
+                .iter()
+                .collect()
+        } else {
+            continue;
+        };
+        for r in refunds {
+            assert_eq!(object_keys(r), keys, "{at}");
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 5,
+        "the document shows refunds in its examples ({seen} found)"
+    );
+}
+
+#[test]
+fn the_refund_status_enum_is_every_refund_status() {
+    let doc = doc();
+    let status = resolve(&doc, &schema(&doc, "Refund")["properties"]["status"]);
+    let documented = status["enum"].as_array().expect("status has an enum");
+    let expected: BTreeSet<String> = RefundStatus::ALL
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    assert_eq!(strings(&status["enum"]), expected);
+    assert_eq!(
+        documented.len(),
+        expected.len(),
+        "no status is listed twice"
+    );
+    // The description explains every status.
+    let description = status["description"].as_str().unwrap_or_default();
+    for s in &expected {
+        assert!(
+            description.contains(&format!("- `{s}` — ")),
+            "RefundStatus does not explain `{s}`"
+        );
+    }
+}
+
+#[test]
+fn the_refund_conflict_names_every_charge_status_that_cannot_be_refunded() {
+    let doc = doc();
+    let create = operations(&doc)
+        .into_iter()
+        .find(|o| o.method == "POST" && o.path == "/charges/{id}/refunds")
+        .expect("POST /charges/{id}/refunds is documented");
+    let conflict = create.response(&doc, 409).expect("a 409");
+    let description = conflict["description"].as_str().unwrap_or_default();
+    let line = description
+        .lines()
+        .find(|l| l.starts_with("- `charge_not_refundable`"))
+        .expect("the 409 describes charge_not_refundable");
+    for status in ChargeStatus::ALL {
+        assert_eq!(
+            line.contains(&format!("`{}`", status.as_str())),
+            !status.is_captured(),
+            "charge_not_refundable vs a `{}` charge: {line}",
+            status.as_str()
+        );
+    }
 }
 
 #[test]
@@ -745,56 +1016,217 @@ fn the_create_request_schema_accepts_exactly_what_new_charge_parse_accepts() {
     }
 
     // Metadata limits are the parser's.
-    let metadata = resolve(&doc, &properties["metadata"]);
-    assert_eq!(
-        metadata["maxProperties"].as_u64(),
-        Some(MAX_METADATA_KEYS as u64)
-    );
-    assert_eq!(
-        metadata["propertyNames"]["maxLength"].as_u64(),
-        Some(MAX_METADATA_KEY_LEN as u64)
-    );
-    assert_eq!(
-        metadata["additionalProperties"]["maxLength"].as_u64(),
-        Some(MAX_METADATA_VALUE_LEN as u64)
-    );
-    let keys = |n: usize| -> Value {
-        (0..n)
-            .map(|i| (format!("k{i}"), json!("v")))
-            .collect::<Map<_, _>>()
-            .into()
-    };
-    let one = |k: String, v: String| json!({ k: v });
-    for (body, ok, what) in [
-        (keys(MAX_METADATA_KEYS), true, "the most keys"),
-        (keys(MAX_METADATA_KEYS + 1), false, "one key too many"),
-        (
-            one("k".repeat(MAX_METADATA_KEY_LEN), "v".into()),
-            true,
-            "the longest key",
-        ),
-        (
-            one("k".repeat(MAX_METADATA_KEY_LEN + 1), "v".into()),
-            false,
-            "a key too long",
-        ),
-        (
-            one("k".into(), "v".repeat(MAX_METADATA_VALUE_LEN)),
-            true,
-            "the longest value",
-        ),
-        (
-            one("k".into(), "v".repeat(MAX_METADATA_VALUE_LEN + 1)),
-            false,
-            "a value too long",
-        ),
-        (one(String::new(), "v".into()), false, "an empty key"),
-        (one("a[b]".into(), "v".into()), false, "a key with brackets"),
-    ] {
+    assert_metadata_limits(&doc, &properties["metadata"]);
+    for (body, ok, what) in metadata_cases() {
         assert_eq!(
             parse(&with("metadata", body)).is_ok(),
             ok,
             "metadata: {what}"
+        );
+    }
+}
+
+#[test]
+fn the_refund_request_schema_accepts_exactly_what_new_refund_parse_accepts() {
+    let doc = doc();
+    let request = schema(&doc, "CreateRefundRequest");
+    assert_eq!(
+        request["additionalProperties"],
+        json!(false),
+        "unknown fields are refused"
+    );
+    assert!(
+        request.get("required").is_none(),
+        "every field of a refund request is optional"
+    );
+    let properties = request["properties"].as_object().expect("properties");
+    let create = operations(&doc)
+        .into_iter()
+        .find(|o| o.method == "POST" && o.path == "/charges/{id}/refunds")
+        .expect("POST /charges/{id}/refunds is documented");
+    assert_eq!(
+        create.op["requestBody"]["required"],
+        json!(false),
+        "the body is optional"
+    );
+
+    // No body at all is `{}`: refund everything that remains.
+    let everything = NewRefund {
+        amount: None,
+        currency: None,
+        reason: None,
+        metadata: BTreeMap::new(),
+    };
+    for body in [&b""[..], b"  \n", b"{}"] {
+        let parsed = NewRefund::parse(body).map(|(r, _)| r);
+        assert_eq!(parsed.ok().as_ref(), Some(&everything), "body {body:?}");
+    }
+
+    // Every documented example parses to what it says, and the fullest one uses every property.
+    let mut examples: Vec<Value> = request["examples"].as_array().cloned().unwrap_or_default();
+    for example in create.op["requestBody"]["content"]["application/json"]["examples"]
+        .as_object()
+        .into_iter()
+        .flat_map(Map::values)
+    {
+        examples.push(resolve(&doc, example)["value"].clone());
+    }
+    assert!(examples.len() >= 2, "the refund request has examples");
+    for example in &examples {
+        let parsed = parse_refund(example)
+            .unwrap_or_else(|e| panic!("the documented request {example} does not parse: {e}"));
+        assert_eq!(parsed.amount, example["amount"].as_i64(), "{example}");
+        assert_eq!(
+            parsed.currency.as_deref(),
+            example["currency"].as_str(),
+            "{example}"
+        );
+        assert_eq!(
+            parsed.reason.map(RefundReason::as_str),
+            example["reason"].as_str(),
+            "{example}"
+        );
+        assert_eq!(
+            json!(parsed.metadata),
+            example.get("metadata").cloned().unwrap_or(json!({})),
+            "{example}"
+        );
+    }
+    let full = examples
+        .iter()
+        .max_by_key(|e| e.as_object().map_or(0, Map::len))
+        .expect("an example")
+        .clone();
+    assert_eq!(
+        object_keys(&full),
+        properties.keys().cloned().collect(),
+        "one example uses every property"
+    );
+
+    let with = |key: &str, value: Value| {
+        let mut body = full.clone();
+        body[key] = value;
+        body
+    };
+    let refused = |body: &Value| {
+        parse_refund(body)
+            .err()
+            .map(|e| (e.kind().status(), e.code()))
+    };
+
+    // A property the schema does not list is refused as malformed: any name, and every field of a
+    // refund that is not a request field.
+    let mut strangers = object_keys(&refund_view(&sample_refund(true, RefundStatus::Pending)));
+    strangers.retain(|k| !properties.contains_key(k));
+    strangers.insert("not_in_the_schema".into());
+    assert!(strangers.len() > 5, "{strangers:?}");
+    for key in &strangers {
+        assert_eq!(
+            refused(&with(key, json!("x"))),
+            Some((400, "invalid_request")),
+            "adding `{key}`"
+        );
+    }
+    // A body that is JSON but not an object is malformed too.
+    for body in [json!("x"), json!(500), json!(null), json!(true)] {
+        assert_eq!(
+            refused(&body),
+            Some((400, "invalid_request")),
+            "the body {body}"
+        );
+    }
+
+    // Each property may be left out, and `null` is accepted exactly where the schema allows it.
+    for (key, property) in properties {
+        let mut body = full.clone();
+        body.as_object_mut().expect("an object").remove(key);
+        assert!(
+            parse_refund(&body).is_ok(),
+            "removing `{key}`: {:?}",
+            refused(&body)
+        );
+        let result = parse_refund(&with(key, Value::Null));
+        assert_eq!(
+            result.is_ok(),
+            allows_null(&doc, property),
+            "`{key}: null`: {:?}",
+            result.err()
+        );
+    }
+
+    // The amount's bounds; a fraction is malformed.
+    let amount = &properties["amount"];
+    assert_eq!(amount["minimum"].as_i64(), Some(1));
+    assert_eq!(amount["maximum"].as_i64(), Some(Money::MAX_MINOR));
+    for (n, answer) in [
+        (-1, Some((422, "invalid_amount"))),
+        (0, Some((422, "invalid_amount"))),
+        (1, None),
+        (Money::MAX_MINOR, None),
+        (Money::MAX_MINOR + 1, Some((422, "invalid_amount"))),
+    ] {
+        assert_eq!(refused(&with("amount", json!(n))), answer, "amount {n}");
+    }
+    assert_eq!(
+        refused(&with("amount", json!(1.5))),
+        Some((400, "invalid_request"))
+    );
+
+    // The reasons are exactly the domain's, spelled as documented.
+    let reasons = strings(&schema(&doc, "RefundReason")["enum"]);
+    let known: BTreeSet<String> = reason_names().into_iter().map(String::from).collect();
+    assert_eq!(reasons, known, "RefundReason vs the domain");
+    for name in &reasons {
+        let parsed = parse_refund(&with("reason", json!(name)));
+        assert_eq!(
+            parsed.ok().and_then(|r| r.reason).map(RefundReason::as_str),
+            Some(name.as_str())
+        );
+    }
+    for other in ["other", "Duplicate", ""] {
+        assert_eq!(
+            refused(&with("reason", json!(other))),
+            Some((400, "invalid_request")),
+            "reason {other:?}"
+        );
+    }
+
+    // The currency is only compared with the charge's later, as sent (in any case).
+    for code in ["eur", "EUR", "Jpy"] {
+        let parsed = parse_refund(&with("currency", json!(code)));
+        assert_eq!(parsed.ok().and_then(|r| r.currency).as_deref(), Some(code));
+    }
+    assert_eq!(
+        refused(&with("currency", json!(978))),
+        Some((400, "invalid_request"))
+    );
+
+    // Metadata limits are the charges' (one `Metadata` schema), and a card number is refused.
+    assert_eq!(
+        properties["metadata"],
+        json!({"$ref": "#/components/schemas/Metadata"})
+    );
+    assert_metadata_limits(&doc, &properties["metadata"]);
+    for (body, ok, what) in metadata_cases() {
+        assert_eq!(
+            refused(&with("metadata", body)),
+            (!ok).then_some((422, "invalid_metadata")),
+            "metadata: {what}"
+        );
+    }
+    assert_eq!(
+        refused(&with("metadata", json!({"note": "4242424242424242"}))),
+        Some((422, "card_data_refused"))
+    );
+    for (status, code) in [
+        (400, "invalid_request"),
+        (422, "invalid_amount"),
+        (422, "invalid_metadata"),
+        (422, "card_data_refused"),
+    ] {
+        assert!(
+            create.documents(&doc, status, code),
+            "POST /charges/{{id}}/refunds {status} does not name `{code}`"
         );
     }
 }
@@ -894,6 +1326,34 @@ fn every_error_code_the_code_can_answer_with_is_documented_with_its_status() {
 }
 
 #[test]
+fn the_error_code_scan_reads_every_file_of_the_documented_services() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let scanned: BTreeSet<&str> = ERROR_SOURCES.iter().map(|(file, _)| *file).collect();
+    for dir in SERVICE_DIRS {
+        let entries = std::fs::read_dir(format!("{root}/{dir}"))
+            .unwrap_or_else(|e| panic!("reading {dir}: {e}"));
+        let mut n = 0;
+        for entry in entries {
+            let name = entry.expect("a directory entry").file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".rs") {
+                let file = format!("{dir}/{name}");
+                assert!(
+                    scanned.contains(file.as_str()),
+                    "{file} is not in ERROR_SOURCES: its error codes would go unchecked"
+                );
+                n += 1;
+            }
+        }
+        assert!(n > 0, "{dir} has sources");
+    }
+    for function in ["charges", "refunds"] {
+        let file = format!("functions/{function}/src/handler.rs");
+        assert!(scanned.contains(file.as_str()), "{file} is not scanned");
+    }
+}
+
+#[test]
 fn every_post_route_documents_the_idempotency_contract() {
     let doc = doc();
     for op in operations(&doc) {
@@ -951,21 +1411,49 @@ fn every_post_route_documents_the_idempotency_contract() {
     }
 }
 
-/// The charges function with clients that are never reached: every request below is answered
-/// before any I/O.
-fn offline_charges() -> Charges {
-    let aws = paybridge::adapters::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .build();
-    Charges {
-        store: Table::from_conf(&aws, "unused"),
-        gateways: GatewayRouter {
+/// The documented functions with clients that are never reached: every request below is answered
+/// before any I/O (one that got as far as DynamoDB would fail there, with another answer).
+struct Offline {
+    charges: Charges,
+    refunds: Refunds,
+}
+
+impl Offline {
+    fn new() -> Self {
+        let aws = paybridge::adapters::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        let store = || Table::from_conf(&aws, "unused");
+        let gateways = || GatewayRouter {
             stripe: None,
             adyen: None,
-        },
-        queue: SqsWorkQueue::from_conf(&aws, "http://127.0.0.1:9/unused"),
-        idempotency_ttl: Duration::from_secs(60),
+        };
+        let queue = || SqsWorkQueue::from_conf(&aws, "http://127.0.0.1:9/unused");
+        Offline {
+            charges: Charges {
+                store: store(),
+                gateways: gateways(),
+                queue: queue(),
+                idempotency_ttl: Duration::from_secs(60),
+            },
+            refunds: Refunds {
+                store: store(),
+                gateways: gateways(),
+                queue: queue(),
+                idempotency_ttl: Duration::from_secs(60),
+            },
+        }
+    }
+
+    /// Hands `req` to the handler of `function` (a template.yaml resource name).
+    async fn handle(&self, function: &str, req: Request) -> Response<Body> {
+        let answer = match function {
+            "ChargesFunction" => charges::handler::handle(&self.charges, req).await,
+            "RefundsFunction" => refunds::handler::handle(&self.refunds, req).await,
+            other => panic!("no handler for {other}"),
+        };
+        answer.expect("the handler never fails")
     }
 }
 
@@ -979,8 +1467,9 @@ struct Refused {
 }
 
 #[tokio::test]
-async fn the_answers_the_handler_gives_before_any_io_are_documented() {
+async fn the_answers_the_handlers_give_before_any_io_are_documented() {
     const ID: &str = "ch_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b";
+    const REFUND_ID: &str = "rf_0193a5f0b1c27d3e8f4a5b6c7d8e9f01";
     let refused = |id, key, body: &[u8], status, code| Refused {
         id,
         key,
@@ -989,12 +1478,24 @@ async fn the_answers_the_handler_gives_before_any_io_are_documented() {
         code,
     };
     let doc = doc();
-    let app = offline_charges();
+    let app = Offline::new();
+    // The function template.yaml sends each documented route to.
+    let mut function_of = BTreeMap::new();
+    for function in DOCUMENTED_FUNCTIONS {
+        for route in template_routes(function) {
+            function_of.insert(route, *function);
+        }
+    }
     let error = schema(&doc, "Error");
     let too_big = vec![b'a'; MAX_REQUEST_BYTES + 1];
     let card = br#"{"invoice_id":"i","amount":1,"currency":"eur","gateway":"stripe","payment_method":"4242424242424242"}"#;
     let mut checked = 0;
+    let mut functions = BTreeSet::new();
     for op in operations(&doc) {
+        let function = function_of
+            .get(&(op.method.clone(), op.path.clone()))
+            .unwrap_or_else(|| panic!("template.yaml does not route {}", op.name()));
+        functions.insert(*function);
         let mut cases = vec![refused(ID, Some("k-1"), &too_big, 413, "payload_too_large")];
         match (op.method.as_str(), op.path.as_str()) {
             ("POST", path) => {
@@ -1028,9 +1529,51 @@ async fn the_answers_the_handler_gives_before_any_io_are_documented() {
                 if path == "/charges" {
                     cases.push(refused(ID, Some("k-1"), card, 422, "card_data_refused"));
                 }
+                if path.ends_with("/refunds") {
+                    cases.extend([
+                        // The charge id is checked before the body.
+                        refused(
+                            REFUND_ID,
+                            Some("k-1"),
+                            br#"{"amount":500}"#,
+                            404,
+                            "charge_not_found",
+                        ),
+                        refused(
+                            ID,
+                            Some("k-1"),
+                            br#"{"reason":"because"}"#,
+                            400,
+                            "invalid_request",
+                        ),
+                        refused(ID, Some("k-1"), b"[1", 400, "invalid_json"),
+                        refused(
+                            ID,
+                            Some("k-1"),
+                            br#"{"metadata":{"note":"4242424242424242"}}"#,
+                            422,
+                            "card_data_refused",
+                        ),
+                        refused(ID, Some("k-1"), br#"{"amount":0}"#, 422, "invalid_amount"),
+                        refused(
+                            ID,
+                            Some("k-1"),
+                            br#"{"metadata":{"a[b]":"v"}}"#,
+                            422,
+                            "invalid_metadata",
+                        ),
+                    ]);
+                }
             }
             ("GET", "/charges") => cases.push(refused(ID, None, b"", 400, "invoice_id_required")),
-            ("GET", _) => cases.push(refused("ch_nope", None, b"", 404, "charge_not_found")),
+            ("GET", "/refunds/{id}") => {
+                cases.push(refused("rf_nope", None, b"", 404, "refund_not_found"));
+                cases.push(refused(ID, None, b"", 404, "refund_not_found"));
+            }
+            ("GET", _) => {
+                cases.push(refused("ch_nope", None, b"", 404, "charge_not_found"));
+                cases.push(refused(REFUND_ID, None, b"", 404, "charge_not_found"));
+            }
             _ => {}
         }
         for case in cases {
@@ -1055,7 +1598,7 @@ async fn the_answers_the_handler_gives_before_any_io_are_documented() {
                 &case.body,
                 false,
             );
-            let resp = handle(&app, req).await.expect("the handler never fails");
+            let resp = app.handle(function, req).await;
             let text = String::from_utf8_lossy(resp.body().as_ref()).into_owned();
             let (status, code) = (case.status, case.code);
             assert_eq!(
@@ -1075,7 +1618,12 @@ async fn the_answers_the_handler_gives_before_any_io_are_documented() {
             checked += 1;
         }
     }
-    assert!(checked >= 20, "{checked} answers checked");
+    assert!(checked >= 30, "{checked} answers checked");
+    assert_eq!(
+        functions,
+        DOCUMENTED_FUNCTIONS.iter().copied().collect(),
+        "every documented function was asked"
+    );
 
     // The limit the 413 documents is the handler's.
     let too_large = doc["components"]["responses"]["PayloadTooLarge"]["description"]

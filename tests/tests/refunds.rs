@@ -258,16 +258,17 @@ async fn a_refund_that_succeeded_and_later_failed_gives_its_amount_back() {
             message: "the card was closed".into(),
         }),
     };
-    let refund_after = apply_refund_outcome(&h.refunds.store, &id, &failed, unix_now())
-        .await
-        .unwrap();
+    let refund_after =
+        apply_refund_outcome(&h.refunds.store, &h.refunds.queue, &id, &failed, unix_now())
+            .await
+            .unwrap();
     assert_eq!(refund_after.status, RefundStatus::Failed);
     assert_eq!(
         charge_amounts(&h, &charge).await,
         (10_000, 0, 0, "succeeded".into())
     );
     // Applying the same news again changes nothing.
-    apply_refund_outcome(&h.refunds.store, &id, &failed, unix_now())
+    apply_refund_outcome(&h.refunds.store, &h.refunds.queue, &id, &failed, unix_now())
         .await
         .unwrap();
     assert_eq!(charge_amounts(&h, &charge).await.1, 0);
@@ -341,9 +342,16 @@ async fn a_lost_refund_response_gives_202_and_the_retry_finishes_it_with_one_ref
     );
 
     let id = RefundId::parse(reply.json()["id"].as_str().unwrap()).unwrap();
-    let outcome = retry_refund(&h.refunds.store, &h.refunds.gateways, &id, 1, unix_now())
-        .await
-        .unwrap();
+    let outcome = retry_refund(
+        &h.refunds.store,
+        &h.refunds.gateways,
+        &h.refunds.queue,
+        &id,
+        1,
+        unix_now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome, RetryOutcome::Done(RefundStatus::Succeeded));
     assert_eq!(
         h.proxy.posts_forwarded("/v1/refunds"),

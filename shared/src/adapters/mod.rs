@@ -16,10 +16,17 @@ pub use aws_config::SdkConfig;
 
 /// The AWS configuration every client is built from.
 pub async fn aws_config() -> aws_config::SdkConfig {
+    // PAYBRIDGE_AWS_OPERATION_TIMEOUT_SECS (default 7) bounds a call including its retries; the
+    // local stack raises it because moto serialises DynamoDB requests.
+    let operation = std::env::var("PAYBRIDGE_AWS_OPERATION_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| (1..=300).contains(s))
+        .unwrap_or(7);
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
-        .operation_attempt_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(7))
+        .operation_attempt_timeout(Duration::from_secs(3).max(Duration::from_secs(operation / 2)))
+        .operation_timeout(Duration::from_secs(operation))
         .build();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::event::Gateway;
-use super::ids::{ChargeId, RefundId};
+use super::ids::{ChargeId, NotificationId, RefundId};
 
 /// The message version this build writes.
 pub const WORK_MESSAGE_VERSION: u32 = 1;
@@ -32,6 +32,11 @@ pub enum WorkMessage {
         v: u32,
         refund_id: RefundId,
         attempt: u32,
+    },
+    /// Deliver a billing notification (the outbox record says what and where it got to).
+    DeliverNotification {
+        v: u32,
+        notification_id: NotificationId,
     },
 }
 
@@ -60,12 +65,20 @@ impl WorkMessage {
         }
     }
 
+    pub fn deliver_notification(id: &NotificationId) -> Self {
+        WorkMessage::DeliverNotification {
+            v: WORK_MESSAGE_VERSION,
+            notification_id: id.clone(),
+        }
+    }
+
     /// The version the message was written with.
     pub fn version(&self) -> u32 {
         match self {
             WorkMessage::ApplyEvent { v, .. }
             | WorkMessage::RetryCharge { v, .. }
-            | WorkMessage::RetryRefund { v, .. } => *v,
+            | WorkMessage::RetryRefund { v, .. }
+            | WorkMessage::DeliverNotification { v, .. } => *v,
         }
     }
 
@@ -77,6 +90,9 @@ impl WorkMessage {
             } => format!("event:{gateway}:{event_id}"),
             WorkMessage::RetryCharge { charge_id, .. } => format!("retry_charge:{charge_id}"),
             WorkMessage::RetryRefund { refund_id, .. } => format!("retry_refund:{refund_id}"),
+            WorkMessage::DeliverNotification {
+                notification_id, ..
+            } => format!("notify:{notification_id}"),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod charges;
 pub mod idempotency;
+pub mod notify;
 pub mod record_webhook;
 pub mod refunds;
 

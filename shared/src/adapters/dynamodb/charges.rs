@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Item, Table, Write, classify};
 use crate::domain::event::Gateway;
-use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money};
+use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, Notification};
 use crate::ports::{ChargeStore, StoreError};
 
 pub(super) const SK: &str = "CHARGE";
@@ -140,30 +140,35 @@ impl ChargeStore for Table {
         self.get(&pk(id), SK).await?.map(from_item).transpose()
     }
 
-    async fn save_charge(&self, charge: &Charge) -> Result<(), StoreError> {
+    async fn save_charge(
+        &self,
+        charge: &Charge,
+        notifications: &[Notification],
+    ) -> Result<(), StoreError> {
         let expected = charge
             .version
             .checked_sub(1)
             .ok_or_else(|| StoreError::Invalid("charge version 0 cannot be saved".into()))?;
-        let item = to_item(charge)?;
-        match charge.gateway_ref.as_deref().filter(|r| !r.is_empty()) {
-            Some(reference) => self
-                .transact(vec![
-                    Write::PutAtVersion(item, expected),
-                    Write::Put(pointer(
-                        charge.gateway,
-                        reference,
-                        "charge",
-                        charge.id.as_str(),
-                    )),
-                ])
-                .await
-                .map_err(StoreError::from),
-            None => self
+        let mut writes = vec![Write::PutAtVersion(to_item(charge)?, expected)];
+        if let Some(reference) = charge.gateway_ref.as_deref().filter(|r| !r.is_empty()) {
+            writes.push(Write::Put(pointer(
+                charge.gateway,
+                reference,
+                "charge",
+                charge.id.as_str(),
+            )));
+        }
+        writes.extend(super::notifications::outbox_writes(notifications)?);
+        if writes.len() == 1 {
+            let Some(Write::PutAtVersion(item, expected)) = writes.pop() else {
+                unreachable!()
+            };
+            return self
                 .put_at_version(item, expected)
                 .await
-                .map_err(StoreError::from),
+                .map_err(StoreError::from);
         }
+        self.transact(writes).await.map_err(StoreError::from)
     }
 
     async fn charges_for_invoice(&self, invoice_id: &str) -> Result<Vec<Charge>, StoreError> {

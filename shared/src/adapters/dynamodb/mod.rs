@@ -21,6 +21,7 @@ use crate::ports::StoreError;
 pub mod charges;
 mod events;
 mod idempotency;
+mod notifications;
 mod refunds;
 
 /// A DynamoDB item.

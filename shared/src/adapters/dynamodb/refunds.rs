@@ -14,7 +14,8 @@ use super::charges::{self, pointer};
 use super::{Item, Table, TableError, Write, classify};
 use crate::domain::event::Gateway;
 use crate::domain::{
-    Charge, ChargeId, ChargeStatus, Failure, Money, Refund, RefundId, RefundReason, RefundStatus,
+    Charge, ChargeId, ChargeStatus, Failure, Money, Notification, Refund, RefundId, RefundReason,
+    RefundStatus,
 };
 use crate::ports::{RefundStore, Reserved, StoreError};
 
@@ -196,6 +197,7 @@ impl RefundStore for Table {
         &self,
         refund: &Refund,
         charge: Option<&Charge>,
+        notifications: &[Notification],
     ) -> Result<(), StoreError> {
         let expected = |v: u64| {
             v.checked_sub(1)
@@ -219,6 +221,7 @@ impl RefundStore for Table {
                 refund.id.as_str(),
             )));
         }
+        writes.extend(super::notifications::outbox_writes(notifications)?);
         self.transact(writes).await.map_err(StoreError::from)
     }
 }

@@ -10,7 +10,7 @@ use super::{settle, view};
 use crate::domain::ChargeStatus;
 use crate::domain::idempotency::{IdempotencyKey, fingerprint};
 use crate::error::Error;
-use crate::ports::{ChargeStore, IdempotencyStore, PaymentGateway};
+use crate::ports::{ChargeStore, IdempotencyStore, PaymentGateway, WorkQueue};
 use crate::services::ApiResponse;
 use crate::services::idempotency::{self, Begun, Claim};
 
@@ -24,6 +24,7 @@ pub async fn cancel_charge<S, G, Q>(
 where
     S: ChargeStore + IdempotencyStore,
     G: PaymentGateway,
+    Q: WorkQueue,
 {
     let id = charge_id(id)?;
     let claim = Claim {
@@ -72,7 +73,7 @@ where
             .gateway
             .cancel(&charge, &charge.gateway_idempotency_key("cancel"))
             .await?;
-        let charge = settle(deps.store, charge, &outcome, now_ms / 1000).await?;
+        let charge = settle(deps.store, deps.queue, charge, &outcome, now_ms / 1000).await?;
         let status = if charge.status == ChargeStatus::Canceled {
             200
         } else {

@@ -12,7 +12,7 @@ use super::{settle, view};
 use crate::domain::idempotency::{IdempotencyKey, fingerprint};
 use crate::domain::{ChargeStatus, Money};
 use crate::error::Error;
-use crate::ports::{ChargeStore, IdempotencyStore, PaymentGateway};
+use crate::ports::{ChargeStore, IdempotencyStore, PaymentGateway, WorkQueue};
 use crate::services::ApiResponse;
 use crate::services::idempotency::{self, Begun, Claim};
 
@@ -34,6 +34,7 @@ pub async fn capture_charge<S, G, Q>(
 where
     S: ChargeStore + IdempotencyStore,
     G: PaymentGateway,
+    Q: WorkQueue,
 {
     let id = charge_id(id)?;
     let json: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -42,6 +43,13 @@ where
         serde_json::from_slice(body)
             .map_err(|_| Error::bad_request("invalid_json", "the body is not valid JSON"))?
     };
+    // serde would read a JSON array positionally into the struct: only objects are requests.
+    if !json.is_object() {
+        return Err(Error::bad_request(
+            "invalid_request",
+            "the body must be a JSON object",
+        ));
+    }
     let parsed: Body = serde_json::from_value(json.clone())
         .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
     let claim = Claim {
@@ -92,7 +100,7 @@ where
             .await?;
         // Never record more than was asked for (gateways that omit the received amount).
         outcome.captured = outcome.captured.min(amount.minor());
-        let charge = settle(deps.store, charge, &outcome, now_ms / 1000).await?;
+        let charge = settle(deps.store, deps.queue, charge, &outcome, now_ms / 1000).await?;
         let status = if charge.status == ChargeStatus::Authorized {
             202
         } else {

@@ -93,6 +93,13 @@ impl NewCharge {
                 "the request contains what looks like a card number; paybridge accepts only gateway payment-method tokens",
             ));
         }
+        // serde would read a JSON array positionally into the struct: only objects are requests.
+        if !value.is_object() {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "the body must be a JSON object",
+            ));
+        }
         let b: Body = serde_json::from_value(value.clone())
             .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
         let gateway = match b.gateway.as_str() {
@@ -201,6 +208,7 @@ pub(crate) enum Attempt {
 pub(crate) async fn attempt_payment(
     store: &impl ChargeStore,
     gateway: &impl PaymentGateway,
+    queue: &impl WorkQueue,
     charge: Charge,
     now: i64,
 ) -> Result<Attempt, Error> {
@@ -219,7 +227,9 @@ pub(crate) async fn attempt_payment(
         )
         .emit();
     match result {
-        Ok(outcome) => Ok(Attempt::Known(settle(store, charge, &outcome, now).await?)),
+        Ok(outcome) => Ok(Attempt::Known(
+            settle(store, queue, charge, &outcome, now).await?,
+        )),
         Err(GatewayError::Unknown {
             message,
             retry_after,
@@ -241,7 +251,9 @@ pub(crate) async fn attempt_payment(
                 captured: 0,
                 failure: Some(Failure { code, message }),
             };
-            Ok(Attempt::Known(settle(store, charge, &outcome, now).await?))
+            Ok(Attempt::Known(
+                settle(store, queue, charge, &outcome, now).await?,
+            ))
         }
     }
 }
@@ -319,7 +331,7 @@ where
     if charge.status != ChargeStatus::Pending {
         return Ok(ApiResponse::json(201, &view(&charge)));
     }
-    match attempt_payment(deps.store, deps.gateway, charge, now).await? {
+    match attempt_payment(deps.store, deps.gateway, deps.queue, charge, now).await? {
         Attempt::Known(charge) => {
             record_outcome_metric(&charge);
             Ok(ApiResponse::json(201, &view(&charge)))

@@ -16,7 +16,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::domain::{Charge, PaymentOutcome};
 use crate::error::Error;
-use crate::ports::{ChargeStore, StoreError};
+use crate::ports::{ChargeStore, StoreError, WorkQueue};
+use crate::services::notify;
 
 /// Body size limit of billing-facing requests.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -51,23 +52,33 @@ pub fn view(c: &Charge) -> Value {
     })
 }
 
-/// Applies `outcome` to the stored charge and writes it at the next version. On a concurrent
+/// Applies `outcome` to the stored charge and writes it at the next version, with the
+/// notification a status change causes (then queued for delivery). On a concurrent
 /// write (a webhook applied at the same moment) it re-reads and applies again, so neither
 /// change is lost. Returns the charge as stored.
 pub async fn settle(
     store: &impl ChargeStore,
+    queue: &impl WorkQueue,
     mut charge: Charge,
     outcome: &PaymentOutcome,
     now: i64,
 ) -> Result<Charge, Error> {
     for _ in 0..5 {
+        let before = charge.status;
         if !charge.apply(outcome, now) {
             return Ok(charge);
         }
         charge.version += 1;
-        match store.save_charge(&charge).await {
+        // One notification per real state change, written with the change (outbox).
+        let notifications = if charge.status != before {
+            vec![notify::for_charge(&charge, now)]
+        } else {
+            Vec::new()
+        };
+        match store.save_charge(&charge, &notifications).await {
             Ok(()) => {
                 tracing::info!(charge_id = %charge.id, status = charge.status.as_str(), "charge updated");
+                notify::enqueue(queue, &notifications).await;
                 return Ok(charge);
             }
             Err(StoreError::Conflict) => {

@@ -12,7 +12,7 @@ use super::create::{Attempt, attempt_payment, record_outcome_metric};
 use super::retry_delay;
 use crate::domain::{ChargeId, ChargeStatus};
 use crate::error::Error;
-use crate::ports::{ChargeStore, PaymentGateway};
+use crate::ports::{ChargeStore, PaymentGateway, WorkQueue};
 
 /// Attempts after which a charge is left to the reconciler (≈ 50 minutes of backoff in all).
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -31,6 +31,7 @@ pub enum RetryOutcome {
 pub async fn retry_charge(
     store: &impl ChargeStore,
     gateway: &impl PaymentGateway,
+    queue: &impl WorkQueue,
     id: &ChargeId,
     attempt: u32,
     now: i64,
@@ -41,7 +42,7 @@ pub async fn retry_charge(
     if charge.status != ChargeStatus::Pending {
         return Ok(RetryOutcome::Done(charge.status));
     }
-    match attempt_payment(store, gateway, charge, now).await? {
+    match attempt_payment(store, gateway, queue, charge, now).await? {
         Attempt::Known(charge) => {
             tracing::info!(charge_id = %id, attempt, status = charge.status.as_str(), "pending charge resolved");
             record_outcome_metric(&charge);

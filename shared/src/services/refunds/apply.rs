@@ -6,10 +6,11 @@
 use super::settle;
 use crate::domain::{Refund, RefundId, RefundOutcome};
 use crate::error::Error;
-use crate::ports::{ChargeStore, RefundStore};
+use crate::ports::{ChargeStore, RefundStore, WorkQueue};
 
 pub async fn apply_refund_outcome<S: ChargeStore + RefundStore>(
     store: &S,
+    queue: &impl WorkQueue,
     id: &RefundId,
     outcome: &RefundOutcome,
     now: i64,
@@ -17,5 +18,5 @@ pub async fn apply_refund_outcome<S: ChargeStore + RefundStore>(
     let refund = store.get_refund(id).await?.ok_or_else(|| {
         Error::not_found("refund_not_found", format!("refund {id} does not exist"))
     })?;
-    settle(store, refund, outcome, now).await
+    settle(store, queue, refund, outcome, now).await
 }

@@ -67,6 +67,13 @@ impl NewRefund {
                 "the request contains what looks like a card number",
             ));
         }
+        // serde would read a JSON array positionally into the struct: only objects are requests.
+        if !value.is_object() {
+            return Err(Error::bad_request(
+                "invalid_request",
+                "the body must be a JSON object",
+            ));
+        }
         let b: Body = serde_json::from_value(value.clone())
             .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
         if b.amount.is_some_and(|a| a <= 0 || a > Money::MAX_MINOR) {
@@ -174,7 +181,7 @@ where
             &view(&refund),
         ));
     }
-    match attempt_refund(deps.store, deps.gateway, refund, now).await? {
+    match attempt_refund(deps.store, deps.gateway, deps.queue, refund, now).await? {
         (refund, None) => Ok(ApiResponse::json(
             if refund.status == RefundStatus::Pending {
                 202
@@ -277,6 +284,7 @@ async fn reserve<S: ChargeStore + RefundStore>(
 pub(crate) async fn attempt_refund<S: ChargeStore + RefundStore>(
     store: &S,
     gateway: &impl RefundGateway,
+    queue: &impl WorkQueue,
     refund: Refund,
     now: i64,
 ) -> Result<(Refund, Option<Option<std::time::Duration>>), Error> {
@@ -307,7 +315,7 @@ pub(crate) async fn attempt_refund<S: ChargeStore + RefundStore>(
             }
         }
     };
-    let refund = settle(store, refund, &outcome, now).await?;
+    let refund = settle(store, queue, refund, &outcome, now).await?;
     let metric = match refund.status {
         RefundStatus::Succeeded => Some("RefundSucceeded"),
         RefundStatus::Failed | RefundStatus::Canceled => Some("RefundFailed"),
@@ -320,4 +328,26 @@ pub(crate) async fn attempt_refund<S: ChargeStore + RefundStore>(
             .emit();
     }
     Ok((refund, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_json_objects_are_refund_requests() {
+        assert_eq!(
+            NewRefund::parse(b"[500]").unwrap_err().code(),
+            "invalid_request"
+        );
+        assert_eq!(
+            NewRefund::parse(b"[]").unwrap_err().code(),
+            "invalid_request"
+        );
+        assert_eq!(NewRefund::parse(b"").unwrap().0.amount, None);
+        assert_eq!(
+            NewRefund::parse(br#"{"amount":500}"#).unwrap().0.amount,
+            Some(500)
+        );
+    }
 }

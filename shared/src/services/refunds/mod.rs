@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use crate::domain::{Charge, Refund, RefundOutcome, RefundStatus, Transition};
 use crate::error::Error;
-use crate::ports::{ChargeStore, RefundStore, StoreError};
+use crate::ports::{ChargeStore, RefundStore, StoreError, WorkQueue};
+use crate::services::notify;
 
 /// The refund as billing sees it (the `Refund` schema of openapi.json).
 pub fn view(r: &Refund) -> Value {
@@ -39,6 +40,7 @@ pub fn view(r: &Refund) -> Value {
 /// the next versions of both; on a concurrent write, re-reads both and applies again.
 pub async fn settle<S: ChargeStore + RefundStore>(
     store: &S,
+    queue: &impl WorkQueue,
     mut refund: Refund,
     outcome: &RefundOutcome,
     now: i64,
@@ -53,12 +55,14 @@ pub async fn settle<S: ChargeStore + RefundStore>(
             return Ok(refund);
         }
         let mut charge: Option<Charge> = None;
+        let mut notifications = Vec::new();
         if transition == Transition::Advance {
             let mut c = store
                 .get_charge(&refund.charge_id)
                 .await?
                 .ok_or_else(|| Error::internal("the refund's charge does not exist", None))?;
             let amount = refund.amount.minor();
+            let charge_status_before = c.status;
             match (before, updated.status) {
                 (RefundStatus::Pending, RefundStatus::Succeeded) => {
                     c.settle_refund(amount, true, now)
@@ -69,13 +73,23 @@ pub async fn settle<S: ChargeStore + RefundStore>(
                 (RefundStatus::Succeeded, RefundStatus::Failed) => c.reverse_refund(amount, now),
                 _ => {}
             }
+            // One notification per real state change: the refund's, and the charge's when its
+            // refund overlay moved.
+            notifications.push(notify::for_refund(&c, &updated, now));
+            if c.status != charge_status_before {
+                notifications.push(notify::for_charge(&c, now));
+            }
             c.version += 1;
             charge = Some(c);
         }
         updated.version += 1;
-        match store.save_refund(&updated, charge.as_ref()).await {
+        match store
+            .save_refund(&updated, charge.as_ref(), &notifications)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(refund_id = %updated.id, charge_id = %updated.charge_id, status = updated.status.as_str(), "refund updated");
+                notify::enqueue(queue, &notifications).await;
                 return Ok(updated);
             }
             Err(StoreError::Conflict) => {

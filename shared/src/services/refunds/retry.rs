@@ -4,7 +4,7 @@
 use super::create::attempt_refund;
 use crate::domain::{RefundId, RefundStatus};
 use crate::error::Error;
-use crate::ports::{ChargeStore, RefundGateway, RefundStore};
+use crate::ports::{ChargeStore, RefundGateway, RefundStore, WorkQueue};
 use crate::services::charges::retry::MAX_ATTEMPTS;
 use crate::services::charges::retry_delay;
 
@@ -22,6 +22,7 @@ pub enum RetryOutcome {
 pub async fn retry_refund<S: ChargeStore + RefundStore>(
     store: &S,
     gateway: &impl RefundGateway,
+    queue: &impl WorkQueue,
     id: &RefundId,
     attempt: u32,
     now: i64,
@@ -33,7 +34,7 @@ pub async fn retry_refund<S: ChargeStore + RefundStore>(
         // Known at the gateway: webhooks (or the reconciler) finish it from here.
         return Ok(RetryOutcome::Done(refund.status));
     }
-    match attempt_refund(store, gateway, refund, now).await? {
+    match attempt_refund(store, gateway, queue, refund, now).await? {
         (refund, None) => Ok(RetryOutcome::Done(refund.status)),
         (_, Some(_)) if attempt >= MAX_ATTEMPTS => {
             tracing::error!(refund_id = %id, attempt, "refund still unknown after the last retry; left for reconciliation");

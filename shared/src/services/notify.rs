@@ -1,0 +1,79 @@
+//! Building billing notifications for state changes, and queueing their delivery.
+//!
+//! A use case that changes a charge or refund asks this module for the notifications, writes them
+//! in the same transaction as the change (the outbox), and after the commit calls [`enqueue`] so
+//! the worker delivers them. If that enqueue fails, the notification is still `pending` in the
+//! outbox, and [`crate::services::deliver::sweep_outbox`] queues it again.
+
+use serde_json::json;
+
+use crate::domain::{Charge, DeliveryStatus, Notification, NotificationId, Refund, WorkMessage};
+use crate::ports::WorkQueue;
+
+fn notification(
+    charge: &Charge,
+    event_type: String,
+    object_id: String,
+    data: serde_json::Value,
+    now: i64,
+) -> Notification {
+    let id = NotificationId::generate();
+    let body = json!({
+        "id": id,
+        "type": event_type,
+        "created_at": super::charges::rfc3339(now),
+        "data": data,
+    });
+    Notification {
+        id,
+        charge_id: charge.id.clone(),
+        event_type,
+        object_id,
+        body: body.to_string(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        last_status: None,
+        last_error: None,
+        created_at: now,
+        delivered_at: None,
+        version: 1,
+    }
+}
+
+/// `charge.<status>` with the charge as it is now.
+pub fn for_charge(charge: &Charge, now: i64) -> Notification {
+    notification(
+        charge,
+        format!("charge.{}", charge.status.as_str()),
+        charge.id.to_string(),
+        super::charges::view(charge),
+        now,
+    )
+}
+
+/// `refund.<status>` with the refund as it is now.
+pub fn for_refund(charge: &Charge, refund: &Refund, now: i64) -> Notification {
+    notification(
+        charge,
+        format!("refund.{}", refund.status.as_str()),
+        refund.id.to_string(),
+        super::refunds::view(refund),
+        now,
+    )
+}
+
+/// Queues delivery of committed notifications. A failure here is logged, not returned: the
+/// notifications are durable in the outbox and the sweep queues them again.
+pub async fn enqueue(queue: &impl WorkQueue, notifications: &[Notification]) {
+    for n in notifications {
+        if let Err(e) = queue
+            .send(
+                &WorkMessage::deliver_notification(&n.id),
+                std::time::Duration::ZERO,
+            )
+            .await
+        {
+            tracing::warn!(notification_id = %n.id, error = %e, "could not queue a notification; the outbox sweep will");
+        }
+    }
+}
