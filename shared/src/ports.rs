@@ -386,3 +386,22 @@ pub trait NotificationStore: Send + Sync {
         limit: i32,
     ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
 }
+
+/// What billing's endpoint made of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyOutcome {
+    /// 2xx.
+    Delivered { status: u16 },
+    /// A 4xx other than 408/429: billing refuses this notification; retrying will not help.
+    Rejected { status: u16, body: String },
+    /// 5xx, 408, 429, a timeout, a connection failure or a redirect: try again later
+    /// (after `retry_after` if billing asked for it).
+    RetryLater { status: Option<u16>, retry_after: Option<Duration>, error: String },
+}
+
+/// Billing's notification endpoint.
+pub trait Notifier: Send + Sync {
+    /// POSTs the notification's body, signed per Standard Webhooks with `webhook-id` = the
+    /// notification id and `webhook-timestamp` = `timestamp` (unix seconds).
+    fn send(&self, notification: &Notification, timestamp: i64) -> impl Future<Output = NotifyOutcome> + Send;
+}

@@ -3,6 +3,7 @@
 //! Every AWS client is built from [`aws_config`], which honours `AWS_ENDPOINT_URL`, so the same
 //! code talks to AWS in the cloud and to moto server locally.
 
+pub mod billing;
 pub mod dynamodb;
 pub mod gateways;
 pub mod secrets_manager;

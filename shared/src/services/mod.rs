@@ -1,6 +1,7 @@
 //! Use cases, one per module, generic over the ports.
 
 pub mod charges;
+pub mod deliver;
 pub mod idempotency;
 pub mod notify;
 pub mod record_webhook;
