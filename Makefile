@@ -6,6 +6,7 @@
 #   make build       release arm64 zips of every function (cargo lambda build), not part of test
 #   make bench       cargo bench -p paybridge
 #   make stack-up / stack-down / stack-reset / stack-status / clean-stack   the dev stack by hand
+#   make redrive [MAX=N] / resend ID=ntf_… / deliveries CHARGE=ch_… / sweep-outbox   operations
 #
 # Needs only a Rust toolchain and python3 (with its venv module); every Python tool is pinned in
 # requirements-dev.txt and installed into .venv on first use.
@@ -33,10 +34,10 @@ export LOCAL_GATEWAY_CMD
 CARGO_TEST_ARGS ?=
 
 .PHONY: help venv .venv test lint lint-template fmt-check clippy dev stack-up stack-down \
-        stack-reset stack-status clean-stack build bench
+        stack-reset stack-status clean-stack build bench redrive resend deliveries sweep-outbox
 
 help:
-	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
 
 # ----------------------------------------------------------------------------- Python tools
 
@@ -114,3 +115,23 @@ build: $(VENV_STAMP)
 
 bench:
 	cargo bench -p paybridge
+
+# ----------------------------------------------------------------------------- operations
+# Against the dev stack by default; point OPS_ENV at another env file (or export the variables
+# for a deployed stack and use OPS_ENV=/dev/null) to run them elsewhere. See docs/runbook.md.
+OPS_ENV ?= $(DEV_STATE)/env
+OPS = set -a; [[ -f $(OPS_ENV) ]] && . $(OPS_ENV); set +a; cargo run -q -p paybridge-ops --
+
+redrive:
+	@$(OPS) redrive $(if $(MAX),--max $(MAX),)
+
+resend:
+	@[[ -n "$(ID)" ]] || { echo "usage: make resend ID=ntf_..." >&2; exit 2; }
+	@$(OPS) resend $(ID)
+
+deliveries:
+	@[[ -n "$(CHARGE)" ]] || { echo "usage: make deliveries CHARGE=ch_..." >&2; exit 2; }
+	@$(OPS) deliveries $(CHARGE)
+
+sweep-outbox:
+	@$(OPS) sweep-outbox

@@ -44,6 +44,8 @@ pub struct Config {
     pub adyen_api_base: String,
     /// Overrides the billing endpoint from the secret (local runs).
     pub billing_url_override: Option<String>,
+    /// The work queue's maxReceiveCount: the worker's last attempt at a message.
+    pub max_receive_count: u32,
 }
 
 impl Config {
@@ -75,17 +77,13 @@ impl Config {
         };
         let url = |name: &'static str, default: &str| -> Result<String, ConfigError> {
             let v = optional(name).unwrap_or_else(|| default.to_owned());
-            if v.starts_with("https://")
-                || v.starts_with("http://127.0.0.1")
-                || v.starts_with("http://localhost")
-            {
+            if secure_or_loopback(&v) {
                 Ok(v.trim_end_matches('/').to_owned())
             } else {
                 Err(ConfigError::Invalid {
                     name,
                     value: v,
-                    why: "expected an https:// URL (plain http only to 127.0.0.1 or localhost)"
-                        .into(),
+                    why: "expected an https:// URL (plain http only to a loopback address)".into(),
                 })
             }
         };
@@ -114,7 +112,22 @@ impl Config {
                 "https://checkout-test.adyen.com/v72",
             )?,
             billing_url_override: optional("PAYBRIDGE_BILLING_URL"),
+            max_receive_count: number("PAYBRIDGE_MAX_RECEIVE_COUNT", 8, 1000)? as u32,
         })
+    }
+}
+
+/// `https://…`, or plain `http://` to a loopback host (local runs only).
+pub fn secure_or_loopback(raw: &str) -> bool {
+    let Ok(url) = url::Url::parse(raw) else {
+        return false;
+    };
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Domain(d))) => d.eq_ignore_ascii_case("localhost"),
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        _ => false,
     }
 }
 
@@ -165,8 +178,24 @@ mod tests {
                 .to_string()
                 .contains("PAYBRIDGE_MAX_BODY_BYTES")
         );
-        let mut pairs = BASE.to_vec();
-        pairs.push(("PAYBRIDGE_STRIPE_API_BASE", "http://api.stripe.com"));
-        assert!(Config::from_lookup(lookup(&pairs)).is_err());
+        for bad in [
+            "http://api.stripe.com",
+            "http://127.0.0.1.evil.example",
+            "ftp://127.0.0.1",
+            "not a url",
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("PAYBRIDGE_STRIPE_API_BASE", bad));
+            assert!(Config::from_lookup(lookup(&pairs)).is_err(), "{bad}");
+        }
+        for good in [
+            "https://api.stripe.com",
+            "http://127.0.0.1:8420",
+            "http://localhost:8420",
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("PAYBRIDGE_STRIPE_API_BASE", good));
+            assert!(Config::from_lookup(lookup(&pairs)).is_ok(), "{good}");
+        }
     }
 }

@@ -81,6 +81,15 @@ pub trait EventStore: Send + Sync {
         new_lease: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Moves a `received` or `queued` event to a final status (`processed`, `ignored`,
+    /// `orphaned`). `Conflict` if it is final already.
+    fn finish_event(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        status: crate::domain::EventStatus,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Gives up a lease early (enqueueing failed), so the next delivery need not wait for it.
     fn release_enqueue_lease(
         &self,
@@ -396,12 +405,38 @@ pub enum NotifyOutcome {
     Rejected { status: u16, body: String },
     /// 5xx, 408, 429, a timeout, a connection failure or a redirect: try again later
     /// (after `retry_after` if billing asked for it).
-    RetryLater { status: Option<u16>, retry_after: Option<Duration>, error: String },
+    RetryLater {
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+        error: String,
+    },
 }
 
 /// Billing's notification endpoint.
 pub trait Notifier: Send + Sync {
     /// POSTs the notification's body, signed per Standard Webhooks with `webhook-id` = the
     /// notification id and `webhook-timestamp` = `timestamp` (unix seconds).
-    fn send(&self, notification: &Notification, timestamp: i64) -> impl Future<Output = NotifyOutcome> + Send;
+    fn send(
+        &self,
+        notification: &Notification,
+        timestamp: i64,
+    ) -> impl Future<Output = NotifyOutcome> + Send;
+}
+
+// ---- gateway references -----------------------------------------------------------------------
+
+/// What a gateway's object id points to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayObject {
+    Charge(ChargeId),
+    Refund(RefundId),
+}
+
+/// The `GWREF` pointers written with charges and refunds.
+pub trait GatewayRefLookup: Send + Sync {
+    fn find_gateway_ref(
+        &self,
+        gateway: Gateway,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<GatewayObject>, StoreError>> + Send;
 }

@@ -253,3 +253,50 @@ pub fn post_event(
 pub fn get_event(route_key: &str, path: &str, query: &[(&str, &str)]) -> lambda_http::Request {
     api_request_with_query(route_key, path, &[], query, &[], b"", false)
 }
+
+/// Plays the SQS event source mapping once: receives up to 10 messages from `queue_url` (with
+/// their system attributes) and returns them as the `SqsEvent` Lambda would deliver, plus each
+/// message's receipt handle by message id, so the caller can delete what the handler did not
+/// report as failed.
+pub async fn receive_batch(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    wait: Duration,
+) -> (
+    aws_lambda_events::event::sqs::SqsEvent,
+    HashMap<String, String>,
+) {
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(wait.as_secs() as i32)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .expect("receive");
+    let mut receipts = HashMap::new();
+    let records: Vec<serde_json::Value> = out
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            let id = m.message_id.clone().unwrap_or_default();
+            receipts.insert(id.clone(), m.receipt_handle.clone().unwrap_or_default());
+            let attributes: HashMap<String, String> = m
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v))
+                .collect();
+            json!({
+                "messageId": id, "receiptHandle": m.receipt_handle, "body": m.body,
+                "attributes": attributes, "messageAttributes": {}, "md5OfBody": m.md5_of_body,
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:test", "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    let event = serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
+    (event, receipts)
+}

@@ -1,26 +1,20 @@
-//! retry-worker: consumes the SQS work queue (see DESIGN.md).
-//!
-//! This build does not apply work yet. It reports every message of a batch as a failure, so SQS
-//! keeps each one (and, after maxReceiveCount, moves it to the dead-letter queue): nothing is
-//! deleted unprocessed.
+//! retry-worker: consumes the SQS work queue (see DESIGN.md and docs/worker.md).
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-
-async fn handle(event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    let mut response = SqsBatchResponse::default();
-    for record in event.payload.records {
-        let id = record.message_id.unwrap_or_default();
-        tracing::warn!(message_id = %id, "work message left on the queue: the worker is not implemented yet");
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        response.batch_item_failures.push(failure);
-    }
-    Ok(response)
-}
+use lambda_runtime::{run, service_fn};
+use paybridge::adapters::secrets_manager::SecretsManagerSource;
+use paybridge::config::Config;
+use paybridge::ports::SecretSource;
+use retry_worker::handler::{self, Worker};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     paybridge::telemetry::init();
-    run(service_fn(handle)).await
+    let config = Config::from_env()?;
+    let aws = paybridge::adapters::aws_config().await;
+    let secrets = SecretsManagerSource::from_conf(&aws, &config.secret_id)
+        .secrets()
+        .await
+        .map_err(|e| format!("loading secret {}: {e}", config.secret_id))?;
+    let worker = Worker::new(&config, &aws, &secrets)?;
+    run(service_fn(|event| handler::handle(&worker, event))).await
 }

@@ -34,6 +34,24 @@ impl SqsWorkQueue {
         &self.url
     }
 
+    /// Puts a raw body on the queue (the DLQ for messages the worker cannot read, redrive).
+    pub async fn send_raw(&self, body: &str, reason: &str) -> Result<(), QueueError> {
+        let reason = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason)
+            .build()
+            .map_err(|e| QueueError(Box::new(e)))?;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_attributes("dead_letter_reason", reason)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| QueueError(Box::new(e)))
+    }
+
     /// Receives up to `max` (1–10) messages, long-polling up to `wait`.
     pub async fn receive(&self, max: i32, wait: Duration) -> Result<Vec<Message>, QueueError> {
         let out = self
@@ -77,6 +95,61 @@ impl SqsWorkQueue {
             .await
             .map(|_| ())
             .map_err(|e| QueueError(Box::new(e)))
+    }
+}
+
+/// What a redrive moved.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Redriven {
+    pub moved: usize,
+    /// Messages the worker itself dead-lettered as unreadable, with the reason it gave: moving
+    /// them back helps only if a new worker version reads them.
+    pub unreadable: Vec<String>,
+}
+
+impl SqsWorkQueue {
+    /// Moves up to `max` messages from this queue (the DLQ) to `target` (the work queue): send
+    /// first, then delete, so a crash in between duplicates a message rather than losing it
+    /// (every work message is idempotent).
+    pub async fn redrive_to(
+        &self,
+        target: &SqsWorkQueue,
+        max: usize,
+    ) -> Result<Redriven, QueueError> {
+        let mut report = Redriven::default();
+        while report.moved < max {
+            let batch = self.receive(10, Duration::from_secs(1)).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for message in batch {
+                if report.moved >= max {
+                    break;
+                }
+                let body = message.body().unwrap_or_default();
+                let reason = message
+                    .message_attributes()
+                    .and_then(|a| a.get("dead_letter_reason"))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_owned);
+                target
+                    .client
+                    .send_message()
+                    .queue_url(&target.url)
+                    .message_body(body)
+                    .send()
+                    .await
+                    .map_err(|e| QueueError(Box::new(e)))?;
+                if let Some(receipt) = message.receipt_handle() {
+                    self.delete(receipt).await?;
+                }
+                if let Some(reason) = reason {
+                    report.unreadable.push(reason);
+                }
+                report.moved += 1;
+            }
+        }
+        Ok(report)
     }
 }
 

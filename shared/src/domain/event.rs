@@ -131,3 +131,45 @@ impl EventRecord {
         }
     }
 }
+
+// ---- what an event says -----------------------------------------------------------------------
+
+use super::charge::PaymentOutcome;
+use super::ids::{ChargeId, RefundId};
+use super::refund::RefundOutcome;
+
+/// News about a payment, and how to find its charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentUpdate {
+    /// The gateway's payment id (`pi_…`, the payment's pspReference).
+    pub gateway_ref: Option<String>,
+    /// Our charge id, when the gateway echoes it (Stripe metadata, Adyen merchantReference).
+    pub charge_id: Option<ChargeId>,
+    pub outcome: PaymentOutcome,
+    /// Adyen AUTHORISATION: `authorized` means `succeeded` for a charge captured at once.
+    pub captured_if_automatic: bool,
+}
+
+/// News about a refund, and how to find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundUpdate {
+    pub gateway_ref: Option<String>,
+    pub refund_id: Option<RefundId>,
+    pub outcome: RefundOutcome,
+}
+
+/// One change an event reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayUpdate {
+    Payment(PaymentUpdate),
+    Refund(RefundUpdate),
+}
+
+/// What the worker should do with an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interpretation {
+    /// Apply these changes (one event may report several refunds).
+    Apply(Vec<GatewayUpdate>),
+    /// Nothing paybridge tracks changes (and why, for the log).
+    Ignore(String),
+}

@@ -14,7 +14,9 @@ pub mod refund;
 pub mod work;
 
 pub use charge::{Charge, ChargeStatus, Failure, PaymentOutcome, Transition};
-pub use event::{EventStatus, Gateway, VerifiedEvent};
+pub use event::{
+    EventStatus, Gateway, GatewayUpdate, Interpretation, PaymentUpdate, RefundUpdate, VerifiedEvent,
+};
 pub use ids::{ChargeId, IdError, NotificationId, RefundId};
 pub use money::{Currency, Money, MoneyError};
 pub use notification::{DeliveryStatus, Notification};

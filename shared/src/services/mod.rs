@@ -1,5 +1,6 @@
 //! Use cases, one per module, generic over the ports.
 
+pub mod apply_event;
 pub mod charges;
 pub mod deliver;
 pub mod idempotency;

@@ -206,3 +206,37 @@ impl ChargeStore for Table {
         }
     }
 }
+
+impl crate::ports::GatewayRefLookup for Table {
+    async fn find_gateway_ref(
+        &self,
+        gateway: Gateway,
+        reference: &str,
+    ) -> Result<Option<crate::ports::GatewayObject>, StoreError> {
+        use crate::domain::RefundId;
+        use crate::ports::GatewayObject;
+        let Some(item) = self
+            .get(&gateway_ref_pk(gateway, reference), "GWREF")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let field = |k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let target = field("target_id");
+        let found = match field("kind").as_str() {
+            "charge" => ChargeId::parse(&target).ok().map(GatewayObject::Charge),
+            "refund" => RefundId::parse(&target).ok().map(GatewayObject::Refund),
+            _ => None,
+        };
+        found.map(Some).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "unreadable gateway reference pointer for {reference}"
+            ))
+        })
+    }
+}

@@ -170,4 +170,25 @@ impl EventStore for Table {
             .map(|_| ())
             .map_err(|e| classify(e).into())
     }
+
+    async fn finish_event(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        status: EventStatus,
+    ) -> Result<(), StoreError> {
+        self.event_update(gateway, event_id)
+            .update_expression("SET #s = :final, #l = :zero")
+            .condition_expression("#s IN (:received, :queued)")
+            .expression_attribute_values(":final", AttributeValue::S(status.as_str().to_owned()))
+            .expression_attribute_values(
+                ":queued",
+                AttributeValue::S(EventStatus::Queued.as_str().to_owned()),
+            )
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e).into())
+    }
 }

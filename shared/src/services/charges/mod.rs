@@ -63,7 +63,7 @@ pub async fn settle(
     outcome: &PaymentOutcome,
     now: i64,
 ) -> Result<Charge, Error> {
-    for _ in 0..5 {
+    for attempt in 0..CONFLICT_RETRIES {
         let before = charge.status;
         if !charge.apply(outcome, now) {
             return Ok(charge);
@@ -82,6 +82,7 @@ pub async fn settle(
                 return Ok(charge);
             }
             Err(StoreError::Conflict) => {
+                conflict_pause(attempt).await;
                 charge = store
                     .get_charge(&charge.id)
                     .await?
@@ -95,6 +96,17 @@ pub async fn settle(
         "the charge is being changed concurrently; retry",
     )
     .with_retry_after(1))
+}
+
+/// How often an optimistic write is re-read and tried again before giving up with 409.
+pub const CONFLICT_RETRIES: u32 = 25;
+
+/// A short random pause after losing an optimistic write, growing with `attempt`, so writers
+/// racing for one charge (many refunds at once) spread out instead of colliding again.
+pub async fn conflict_pause(attempt: u32) {
+    let cap_ms = 5u64 << attempt.min(5); // 5 ms … 160 ms
+    let ms = (uuid::Uuid::new_v4().as_u128() % u128::from(cap_ms)) as u64 + 1;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 /// Delay before retry `attempt` (1-based) of a gateway call whose outcome was unknown:

@@ -64,6 +64,22 @@ impl EventStore for FakeStore {
         r.enqueue_lease_until = new;
         Ok(())
     }
+    async fn finish_event(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        status: EventStatus,
+    ) -> Result<(), StoreError> {
+        let mut map = self.events.lock().unwrap();
+        let r = map
+            .get_mut(&(gateway, event_id.to_owned()))
+            .ok_or(StoreError::Conflict)?;
+        if !matches!(r.status, EventStatus::Received | EventStatus::Queued) {
+            return Err(StoreError::Conflict);
+        }
+        r.status = status;
+        Ok(())
+    }
     async fn release_enqueue_lease(
         &self,
         gateway: Gateway,

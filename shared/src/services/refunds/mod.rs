@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::domain::{Charge, Refund, RefundOutcome, RefundStatus, Transition};
 use crate::error::Error;
 use crate::ports::{ChargeStore, RefundStore, StoreError, WorkQueue};
+use crate::services::charges::{CONFLICT_RETRIES, conflict_pause};
 use crate::services::notify;
 
 /// The refund as billing sees it (the `Refund` schema of openapi.json).
@@ -45,7 +46,7 @@ pub async fn settle<S: ChargeStore + RefundStore>(
     outcome: &RefundOutcome,
     now: i64,
 ) -> Result<Refund, Error> {
-    for _ in 0..8 {
+    for attempt in 0..CONFLICT_RETRIES {
         let before = refund.status;
         let had_ref = refund.gateway_ref.is_some();
         let mut updated = refund.clone();
@@ -93,6 +94,7 @@ pub async fn settle<S: ChargeStore + RefundStore>(
                 return Ok(updated);
             }
             Err(StoreError::Conflict) => {
+                conflict_pause(attempt).await;
                 refund = store
                     .get_refund(&refund.id)
                     .await?

@@ -1,0 +1,116 @@
+//! paybridge-ops: what the person on call runs (see docs/runbook.md).
+//!
+//! It reads the same environment as the functions (`PAYBRIDGE_TABLE`, `PAYBRIDGE_WORK_QUEUE_URL`,
+//! `PAYBRIDGE_DLQ_URL`, AWS credentials and region — locally `.stack/dev/env`, which the Makefile
+//! targets load):
+//!
+//! ```text
+//! paybridge-ops redrive [--max N]            move dead-lettered work back to the work queue
+//! paybridge-ops resend <ntf_…>               deliver a billing notification again
+//! paybridge-ops deliveries <ch_…>            a charge's notifications and their delivery log
+//! paybridge-ops sweep-outbox [--older-than S] queue pending notifications older than S seconds
+//! ```
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use paybridge::adapters::dynamodb::Table;
+use paybridge::adapters::sqs::SqsWorkQueue;
+use paybridge::domain::{ChargeId, NotificationId};
+use paybridge::ports::NotificationStore;
+use paybridge::services::deliver::{resend, sweep_outbox};
+
+const USAGE: &str = "usage: paybridge-ops redrive [--max N] | resend <ntf_id> | deliveries <charge_id> | sweep-outbox [--older-than SECONDS]";
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name)
+        .with_context(|| format!("{name} is not set (locally: set -a; . .stack/dev/env; set +a)"))
+}
+
+fn flag(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("{name} needs a number")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        bail!(USAGE)
+    };
+    let aws = paybridge::adapters::aws_config().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    match command.as_str() {
+        "redrive" => {
+            let max = flag(&args, "--max", 10_000)? as usize;
+            let dlq = SqsWorkQueue::from_conf(&aws, env("PAYBRIDGE_DLQ_URL")?);
+            let work = SqsWorkQueue::from_conf(&aws, env("PAYBRIDGE_WORK_QUEUE_URL")?);
+            let report = dlq.redrive_to(&work, max).await.context("redrive")?;
+            println!(
+                "moved {} message(s) from the dead-letter queue back to the work queue",
+                report.moved
+            );
+            for reason in &report.unreadable {
+                println!(
+                    "  note: one was dead-lettered as unreadable ({reason}); it returns to the DLQ unless this worker version reads it"
+                );
+            }
+        }
+        "resend" => {
+            let id = args.get(1).context(USAGE)?;
+            let id = NotificationId::parse(id).context("not a notification id")?;
+            let table = Table::from_conf(&aws, env("PAYBRIDGE_TABLE")?);
+            let queue = SqsWorkQueue::from_conf(&aws, env("PAYBRIDGE_WORK_QUEUE_URL")?);
+            let n = resend(&table, &queue, &id)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.chain()))?;
+            println!(
+                "queued {} ({}) for delivery; {} earlier attempt(s)",
+                n.id, n.event_type, n.attempts
+            );
+        }
+        "deliveries" => {
+            let id = args.get(1).context(USAGE)?;
+            let id = ChargeId::parse(id).context("not a charge id")?;
+            let table = Table::from_conf(&aws, env("PAYBRIDGE_TABLE")?);
+            let log = table
+                .notifications_for_charge(&id)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+            if log.is_empty() {
+                println!("no notifications for {id}");
+            }
+            for n in log {
+                println!(
+                    "{}  {:<26} {:<9} attempts={} last_status={} last_error={}",
+                    n.id,
+                    n.event_type,
+                    n.status.as_str(),
+                    n.attempts,
+                    n.last_status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    n.last_error.as_deref().unwrap_or("-"),
+                );
+            }
+        }
+        "sweep-outbox" => {
+            let older = Duration::from_secs(flag(&args, "--older-than", 60)?);
+            let table = Table::from_conf(&aws, env("PAYBRIDGE_TABLE")?);
+            let queue = SqsWorkQueue::from_conf(&aws, env("PAYBRIDGE_WORK_QUEUE_URL")?);
+            let n = sweep_outbox(&table, &queue, older, now, 1000)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.chain()))?;
+            println!("queued {n} pending notification(s)");
+        }
+        _ => bail!(USAGE),
+    }
+    Ok(())
+}
