@@ -94,6 +94,13 @@ pub async fn handle(
                 metrics.count("WebhookFailed").emit();
             } else {
                 tracing::warn!(gateway = %gateway_name, code = err.code(), "webhook rejected");
+                // One series for the signature-failure alarm, whatever the gateway or reason.
+                if matches!(
+                    err.code(),
+                    "missing_signature" | "malformed_signature" | "invalid_signature" | "timestamp_out_of_tolerance" | "unauthorized"
+                ) {
+                    Metrics::new(FUNCTION).count("SignatureFailure").emit();
+                }
                 Metrics::new(FUNCTION)
                     .dimension("Gateway", gateway_metric_name(&gateway_name))
                     .dimension("Reason", err.code())
