@@ -11,7 +11,7 @@ Differences from the stock `localstripe --port N` command, both on purpose:
   a full dump. Here every start is a clean slate; `DELETE /_config/data` wipes it while running.
 - PaymentIntents accept `description` and Refunds accept `reason` (real Stripe does; localstripe
   1.15.10 refuses both as "Unexpected …"), so paybridge sends the same requests locally as in
-  production.
+  production; the event list accepts (and ignores) `delivery_success`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,15 @@ def accept_payment_intent_description(resources) -> None:
         self.reason = reason
 
     resources.Refund.__init__ = refund_init
+
+    # The reconciler lists events Stripe failed to deliver (`delivery_success=false`);
+    # localstripe does not track deliveries, so it lists them all (paybridge deduplicates).
+    original_list = resources.Event._api_list_all.__func__
+
+    def list_events(cls, url, delivery_success=None, **kwargs):
+        return original_list(cls, url, **kwargs)
+
+    resources.Event._api_list_all = classmethod(list_events)
 
 
 def main(argv: list[str]) -> int:

@@ -46,6 +46,8 @@ pub struct Config {
     pub billing_url_override: Option<String>,
     /// The work queue's maxReceiveCount: the worker's last attempt at a message.
     pub max_receive_count: u32,
+    /// How long work may stay in flight before the reconciler looks at it.
+    pub reconcile_after: Duration,
 }
 
 impl Config {
@@ -113,6 +115,11 @@ impl Config {
             )?,
             billing_url_override: optional("PAYBRIDGE_BILLING_URL"),
             max_receive_count: number("PAYBRIDGE_MAX_RECEIVE_COUNT", 8, 1000)? as u32,
+            reconcile_after: Duration::from_secs(number(
+                "PAYBRIDGE_RECONCILE_AFTER_SECS",
+                900,
+                30 * 86_400,
+            )?),
         })
     }
 }

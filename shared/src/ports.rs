@@ -230,6 +230,13 @@ pub trait PaymentGateway: Send + Sync {
         charge: &Charge,
         idempotency_key: &str,
     ) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
+
+    /// What the gateway says the charge's payment is now (the reconciler's look-up). Gateways
+    /// without a status API refuse with code `not_supported`.
+    fn retrieve(
+        &self,
+        charge: &Charge,
+    ) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
 }
 
 // ---- idempotency ------------------------------------------------------------------------------
@@ -365,6 +372,13 @@ pub trait RefundGateway: Send + Sync {
         charge: &Charge,
         refund: &Refund,
     ) -> impl Future<Output = Result<RefundOutcome, GatewayError>> + Send;
+
+    /// What the gateway says the refund is now (`not_supported` where there is no status API).
+    fn retrieve_refund(
+        &self,
+        charge: &Charge,
+        refund: &Refund,
+    ) -> impl Future<Output = Result<RefundOutcome, GatewayError>> + Send;
 }
 
 // ---- notifications ----------------------------------------------------------------------------
@@ -439,4 +453,54 @@ pub trait GatewayRefLookup: Send + Sync {
         gateway: Gateway,
         reference: &str,
     ) -> impl Future<Output = Result<Option<GatewayObject>, StoreError>> + Send;
+}
+
+// ---- reconciliation ---------------------------------------------------------------------------
+
+/// An item a reconciler run claims so a concurrent run leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub enum ReconcileItem<'a> {
+    Charge(&'a ChargeId),
+    Refund(&'a ChargeId, &'a RefundId),
+    Event(Gateway, &'a str),
+}
+
+/// What the reconciler reads: work in flight for longer than it should be.
+pub trait ReconcileStore: Send + Sync {
+    /// Pending or processing charges last changed before `before` (unix seconds), oldest first.
+    fn open_charges(
+        &self,
+        before: i64,
+        limit: i32,
+    ) -> impl Future<Output = Result<Vec<Charge>, StoreError>> + Send;
+    /// Pending refunds last changed before `before`.
+    fn open_refunds(
+        &self,
+        before: i64,
+        limit: i32,
+    ) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
+    /// Events received before `before` and not yet processed.
+    fn open_events(
+        &self,
+        before: i64,
+        limit: i32,
+    ) -> impl Future<Output = Result<Vec<EventRecord>, StoreError>> + Send;
+    /// Claims `item` for this run until `until`; `false` if another run holds it.
+    fn claim_for_reconcile(
+        &self,
+        item: ReconcileItem<'_>,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// A gateway's list of events it could not deliver (Stripe's `/v1/events?delivery_success=false`).
+pub trait UndeliveredEvents: Send + Sync {
+    /// The raw JSON of events created at or after `since` (unix seconds) that the gateway failed
+    /// to deliver, at most `limit`.
+    fn undelivered_events(
+        &self,
+        since: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, GatewayError>> + Send;
 }

@@ -77,6 +77,46 @@ impl Stack {
         out.queue_url.expect("queue url")
     }
 
+    /// A fresh table with the same keys and indexes as the stack's (which comes from
+    /// template.yaml), for tests that must see only their own data — the reconciler reads
+    /// everything in flight in its table.
+    pub async fn new_table(&self) -> String {
+        use aws_sdk_dynamodb::types::{
+            BillingMode, GlobalSecondaryIndex, Projection, ProjectionType,
+        };
+        let ddb = self.dynamodb();
+        let described = ddb
+            .describe_table()
+            .table_name(&self.config.table)
+            .send()
+            .await
+            .expect("describe table");
+        let table = described.table.expect("table description");
+        let name = unique("test-table-");
+        let mut create = ddb
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .set_attribute_definitions(table.attribute_definitions)
+            .set_key_schema(table.key_schema);
+        for gsi in table.global_secondary_indexes.unwrap_or_default() {
+            create = create.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .set_index_name(gsi.index_name)
+                    .set_key_schema(gsi.key_schema)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .expect("index"),
+            );
+        }
+        create.send().await.expect("create test table");
+        name
+    }
+
     /// Every message currently on `queue_url`, received and deleted.
     pub async fn drain(&self, queue_url: &str) -> Vec<String> {
         let mut bodies = Vec::new();

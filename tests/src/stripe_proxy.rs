@@ -27,6 +27,9 @@ struct ProxyState {
     in_flight: Mutex<HashSet<String>>,
     lose_next: AtomicU32,
     forwarded: std::sync::Mutex<HashMap<String, u32>>,
+    /// When set, `GET /v1/events` lists only events about these object ids — playing Stripe's
+    /// `delivery_success=false` (localstripe does not track deliveries).
+    undelivered_objects: std::sync::Mutex<Option<HashSet<String>>>,
 }
 
 /// A running proxy; it stops with the test's runtime.
@@ -45,6 +48,7 @@ impl StripeProxy {
             in_flight: Mutex::new(HashSet::new()),
             lose_next: AtomicU32::new(0),
             forwarded: std::sync::Mutex::new(HashMap::new()),
+            undelivered_objects: std::sync::Mutex::new(None),
         });
         let app = axum::Router::new()
             .fallback(proxy)
@@ -63,6 +67,14 @@ impl StripeProxy {
     /// never arrive in time.
     pub fn lose_next_create_responses(&self, n: u32) {
         self.state.lose_next.store(n, Ordering::SeqCst);
+    }
+
+    /// From now on, the event list shows only events about `objects`, as if Stripe had failed to
+    /// deliver exactly those.
+    pub fn undelivered_events_about(&self, objects: &[&str]) {
+        if let Ok(mut set) = self.state.undelivered_objects.lock() {
+            *set = Some(objects.iter().map(|o| o.to_string()).collect());
+        }
     }
 
     /// PaymentIntent creations that reached localstripe.
@@ -156,6 +168,11 @@ async fn proxy(
         }
         s.in_flight.lock().await.remove(k);
     }
+    let body = if method == Method::GET && uri.path() == "/v1/events" {
+        filter_events(&s, body)
+    } else {
+        body
+    };
     if is_create
         && s.lose_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -170,4 +187,23 @@ async fn proxy(
         body,
     )
         .into_response()
+}
+
+/// Keeps only the listed events about the objects registered with `undelivered_events_about`.
+fn filter_events(s: &ProxyState, body: Bytes) -> Bytes {
+    let Some(objects) = s.undelivered_objects.lock().ok().and_then(|o| o.clone()) else {
+        return body;
+    };
+    let Ok(mut list) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    if let Some(data) = list.get_mut("data").and_then(|d| d.as_array_mut()) {
+        data.retain(|e| {
+            e.pointer("/data/object/id")
+                .and_then(|v| v.as_str())
+                .is_some_and(|id| objects.contains(id))
+        });
+    }
+    list["has_more"] = serde_json::Value::Bool(false);
+    Bytes::from(list.to_string())
 }

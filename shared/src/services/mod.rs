@@ -5,6 +5,7 @@ pub mod charges;
 pub mod deliver;
 pub mod idempotency;
 pub mod notify;
+pub mod reconcile;
 pub mod record_webhook;
 pub mod refunds;
 

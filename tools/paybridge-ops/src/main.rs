@@ -9,18 +9,23 @@
 //! paybridge-ops resend <ntf_…>               deliver a billing notification again
 //! paybridge-ops deliveries <ch_…>            a charge's notifications and their delivery log
 //! paybridge-ops sweep-outbox [--older-than S] queue pending notifications older than S seconds
+//! paybridge-ops reconcile [--after S]        one reconciliation run (what the scheduled function does)
 //! ```
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use paybridge::adapters::dynamodb::Table;
+use paybridge::adapters::gateways::GatewayRouter;
+use paybridge::adapters::secrets_manager::SecretsManagerSource;
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::domain::{ChargeId, NotificationId};
 use paybridge::ports::NotificationStore;
+use paybridge::ports::SecretSource;
 use paybridge::services::deliver::{resend, sweep_outbox};
+use paybridge::services::reconcile::{ReconcileSettings, reconcile};
 
-const USAGE: &str = "usage: paybridge-ops redrive [--max N] | resend <ntf_id> | deliveries <charge_id> | sweep-outbox [--older-than SECONDS]";
+const USAGE: &str = "usage: paybridge-ops redrive [--max N] | resend <ntf_id> | deliveries <charge_id> | sweep-outbox [--older-than SECONDS] | reconcile [--after SECONDS]";
 
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name)
@@ -109,6 +114,26 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!(e.chain()))?;
             println!("queued {n} pending notification(s)");
+        }
+        "reconcile" => {
+            let config = paybridge::config::Config::from_env()?;
+            let secrets = SecretsManagerSource::from_conf(&aws, &config.secret_id)
+                .secrets()
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the secret: {e}"))?;
+            let after =
+                Duration::from_secs(flag(&args, "--after", config.reconcile_after.as_secs())?);
+            let settings = ReconcileSettings {
+                after,
+                ..ReconcileSettings::default()
+            };
+            let table = Table::from_conf(&aws, &config.table);
+            let queue = SqsWorkQueue::from_conf(&aws, &config.work_queue_url);
+            let gateways = GatewayRouter::from_secrets(&config, &secrets, Duration::from_secs(10));
+            let summary = reconcile(&table, &gateways, &queue, &settings, now)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.chain()))?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         _ => bail!(USAGE),
     }

@@ -29,6 +29,11 @@ struct ChargeItem {
     sk: String,
     gsi1pk: String,
     gsi1sk: String,
+    /// GSI2 (sparse): set while the charge's outcome is open (pending, processing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
     id: String,
     invoice_id: String,
     amount: i64,
@@ -60,7 +65,11 @@ struct ChargeItem {
     refundable: i64,
 }
 
+/// The GSI2 partition of charges whose outcome is still open.
+pub(super) const OPEN_CHARGES: &str = "OPEN#charge";
+
 pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
+    let open = matches!(c.status, ChargeStatus::Pending | ChargeStatus::Processing);
     let item = ChargeItem {
         pk: pk(&c.id),
         sk: SK.to_owned(),
@@ -86,6 +95,8 @@ pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
         created_at: c.created_at,
         updated_at: c.updated_at,
         refundable: c.refundable(),
+        gsi2pk: open.then(|| OPEN_CHARGES.to_owned()),
+        gsi2sk: open.then(|| format!("{:020}#{}", c.updated_at, c.id)),
     };
     serde_dynamo::to_item(item)
         .map_err(|e| StoreError::Invalid(format!("charge not serialisable: {e}")))

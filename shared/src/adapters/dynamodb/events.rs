@@ -18,6 +18,11 @@ fn event_pk(gateway: Gateway, event_id: &str) -> String {
 struct EventItem {
     pk: String,
     sk: String,
+    /// GSI2 (sparse): set until the event is processed, ignored or orphaned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
     gateway: Gateway,
     event_id: String,
     event_type: String,
@@ -30,11 +35,21 @@ struct EventItem {
     expires_at: i64,
 }
 
+/// The GSI2 partition of events not yet processed.
+pub(super) const OPEN_EVENTS: &str = "OPEN#event";
+
+fn open(status: EventStatus) -> bool {
+    matches!(status, EventStatus::Received | EventStatus::Queued)
+}
+
 impl From<&EventRecord> for EventItem {
     fn from(r: &EventRecord) -> Self {
         EventItem {
             pk: event_pk(r.gateway, &r.event_id),
             sk: EVENT_SK.to_owned(),
+            gsi2pk: open(r.status).then(|| OPEN_EVENTS.to_owned()),
+            gsi2sk: open(r.status)
+                .then(|| format!("{:020}#{}#{}", r.received_at, r.gateway, r.event_id)),
             gateway: r.gateway,
             event_id: r.event_id.clone(),
             event_type: r.event_type.clone(),
@@ -64,7 +79,7 @@ impl From<EventItem> for EventRecord {
     }
 }
 
-fn read_event(item: Item) -> Result<EventRecord, StoreError> {
+pub(super) fn read_event(item: Item) -> Result<EventRecord, StoreError> {
     serde_dynamo::from_item::<_, EventItem>(item)
         .map(EventRecord::from)
         .map_err(|e| StoreError::Invalid(format!("unreadable event record: {e}")))
@@ -178,7 +193,7 @@ impl EventStore for Table {
         status: EventStatus,
     ) -> Result<(), StoreError> {
         self.event_update(gateway, event_id)
-            .update_expression("SET #s = :final, #l = :zero")
+            .update_expression("SET #s = :final, #l = :zero REMOVE gsi2pk, gsi2sk")
             .condition_expression("#s IN (:received, :queued)")
             .expression_attribute_values(":final", AttributeValue::S(status.as_str().to_owned()))
             .expression_attribute_values(

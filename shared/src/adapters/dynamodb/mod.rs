@@ -19,10 +19,11 @@ use crate::error::BoxError;
 use crate::ports::StoreError;
 
 pub mod charges;
-mod events;
+pub(crate) mod events;
 mod idempotency;
 mod notifications;
-mod refunds;
+mod reconcile;
+pub(crate) mod refunds;
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;

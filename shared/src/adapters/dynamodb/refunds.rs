@@ -31,6 +31,11 @@ fn lookup_pk(id: &RefundId) -> String {
 struct RefundItem {
     pk: String,
     sk: String,
+    /// GSI2 (sparse): set while the refund is pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
     id: String,
     charge_id: String,
     amount: i64,
@@ -50,10 +55,16 @@ struct RefundItem {
     updated_at: i64,
 }
 
+/// The GSI2 partition of pending refunds.
+pub(super) const OPEN_REFUNDS: &str = "OPEN#refund";
+
 fn to_item(r: &Refund) -> Result<Item, StoreError> {
     let item = RefundItem {
         pk: charges::pk(&r.charge_id),
         sk: sk(&r.id),
+        gsi2pk: (r.status == RefundStatus::Pending).then(|| OPEN_REFUNDS.to_owned()),
+        gsi2sk: (r.status == RefundStatus::Pending)
+            .then(|| format!("{:020}#{}", r.updated_at, r.id)),
         id: r.id.to_string(),
         charge_id: r.charge_id.to_string(),
         amount: r.amount.minor(),
@@ -72,7 +83,7 @@ fn to_item(r: &Refund) -> Result<Item, StoreError> {
         .map_err(|e| StoreError::Invalid(format!("refund not serialisable: {e}")))
 }
 
-fn from_item(item: Item) -> Result<Refund, StoreError> {
+pub(super) fn from_item(item: Item) -> Result<Refund, StoreError> {
     let bad = |what: String| StoreError::Invalid(format!("unreadable refund record: {what}"));
     let i: RefundItem = serde_dynamo::from_item(item).map_err(|e| bad(e.to_string()))?;
     Ok(Refund {

@@ -158,6 +158,13 @@ impl AdyenGateway {
 }
 
 impl PaymentGateway for AdyenGateway {
+    async fn retrieve(&self, _charge: &Charge) -> Result<PaymentOutcome, GatewayError> {
+        Err(refused_locally(
+            "not_supported",
+            "Adyen has no payment status API; webhooks report the outcome",
+        ))
+    }
+
     /// `POST /payments` for the charge's stored card. Adyen ties stored cards to a shopper, so a
     /// charge without a customer is refused (`customer_required`) without a request.
     async fn create_payment(
@@ -594,6 +601,17 @@ impl RefundGateway for AdyenGateway {
                 None,
             )),
         }
+    }
+
+    async fn retrieve_refund(
+        &self,
+        _charge: &Charge,
+        _refund: &Refund,
+    ) -> Result<RefundOutcome, GatewayError> {
+        Err(refused_locally(
+            "not_supported",
+            "Adyen has no refund status API; REFUND webhooks report the outcome",
+        ))
     }
 }
 

@@ -96,6 +96,14 @@ impl PaymentGateway for GatewayRouter {
             (other, _, _) => Err(not_configured(other)),
         }
     }
+
+    async fn retrieve(&self, charge: &Charge) -> Result<PaymentOutcome, GatewayError> {
+        match (charge.gateway, &self.stripe, &self.adyen) {
+            (Gateway::Stripe, Some(g), _) => g.retrieve(charge).await,
+            (Gateway::Adyen, _, Some(g)) => g.retrieve(charge).await,
+            (other, _, _) => Err(not_configured(other)),
+        }
+    }
 }
 
 impl RefundGateway for GatewayRouter {
@@ -107,6 +115,18 @@ impl RefundGateway for GatewayRouter {
         match (charge.gateway, &self.stripe, &self.adyen) {
             (Gateway::Stripe, Some(g), _) => g.refund(charge, refund).await,
             (Gateway::Adyen, _, Some(g)) => g.refund(charge, refund).await,
+            (other, _, _) => Err(not_configured(other)),
+        }
+    }
+
+    async fn retrieve_refund(
+        &self,
+        charge: &Charge,
+        refund: &Refund,
+    ) -> Result<RefundOutcome, GatewayError> {
+        match (charge.gateway, &self.stripe, &self.adyen) {
+            (Gateway::Stripe, Some(g), _) => g.retrieve_refund(charge, refund).await,
+            (Gateway::Adyen, _, Some(g)) => g.retrieve_refund(charge, refund).await,
             (other, _, _) => Err(not_configured(other)),
         }
     }

@@ -197,6 +197,78 @@ impl StripeGateway {
     }
 }
 
+impl StripeGateway {
+    /// GETs `path_and_query`; transport failures are unknown outcomes.
+    async fn get_raw(
+        &self,
+        path_and_query: &str,
+    ) -> Result<(u16, Vec<u8>, Option<Duration>), GatewayError> {
+        let response = self
+            .http
+            .get(format!("{}{path_and_query}", self.base_url))
+            .bearer_auth(self.api_key.expose())
+            .header("Stripe-Version", STRIPE_VERSION)
+            .send()
+            .await
+            .map_err(|e| GatewayError::unknown(transport_message(&e), Some(Box::new(e))))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| {
+            GatewayError::unknown("the response body was cut off", Some(Box::new(e)))
+        })?;
+        Ok((status, body.to_vec(), None))
+    }
+}
+
+impl crate::ports::UndeliveredEvents for StripeGateway {
+    async fn undelivered_events(
+        &self,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, GatewayError> {
+        #[derive(Deserialize)]
+        struct Page {
+            data: Vec<serde_json::Value>,
+            #[serde(default)]
+            has_more: bool,
+        }
+        let mut events = Vec::new();
+        let mut after: Option<String> = None;
+        while events.len() < limit {
+            let mut query =
+                format!("/v1/events?delivery_success=false&limit=100&created[gte]={since}");
+            if let Some(a) = &after {
+                query.push_str(&format!("&starting_after={a}"));
+            }
+            let (status, body, retry_after) = self.get_raw(&query).await?;
+            if status != 200 {
+                return Err(match classify(status, &body, retry_after) {
+                    Err(e) => e,
+                    Ok(_) => GatewayError::unknown(
+                        format!("Stripe answered {status} listing events"),
+                        None,
+                    ),
+                });
+            }
+            let page: Page = serde_json::from_slice(&body).map_err(|e| {
+                GatewayError::unknown("Stripe's event list was unreadable", Some(Box::new(e)))
+            })?;
+            after = page
+                .data
+                .last()
+                .and_then(|e| e.get("id"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            let more = page.has_more && after.is_some();
+            events.extend(page.data.into_iter().map(|e| e.to_string().into_bytes()));
+            if !more {
+                break;
+            }
+        }
+        events.truncate(limit);
+        Ok(events)
+    }
+}
+
 fn transport_message(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "the request to Stripe timed out".into()
@@ -324,6 +396,13 @@ impl PaymentGateway for StripeGateway {
         )
         .await
     }
+
+    async fn retrieve(&self, charge: &Charge) -> Result<PaymentOutcome, GatewayError> {
+        let pi = reference(charge)?;
+        let (status, body, retry_after) =
+            self.get_raw(&format!("/v1/payment_intents/{pi}")).await?;
+        classify(status, &body, retry_after)
+    }
 }
 
 #[derive(Deserialize)]
@@ -424,6 +503,26 @@ impl RefundGateway for StripeGateway {
         let (status, body, retry_after) = self
             .post_raw("/v1/refunds", &form, &refund.gateway_idempotency_key())
             .await?;
+        classify_refund(status, &body, retry_after)
+    }
+
+    async fn retrieve_refund(
+        &self,
+        _charge: &Charge,
+        refund: &Refund,
+    ) -> Result<RefundOutcome, GatewayError> {
+        let re = refund
+            .gateway_ref
+            .as_deref()
+            .filter(|r| {
+                r.starts_with("re_") && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+            .ok_or(GatewayError::Refused {
+                status: 0,
+                code: "no_gateway_reference".into(),
+                message: "the refund has no Stripe refund id to look up".into(),
+            })?;
+        let (status, body, retry_after) = self.get_raw(&format!("/v1/refunds/{re}")).await?;
         classify_refund(status, &body, retry_after)
     }
 }

@@ -199,13 +199,13 @@ pub struct ChargeDeps<'a, S, G, Q> {
 }
 
 /// Outcome of one gateway call for a pending charge.
-pub(crate) enum Attempt {
+pub enum Attempt {
     Known(Charge),
     Unknown(Charge, Option<Duration>),
 }
 
 /// Calls the gateway for a pending charge and stores what it says.
-pub(crate) async fn attempt_payment(
+pub async fn attempt_payment(
     store: &impl ChargeStore,
     gateway: &impl PaymentGateway,
     queue: &impl WorkQueue,

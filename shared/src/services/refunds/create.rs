@@ -281,7 +281,7 @@ async fn reserve<S: ChargeStore + RefundStore>(
 
 /// Calls the gateway for a pending refund and settles what it says. Returns the refund, and
 /// `Some(hint)` when the outcome is unknown (the caller queues a retry).
-pub(crate) async fn attempt_refund<S: ChargeStore + RefundStore>(
+pub async fn attempt_refund<S: ChargeStore + RefundStore>(
     store: &S,
     gateway: &impl RefundGateway,
     queue: &impl WorkQueue,

@@ -1,0 +1,43 @@
+//! reconciler: heals what webhooks leave open (see `paybridge::services::reconcile`). Runs on a
+//! schedule in AWS; locally, `make reconcile` runs the same use case through `paybridge-ops`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{LambdaEvent, run, service_fn};
+use paybridge::adapters::dynamodb::Table;
+use paybridge::adapters::gateways::GatewayRouter;
+use paybridge::adapters::secrets_manager::SecretsManagerSource;
+use paybridge::adapters::sqs::SqsWorkQueue;
+use paybridge::config::Config;
+use paybridge::ports::SecretSource;
+use paybridge::services::reconcile::{ReconcileSettings, reconcile};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    paybridge::telemetry::init();
+    let config = Config::from_env()?;
+    let aws = paybridge::adapters::aws_config().await;
+    let secrets = SecretsManagerSource::from_conf(&aws, &config.secret_id)
+        .secrets()
+        .await
+        .map_err(|e| format!("loading secret {}: {e}", config.secret_id))?;
+    let store = Table::from_conf(&aws, &config.table);
+    let gateways =
+        GatewayRouter::from_secrets(&config, &secrets, std::time::Duration::from_secs(10));
+    let queue = SqsWorkQueue::from_conf(&aws, &config.work_queue_url);
+    let settings = ReconcileSettings {
+        after: config.reconcile_after,
+        ..ReconcileSettings::default()
+    };
+    run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let summary = reconcile(&store, &gateways, &queue, &settings, now)
+            .await
+            .map_err(|e| e.chain())?;
+        Ok::<_, String>(serde_json::to_value(summary).unwrap_or_default())
+    }))
+    .await
+}

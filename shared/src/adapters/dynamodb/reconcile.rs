@@ -1,0 +1,97 @@
+//! What the reconciler reads: the sparse GSI2 partitions of work in flight
+//! (`OPEN#charge`, `OPEN#refund`, `OPEN#event`, sorted by when the item last moved), and a
+//! per-item claim (`reconcile_until`) so two runs never work on the same item.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::charges::{self, OPEN_CHARGES};
+use super::events::{OPEN_EVENTS, read_event};
+use super::refunds::OPEN_REFUNDS;
+use super::{Item, Table, TableError, classify};
+use crate::domain::event::EventRecord;
+use crate::domain::{Charge, Refund};
+use crate::ports::{ReconcileItem, ReconcileStore, StoreError};
+
+impl Table {
+    /// Items of GSI2 partition `partition` whose sort key is before `before`, oldest first.
+    async fn open_items(
+        &self,
+        partition: &str,
+        before: i64,
+        limit: i32,
+    ) -> Result<Vec<Item>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name("GSI2")
+            .key_condition_expression("gsi2pk = :pk AND gsi2sk < :before")
+            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+            .expression_attribute_values(":before", AttributeValue::S(format!("{before:020}")))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::from(classify(e)))?;
+        Ok(out.items.unwrap_or_default())
+    }
+}
+
+impl ReconcileStore for Table {
+    async fn open_charges(&self, before: i64, limit: i32) -> Result<Vec<Charge>, StoreError> {
+        self.open_items(OPEN_CHARGES, before, limit)
+            .await?
+            .into_iter()
+            .map(charges::from_item)
+            .collect()
+    }
+
+    async fn open_refunds(&self, before: i64, limit: i32) -> Result<Vec<Refund>, StoreError> {
+        self.open_items(OPEN_REFUNDS, before, limit)
+            .await?
+            .into_iter()
+            .map(super::refunds::from_item)
+            .collect()
+    }
+
+    async fn open_events(&self, before: i64, limit: i32) -> Result<Vec<EventRecord>, StoreError> {
+        self.open_items(OPEN_EVENTS, before, limit)
+            .await?
+            .into_iter()
+            .map(read_event)
+            .collect()
+    }
+
+    async fn claim_for_reconcile(
+        &self,
+        item: ReconcileItem<'_>,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let (pk, sk) = match item {
+            ReconcileItem::Charge(id) => (charges::pk(id), charges::SK.to_owned()),
+            ReconcileItem::Refund(charge, refund) => {
+                (charges::pk(charge), format!("REFUND#{refund}"))
+            }
+            ReconcileItem::Event(gateway, id) => {
+                (format!("EVENT#{gateway}#{id}"), "EVENT".to_owned())
+            }
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk))
+            .update_expression("SET reconcile_until = :until")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(reconcile_until) OR reconcile_until < :now)")
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match result.map_err(classify) {
+            Ok(_) => Ok(true),
+            Err(TableError::ConditionFailed { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
