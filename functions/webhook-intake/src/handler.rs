@@ -97,7 +97,11 @@ pub async fn handle(
                 // One series for the signature-failure alarm, whatever the gateway or reason.
                 if matches!(
                     err.code(),
-                    "missing_signature" | "malformed_signature" | "invalid_signature" | "timestamp_out_of_tolerance" | "unauthorized"
+                    "missing_signature"
+                        | "malformed_signature"
+                        | "invalid_signature"
+                        | "timestamp_out_of_tolerance"
+                        | "unauthorized"
                 ) {
                     Metrics::new(FUNCTION).count("SignatureFailure").emit();
                 }
