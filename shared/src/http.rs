@@ -5,9 +5,48 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use lambda_http::{Body, Request, RequestExt, Response};
 
+use crate::adapters::SdkConfig;
+use crate::adapters::dynamodb::Table;
+use crate::adapters::gateways::GatewayRouter;
+use crate::adapters::sqs::SqsWorkQueue;
+use crate::config::Config;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::error::Error;
+use crate::secrets::Secrets;
 use crate::services::ApiResponse;
+use crate::services::charges::create::ChargeDeps;
+
+/// How long a gateway call may take before its outcome counts as unknown.
+pub const GATEWAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the billing-facing functions (charges, refunds) need, built once at init.
+pub struct BillingApp {
+    pub store: Table,
+    pub gateways: GatewayRouter,
+    pub queue: SqsWorkQueue,
+    pub idempotency_ttl: std::time::Duration,
+}
+
+impl BillingApp {
+    pub fn new(config: &Config, aws: &SdkConfig, secrets: &Secrets) -> Self {
+        BillingApp {
+            store: Table::from_conf(aws, &config.table),
+            gateways: GatewayRouter::from_secrets(config, secrets, GATEWAY_TIMEOUT),
+            queue: SqsWorkQueue::from_conf(aws, &config.work_queue_url),
+            idempotency_ttl: config.idempotency_ttl,
+        }
+    }
+
+    /// The use cases' view of the dependencies.
+    pub fn deps(&self) -> ChargeDeps<'_, Table, GatewayRouter, SqsWorkQueue> {
+        ChargeDeps {
+            store: &self.store,
+            gateway: &self.gateways,
+            queue: &self.queue,
+            idempotency_ttl: self.idempotency_ttl,
+        }
+    }
+}
 
 pub fn now_ms() -> i64 {
     SystemTime::now()

@@ -53,6 +53,10 @@ const ERROR_SOURCES: &[(&str, &str)] = &[
         include_str!("../../shared/src/services/idempotency.rs"),
     ),
     (
+        "shared/src/services/request.rs",
+        include_str!("../../shared/src/services/request.rs"),
+    ),
+    (
         "shared/src/services/charges/mod.rs",
         include_str!("../../shared/src/services/charges/mod.rs"),
     ),

@@ -1,51 +1,14 @@
 //! HTTP in, use case, HTTP out. No business rule lives here.
 
-use std::time::Duration;
-
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use paybridge::Error;
-use paybridge::adapters::SdkConfig;
-use paybridge::adapters::dynamodb::Table;
-use paybridge::adapters::gateways::GatewayRouter;
-use paybridge::adapters::sqs::SqsWorkQueue;
-use paybridge::config::Config;
 use paybridge::http::{deadline_ms, error_response, idempotency_key, now_ms, to_response};
-use paybridge::secrets::Secrets;
 use paybridge::services::ApiResponse;
-use paybridge::services::charges::create::ChargeDeps;
 use paybridge::services::charges::{MAX_REQUEST_BYTES, cancel, capture, create, read};
 
-/// How long a gateway call may take before its outcome counts as unknown.
-pub const GATEWAY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Everything a request needs, built once at init.
-pub struct Charges {
-    pub store: Table,
-    pub gateways: GatewayRouter,
-    pub queue: SqsWorkQueue,
-    pub idempotency_ttl: Duration,
-}
-
-impl Charges {
-    pub fn new(config: &Config, aws: &SdkConfig, secrets: &Secrets) -> Self {
-        Charges {
-            store: Table::from_conf(aws, &config.table),
-            gateways: GatewayRouter::from_secrets(config, secrets, GATEWAY_TIMEOUT),
-            queue: SqsWorkQueue::from_conf(aws, &config.work_queue_url),
-            idempotency_ttl: config.idempotency_ttl,
-        }
-    }
-
-    fn deps(&self) -> ChargeDeps<'_, Table, GatewayRouter, SqsWorkQueue> {
-        ChargeDeps {
-            store: &self.store,
-            gateway: &self.gateways,
-            queue: &self.queue,
-            idempotency_ttl: self.idempotency_ttl,
-        }
-    }
-}
+/// Everything a request needs, built once at init (shared with the other billing function).
+pub type Charges = paybridge::http::BillingApp;
 
 /// Handles one request. Never fails: every error becomes its HTTP answer.
 pub async fn handle(

@@ -2,19 +2,14 @@
 
 use charges::handler::{self, Charges};
 use lambda_http::{run, service_fn};
-use paybridge::adapters::secrets_manager::SecretsManagerSource;
 use paybridge::config::Config;
-use paybridge::ports::SecretSource;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     paybridge::telemetry::init();
     let config = Config::from_env()?;
     let aws = paybridge::adapters::aws_config().await;
-    let secrets = SecretsManagerSource::from_conf(&aws, &config.secret_id)
-        .secrets()
-        .await
-        .map_err(|e| format!("loading secret {}: {e}", config.secret_id))?;
+    let secrets = paybridge::adapters::load_secrets(&aws, &config.secret_id).await?;
     let app = Charges::new(&config, &aws, &secrets);
     run(service_fn(|req| handler::handle(&app, req))).await
 }

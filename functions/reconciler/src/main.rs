@@ -6,10 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use lambda_runtime::{LambdaEvent, run, service_fn};
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::GatewayRouter;
-use paybridge::adapters::secrets_manager::SecretsManagerSource;
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::config::Config;
-use paybridge::ports::SecretSource;
 use paybridge::services::reconcile::{ReconcileSettings, reconcile};
 
 #[tokio::main]
@@ -17,10 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     paybridge::telemetry::init();
     let config = Config::from_env()?;
     let aws = paybridge::adapters::aws_config().await;
-    let secrets = SecretsManagerSource::from_conf(&aws, &config.secret_id)
-        .secrets()
-        .await
-        .map_err(|e| format!("loading secret {}: {e}", config.secret_id))?;
+    let secrets = paybridge::adapters::load_secrets(&aws, &config.secret_id).await?;
     let store = Table::from_conf(&aws, &config.table);
     let gateways =
         GatewayRouter::from_secrets(&config, &secrets, std::time::Duration::from_secs(10));

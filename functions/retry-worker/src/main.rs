@@ -1,9 +1,7 @@
 //! retry-worker: consumes the SQS work queue (see DESIGN.md and docs/worker.md).
 
 use lambda_runtime::{run, service_fn};
-use paybridge::adapters::secrets_manager::SecretsManagerSource;
 use paybridge::config::Config;
-use paybridge::ports::SecretSource;
 use retry_worker::handler::{self, Worker};
 
 #[tokio::main]
@@ -11,10 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     paybridge::telemetry::init();
     let config = Config::from_env()?;
     let aws = paybridge::adapters::aws_config().await;
-    let secrets = SecretsManagerSource::from_conf(&aws, &config.secret_id)
-        .secrets()
-        .await
-        .map_err(|e| format!("loading secret {}: {e}", config.secret_id))?;
+    let secrets = paybridge::adapters::load_secrets(&aws, &config.secret_id).await?;
     let worker = Worker::new(&config, &aws, &secrets)?;
     run(service_fn(|event| handler::handle(&worker, event))).await
 }

@@ -34,3 +34,16 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// Loads the one JSON secret at init, with an error that names it (functions fail at init, with
+/// this message, rather than inside a handler).
+pub async fn load_secrets(
+    aws: &SdkConfig,
+    secret_id: &str,
+) -> Result<std::sync::Arc<crate::secrets::Secrets>, String> {
+    use crate::ports::SecretSource;
+    secrets_manager::SecretsManagerSource::from_conf(aws, secret_id)
+        .secrets()
+        .await
+        .map_err(|e| format!("loading secret {secret_id}: {e}"))
+}

@@ -13,6 +13,7 @@ use crate::domain::idempotency::{
 };
 use crate::error::Error;
 use crate::ports::{Claimed, IdempotencyStore, StoreError};
+use crate::services::ApiResponse;
 
 /// What the request wants to do under its key.
 #[derive(Debug, Clone)]
@@ -136,6 +137,20 @@ impl Guard {
         {
             tracing::warn!(operation = self.operation, error = %e, "could not store the idempotent response");
         }
+    }
+
+    /// Ends the request: stores a successful response for replay, or releases the key after an
+    /// error so the caller's retry runs again. Returns `result` unchanged.
+    pub async fn finish(
+        self,
+        store: &impl IdempotencyStore,
+        result: Result<ApiResponse, Error>,
+    ) -> Result<ApiResponse, Error> {
+        match &result {
+            Ok(response) => self.complete(store, &response.to_stored()).await,
+            Err(_) => self.release(store).await,
+        }
+        result
     }
 
     /// Lets the next request with this key resume at once (this one failed retryably).

@@ -8,6 +8,7 @@ pub mod notify;
 pub mod reconcile;
 pub mod record_webhook;
 pub mod refunds;
+pub mod request;
 
 use crate::domain::idempotency::StoredResponse;
 

@@ -17,11 +17,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::GatewayRouter;
-use paybridge::adapters::secrets_manager::SecretsManagerSource;
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::domain::{ChargeId, NotificationId};
 use paybridge::ports::NotificationStore;
-use paybridge::ports::SecretSource;
 use paybridge::services::deliver::{resend, sweep_outbox};
 use paybridge::services::reconcile::{ReconcileSettings, reconcile};
 
@@ -117,10 +115,9 @@ async fn main() -> anyhow::Result<()> {
         }
         "reconcile" => {
             let config = paybridge::config::Config::from_env()?;
-            let secrets = SecretsManagerSource::from_conf(&aws, &config.secret_id)
-                .secrets()
+            let secrets = paybridge::adapters::load_secrets(&aws, &config.secret_id)
                 .await
-                .map_err(|e| anyhow::anyhow!("loading the secret: {e}"))?;
+                .map_err(anyhow::Error::msg)?;
             let after =
                 Duration::from_secs(flag(&args, "--after", config.reconcile_after.as_secs())?);
             let settings = ReconcileSettings {

@@ -241,13 +241,7 @@ impl crate::ports::UndeliveredEvents for StripeGateway {
             }
             let (status, body, retry_after) = self.get_raw(&query).await?;
             if status != 200 {
-                return Err(match classify(status, &body, retry_after) {
-                    Err(e) => e,
-                    Ok(_) => GatewayError::unknown(
-                        format!("Stripe answered {status} listing events"),
-                        None,
-                    ),
-                });
+                return Err(error_of(status, &body, retry_after));
             }
             let page: Page = serde_json::from_slice(&body).map_err(|e| {
                 GatewayError::unknown("Stripe's event list was unreadable", Some(Box::new(e)))
@@ -311,27 +305,32 @@ fn classify(
                 failure: Some(failure),
             })
         }
-        // 409: a request with the same idempotency key is still running at Stripe.
-        409 | 429 | 500..=599 => Err(GatewayError::Unknown {
+        _ => Err(error_of(status, body, retry_after)),
+    }
+}
+
+/// A non-2xx, non-402 answer: 409 (the same idempotency key still running at Stripe), 429 and
+/// 5xx leave the outcome unknown; any other status is a refusal with Stripe's code.
+fn error_of(status: u16, body: &[u8], retry_after: Option<Duration>) -> GatewayError {
+    if matches!(status, 409 | 429 | 500..=599) {
+        return GatewayError::Unknown {
             message: format!("Stripe answered {status}"),
             retry_after,
             source: None,
-        }),
-        _ => {
-            let error = serde_json::from_slice::<ErrorBody>(body)
-                .map(|b| b.error)
-                .unwrap_or_default();
-            Err(GatewayError::Refused {
-                status,
-                code: error
-                    .code
-                    .or(error.kind)
-                    .unwrap_or_else(|| "invalid_request".into()),
-                message: error
-                    .message
-                    .unwrap_or_else(|| format!("Stripe answered {status}")),
-            })
-        }
+        };
+    }
+    let error = serde_json::from_slice::<ErrorBody>(body)
+        .map(|b| b.error)
+        .unwrap_or_default();
+    GatewayError::Refused {
+        status,
+        code: error
+            .code
+            .or(error.kind)
+            .unwrap_or_else(|| "invalid_request".into()),
+        message: error
+            .message
+            .unwrap_or_else(|| format!("Stripe answered {status}")),
     }
 }
 
@@ -452,26 +451,7 @@ fn classify_refund(
                 failure,
             })
         }
-        409 | 429 | 500..=599 => Err(GatewayError::Unknown {
-            message: format!("Stripe answered {status}"),
-            retry_after,
-            source: None,
-        }),
-        _ => {
-            let error = serde_json::from_slice::<ErrorBody>(body)
-                .map(|b| b.error)
-                .unwrap_or_default();
-            Err(GatewayError::Refused {
-                status,
-                code: error
-                    .code
-                    .or(error.kind)
-                    .unwrap_or_else(|| "invalid_request".into()),
-                message: error
-                    .message
-                    .unwrap_or_else(|| format!("Stripe answered {status}")),
-            })
-        }
+        _ => Err(error_of(status, body, retry_after)),
     }
 }
 

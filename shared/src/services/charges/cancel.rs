@@ -82,14 +82,5 @@ where
         Ok(ApiResponse::json(status, &view(&charge)))
     }
     .await;
-    match result {
-        Ok(response) => {
-            guard.complete(deps.store, &response.to_stored()).await;
-            Ok(response)
-        }
-        Err(e) => {
-            guard.release(deps.store).await;
-            Err(e)
-        }
-    }
+    guard.finish(deps.store, result).await
 }

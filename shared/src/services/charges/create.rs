@@ -17,9 +17,7 @@ use serde::Deserialize;
 use super::{retry_delay, settle, view};
 use crate::domain::event::Gateway;
 use crate::domain::idempotency::{IdempotencyKey, fingerprint};
-use crate::domain::{
-    Charge, ChargeId, ChargeStatus, Failure, Money, PaymentOutcome, WorkMessage, pci,
-};
+use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, PaymentOutcome, WorkMessage};
 use crate::error::Error;
 use crate::ports::{
     ChargeStore, GatewayError, IdempotencyStore, PaymentGateway, PaymentRequest, StoreError,
@@ -27,11 +25,11 @@ use crate::ports::{
 };
 use crate::services::ApiResponse;
 use crate::services::idempotency::{self, Begun, Claim};
-
-/// Metadata limits (Stripe's: 50 keys, 40-character keys, 500-character values; paybridge adds two).
-pub const MAX_METADATA_KEYS: usize = 40;
-pub const MAX_METADATA_KEY_LEN: usize = 40;
-pub const MAX_METADATA_VALUE_LEN: usize = 500;
+/// The metadata limits, where the charge request documents them.
+pub use crate::services::request::{
+    MAX_METADATA_KEY_LEN, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LEN,
+};
+use crate::services::request::{check_metadata, parse_body};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,27 +79,7 @@ fn token(value: &str, field: &'static str) -> Result<String, Error> {
 impl NewCharge {
     /// Parses a `POST /charges` body. Returns the request and its JSON (for the fingerprint).
     pub fn parse(body: &[u8]) -> Result<(NewCharge, serde_json::Value), Error> {
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-            Error::bad_request(
-                "invalid_json",
-                format!("the body is not valid JSON: {}", e.classify_text()),
-            )
-        })?;
-        if pci::json_contains_pan(&value) {
-            return Err(Error::unprocessable(
-                "card_data_refused",
-                "the request contains what looks like a card number; paybridge accepts only gateway payment-method tokens",
-            ));
-        }
-        // serde would read a JSON array positionally into the struct: only objects are requests.
-        if !value.is_object() {
-            return Err(Error::bad_request(
-                "invalid_request",
-                "the body must be a JSON object",
-            ));
-        }
-        let b: Body = serde_json::from_value(value.clone())
-            .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
+        let (b, value): (Body, serde_json::Value) = parse_body(body, false)?;
         let gateway = match b.gateway.as_str() {
             "stripe" => Gateway::Stripe,
             "adyen" => Gateway::Adyen,
@@ -114,21 +92,7 @@ impl NewCharge {
         };
         let amount = Money::parse(b.amount, &b.currency)
             .map_err(|e| Error::unprocessable("invalid_amount", e.to_string()))?;
-        if b.metadata.len() > MAX_METADATA_KEYS
-            || b.metadata.iter().any(|(k, v)| {
-                k.is_empty()
-                    || k.len() > MAX_METADATA_KEY_LEN
-                    || v.len() > MAX_METADATA_VALUE_LEN
-                    || k.contains(['[', ']'])
-            })
-        {
-            return Err(Error::unprocessable(
-                "invalid_metadata",
-                format!(
-                    "metadata allows {MAX_METADATA_KEYS} keys of 1-{MAX_METADATA_KEY_LEN} characters (no brackets) with values of at most {MAX_METADATA_VALUE_LEN}"
-                ),
-            ));
-        }
+        check_metadata(&b.metadata)?;
         if b.description.as_ref().is_some_and(|d| d.len() > 1000) {
             return Err(Error::unprocessable(
                 "invalid_field",
@@ -172,20 +136,6 @@ impl NewCharge {
             version: 1,
             created_at: now,
             updated_at: now,
-        }
-    }
-}
-
-trait ClassifyText {
-    fn classify_text(&self) -> &'static str;
-}
-
-impl ClassifyText for serde_json::Error {
-    fn classify_text(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Eof => "unexpected end of input",
-            _ => "unreadable",
         }
     }
 }
@@ -285,16 +235,8 @@ where
         Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
         Begun::Run(guard) => guard,
     };
-    match run(deps, request, &guard.resource_id, now_ms / 1000).await {
-        Ok(response) => {
-            guard.complete(deps.store, &response.to_stored()).await;
-            Ok(response)
-        }
-        Err(e) => {
-            guard.release(deps.store).await;
-            Err(e)
-        }
-    }
+    let result = run(deps, request, &guard.resource_id, now_ms / 1000).await;
+    guard.finish(deps.store, result).await
 }
 
 async fn run<S, G, Q>(

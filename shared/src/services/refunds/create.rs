@@ -16,19 +16,18 @@ use super::{settle, view};
 use crate::domain::idempotency::{IdempotencyKey, fingerprint};
 use crate::domain::{
     ChargeId, Failure, Money, Refund, RefundId, RefundOutcome, RefundReason, RefundStatus,
-    WorkMessage, pci,
+    WorkMessage,
 };
 use crate::error::Error;
 use crate::ports::{
     ChargeStore, GatewayError, IdempotencyStore, RefundGateway, RefundStore, Reserved, WorkQueue,
 };
 use crate::services::ApiResponse;
-use crate::services::charges::create::{
-    ChargeDeps, MAX_METADATA_KEY_LEN, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LEN,
-};
+use crate::services::charges::create::ChargeDeps;
 use crate::services::charges::read::charge_id;
 use crate::services::charges::retry_delay;
 use crate::services::idempotency::{self, Begun, Claim};
+use crate::services::request::{check_metadata, parse_body};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -55,46 +54,14 @@ pub struct NewRefund {
 impl NewRefund {
     /// Parses a refund body; an empty body means "refund everything that remains".
     pub fn parse(body: &[u8]) -> Result<(NewRefund, serde_json::Value), Error> {
-        let value: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
-            serde_json::json!({})
-        } else {
-            serde_json::from_slice(body)
-                .map_err(|_| Error::bad_request("invalid_json", "the body is not valid JSON"))?
-        };
-        if pci::json_contains_pan(&value) {
-            return Err(Error::unprocessable(
-                "card_data_refused",
-                "the request contains what looks like a card number",
-            ));
-        }
-        // serde would read a JSON array positionally into the struct: only objects are requests.
-        if !value.is_object() {
-            return Err(Error::bad_request(
-                "invalid_request",
-                "the body must be a JSON object",
-            ));
-        }
-        let b: Body = serde_json::from_value(value.clone())
-            .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
+        let (b, value): (Body, serde_json::Value) = parse_body(body, true)?;
         if b.amount.is_some_and(|a| a <= 0 || a > Money::MAX_MINOR) {
             return Err(Error::unprocessable(
                 "invalid_amount",
                 "`amount` must be a positive number of minor units",
             ));
         }
-        if b.metadata.len() > MAX_METADATA_KEYS
-            || b.metadata.iter().any(|(k, v)| {
-                k.is_empty()
-                    || k.len() > MAX_METADATA_KEY_LEN
-                    || v.len() > MAX_METADATA_VALUE_LEN
-                    || k.contains(['[', ']'])
-            })
-        {
-            return Err(Error::unprocessable(
-                "invalid_metadata",
-                "metadata keys or values are too long, too many, or contain brackets",
-            ));
-        }
+        check_metadata(&b.metadata)?;
         Ok((
             NewRefund {
                 amount: b.amount,
@@ -136,16 +103,8 @@ where
         Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
         Begun::Run(guard) => guard,
     };
-    match run(deps, &charge_id, request, &guard.resource_id, now_ms / 1000).await {
-        Ok(response) => {
-            guard.complete(deps.store, &response.to_stored()).await;
-            Ok(response)
-        }
-        Err(e) => {
-            guard.release(deps.store).await;
-            Err(e)
-        }
-    }
+    let result = run(deps, &charge_id, request, &guard.resource_id, now_ms / 1000).await;
+    guard.finish(deps.store, result).await
 }
 
 async fn run<S, G, Q>(

@@ -1,0 +1,74 @@
+//! Reading billing requests: the checks every POST body goes through, in one place.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::domain::pci;
+use crate::error::Error;
+
+/// Metadata limits (Stripe's: 50 keys, 40-character keys, 500-character values; paybridge adds two).
+pub const MAX_METADATA_KEYS: usize = 40;
+pub const MAX_METADATA_KEY_LEN: usize = 40;
+pub const MAX_METADATA_VALUE_LEN: usize = 500;
+
+/// Parses a request body: valid JSON (an empty body is `{}` where `empty_is_object`), no card
+/// number anywhere (422, and the number is never echoed), a JSON object (serde would otherwise
+/// read an array positionally), then `T` — whose `deny_unknown_fields` refuses unknown fields.
+/// Returns the typed request and its JSON (for the idempotency fingerprint).
+pub fn parse_body<T: DeserializeOwned>(
+    body: &[u8],
+    empty_is_object: bool,
+) -> Result<(T, Value), Error> {
+    let value: Value = if empty_is_object && body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Syntax => "syntax error",
+                serde_json::error::Category::Eof => "unexpected end of input",
+                _ => "unreadable",
+            };
+            Error::bad_request(
+                "invalid_json",
+                format!("the body is not valid JSON: {what}"),
+            )
+        })?
+    };
+    if pci::json_contains_pan(&value) {
+        return Err(Error::unprocessable(
+            "card_data_refused",
+            "the request contains what looks like a card number; paybridge accepts only gateway payment-method tokens",
+        ));
+    }
+    if !value.is_object() {
+        return Err(Error::bad_request(
+            "invalid_request",
+            "the body must be a JSON object",
+        ));
+    }
+    let typed = serde_json::from_value(value.clone())
+        .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
+    Ok((typed, value))
+}
+
+/// Checks metadata against the limits (keys without brackets: they would break form encoding).
+pub fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), Error> {
+    let bad = metadata.len() > MAX_METADATA_KEYS
+        || metadata.iter().any(|(k, v)| {
+            k.is_empty()
+                || k.len() > MAX_METADATA_KEY_LEN
+                || v.len() > MAX_METADATA_VALUE_LEN
+                || k.contains(['[', ']'])
+        });
+    if bad {
+        return Err(Error::unprocessable(
+            "invalid_metadata",
+            format!(
+                "metadata allows {MAX_METADATA_KEYS} keys of 1-{MAX_METADATA_KEY_LEN} characters (no brackets) with values of at most {MAX_METADATA_VALUE_LEN}"
+            ),
+        ));
+    }
+    Ok(())
+}
