@@ -1,12 +1,13 @@
 # paybridge - developer entry points (GNU make).
 #
-#   make test        lint the template, start a throw-away local stack, cargo test --workspace
-#   make dev         local stack on 4566/8420 + cargo lambda watch on 9000, until Ctrl-C
+#   make test        lint the template, start a throw-away local stack + functions, cargo test --workspace
+#   make dev         the whole stack: gateway on 3000, billing receiver 3900, moto, localstripe, functions
+#   make demo        a scripted walk through paybridge against a running `make dev`
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint (plain and serverless rules)
 #   make build       release arm64 zips of every function (cargo lambda build), not part of test
 #   make bench       cargo bench -p paybridge
 #   make stack-up / stack-down / stack-reset / stack-status / clean-stack   the dev stack by hand
-#   make redrive [MAX=N] / resend ID=ntf_… / deliveries CHARGE=ch_… / sweep-outbox   operations
+#   make redrive [MAX=N] / resend ID=ntf_… / deliveries CHARGE=ch_… / sweep-outbox / reconcile [AFTER=S]
 #
 # Needs only a Rust toolchain and python3 (with its venv module); every Python tool is pinned in
 # requirements-dev.txt and installed into .venv on first use.
@@ -28,16 +29,16 @@ DEV_STATE := .stack/dev
 MOTO_PORT ?= 4566
 STRIPE_PORT ?= 8420
 LAMBDA_PORT ?= 9000
-# Hook for the local API gateway (127.0.0.1:3000); empty until it exists. See scripts/dev.sh.
-LOCAL_GATEWAY_CMD ?=
-export LOCAL_GATEWAY_CMD
+GATEWAY_PORT ?= 3000
+# The billing receiver's port; empty = the port of billing.endpoint in local/secrets.json (3900).
+RECEIVER_PORT ?=
 CARGO_TEST_ARGS ?=
 
-.PHONY: help venv .venv test lint lint-template fmt-check clippy dev stack-up stack-down \
-        stack-reset stack-status clean-stack build bench redrive resend deliveries sweep-outbox
+.PHONY: help venv .venv test lint lint-template fmt-check clippy dev demo stack-up stack-down \
+        stack-reset stack-status clean-stack build bench redrive resend deliveries sweep-outbox reconcile
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 # ----------------------------------------------------------------------------- Python tools
 
@@ -68,12 +69,14 @@ clippy:
 
 lint: fmt-check clippy lint-template
 
-# A fresh stack on free ports for every run, so `make test` and `make dev` can run side by side.
-# scripts/with-stack.sh stops it again whatever the tests do, and exits with their status.
+# A fresh stack on free ports for every run, so `make test` and `make dev` can run side by side;
+# --functions adds what the end-to-end tests (tests/tests/e2e.rs) go through: the functions under
+# cargo lambda watch, the local gateway, the billing receiver and a localstripe of their own.
+# scripts/with-stack.sh stops it all again whatever the tests do, and exits with their status.
 # The last line printed is the summary, "N passed, N failed, N skipped".
 test: lint-template
 	@summary=$$(mktemp); status=0; \
-	PAYBRIDGE_TEST_SUMMARY=$$summary scripts/with-stack.sh .stack/test-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
+	PAYBRIDGE_TEST_SUMMARY=$$summary scripts/with-stack.sh --functions .stack/test-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
 	  scripts/run-tests.sh $(CARGO_TEST_ARGS) || status=$$?; \
 	echo; cat "$$summary" 2>/dev/null || echo "0 passed, 1 failed (the test run did not start)"; \
 	rm -f "$$summary"; exit $$status
@@ -82,14 +85,20 @@ test: lint-template
 
 dev: $(VENV_STAMP)
 	DEV_STATE_DIR=$(DEV_STATE) MOTO_PORT=$(MOTO_PORT) STRIPE_PORT=$(STRIPE_PORT) \
-	  LAMBDA_PORT=$(LAMBDA_PORT) scripts/dev.sh
+	  LAMBDA_PORT=$(LAMBDA_PORT) GATEWAY_PORT=$(GATEWAY_PORT) RECEIVER_PORT=$(RECEIVER_PORT) scripts/dev.sh
+
+# Against the `make dev` running in another terminal (standard library Python only).
+demo:
+	@$(PYTHON3) scripts/demo.py --gateway http://127.0.0.1:$(GATEWAY_PORT) --stripe http://127.0.0.1:$(STRIPE_PORT) \
+	  $(if $(RECEIVER_PORT),--receiver http://127.0.0.1:$(RECEIVER_PORT),)
 
 stack-up: $(VENV_STAMP)
 	$(PY) scripts/stack.py up --state-dir $(DEV_STATE) --moto-port $(MOTO_PORT) --stripe-port $(STRIPE_PORT)
 	@echo "load it into a shell with: set -a; . $(DEV_STATE)/env; set +a"
 
+# Also stops the gateway, receiver and cargo lambda watch of a `make dev` that was killed hard.
 stack-down:
-	@if [[ -x $(PY) ]]; then $(PY) scripts/stack.py down --state-dir $(DEV_STATE); fi
+	@scripts/dev.sh stop $(DEV_STATE)
 
 # Wipes every table item, message, secret and Stripe object, then provisions again (stack keeps running).
 stack-reset: $(VENV_STAMP)
@@ -98,13 +107,12 @@ stack-reset: $(VENV_STAMP)
 stack-status: $(VENV_STAMP)
 	$(PY) scripts/stack.py status --state-dir $(DEV_STATE)
 
-# Stops every stack started from .stack/ (dev and any test leftovers), then deletes .stack/.
+# Stops every stack started from .stack/ (dev and any test leftovers, with their gateways,
+# receivers and cargo lambda watch), then deletes .stack/.
 clean-stack:
-	@if [[ -x $(PY) ]]; then \
-	  for dir in .stack/*/; do \
-	    [[ -d $$dir ]] && $(PY) scripts/stack.py down --state-dir "$${dir%/}"; \
-	  done; \
-	fi; true
+	@for dir in .stack/*/; do \
+	  [[ -d $$dir ]] && scripts/dev.sh stop "$${dir%/}"; \
+	done; true
 	rm -rf .stack
 
 # ----------------------------------------------------------------------------- artifacts
@@ -135,3 +143,7 @@ deliveries:
 
 sweep-outbox:
 	@$(OPS) sweep-outbox
+
+# One reconciliation run now (what the scheduled reconciler function does; not run by make dev).
+reconcile:
+	@$(OPS) reconcile $(if $(AFTER),--after $(AFTER),)

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::adapters::gateways::GatewayRouter;
-use crate::domain::{ChargeStatus, RefundStatus, WorkMessage};
+use crate::domain::{ChargeStatus, EventStatus, RefundStatus, WorkMessage};
 use crate::error::Error;
 use crate::ports::{
     ChargeStore, EventStore, GatewayError, IdempotencyStore, NotificationStore, PaymentGateway,
@@ -98,11 +98,21 @@ where
     let before = now - settings.after.as_secs() as i64;
     let claim_until = now + 600;
 
-    for charge in store.open_charges(before, settings.limit).await? {
+    for listed in store.open_charges(before, settings.limit).await? {
         if !store
-            .claim_for_reconcile(ReconcileItem::Charge(&charge.id), now, claim_until)
+            .claim_for_reconcile(ReconcileItem::Charge(&listed.id), now, claim_until)
             .await?
         {
+            continue;
+        }
+        // Another run may have fixed it between our query and our claim: read it again.
+        let Some(charge) = store.get_charge(&listed.id).await? else {
+            continue;
+        };
+        if !matches!(
+            charge.status,
+            ChargeStatus::Pending | ChargeStatus::Processing
+        ) {
             continue;
         }
         summary.checked += 1;
@@ -134,15 +144,21 @@ where
         }
     }
 
-    for refund in store.open_refunds(before, settings.limit).await? {
+    for listed in store.open_refunds(before, settings.limit).await? {
         if !store
             .claim_for_reconcile(
-                ReconcileItem::Refund(&refund.charge_id, &refund.id),
+                ReconcileItem::Refund(&listed.charge_id, &listed.id),
                 now,
                 claim_until,
             )
             .await?
         {
+            continue;
+        }
+        let Some(refund) = store.get_refund(&listed.id).await? else {
+            continue;
+        };
+        if refund.status != RefundStatus::Pending {
             continue;
         }
         summary.checked += 1;
@@ -196,6 +212,13 @@ where
             )
             .await?
         {
+            continue;
+        }
+        let still_open = store
+            .get_event(event.gateway, &event.event_id)
+            .await?
+            .is_some_and(|e| matches!(e.status, EventStatus::Received | EventStatus::Queued));
+        if !still_open {
             continue;
         }
         queue

@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""`make demo`: a scripted walk through paybridge, against the `make dev` running in another terminal.
+
+    demo.py [--gateway http://127.0.0.1:3000] [--receiver URL] [--stripe http://127.0.0.1:8420]
+
+Plays the billing system: it charges an invoice through the local gateway, watches localstripe's
+webhook come in and the signed billing notification reach the local billing receiver, replays a
+request, refunds part of the charge, authorizes and cancels another, sees a declined card, and
+sends a forged Stripe webhook. Every step prints what was sent and what came back.
+
+Standard library only. The receiver defaults to the billing.endpoint of local/secrets.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRETS = ROOT / "local" / "secrets.json"
+WAIT_SECS = 45.0
+
+
+class DemoError(Exception):
+    """A step did not go as the demo expects; the message says which and what came back."""
+
+
+class Reply:
+    def __init__(self, status: int, headers: Any, body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.text = body.decode("utf-8", errors="replace")
+        try:
+            self.json: Any = json.loads(self.text) if self.text else None
+        except ValueError:
+            self.json = None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+def request(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None) -> Reply:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if body is not None and raw is None:
+        req.add_header("content-type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as response:  # noqa: S310 - loopback only
+            return Reply(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as exc:
+        return Reply(exc.code, exc.headers, exc.read())
+
+
+def step(number: int, title: str) -> None:
+    print(f"\n{number}. {title}\n{'-' * (len(title) + len(str(number)) + 2)}", flush=True)
+
+
+def show(label: str, value: Any) -> None:
+    print(f"   {label:<25} {value}", flush=True)
+
+
+def expect(reply: Reply, status: int, what: str) -> Any:
+    if reply.status != status:
+        raise DemoError(f"{what}: expected HTTP {status}, got {reply.status}: {reply.text[:500]}")
+    return reply.json
+
+
+def poll(what: str, check: Any, seconds: float = WAIT_SECS) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise DemoError(f"waited {seconds:.0f} s for {what}; see the `make dev` terminal (or .stack/dev/gateway.log)")
+        time.sleep(0.3)
+
+
+class Demo:
+    def __init__(self, gateway: str, receiver: str | None, stripe: str, stripe_secret: str) -> None:
+        self.gateway = gateway.rstrip("/")
+        self.receiver = receiver.rstrip("/") if receiver else None
+        self.stripe = stripe.rstrip("/")
+        self.stripe_secret = stripe_secret
+        self.run_id = uuid.uuid4().hex[:8]
+
+    def key(self, name: str) -> str:
+        return f"demo-{self.run_id}-{name}"
+
+    def post(self, path: str, body: Any, key: str | None = None, note: str = "") -> Reply:
+        headers = {"Idempotency-Key": key} if key else {}
+        shown = f"POST {path}" + (f"   Idempotency-Key: {key}" if key else "") + (f"   ({note})" if note else "")
+        print(f"   > {shown}", flush=True)
+        return request("POST", self.gateway + path, body, headers)
+
+    def get(self, path: str) -> Reply:
+        print(f"   > GET {path}", flush=True)
+        return request("GET", self.gateway + path)
+
+    def notifications(self, charge_id: str) -> list[dict[str, Any]]:
+        if not self.receiver:
+            return []
+        reply = request("GET", f"{self.receiver}/received?{urllib.parse.urlencode({'charge_id': charge_id})}")
+        return reply.json if reply.status == 200 and isinstance(reply.json, list) else []
+
+    def await_notification(self, charge_id: str, event_type: str, object_id: str | None = None) -> None:
+        if not self.receiver:
+            show("billing", f"(no receiver to ask; {event_type} goes to the configured endpoint)")
+            return
+        found = poll(
+            f"the billing notification {event_type} for {object_id or charge_id}",
+            lambda: [
+                n
+                for n in self.notifications(charge_id)
+                if n.get("type") == event_type and (object_id is None or n.get("object_id") == object_id)
+            ],
+        )
+        for n in found:
+            amount = f"{n.get('amount')} {n.get('currency')}" if n.get("amount") is not None else ""
+            verdict = "signature verified" if n.get("verified") else f"NOT VERIFIED ({n.get('error')})"
+            show("billing received", f"{n['type']} {n.get('object_id')} {amount} - {verdict} [{n.get('webhook_id')}]")
+
+    def stripe_events_about(self, object_id: str) -> list[dict[str, Any]]:
+        req = urllib.request.Request(f"{self.stripe}/v1/events?limit=100", headers={"Authorization": "Bearer sk_test_demo"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310 - loopback only
+                events = json.loads(response.read())["data"]
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            return []
+        return [e for e in events if (e.get("data") or {}).get("object", {}).get("id") == object_id]
+
+    def signed_stripe_post(self, body: bytes, signature: str) -> Reply:
+        return request(
+            "POST",
+            f"{self.gateway}/webhooks/stripe",
+            raw=body,
+            headers={"content-type": "application/json; charset=utf-8", "Stripe-Signature": signature},
+        )
+
+    def stripe_signature(self, timestamp: int, body: bytes, secret: str | None = None) -> str:
+        key = (secret or self.stripe_secret).encode()
+        digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+        return f"t={timestamp},v1={digest}"
+
+    # ------------------------------------------------------------------ the story
+
+    def run(self) -> None:
+        invoice = f"inv_demo_{self.run_id}"
+        charge_body = {
+            "invoice_id": invoice,
+            "amount": 1999,
+            "currency": "eur",
+            "gateway": "stripe",
+            "payment_method": "pm_card_visa",
+            "capture": True,
+            "description": f"Invoice {invoice}",
+            "metadata": {"plan": "pro"},
+        }
+
+        step(1, "The billing system charges an invoice")
+        reply = self.post("/charges", charge_body, self.key("charge"))
+        charge = expect(reply, 201, "POST /charges")
+        show("answer", f"{reply.status} - charge {charge['id']} is {charge['status']}")
+        show("amount", f"{charge['amount']} {charge['currency']} (minor units), captured {charge['captured']}")
+        show("at Stripe", f"PaymentIntent {charge['gateway_ref']}")
+        charge_id, intent = charge["id"], charge["gateway_ref"]
+
+        step(2, "Read it back")
+        reply = self.get(f"/charges/{charge_id}")
+        read = expect(reply, 200, "GET /charges/{id}")
+        show("answer", f"{reply.status} - {read['status']}, captured {read['captured']}, refunded {read['refunded']}")
+        reply = self.get(f"/charges?invoice_id={invoice}")
+        listed = expect(reply, 200, "GET /charges?invoice_id=")
+        show("the invoice's charges", ", ".join(f"{c['id']} ({c['status']})" for c in listed["data"]))
+
+        step(3, "Stripe's own webhook arrives")
+        events = poll(f"localstripe's event about {intent}", lambda: self.stripe_events_about(intent), 15)
+        for event in events:
+            show("localstripe sent", f"{event['type']} {event['id']} (signed, to {self.gateway}/webhooks/stripe)")
+        # localstripe posts it a second after the event; give it time to land, then deliver the
+        # same event again the way Stripe retries: intake knows it already.
+        event = events[0]
+        time.sleep(max(0.0, event["created"] + 3 - time.time()))
+        body = json.dumps(event).encode()
+        reply = self.signed_stripe_post(body, self.stripe_signature(int(time.time()), body))
+        outcome = expect(reply, 200, "POST /webhooks/stripe (a Stripe retry)")
+        outcomes = ", ".join(f"{e['id']} {e['outcome']}" for e in outcome.get("events", []))
+        show("Stripe retries it", f"{reply.status} - {outcomes}: recorded once, applied once")
+        show("the charge", f"still {expect(self.get(f'/charges/{charge_id}'), 200, 'GET /charges/{id}')['status']} - events only move charges forward")
+
+        step(4, "Billing is told, with a signed notification")
+        self.await_notification(charge_id, "charge.succeeded")
+
+        step(5, "The billing system retries the same request")
+        reply = self.post("/charges", charge_body, self.key("charge"), "the same body")
+        again = expect(reply, 201, "POST /charges (replay)")
+        show("answer", f"{reply.status} - Idempotent-Replayed: {reply.header('Idempotent-Replayed')}, same charge {again['id']}")
+        if again["id"] != charge_id or reply.header("Idempotent-Replayed") != "true":
+            raise DemoError(f"the replay should return {charge_id} with Idempotent-Replayed: true, got {reply.text}")
+        changed = dict(charge_body, amount=2999)
+        reply = self.post("/charges", changed, self.key("charge"), "amount 2999 this time")
+        refused = expect(reply, 422, "POST /charges (same key, other amount)")
+        show("same key, other body", f"{reply.status} {refused['error']['code']} - {refused['error']['message']}")
+
+        step(6, "Refund part of it")
+        reply = self.post(f"/charges/{charge_id}/refunds", {"amount": 500, "reason": "requested_by_customer"}, self.key("refund"))
+        refund = expect(reply, 201, "POST /charges/{id}/refunds")
+        show("answer", f"{reply.status} - refund {refund['id']} is {refund['status']}, {refund['amount']} {refund['currency']}")
+        reply = self.get(f"/charges/{charge_id}")
+        after = expect(reply, 200, "GET /charges/{id}")
+        show("the charge", f"{after['status']}, refunded {after['refunded']} of {after['captured']}")
+        reply = self.get(f"/charges/{charge_id}/refunds")
+        refunds = expect(reply, 200, "GET /charges/{id}/refunds")
+        show("its refunds", ", ".join(f"{r['id']} ({r['status']}, {r['amount']})" for r in refunds["data"]))
+        self.await_notification(charge_id, "refund.succeeded", refund["id"])
+        self.await_notification(charge_id, "charge.partially_refunded")
+
+        step(7, "Authorize a charge, then cancel it")
+        held = dict(charge_body, invoice_id=f"{invoice}_hold", capture=False, description="held, then canceled")
+        reply = self.post("/charges", held, self.key("hold"))
+        authorized = expect(reply, 201, "POST /charges (capture: false)")
+        show("answer", f"{reply.status} - charge {authorized['id']} is {authorized['status']}, captured {authorized['captured']}")
+        reply = self.post(f"/charges/{authorized['id']}/cancel", None, self.key("cancel"))
+        canceled = expect(reply, 200, "POST /charges/{id}/cancel")
+        show("answer", f"{reply.status} - {canceled['status']}")
+        self.await_notification(authorized["id"], "charge.canceled")
+
+        step(8, "A declined card")
+        declined_body = dict(charge_body, invoice_id=f"{invoice}_declined", payment_method="pm_card_chargeCustomerFail")
+        reply = self.post("/charges", declined_body, self.key("declined"))
+        declined = expect(reply, 201, "POST /charges (declined card)")
+        failure = declined.get("failure") or {}
+        show("answer", f"{reply.status} - {declined['status']}: {failure.get('code')} ({failure.get('message')})")
+        show("note", "a decline is an outcome, not an error: billing gets charge.failed")
+        self.await_notification(declined["id"], "charge.failed")
+
+        step(9, "A forged Stripe webhook")
+        forged = json.dumps(
+            {"id": f"evt_forged_{self.run_id}", "object": "event", "type": "payment_intent.succeeded",
+             "data": {"object": {"id": intent, "object": "payment_intent", "status": "succeeded"}}}
+        ).encode()
+        signature = self.stripe_signature(int(time.time()), forged, secret="whsec_not_the_real_secret")
+        print("   > POST /webhooks/stripe   Stripe-Signature signed with the wrong secret", flush=True)
+        reply = self.signed_stripe_post(forged, signature)
+        error = expect(reply, 400, "POST /webhooks/stripe (forged)")
+        show("answer", f"{reply.status} {error['error']['code']} - {error['error']['message']}")
+
+        step(10, "What billing received")
+        if not self.receiver:
+            show("billing", "no receiver to ask (make dev with BILLING_RECEIVER=0)")
+        else:
+            received = []
+            for cid in (charge_id, authorized["id"], declined["id"]):
+                received += self.notifications(cid)
+            for n in received:
+                mark = "verified" if n.get("verified") else "NOT VERIFIED"
+                show(n.get("type", "?"), f"{n.get('object_id')} - {mark}")
+            ids = [n.get("webhook_id") for n in received]
+            show("in all", f"{len(received)} notifications, {len(set(ids))} distinct, "
+                 f"{sum(1 for n in received if n.get('verified'))} verified")
+        print("\nDone. The `make dev` terminal shows each request, batch and notification as it happened.", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gateway", default="http://127.0.0.1:3000", help="the local gateway (default %(default)s)")
+    parser.add_argument("--receiver", help="the billing receiver (default: billing.endpoint of local/secrets.json)")
+    parser.add_argument("--stripe", default="http://127.0.0.1:8420", help="localstripe (default %(default)s)")
+    args = parser.parse_args(argv)
+
+    secrets = json.loads(SECRETS.read_text(encoding="utf-8"))
+    receiver = args.receiver
+    if receiver is None:
+        endpoint = urllib.parse.urlsplit(secrets["billing"]["endpoint"])
+        receiver = f"{endpoint.scheme}://{endpoint.netloc}"
+
+    try:
+        probe = request("GET", f"{args.gateway}/charges/ch_00000000000000000000000000000000")
+    except (urllib.error.URLError, OSError):
+        print(
+            f"demo: nothing answers at {args.gateway}: `make dev` is not running.\n"
+            "      Start it in another terminal with `make dev`, wait for \"Ctrl-C stops everything\",\n"
+            "      then run `make demo` again.",
+            file=sys.stderr,
+        )
+        return 1
+    if probe.status != 404 or not isinstance(probe.json, dict) or "error" not in probe.json:
+        print(f"demo: {args.gateway} does not answer like paybridge's local gateway ({probe.status} {probe.text[:200]})", file=sys.stderr)
+        return 1
+    try:
+        request("GET", f"{receiver}/received")
+    except (urllib.error.URLError, OSError):
+        print(f"demo: no billing receiver at {receiver}; the notification steps only say where they went", file=sys.stderr)
+        receiver = None
+
+    print(f"paybridge demo against {args.gateway} (billing receiver {receiver or 'none'}, localstripe {args.stripe})")
+    demo = Demo(args.gateway, receiver, args.stripe, secrets["stripe"]["webhook_secrets"][0])
+    try:
+        demo.run()
+    except DemoError as exc:
+        print(f"\ndemo: {exc}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"\ndemo: lost the connection to `make dev` ({exc}); is it still running?", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

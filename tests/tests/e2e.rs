@@ -1,0 +1,451 @@
+//! End to end, as the billing system and Stripe see paybridge: HTTP requests to the local gateway
+//! (template.yaml's routes, API Gateway v2 events), the functions under `cargo lambda watch`,
+//! localstripe's own signed webhooks into intake, the retry worker fed by the gateway's SQS event
+//! source mapping, and the billing notifications verified by the local billing receiver
+//! (`scripts/billing_receiver.py`, with the `standardwebhooks` library).
+//!
+//! `make test` starts all of it (`scripts/with-stack.sh --functions`) and names it in
+//! `PAYBRIDGE_GATEWAY_URL`, `PAYBRIDGE_RECEIVER_URL` and `PAYBRIDGE_FUNCTIONS_STRIPE_URL` (the
+//! functions' own localstripe). Without them these tests fail and say so: an end-to-end test
+//! that skips itself would pass without testing anything.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use paybridge::adapters::dynamodb::Table;
+use paybridge::domain::{ChargeId, DeliveryStatus, EventStatus, Gateway};
+use paybridge::ports::{EventStore, NotificationStore};
+use paybridge_tests::{eventually, stack, unique, unix_now};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// How long the pipeline may take: webhooks leave localstripe after a second, the worker polls.
+const PIPELINE: Duration = Duration::from_secs(90);
+
+/// The running local gateway, billing receiver and the functions' localstripe.
+struct EndToEnd {
+    gateway: String,
+    receiver: String,
+    stripe: String,
+    http: reqwest::Client,
+    table: Table,
+}
+
+/// One HTTP answer of the gateway.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    body: Value,
+    replayed: bool,
+}
+
+fn required(name: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not set. The end-to-end tests need the local gateway, cargo lambda watch \
+                 and the billing receiver that `make test` starts (scripts/with-stack.sh \
+                 --functions); run them with `make test`."
+            )
+        })
+}
+
+async fn end_to_end() -> EndToEnd {
+    let gateway = required("PAYBRIDGE_GATEWAY_URL");
+    let receiver = required("PAYBRIDGE_RECEIVER_URL");
+    let stripe = required("PAYBRIDGE_FUNCTIONS_STRIPE_URL");
+    let stack = stack().await;
+    EndToEnd {
+        gateway,
+        receiver,
+        stripe,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("an HTTP client"),
+        table: Table::from_conf(&stack.aws, &stack.config.table),
+    }
+}
+
+/// The current Stripe endpoint secret of local/secrets.json (what localstripe signs with).
+fn stripe_webhook_secret() -> String {
+    let secrets: Value =
+        serde_json::from_str(include_str!("../../local/secrets.json")).expect("secrets.json");
+    secrets["stripe"]["webhook_secrets"][0]
+        .as_str()
+        .expect("stripe.webhook_secrets[0]")
+        .to_owned()
+}
+
+/// `Stripe-Signature: t=…,v1=…` over `body`, as Stripe (and localstripe) sign it.
+fn stripe_signature(secret: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+impl EndToEnd {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("the local gateway answers");
+        let status = response.status().as_u16();
+        let replayed = response
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true");
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("a JSON answer, got {status}: {text}"));
+        Answer {
+            status,
+            body,
+            replayed,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.send(self.http.get(format!("{}{path}", self.gateway)))
+            .await
+    }
+
+    async fn post(&self, path: &str, key: &str, body: &Value) -> Answer {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.gateway))
+                .header("idempotency-key", key)
+                .json(body),
+        )
+        .await
+    }
+
+    /// A succeeded card charge made through `POST /charges`.
+    async fn charge(&self) -> Value {
+        let body = json!({
+            "invoice_id": unique("inv_"), "amount": 1999, "currency": "eur", "gateway": "stripe",
+            "payment_method": "pm_card_visa", "capture": true,
+            "description": "end-to-end test", "metadata": {"plan": "pro"}
+        });
+        let created = self.post("/charges", &unique("e2e-"), &body).await;
+        assert_eq!(created.status, 201, "{created:?}");
+        assert_eq!(created.body["status"], "succeeded", "{created:?}");
+        created.body
+    }
+
+    /// localstripe's events about one of its objects: (id, type).
+    async fn stripe_events_about(&self, object_id: &str) -> Vec<(String, String)> {
+        let list: Value = self
+            .http
+            .get(format!("{}/v1/events?limit=100", self.stripe))
+            .bearer_auth("sk_test_e2e")
+            .send()
+            .await
+            .expect("localstripe answers")
+            .json()
+            .await
+            .expect("an event list");
+        list["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .filter(|e| e["data"]["object"]["id"] == object_id)
+            .map(|e| {
+                (
+                    e["id"].as_str().unwrap_or_default().to_owned(),
+                    e["type"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until intake recorded the Stripe event and the worker processed it.
+    async fn processed(&self, event_id: &str) {
+        eventually(
+            PIPELINE,
+            &format!("Stripe event {event_id} recorded and processed"),
+            || async {
+                let record = self
+                    .table
+                    .get_event(Gateway::Stripe, event_id)
+                    .await
+                    .expect("read the event record");
+                record.filter(|r| r.status == EventStatus::Processed)
+            },
+        )
+        .await;
+    }
+
+    /// Waits until every notification of the charge is delivered, then returns what the
+    /// receiver got about the charge (its own notifications and its refunds').
+    async fn delivered(&self, charge_id: &str, expected: usize) -> Vec<Value> {
+        let id = ChargeId::parse(charge_id).expect("a charge id");
+        eventually(
+            PIPELINE,
+            &format!("{expected} notifications of {charge_id} delivered"),
+            || async {
+                let outbox = self
+                    .table
+                    .notifications_for_charge(&id)
+                    .await
+                    .expect("read the outbox");
+                (outbox.len() >= expected
+                    && outbox.iter().all(|n| n.status == DeliveryStatus::Delivered))
+                .then_some(())
+            },
+        )
+        .await;
+        self.received(charge_id).await
+    }
+
+    async fn received(&self, charge_id: &str) -> Vec<Value> {
+        let list: Value = self
+            .http
+            .get(format!("{}/received", self.receiver))
+            .query(&[("charge_id", charge_id)])
+            .send()
+            .await
+            .expect("the billing receiver answers")
+            .json()
+            .await
+            .expect("a JSON list");
+        list.as_array().expect("a list").clone()
+    }
+
+    /// Signs `event` as Stripe does and posts it to the gateway's `/webhooks/stripe`.
+    async fn stripe_webhook(&self, event: &Value) -> Answer {
+        let body = event.to_string();
+        let signature = stripe_signature(&stripe_webhook_secret(), unix_now(), &body);
+        self.send(
+            self.http
+                .post(format!("{}/webhooks/stripe", self.gateway))
+                .header("content-type", "application/json; charset=utf-8")
+                .header("stripe-signature", signature)
+                .body(body),
+        )
+        .await
+    }
+}
+
+/// How many received notifications have this type (and, if given, this object id).
+fn count(received: &[Value], event_type: &str, object_id: Option<&str>) -> usize {
+    received
+        .iter()
+        .filter(|r| r["type"] == event_type)
+        .filter(|r| object_id.is_none_or(|id| r["object_id"] == id))
+        .count()
+}
+
+fn assert_all_verified_once(received: &[Value]) {
+    for r in received {
+        assert_eq!(r["verified"], true, "a delivery did not verify: {r}");
+    }
+    let mut ids: Vec<&str> = received
+        .iter()
+        .map(|r| r["webhook_id"].as_str().unwrap_or_default())
+        .collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        before,
+        "a notification was delivered twice: {received:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_charge_through_the_local_gateway_is_confirmed_by_localstripes_webhook_and_billing_hears_of_it_once()
+ {
+    let e = end_to_end().await;
+    let charge = e.charge().await;
+    let id = charge["id"].as_str().expect("an id");
+    let intent = charge["gateway_ref"].as_str().expect("a PaymentIntent");
+    assert!(intent.starts_with("pi_"), "{charge}");
+
+    let read = e.get(&format!("/charges/{id}")).await;
+    assert_eq!((read.status, &read.body), (200, &charge));
+
+    // localstripe signs and sends its own event to the gateway; intake records it and the
+    // worker, fed by the gateway's SQS event source mapping, processes it.
+    let events = eventually(
+        PIPELINE,
+        &format!("localstripe's events about {intent}"),
+        || async {
+            let events = e.stripe_events_about(intent).await;
+            (!events.is_empty()).then_some(events)
+        },
+    )
+    .await;
+    assert!(
+        events.iter().any(|(_, t)| t == "payment_intent.succeeded"),
+        "{events:?}"
+    );
+    for (event_id, _) in &events {
+        e.processed(event_id).await;
+    }
+
+    let received = e.delivered(id, 1).await;
+    assert_eq!(
+        count(&received, "charge.succeeded", Some(id)),
+        1,
+        "{received:#?}"
+    );
+    assert_eq!(received.len(), 1, "only charge.succeeded: {received:#?}");
+    assert_all_verified_once(&received);
+    assert_eq!(
+        (&received[0]["status"], &received[0]["amount"]),
+        (&json!("succeeded"), &json!(1999))
+    );
+}
+
+#[tokio::test]
+async fn a_partial_refund_through_the_local_gateway_reaches_billing_once_with_its_charge() {
+    let e = end_to_end().await;
+    let charge = e.charge().await;
+    let id = charge["id"].as_str().expect("an id");
+    let intent = charge["gateway_ref"].as_str().expect("a PaymentIntent");
+
+    let key = unique("e2e-refund-");
+    let body = json!({"amount": 500, "reason": "requested_by_customer"});
+    let refund = e.post(&format!("/charges/{id}/refunds"), &key, &body).await;
+    assert_eq!(refund.status, 201, "{refund:?}");
+    let refund = refund.body;
+    let refund_id = refund["id"].as_str().expect("a refund id");
+    assert_eq!(
+        (&refund["status"], &refund["amount"], &refund["charge_id"]),
+        (&json!("succeeded"), &json!(500), &json!(id))
+    );
+    let again = e.post(&format!("/charges/{id}/refunds"), &key, &body).await;
+    assert!(again.replayed, "the same key replays: {again:?}");
+    assert_eq!((again.status, &again.body), (201, &refund));
+
+    let read = e.get(&format!("/refunds/{refund_id}")).await;
+    assert_eq!((read.status, &read.body), (200, &refund));
+    let listed = e.get(&format!("/charges/{id}/refunds")).await;
+    assert_eq!(
+        (listed.status, &listed.body["data"]),
+        (200, &json!([refund]))
+    );
+    let charge_now = e.get(&format!("/charges/{id}")).await.body;
+    assert_eq!(charge_now["refunded"], 500, "{charge_now}");
+
+    // localstripe 1.15.10 sends no event for refunds. Stripe does: `charge.refunded`, which
+    // in localstripe's API version (2017-08-15) carries the charge with its refunds. Send that,
+    // built from localstripe's own charge and signed with the endpoint secret, as Stripe would.
+    let intent_object: Value = e
+        .http
+        .get(format!("{}/v1/payment_intents/{intent}", e.stripe))
+        .bearer_auth("sk_test_e2e")
+        .send()
+        .await
+        .expect("localstripe answers")
+        .json()
+        .await
+        .expect("a PaymentIntent");
+    let stripe_charge_id = intent_object["charges"]["data"][0]["id"]
+        .as_str()
+        .expect("the intent's charge");
+    let stripe_charge: Value = e
+        .http
+        .get(format!("{}/v1/charges/{stripe_charge_id}", e.stripe))
+        .bearer_auth("sk_test_e2e")
+        .send()
+        .await
+        .expect("localstripe answers")
+        .json()
+        .await
+        .expect("a charge");
+    assert_eq!(stripe_charge["amount_refunded"], 500, "{stripe_charge}");
+    let event_id = unique("evt_e2e_");
+    let event = json!({
+        "id": event_id, "object": "event", "api_version": "2017-08-15", "created": unix_now(),
+        "livemode": false, "type": "charge.refunded", "data": {"object": stripe_charge}
+    });
+    let accepted = e.stripe_webhook(&event).await;
+    assert_eq!(accepted.status, 200, "{accepted:?}");
+    assert_eq!(
+        accepted.body["events"][0]["outcome"], "queued",
+        "{accepted:?}"
+    );
+
+    e.processed(&event_id).await;
+    for (stripe_event, _) in e.stripe_events_about(intent).await {
+        e.processed(&stripe_event).await;
+    }
+
+    // charge.succeeded, refund.succeeded and charge.partially_refunded: each exactly once.
+    let received = e.delivered(id, 3).await;
+    assert_all_verified_once(&received);
+    assert_eq!(
+        count(&received, "refund.succeeded", Some(refund_id)),
+        1,
+        "{received:#?}"
+    );
+    assert_eq!(
+        count(&received, "charge.partially_refunded", Some(id)),
+        1,
+        "{received:#?}"
+    );
+    assert_eq!(
+        count(&received, "charge.succeeded", Some(id)),
+        1,
+        "{received:#?}"
+    );
+    assert_eq!(received.len(), 3, "{received:#?}");
+    let refunded = received
+        .iter()
+        .find(|r| r["type"] == "refund.succeeded")
+        .expect("refund.succeeded");
+    assert_eq!(refunded["amount"], 500, "{refunded}");
+}
+
+#[tokio::test]
+async fn the_local_gateway_answers_unknown_routes_as_api_gateway_does_and_refuses_forged_webhooks()
+{
+    let e = end_to_end().await;
+    for (method, path) in [
+        (reqwest::Method::GET, "/nowhere"),
+        (reqwest::Method::DELETE, "/charges"),
+        (reqwest::Method::GET, "/charges/ch_1/capture"),
+    ] {
+        let answer = e
+            .send(
+                e.http
+                    .request(method.clone(), format!("{}{path}", e.gateway)),
+            )
+            .await;
+        assert_eq!(
+            (answer.status, answer.body),
+            (404, json!({"message": "Not Found"})),
+            "{method} {path}"
+        );
+    }
+
+    let event = json!({"id": unique("evt_forged_"), "object": "event", "type": "payment_intent.succeeded",
+        "data": {"object": {"id": "pi_forged", "object": "payment_intent", "status": "succeeded"}}});
+    let body = event.to_string();
+    let forged = e
+        .send(
+            e.http
+                .post(format!("{}/webhooks/stripe", e.gateway))
+                .header("content-type", "application/json")
+                .header(
+                    "stripe-signature",
+                    stripe_signature("whsec_not_the_secret", unix_now(), &body),
+                )
+                .body(body),
+        )
+        .await;
+    assert_eq!(forged.status, 400, "{forged:?}");
+    assert_eq!(forged.body["error"]["code"], "invalid_signature");
+    let id = event["id"].as_str().unwrap();
+    let record = e
+        .table
+        .get_event(Gateway::Stripe, id)
+        .await
+        .expect("read the event record");
+    assert!(record.is_none(), "a forged event was recorded: {record:?}");
+}
