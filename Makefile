@@ -24,7 +24,7 @@ VENV_STAMP := $(VENV)/.requirements-installed
 # cargo-lambda, cfn-lint and the zig linker come from the venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-FUNCTIONS := webhook-intake charges refunds retry-worker
+FUNCTIONS := webhook-intake charges refunds retry-worker reconciler
 DEV_STATE := .stack/dev
 MOTO_PORT ?= 4566
 STRIPE_PORT ?= 8420
