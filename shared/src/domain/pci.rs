@@ -4,6 +4,11 @@
 //! that passes the Luhn check is treated as a primary account number. [`mask_pans`] replaces
 //! all but the last four digits with `*` before a payload is stored or logged;
 //! [`contains_pan`] lets a request that carries one be refused outright.
+//!
+//! Two exceptions keep identifiers intact (a masked id would cut a webhook off from its charge):
+//! digits glued to letters or `_` (`ch_0192…`, `pi_3Mtw…`) are part of an identifier, and in
+//! stored payloads the values of identifier keys (`id`, `…_id`, `…Reference`, such as Adyen's
+//! numeric `pspReference`) are left as they are.
 
 /// Whether `digits` (ASCII digits only) passes the Luhn check.
 pub fn luhn_valid(digits: &[u8]) -> bool {
@@ -51,9 +56,13 @@ fn pan_spans(text: &[u8]) -> Vec<(usize, usize)> {
                 break;
             }
         }
-        // A longer digit run is something else (an amount in minor units, a timestamp pair…);
-        // but look for a card number inside each plain-digit window too.
-        if (13..=19).contains(&digits.len()) && luhn_valid(&digits) {
+        // A longer digit run is something else (an amount in minor units, a timestamp pair…).
+        // Digits glued to letters or `_` are part of an identifier (`ch_0192…`, `pi_3Mtw…`),
+        // never a card number someone typed: masking them would corrupt the id.
+        let glued = |k: Option<&u8>| k.is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_');
+        let in_identifier =
+            glued(start.checked_sub(1).and_then(|k| text.get(k))) || glued(text.get(end));
+        if (13..=19).contains(&digits.len()) && !in_identifier && luhn_valid(&digits) {
             spans.push((start, end));
         }
         i = end.max(i + 1);
@@ -86,8 +95,20 @@ pub fn mask_pans(text: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// Keys whose values are gateway or paybridge identifiers. An Adyen `pspReference` is a
+/// 16-digit number that can pass the Luhn check; masking it would lose the only link between a
+/// webhook and its payment, so stored payloads keep identifier values as they are.
+fn is_identifier_key(key: &str) -> bool {
+    key == "id"
+        || key.ends_with("_id")
+        || key.ends_with("Id")
+        || key.ends_with("Reference")
+        || key.ends_with("_reference")
+}
+
 /// Masks card numbers inside a JSON document in place: in string values, in keys, and in
-/// numbers (a 13–19 digit Luhn-valid number becomes a masked string). The result stays valid JSON.
+/// numbers (a 13–19 digit Luhn-valid number becomes a masked string) — except the values of
+/// identifier keys (see `is_identifier_key`). The result stays valid JSON.
 pub fn mask_json(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
@@ -110,7 +131,11 @@ pub fn mask_json(value: &mut serde_json::Value) {
                     map.insert(mask_pans(&k), v);
                 }
             }
-            map.values_mut().for_each(mask_json);
+            for (k, v) in map.iter_mut() {
+                if !(is_identifier_key(k) && (v.is_string() || v.is_number())) {
+                    mask_json(v);
+                }
+            }
         }
         Value::Null | Value::Bool(_) => {}
     }
@@ -165,6 +190,31 @@ mod tests {
             assert_eq!(mask_pans(s), s);
             assert!(!contains_pan(s), "{s}");
         }
+    }
+
+    #[test]
+    fn identifiers_with_long_digit_runs_are_not_card_numbers() {
+        // Luhn-valid 16-digit runs inside ids (UUID hex can produce them).
+        for id in [
+            "ch_0192424242424242424aaaabbbbcccc",
+            "pi_4242424242424242",
+            "4242424242424242_x",
+        ] {
+            assert!(!contains_pan(id), "{id}");
+            assert_eq!(mask_pans(id), id);
+        }
+        // An Adyen pspReference that happens to pass the Luhn check is kept; the same number in
+        // free text is masked.
+        let mut v: serde_json::Value = serde_json::json!({
+            "pspReference": "4242424242424242", "originalReference": "5555555555554444",
+            "merchantReference": "ch_01", "metadata": {"paybridge_charge_id": "4111111111111111"},
+            "reason": "card 4242424242424242"
+        });
+        mask_json(&mut v);
+        assert_eq!(v["pspReference"], "4242424242424242");
+        assert_eq!(v["originalReference"], "5555555555554444");
+        assert_eq!(v["metadata"]["paybridge_charge_id"], "4111111111111111");
+        assert_eq!(v["reason"], "card ************4242");
     }
 
     #[test]
