@@ -12,6 +12,14 @@ use serde_json::{Map, Value, json};
 /// The CloudWatch namespace of every paybridge metric.
 pub const METRIC_NAMESPACE: &str = "Paybridge";
 
+static METRICS_OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops EMF lines for the rest of the process: for command-line tools, whose stdout is for the
+/// person running them (CloudWatch reads EMF only from Lambda's log stream anyway).
+pub fn disable_metrics() {
+    METRICS_OFF.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Installs the JSON log subscriber. Call once, first thing in `main`.
 pub fn init() {
     let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| {
@@ -122,7 +130,7 @@ impl Metrics {
 
     /// Writes the record as one stdout line.
     pub fn emit(self) {
-        if self.values.is_empty() {
+        if self.values.is_empty() || METRICS_OFF.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         let now = SystemTime::now()

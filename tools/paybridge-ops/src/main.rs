@@ -46,6 +46,8 @@ async fn main() -> anyhow::Result<()> {
     let Some(command) = args.first() else {
         bail!(USAGE)
     };
+    // Output is for the person on call; metrics come from the functions.
+    paybridge::telemetry::disable_metrics();
     let aws = paybridge::adapters::aws_config().await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
