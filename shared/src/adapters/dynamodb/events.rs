@@ -175,15 +175,8 @@ impl EventStore for Table {
         event_id: &str,
         lease: i64,
     ) -> Result<(), StoreError> {
-        self.event_update(gateway, event_id)
-            .update_expression("SET #l = :zero")
-            .condition_expression("#s = :received AND #l = :lease")
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":lease", AttributeValue::N(lease.to_string()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e).into())
+        // Releasing is claiming the lease we hold for "nobody" (0, always expired).
+        self.claim_enqueue_lease(gateway, event_id, lease, 0).await
     }
 
     async fn finish_event(
