@@ -8,8 +8,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::Gateway;
 use crate::domain::WorkMessage;
-use crate::domain::event::{EventRecord, Gateway};
+use crate::domain::event::EventRecord;
 use crate::error::{BoxError, Error};
 use crate::secrets::Secrets;
 

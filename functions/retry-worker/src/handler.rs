@@ -16,9 +16,9 @@ use paybridge::domain::work::WORK_MESSAGE_VERSION;
 use paybridge::secrets::Secrets;
 use paybridge::services::apply_event::{Applied, apply_event};
 use paybridge::services::charges::retry::{RetryOutcome as ChargeRetry, retry_charge};
-use paybridge::services::charges::retry_delay;
 use paybridge::services::deliver::{Delivery, deliver};
 use paybridge::services::refunds::retry::{RetryOutcome as RefundRetry, retry_refund};
+use paybridge::services::retry_policy::retry_delay;
 use paybridge::telemetry::{Metrics, Unit};
 
 const FUNCTION: &str = "retry-worker";

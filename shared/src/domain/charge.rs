@@ -7,7 +7,14 @@
 //! A late or duplicate gateway event never moves a charge backwards: [`ChargeStatus::advance`]
 //! tells the caller whether an observed status is news, old news, or a contradiction to ignore.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use super::gateway::Gateway;
+use super::ids::ChargeId;
+use super::money::{Currency, Money};
+use super::transition::{Failure, Transition};
 
 /// Where a charge is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,17 +38,6 @@ pub enum ChargeStatus {
     PartiallyRefunded,
     /// Everything captured was refunded.
     Refunded,
-}
-
-/// What observing a status means for a charge currently in some other status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    /// A real step forward: write it and notify.
-    Advance,
-    /// The charge is already there: nothing to do (a duplicate).
-    Unchanged,
-    /// The observation is older than what we know, or contradicts a final state: ignore it.
-    Stale,
 }
 
 impl ChargeStatus {
@@ -124,89 +120,6 @@ impl ChargeStatus {
             Transition::Stale
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ChargeStatus::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn the_happy_paths_advance() {
-        for (a, b) in [
-            (Pending, Succeeded),
-            (Pending, RequiresAction),
-            (RequiresAction, Failed),
-            (Processing, Authorized),
-            (Authorized, Succeeded),
-            (Authorized, Canceled),
-            (Succeeded, PartiallyRefunded),
-            (Succeeded, Refunded),
-            (PartiallyRefunded, Refunded),
-        ] {
-            assert_eq!(a.advance(b), Transition::Advance, "{a:?} -> {b:?}");
-        }
-    }
-
-    #[test]
-    fn late_events_never_move_backwards() {
-        for (a, b) in [
-            (Succeeded, Processing),
-            (Succeeded, Failed),
-            (Failed, Succeeded),
-            (Canceled, Authorized),
-            (Authorized, Pending),
-            (Refunded, PartiallyRefunded),
-            (Pending, Refunded),
-        ] {
-            assert_eq!(a.advance(b), Transition::Stale, "{a:?} -> {b:?}");
-        }
-    }
-
-    fn status() -> impl Strategy<Value = ChargeStatus> {
-        proptest::sample::select(ChargeStatus::ALL.to_vec())
-    }
-
-    proptest! {
-        /// Whatever order observations arrive in, applying each one that advances never
-        /// revisits a status: the path is strictly forward and ends in at most 4 steps.
-        #[test]
-        fn any_sequence_of_observations_moves_strictly_forward(seq in proptest::collection::vec(status(), 0..30)) {
-            let mut current = Pending;
-            let mut seen = vec![current];
-            for next in seq {
-                if current.advance(next) == Transition::Advance {
-                    prop_assert!(!seen.contains(&next));
-                    current = next;
-                    seen.push(next);
-                }
-            }
-            prop_assert!(seen.len() <= 7);
-        }
-
-        #[test]
-        fn final_states_accept_nothing(next in status()) {
-            for s in [Failed, Canceled, Refunded] {
-                prop_assert_ne!(s.advance(next), Transition::Advance);
-            }
-        }
-    }
-}
-
-// ---- the charge record ------------------------------------------------------------------------
-
-use std::collections::BTreeMap;
-
-use super::event::Gateway;
-use super::ids::ChargeId;
-use super::money::{Currency, Money};
-
-/// Why a charge failed, in the gateway's words (`card_declined`, `insufficient_funds`, …).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    pub code: String,
-    pub message: String,
 }
 
 /// What a gateway says a payment is now.
@@ -318,6 +231,74 @@ impl Charge {
             self.updated_at = now;
         }
         changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ChargeStatus::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_happy_paths_advance() {
+        for (a, b) in [
+            (Pending, Succeeded),
+            (Pending, RequiresAction),
+            (RequiresAction, Failed),
+            (Processing, Authorized),
+            (Authorized, Succeeded),
+            (Authorized, Canceled),
+            (Succeeded, PartiallyRefunded),
+            (Succeeded, Refunded),
+            (PartiallyRefunded, Refunded),
+        ] {
+            assert_eq!(a.advance(b), Transition::Advance, "{a:?} -> {b:?}");
+        }
+    }
+
+    #[test]
+    fn late_events_never_move_backwards() {
+        for (a, b) in [
+            (Succeeded, Processing),
+            (Succeeded, Failed),
+            (Failed, Succeeded),
+            (Canceled, Authorized),
+            (Authorized, Pending),
+            (Refunded, PartiallyRefunded),
+            (Pending, Refunded),
+        ] {
+            assert_eq!(a.advance(b), Transition::Stale, "{a:?} -> {b:?}");
+        }
+    }
+
+    fn status() -> impl Strategy<Value = ChargeStatus> {
+        proptest::sample::select(ChargeStatus::ALL.to_vec())
+    }
+
+    proptest! {
+        /// Whatever order observations arrive in, applying each one that advances never
+        /// revisits a status: the path is strictly forward and ends in at most 4 steps.
+        #[test]
+        fn any_sequence_of_observations_moves_strictly_forward(seq in proptest::collection::vec(status(), 0..30)) {
+            let mut current = Pending;
+            let mut seen = vec![current];
+            for next in seq {
+                if current.advance(next) == Transition::Advance {
+                    prop_assert!(!seen.contains(&next));
+                    current = next;
+                    seen.push(next);
+                }
+            }
+            prop_assert!(seen.len() <= 7);
+        }
+
+        #[test]
+        fn final_states_accept_nothing(next in status()) {
+            for s in [Failed, Canceled, Refunded] {
+                prop_assert_ne!(s.advance(next), Transition::Advance);
+            }
+        }
     }
 }
 

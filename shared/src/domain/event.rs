@@ -4,44 +4,12 @@
 //! gateway's own event id, so every redelivery lands on the same record. The record's status says
 //! how far it got, and decides what a redelivery must do.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-/// The gateways that can deliver webhooks (the `{gateway}` path segment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Gateway {
-    Stripe,
-    Adyen,
-    /// Any sender that follows the Standard Webhooks specification.
-    Standard,
-}
-
-impl Gateway {
-    pub fn parse(s: &str) -> Option<Gateway> {
-        match s {
-            "stripe" => Some(Gateway::Stripe),
-            "adyen" => Some(Gateway::Adyen),
-            "standard" => Some(Gateway::Standard),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Gateway::Stripe => "stripe",
-            Gateway::Adyen => "adyen",
-            Gateway::Standard => "standard",
-        }
-    }
-}
-
-impl fmt::Display for Gateway {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use super::charge::PaymentOutcome;
+use super::gateway::Gateway;
+use super::ids::{ChargeId, RefundId};
+use super::refund::RefundOutcome;
 
 /// How far a recorded event got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,12 +99,6 @@ impl EventRecord {
         }
     }
 }
-
-// ---- what an event says -----------------------------------------------------------------------
-
-use super::charge::PaymentOutcome;
-use super::ids::{ChargeId, RefundId};
-use super::refund::RefundOutcome;
 
 /// News about a payment, and how to find its charge.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,20 +5,24 @@
 
 pub mod charge;
 pub mod event;
+pub mod gateway;
 pub mod idempotency;
 pub mod ids;
 pub mod money;
 pub mod notification;
 pub mod pci;
 pub mod refund;
+pub mod transition;
 pub mod work;
 
-pub use charge::{Charge, ChargeStatus, Failure, PaymentOutcome, Transition};
+pub use charge::{Charge, ChargeStatus, PaymentOutcome};
 pub use event::{
-    EventStatus, Gateway, GatewayUpdate, Interpretation, PaymentUpdate, RefundUpdate, VerifiedEvent,
+    EventStatus, GatewayUpdate, Interpretation, PaymentUpdate, RefundUpdate, VerifiedEvent,
 };
+pub use gateway::Gateway;
 pub use ids::{ChargeId, IdError, NotificationId, RefundId};
 pub use money::{Currency, Money, MoneyError};
 pub use notification::{DeliveryStatus, Notification};
 pub use refund::{Refund, RefundOutcome, RefundReason, RefundStatus};
+pub use transition::{Failure, Transition};
 pub use work::WorkMessage;

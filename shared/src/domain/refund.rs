@@ -6,9 +6,14 @@
 //! ```
 //! A failed or canceled refund releases its amount back to the charge.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-pub use super::charge::Transition;
+use super::gateway::Gateway;
+use super::ids::{ChargeId, RefundId};
+use super::money::Money;
+use super::transition::{Failure, Transition};
 
 /// Where a refund is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,47 +59,6 @@ impl RefundStatus {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use RefundStatus::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn a_succeeded_refund_may_still_fail() {
-        assert_eq!(Succeeded.advance(Failed), Transition::Advance);
-        assert_eq!(Failed.advance(Succeeded), Transition::Stale);
-        assert_eq!(Canceled.advance(Succeeded), Transition::Stale);
-        assert_eq!(Succeeded.advance(Pending), Transition::Stale);
-    }
-
-    proptest! {
-        /// Two observations, in either order, end in the same state when both are applied.
-        #[test]
-        fn the_outcome_does_not_depend_on_the_order_of_two_observations(
-            a in proptest::sample::select(RefundStatus::ALL.to_vec()),
-            b in proptest::sample::select(RefundStatus::ALL.to_vec()),
-        ) {
-            let apply = |mut s: RefundStatus, seq: [RefundStatus; 2]| {
-                for n in seq { if s.advance(n) == Transition::Advance { s = n; } }
-                s
-            };
-            // Succeeded and Canceled are rival outcomes of a pending refund; the first wins.
-            prop_assume!(!matches!((a, b), (Succeeded, Canceled) | (Canceled, Succeeded) | (Canceled, Failed) | (Failed, Canceled)));
-            prop_assert_eq!(apply(Pending, [a, b]), apply(Pending, [b, a]));
-        }
-    }
-}
-
-// ---- the refund record ------------------------------------------------------------------------
-
-use std::collections::BTreeMap;
-
-use super::charge::Failure;
-use super::event::Gateway;
-use super::ids::{ChargeId, RefundId};
-use super::money::Money;
 
 /// Why billing asked for the refund (Stripe's reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -163,5 +127,37 @@ impl Refund {
             self.updated_at = now;
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RefundStatus::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_succeeded_refund_may_still_fail() {
+        assert_eq!(Succeeded.advance(Failed), Transition::Advance);
+        assert_eq!(Failed.advance(Succeeded), Transition::Stale);
+        assert_eq!(Canceled.advance(Succeeded), Transition::Stale);
+        assert_eq!(Succeeded.advance(Pending), Transition::Stale);
+    }
+
+    proptest! {
+        /// Two observations, in either order, end in the same state when both are applied.
+        #[test]
+        fn the_outcome_does_not_depend_on_the_order_of_two_observations(
+            a in proptest::sample::select(RefundStatus::ALL.to_vec()),
+            b in proptest::sample::select(RefundStatus::ALL.to_vec()),
+        ) {
+            let apply = |mut s: RefundStatus, seq: [RefundStatus; 2]| {
+                for n in seq { if s.advance(n) == Transition::Advance { s = n; } }
+                s
+            };
+            // Succeeded and Canceled are rival outcomes of a pending refund; the first wins.
+            prop_assume!(!matches!((a, b), (Succeeded, Canceled) | (Canceled, Succeeded) | (Canceled, Failed) | (Failed, Canceled)));
+            prop_assert_eq!(apply(Pending, [a, b]), apply(Pending, [b, a]));
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::event::Gateway;
+use super::gateway::Gateway;
 use super::ids::{ChargeId, NotificationId, RefundId};
 
 /// The message version this build writes.

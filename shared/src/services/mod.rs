@@ -9,6 +9,8 @@ pub mod reconcile;
 pub mod record_webhook;
 pub mod refunds;
 pub mod request;
+pub mod retry_policy;
+pub mod views;
 
 use crate::domain::idempotency::StoredResponse;
 

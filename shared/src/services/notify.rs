@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::domain::{Charge, DeliveryStatus, Notification, NotificationId, Refund, WorkMessage};
 use crate::ports::WorkQueue;
+use crate::services::views;
 
 fn notification(
     charge: &Charge,
@@ -21,7 +22,7 @@ fn notification(
     let body = json!({
         "id": id,
         "type": event_type,
-        "created_at": super::charges::rfc3339(now),
+        "created_at": views::rfc3339(now),
         "data": data,
     });
     Notification {
@@ -46,7 +47,7 @@ pub fn for_charge(charge: &Charge, now: i64) -> Notification {
         charge,
         format!("charge.{}", charge.status.as_str()),
         charge.id.to_string(),
-        super::charges::view(charge),
+        views::charge(charge),
         now,
     )
 }
@@ -57,7 +58,7 @@ pub fn for_refund(charge: &Charge, refund: &Refund, now: i64) -> Notification {
         charge,
         format!("refund.{}", refund.status.as_str()),
         refund.id.to_string(),
-        super::refunds::view(refund),
+        views::refund(refund),
         now,
     )
 }

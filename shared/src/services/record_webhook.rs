@@ -20,8 +20,9 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
+use crate::domain::Gateway;
 use crate::domain::WorkMessage;
-use crate::domain::event::{EventRecord, EventStatus, Gateway, VerifiedEvent};
+use crate::domain::event::{EventRecord, EventStatus, VerifiedEvent};
 use crate::error::Error;
 use crate::ports::{EventStore, Inserted, SecretSource, StoreError, WorkQueue};
 use crate::webhooks::{VerifyError, adyen, standard, stripe};

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::{Item, Table, Write, classify};
-use crate::domain::event::Gateway;
+use crate::domain::Gateway;
 use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, Notification};
 use crate::ports::{ChargeStore, StoreError};
 

@@ -4,7 +4,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::{Item, Table, TableError, classify};
-use crate::domain::event::{EventRecord, EventStatus, Gateway};
+use crate::domain::Gateway;
+use crate::domain::event::{EventRecord, EventStatus};
 use crate::ports::{EventStore, Inserted, StoreError};
 
 const EVENT_SK: &str = "EVENT";

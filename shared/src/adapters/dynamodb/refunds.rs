@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::charges::{self, pointer};
 use super::{Item, Table, TableError, Write, classify};
-use crate::domain::event::Gateway;
+use crate::domain::Gateway;
 use crate::domain::{
     Charge, ChargeId, ChargeStatus, Failure, Money, Notification, Refund, RefundId, RefundReason,
     RefundStatus,

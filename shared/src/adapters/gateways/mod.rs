@@ -21,7 +21,7 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .unwrap_or_else(|e| panic!("cannot build the HTTP client: {e}"))
 }
 
-use crate::domain::event::Gateway;
+use crate::domain::Gateway;
 use crate::domain::{Charge, Money, PaymentOutcome, Refund, RefundOutcome};
 use crate::ports::{GatewayError, PaymentGateway, PaymentRequest, RefundGateway};
 

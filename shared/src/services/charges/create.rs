@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{retry_delay, settle, view};
-use crate::domain::event::Gateway;
+use super::{settle, view};
+use crate::domain::Gateway;
 use crate::domain::idempotency::{IdempotencyKey, fingerprint};
 use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, PaymentOutcome, WorkMessage};
 use crate::error::Error;
@@ -30,6 +30,7 @@ pub use crate::services::request::{
     MAX_METADATA_KEY_LEN, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LEN,
 };
 use crate::services::request::{check_metadata, parse_body};
+use crate::services::retry_policy::retry_delay;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

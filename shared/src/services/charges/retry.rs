@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use super::create::{Attempt, attempt_payment, record_outcome_metric};
-use super::retry_delay;
 use crate::domain::{ChargeId, ChargeStatus};
 use crate::error::Error;
 use crate::ports::{ChargeStore, PaymentGateway, WorkQueue};
+use crate::services::retry_policy::retry_delay;
 
 /// Attempts after which a charge is left to the reconciler (≈ 50 minutes of backoff in all).
 pub const MAX_ATTEMPTS: u32 = 8;

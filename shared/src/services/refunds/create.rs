@@ -25,9 +25,9 @@ use crate::ports::{
 use crate::services::ApiResponse;
 use crate::services::charges::create::ChargeDeps;
 use crate::services::charges::read::charge_id;
-use crate::services::charges::retry_delay;
 use crate::services::idempotency::{self, Begun, Claim};
 use crate::services::request::{check_metadata, parse_body};
+use crate::services::retry_policy::retry_delay;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -10,32 +10,13 @@ pub mod create;
 pub mod read;
 pub mod retry;
 
-use serde_json::{Value, json};
-
 use crate::domain::{Charge, Refund, RefundOutcome, RefundStatus, Transition};
 use crate::error::Error;
 use crate::ports::{ChargeStore, RefundStore, StoreError, WorkQueue};
-use crate::services::charges::{CONFLICT_RETRIES, conflict_pause};
 use crate::services::notify;
-
-/// The refund as billing sees it (the `Refund` schema of openapi.json).
-pub fn view(r: &Refund) -> Value {
-    json!({
-        "id": r.id,
-        "object": "refund",
-        "charge_id": r.charge_id,
-        "status": r.status.as_str(),
-        "amount": r.amount.minor(),
-        "currency": r.amount.currency().code(),
-        "gateway": r.gateway.as_str(),
-        "gateway_ref": r.gateway_ref,
-        "reason": r.reason.map(|x| x.as_str()),
-        "failure": r.failure.as_ref().map(|f| json!({"code": f.code, "message": f.message})),
-        "metadata": r.metadata,
-        "created_at": super::charges::rfc3339(r.created_at),
-        "updated_at": super::charges::rfc3339(r.updated_at),
-    })
-}
+use crate::services::retry_policy::{CONFLICT_RETRIES, conflict_pause};
+/// The refund as billing sees it.
+pub use crate::services::views::refund as view;
 
 /// Applies `outcome` to the refund and moves the charge's amounts with it, in one transaction at
 /// the next versions of both; on a concurrent write, re-reads both and applies again.

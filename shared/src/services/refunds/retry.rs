@@ -6,7 +6,7 @@ use crate::domain::{RefundId, RefundStatus};
 use crate::error::Error;
 use crate::ports::{ChargeStore, RefundGateway, RefundStore, WorkQueue};
 use crate::services::charges::retry::MAX_ATTEMPTS;
-use crate::services::charges::retry_delay;
+use crate::services::retry_policy::retry_delay;
 
 /// What the worker does next.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,53 @@
+//! Every retry schedule of the use cases in one place: how long to wait before asking a gateway
+//! again, and how to back off after losing an optimistic write.
+
+use std::time::Duration;
+
+/// Delay before retry `attempt` (1-based) of a gateway call whose outcome was unknown:
+/// 15 s doubling to SQS's 15-minute cap, with ±20% jitter so retries of many charges spread out.
+pub fn retry_delay(attempt: u32, gateway_hint: Option<Duration>) -> Duration {
+    let base = 15u64
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(10))
+        .min(900);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % 41) as i64 - 20; // -20..=20 %
+    let secs = (base as i64 + base as i64 * jitter / 100).clamp(1, 900) as u64;
+    Duration::from_secs(secs)
+        .max(gateway_hint.unwrap_or_default())
+        .min(Duration::from_secs(900))
+}
+
+/// How often an optimistic write is re-read and tried again before giving up with 409.
+pub const CONFLICT_RETRIES: u32 = 25;
+
+/// A short random pause after losing an optimistic write, growing with `attempt`, so writers
+/// racing for one charge (many refunds at once) spread out instead of colliding again.
+pub async fn conflict_pause(attempt: u32) {
+    let cap_ms = 5u64 << attempt.min(5); // 5 ms … 160 ms
+    let ms = (uuid::Uuid::new_v4().as_u128() % u128::from(cap_ms)) as u64 + 1;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_stay_within_sqs_limits() {
+        for attempt in 1..=12 {
+            let d = retry_delay(attempt, None).as_secs();
+            let base = (15u64 << (attempt - 1).min(10)).min(900);
+            assert!(
+                d >= base * 8 / 10 && d <= (base * 12 / 10).min(900),
+                "attempt {attempt}: {d}s"
+            );
+        }
+        assert_eq!(
+            retry_delay(1, Some(Duration::from_secs(60))),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            retry_delay(1, Some(Duration::from_secs(5000))),
+            Duration::from_secs(900)
+        );
+    }
+}

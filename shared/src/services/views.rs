@@ -1,0 +1,58 @@
+//! The JSON views billing sees (the `Charge` and `Refund` schemas of openapi.json), used by the
+//! HTTP answers and by the notifications alike, so the two can never disagree.
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::domain::{Charge, Refund};
+
+/// Unix seconds as RFC 3339 (UTC), the form of every timestamp billing sees.
+pub fn rfc3339(secs: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// The charge as billing sees it (the `Charge` schema of openapi.json).
+pub fn charge(c: &Charge) -> Value {
+    json!({
+        "id": c.id,
+        "object": "charge",
+        "status": c.status.as_str(),
+        "invoice_id": c.invoice_id,
+        "amount": c.amount.minor(),
+        "currency": c.currency().code(),
+        "gateway": c.gateway.as_str(),
+        "gateway_ref": c.gateway_ref,
+        "capture": c.capture,
+        "captured": c.captured,
+        "refunded": c.refunded,
+        "failure": c.failure.as_ref().map(|f| json!({"code": f.code, "message": f.message})),
+        "customer": c.customer,
+        "description": c.description,
+        "metadata": c.metadata,
+        "created_at": rfc3339(c.created_at),
+        "updated_at": rfc3339(c.updated_at),
+    })
+}
+
+/// The refund as billing sees it (the `Refund` schema of openapi.json).
+pub fn refund(r: &Refund) -> Value {
+    json!({
+        "id": r.id,
+        "object": "refund",
+        "charge_id": r.charge_id,
+        "status": r.status.as_str(),
+        "amount": r.amount.minor(),
+        "currency": r.amount.currency().code(),
+        "gateway": r.gateway.as_str(),
+        "gateway_ref": r.gateway_ref,
+        "reason": r.reason.map(|x| x.as_str()),
+        "failure": r.failure.as_ref().map(|f| json!({"code": f.code, "message": f.message})),
+        "metadata": r.metadata,
+        "created_at": rfc3339(r.created_at),
+        "updated_at": rfc3339(r.updated_at),
+    })
+}
