@@ -1,27 +1,16 @@
-//! Charge records: `CHARGE#{id}` / `CHARGE`, found by invoice through GSI1
-//! (`INVOICE#{invoice_id}` / `{created_at}#{id}`), and by gateway reference through the pointer
-//! `GWREF#{gateway}#{ref}` / `GWREF` → charge id, written in the same transaction as the charge.
+//! Charge records (keys in [`super::keys`]): found by id, by invoice through GSI1, and by
+//! gateway reference through the pointer written in the same transaction as the charge
+//! ([`super::gateway_refs`]).
 
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{Item, Table, Write, classify};
+use super::{Item, Table, Write, classify, gateway_refs, keys, outbox};
 use crate::domain::Gateway;
 use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, Notification};
-use crate::ports::{ChargeStore, StoreError};
-
-pub(super) const SK: &str = "CHARGE";
-
-pub(super) fn pk(id: &ChargeId) -> String {
-    format!("CHARGE#{id}")
-}
-
-/// The key of the pointer from a gateway's object id to our charge or refund.
-pub fn gateway_ref_pk(gateway: Gateway, reference: &str) -> String {
-    format!("GWREF#{gateway}#{reference}")
-}
+use crate::ports::{ChargeStore, GatewayObject, StoreError};
 
 #[derive(Serialize, Deserialize)]
 struct ChargeItem {
@@ -65,16 +54,14 @@ struct ChargeItem {
     refundable: i64,
 }
 
-/// The GSI2 partition of charges whose outcome is still open.
-pub(super) const OPEN_CHARGES: &str = "OPEN#charge";
-
 pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
     let open = matches!(c.status, ChargeStatus::Pending | ChargeStatus::Processing);
+    let (pk, sk) = keys::charge(&c.id);
     let item = ChargeItem {
-        pk: pk(&c.id),
-        sk: SK.to_owned(),
-        gsi1pk: format!("INVOICE#{}", c.invoice_id),
-        gsi1sk: format!("{:020}#{}", c.created_at, c.id),
+        pk,
+        sk,
+        gsi1pk: keys::invoice_gsi1pk(&c.invoice_id),
+        gsi1sk: keys::invoice_gsi1sk(c.created_at, &c.id),
         id: c.id.to_string(),
         invoice_id: c.invoice_id.clone(),
         amount: c.amount.minor(),
@@ -95,8 +82,8 @@ pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
         created_at: c.created_at,
         updated_at: c.updated_at,
         refundable: c.refundable(),
-        gsi2pk: open.then(|| OPEN_CHARGES.to_owned()),
-        gsi2sk: open.then(|| format!("{:020}#{}", c.updated_at, c.id)),
+        gsi2pk: open.then(|| keys::OPEN_CHARGES.to_owned()),
+        gsi2sk: open.then(|| keys::open_charge_gsi2sk(c.updated_at, &c.id)),
     };
     serde_dynamo::to_item(item)
         .map_err(|e| StoreError::Invalid(format!("charge not serialisable: {e}")))
@@ -127,19 +114,6 @@ pub(super) fn from_item(item: Item) -> Result<Charge, StoreError> {
     })
 }
 
-/// The `GWREF` pointer from a gateway object id to our charge or refund (`kind`).
-pub(super) fn pointer(gateway: Gateway, reference: &str, kind: &str, target: &str) -> Item {
-    HashMap::from([
-        (
-            "pk".to_owned(),
-            AttributeValue::S(gateway_ref_pk(gateway, reference)),
-        ),
-        ("sk".to_owned(), AttributeValue::S("GWREF".to_owned())),
-        ("kind".to_owned(), AttributeValue::S(kind.to_owned())),
-        ("target_id".to_owned(), AttributeValue::S(target.to_owned())),
-    ])
-}
-
 impl ChargeStore for Table {
     async fn insert_charge(&self, charge: &Charge) -> Result<(), StoreError> {
         self.put_new(to_item(charge)?)
@@ -148,7 +122,10 @@ impl ChargeStore for Table {
     }
 
     async fn get_charge(&self, id: &ChargeId) -> Result<Option<Charge>, StoreError> {
-        self.get(&pk(id), SK).await?.map(from_item).transpose()
+        self.get_at(keys::charge(id))
+            .await?
+            .map(from_item)
+            .transpose()
     }
 
     async fn save_charge(
@@ -162,14 +139,13 @@ impl ChargeStore for Table {
             .ok_or_else(|| StoreError::Invalid("charge version 0 cannot be saved".into()))?;
         let mut writes = vec![Write::PutAtVersion(to_item(charge)?, expected)];
         if let Some(reference) = charge.gateway_ref.as_deref().filter(|r| !r.is_empty()) {
-            writes.push(Write::Put(pointer(
+            writes.push(gateway_refs::pointer(
                 charge.gateway,
                 reference,
-                "charge",
-                charge.id.as_str(),
-            )));
+                &GatewayObject::Charge(charge.id.clone()),
+            ));
         }
-        writes.extend(super::notifications::outbox_writes(notifications)?);
+        writes.extend(outbox::writes(notifications)?);
         if writes.len() == 1 {
             let Some(Write::PutAtVersion(item, expected)) = writes.pop() else {
                 unreachable!()
@@ -194,7 +170,7 @@ impl ChargeStore for Table {
                 .key_condition_expression("gsi1pk = :pk")
                 .expression_attribute_values(
                     ":pk",
-                    AttributeValue::S(format!("INVOICE#{invoice_id}")),
+                    AttributeValue::S(keys::invoice_gsi1pk(invoice_id)),
                 )
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -205,7 +181,7 @@ impl ChargeStore for Table {
                     .get("sk")
                     .and_then(|v| v.as_s().ok())
                     .map(String::as_str)
-                    == Some(SK)
+                    == Some(keys::CHARGE_SK)
                 {
                     charges.push(from_item(item)?);
                 }
@@ -215,39 +191,5 @@ impl ChargeStore for Table {
                 _ => return Ok(charges),
             }
         }
-    }
-}
-
-impl crate::ports::GatewayRefLookup for Table {
-    async fn find_gateway_ref(
-        &self,
-        gateway: Gateway,
-        reference: &str,
-    ) -> Result<Option<crate::ports::GatewayObject>, StoreError> {
-        use crate::domain::RefundId;
-        use crate::ports::GatewayObject;
-        let Some(item) = self
-            .get(&gateway_ref_pk(gateway, reference), "GWREF")
-            .await?
-        else {
-            return Ok(None);
-        };
-        let field = |k: &str| {
-            item.get(k)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
-        let target = field("target_id");
-        let found = match field("kind").as_str() {
-            "charge" => ChargeId::parse(&target).ok().map(GatewayObject::Charge),
-            "refund" => RefundId::parse(&target).ok().map(GatewayObject::Refund),
-            _ => None,
-        };
-        found.map(Some).ok_or_else(|| {
-            StoreError::Invalid(format!(
-                "unreadable gateway reference pointer for {reference}"
-            ))
-        })
     }
 }

@@ -1,18 +1,12 @@
-//! Gateway event records: `EVENT#{gateway}#{event id}` / `EVENT`.
+//! Gateway event records (keys in [`super::keys`]).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{Item, Table, TableError, classify};
+use super::{Item, Table, TableError, classify, key_attributes, keys};
 use crate::domain::Gateway;
 use crate::domain::event::{EventRecord, EventStatus};
 use crate::ports::{EventStore, Inserted, StoreError};
-
-const EVENT_SK: &str = "EVENT";
-
-fn event_pk(gateway: Gateway, event_id: &str) -> String {
-    format!("EVENT#{gateway}#{event_id}")
-}
 
 /// The stored shape of an [`EventRecord`].
 #[derive(Serialize, Deserialize)]
@@ -36,21 +30,19 @@ struct EventItem {
     expires_at: i64,
 }
 
-/// The GSI2 partition of events not yet processed.
-pub(super) const OPEN_EVENTS: &str = "OPEN#event";
-
 fn open(status: EventStatus) -> bool {
     matches!(status, EventStatus::Received | EventStatus::Queued)
 }
 
 impl From<&EventRecord> for EventItem {
     fn from(r: &EventRecord) -> Self {
+        let (pk, sk) = keys::event(r.gateway, &r.event_id);
         EventItem {
-            pk: event_pk(r.gateway, &r.event_id),
-            sk: EVENT_SK.to_owned(),
-            gsi2pk: open(r.status).then(|| OPEN_EVENTS.to_owned()),
+            pk,
+            sk,
+            gsi2pk: open(r.status).then(|| keys::OPEN_EVENTS.to_owned()),
             gsi2sk: open(r.status)
-                .then(|| format!("{:020}#{}#{}", r.received_at, r.gateway, r.event_id)),
+                .then(|| keys::open_event_gsi2sk(r.received_at, r.gateway, &r.event_id)),
             gateway: r.gateway,
             event_id: r.event_id.clone(),
             event_type: r.event_type.clone(),
@@ -95,8 +87,7 @@ impl Table {
         self.client
             .update_item()
             .table_name(&self.name)
-            .key("pk", AttributeValue::S(event_pk(gateway, event_id)))
-            .key("sk", AttributeValue::S(EVENT_SK.to_owned()))
+            .set_key(Some(key_attributes(keys::event(gateway, event_id))))
             .expression_attribute_names("#s", "status")
             .expression_attribute_names("#l", "enqueue_lease_until")
             .expression_attribute_values(
@@ -131,7 +122,7 @@ impl EventStore for Table {
         gateway: Gateway,
         event_id: &str,
     ) -> Result<Option<EventRecord>, StoreError> {
-        self.get(&event_pk(gateway, event_id), EVENT_SK)
+        self.get_at(keys::event(gateway, event_id))
             .await?
             .map(read_event)
             .transpose()

@@ -1,19 +1,13 @@
-//! Idempotency records: `IDEMPOTENCY#{operation}#{key}` / `IDEMPOTENCY`.
+//! Idempotency records (keys in [`super::keys`]).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{Item, Table, TableError, classify};
+use super::{Item, Table, TableError, classify, key_attributes, keys};
 use crate::domain::idempotency::{
     IdempotencyKey, IdempotencyRecord, IdempotencyStatus, StoredResponse,
 };
 use crate::ports::{Claimed, IdempotencyStore, StoreError};
-
-const SK: &str = "IDEMPOTENCY";
-
-fn pk(operation: &str, key: &str) -> String {
-    format!("IDEMPOTENCY#{operation}#{key}")
-}
 
 #[derive(Serialize, Deserialize)]
 struct IdempotencyItem {
@@ -63,8 +57,7 @@ impl Table {
         self.client
             .update_item()
             .table_name(&self.name)
-            .key("pk", AttributeValue::S(pk(operation, key)))
-            .key("sk", AttributeValue::S(SK.to_owned()))
+            .set_key(Some(key_attributes(keys::idempotency(operation, key))))
             .expression_attribute_names("#s", "status")
             .expression_attribute_names("#o", "owner")
             .expression_attribute_names("#u", "in_progress_until")
@@ -74,9 +67,10 @@ impl Table {
 
 impl IdempotencyStore for Table {
     async fn claim(&self, r: &IdempotencyRecord) -> Result<Claimed, StoreError> {
+        let (pk, sk) = keys::idempotency(&r.operation, r.key.as_str());
         let item = IdempotencyItem {
-            pk: pk(&r.operation, r.key.as_str()),
-            sk: SK.to_owned(),
+            pk,
+            sk,
             operation: r.operation.clone(),
             key: r.key.as_str().to_owned(),
             fingerprint: r.fingerprint.clone(),
@@ -97,7 +91,7 @@ impl IdempotencyStore for Table {
             }) => Ok(Claimed::Existing(read(*existing)?)),
             Err(TableError::ConditionFailed { existing: None, .. }) => {
                 let item = self
-                    .get(&pk(&r.operation, r.key.as_str()), SK)
+                    .get_at(keys::idempotency(&r.operation, r.key.as_str()))
                     .await?
                     .ok_or(StoreError::Conflict)?;
                 Ok(Claimed::Existing(read(item)?))

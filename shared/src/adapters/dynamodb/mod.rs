@@ -20,13 +20,34 @@ use crate::ports::StoreError;
 
 pub mod charges;
 pub(crate) mod events;
+mod gateway_refs;
 mod idempotency;
+pub mod keys;
 mod notifications;
+mod outbox;
 mod reconcile;
 pub(crate) mod refunds;
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
+
+/// The `pk`/`sk` attributes of `key` (for `GetItem`, `UpdateItem` and `DeleteItem`).
+pub(crate) fn key_attributes((pk, sk): keys::Key) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk)),
+    ])
+}
+
+/// A small item at `key` holding string `fields`: the lookup pointers (refund → charge,
+/// notification → charge, gateway reference → charge or refund).
+pub(crate) fn pointer_item(key: keys::Key, fields: &[(&str, &str)]) -> Item {
+    let mut item = key_attributes(key);
+    for (name, value) in fields {
+        item.insert((*name).to_owned(), AttributeValue::S((*value).to_owned()));
+    }
+    item
+}
 
 /// A write to the table failed.
 #[derive(Debug, thiserror::Error)]
@@ -240,11 +261,15 @@ impl Table {
 
     /// Reads one item (strongly consistent).
     pub async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, TableError> {
+        self.get_at((pk.to_owned(), sk.to_owned())).await
+    }
+
+    /// Reads the item at `key` (strongly consistent).
+    pub(crate) async fn get_at(&self, key: keys::Key) -> Result<Option<Item>, TableError> {
         self.client
             .get_item()
             .table_name(&self.name)
-            .key("pk", AttributeValue::S(pk.to_owned()))
-            .key("sk", AttributeValue::S(sk.to_owned()))
+            .set_key(Some(key_attributes(key)))
             .consistent_read(true)
             .send()
             .await

@@ -4,10 +4,9 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::charges::{self, OPEN_CHARGES};
-use super::events::{OPEN_EVENTS, read_event};
-use super::refunds::OPEN_REFUNDS;
-use super::{Item, Table, TableError, classify};
+use super::events::read_event;
+use super::keys::{self, OPEN_CHARGES, OPEN_EVENTS, OPEN_REFUNDS};
+use super::{Item, Table, TableError, charges, classify, key_attributes};
 use crate::domain::event::EventRecord;
 use crate::domain::{Charge, Refund};
 use crate::ports::{ReconcileItem, ReconcileStore, StoreError};
@@ -27,7 +26,7 @@ impl Table {
             .index_name("GSI2")
             .key_condition_expression("gsi2pk = :pk AND gsi2sk < :before")
             .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
-            .expression_attribute_values(":before", AttributeValue::S(format!("{before:020}")))
+            .expression_attribute_values(":before", AttributeValue::S(keys::before(before)))
             .limit(limit)
             .send()
             .await
@@ -67,21 +66,16 @@ impl ReconcileStore for Table {
         now: i64,
         until: i64,
     ) -> Result<bool, StoreError> {
-        let (pk, sk) = match item {
-            ReconcileItem::Charge(id) => (charges::pk(id), charges::SK.to_owned()),
-            ReconcileItem::Refund(charge, refund) => {
-                (charges::pk(charge), format!("REFUND#{refund}"))
-            }
-            ReconcileItem::Event(gateway, id) => {
-                (format!("EVENT#{gateway}#{id}"), "EVENT".to_owned())
-            }
+        let key = match item {
+            ReconcileItem::Charge(id) => keys::charge(id),
+            ReconcileItem::Refund(charge, refund) => keys::refund(charge, refund),
+            ReconcileItem::Event(gateway, id) => keys::event(gateway, id),
         };
         let result = self
             .client
             .update_item()
             .table_name(&self.name)
-            .key("pk", AttributeValue::S(pk))
-            .key("sk", AttributeValue::S(sk))
+            .set_key(Some(key_attributes(key)))
             .update_expression("SET reconcile_until = :until")
             .condition_expression("attribute_exists(pk) AND (attribute_not_exists(reconcile_until) OR reconcile_until < :now)")
             .expression_attribute_values(":until", AttributeValue::N(until.to_string()))

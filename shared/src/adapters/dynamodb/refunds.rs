@@ -1,31 +1,25 @@
-//! Refund records: `CHARGE#{charge_id}` / `REFUND#{id}` (beside their charge, so one query lists
-//! them), with a pointer `REFUND#{id}` / `REFUND` → charge id for lookup by refund id.
+//! Refund records: beside their charge (so one query lists them), with a pointer for lookup by
+//! refund id (keys in [`super::keys`]).
 //!
 //! A refund's amount is reserved on its charge in the same transaction that stores the refund,
 //! by one conditional update — `refundable >= :amount` — so two concurrent refunds can never both
 //! take the last euro.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use super::charges::{self, pointer};
-use super::{Item, Table, TableError, Write, classify};
+use super::{
+    Item, Table, TableError, Write, charges, classify, gateway_refs, key_attributes, keys, outbox,
+    pointer_item,
+};
 use crate::domain::Gateway;
 use crate::domain::{
     Charge, ChargeId, ChargeStatus, Failure, Money, Notification, Refund, RefundId, RefundReason,
     RefundStatus,
 };
-use crate::ports::{RefundStore, Reserved, StoreError};
-
-fn sk(id: &RefundId) -> String {
-    format!("REFUND#{id}")
-}
-
-fn lookup_pk(id: &RefundId) -> String {
-    format!("REFUND#{id}")
-}
+use crate::ports::{GatewayObject, RefundStore, Reserved, StoreError};
 
 #[derive(Serialize, Deserialize)]
 struct RefundItem {
@@ -55,16 +49,14 @@ struct RefundItem {
     updated_at: i64,
 }
 
-/// The GSI2 partition of pending refunds.
-pub(super) const OPEN_REFUNDS: &str = "OPEN#refund";
-
 fn to_item(r: &Refund) -> Result<Item, StoreError> {
+    let (pk, sk) = keys::refund(&r.charge_id, &r.id);
+    let open = r.status == RefundStatus::Pending;
     let item = RefundItem {
-        pk: charges::pk(&r.charge_id),
-        sk: sk(&r.id),
-        gsi2pk: (r.status == RefundStatus::Pending).then(|| OPEN_REFUNDS.to_owned()),
-        gsi2sk: (r.status == RefundStatus::Pending)
-            .then(|| format!("{:020}#{}", r.updated_at, r.id)),
+        pk,
+        sk,
+        gsi2pk: open.then(|| keys::OPEN_REFUNDS.to_owned()),
+        gsi2sk: open.then(|| keys::open_refund_gsi2sk(r.updated_at, &r.id)),
         id: r.id.to_string(),
         charge_id: r.charge_id.to_string(),
         amount: r.amount.minor(),
@@ -115,8 +107,7 @@ impl RefundStore for Table {
         let invalid = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Invalid(e.to_string());
         let reserve = Update::builder()
             .table_name(&self.name)
-            .key("pk", s(charges::pk(&refund.charge_id)))
-            .key("sk", s(charges::SK))
+            .set_key(Some(key_attributes(keys::charge(&refund.charge_id))))
             .update_expression(
                 "SET refund_reserved = refund_reserved + :a, refundable = refundable - :a, version = version + :one, updated_at = :now",
             )
@@ -137,11 +128,10 @@ impl RefundStore for Table {
             .map_err(invalid)?;
         let lookup = Put::builder()
             .table_name(&self.name)
-            .set_item(Some(HashMap::from([
-                ("pk".to_owned(), s(lookup_pk(&refund.id))),
-                ("sk".to_owned(), s("REFUND")),
-                ("charge_id".to_owned(), s(refund.charge_id.as_str())),
-            ])))
+            .set_item(Some(pointer_item(
+                keys::refund_pointer(&refund.id),
+                &[("charge_id", refund.charge_id.as_str())],
+            )))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(invalid)?;
@@ -161,7 +151,7 @@ impl RefundStore for Table {
     }
 
     async fn get_refund(&self, id: &RefundId) -> Result<Option<Refund>, StoreError> {
-        let Some(lookup) = self.get(&lookup_pk(id), "REFUND").await? else {
+        let Some(lookup) = self.get_at(keys::refund_pointer(id)).await? else {
             return Ok(None);
         };
         let charge_id = lookup
@@ -169,7 +159,7 @@ impl RefundStore for Table {
             .and_then(|v| v.as_s().ok())
             .and_then(|c| ChargeId::parse(c).ok())
             .ok_or_else(|| StoreError::Invalid("refund pointer without a charge id".into()))?;
-        self.get(&charges::pk(&charge_id), &sk(id))
+        self.get_at(keys::refund(&charge_id, id))
             .await?
             .map(from_item)
             .transpose()
@@ -184,8 +174,8 @@ impl RefundStore for Table {
                 .query()
                 .table_name(&self.name)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(charges::pk(charge)))
-                .expression_attribute_values(":prefix", s("REFUND#"))
+                .expression_attribute_values(":pk", s(keys::charge_pk(charge)))
+                .expression_attribute_values(":prefix", s(keys::REFUND_SK_PREFIX))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -225,14 +215,13 @@ impl RefundStore for Table {
             ));
         }
         if let Some(reference) = refund.gateway_ref.as_deref().filter(|r| !r.is_empty()) {
-            writes.push(Write::Put(pointer(
+            writes.push(gateway_refs::pointer(
                 refund.gateway,
                 reference,
-                "refund",
-                refund.id.as_str(),
-            )));
+                &GatewayObject::Refund(refund.id.clone()),
+            ));
         }
-        writes.extend(super::notifications::outbox_writes(notifications)?);
+        writes.extend(outbox::writes(notifications)?);
         self.transact(writes).await.map_err(StoreError::from)
     }
 }

@@ -1,0 +1,225 @@
+//! Every key and index value of the table, in one place (docs/data-model.md is the reference).
+//!
+//! | item | pk | sk | GSI1 (pk / sk) | GSI2, sparse (pk / sk) |
+//! |---|---|---|---|---|
+//! | charge | `CHARGE#{id}` | `CHARGE` | `INVOICE#{invoice_id}` / `{created_at:020}#{id}` | `OPEN#charge` / `{updated_at:020}#{id}` while pending or processing |
+//! | refund | `CHARGE#{charge_id}` | `REFUND#{id}` | — | `OPEN#refund` / `{updated_at:020}#{id}` while pending |
+//! | refund pointer | `REFUND#{id}` | `REFUND` | — | — |
+//! | notification | `CHARGE#{charge_id}` | `NOTIFICATION#{id}` | `OUTBOX#pending` / `{created_at:020}#{id}` while pending | — |
+//! | notification pointer | `NOTIFICATION#{id}` | `NOTIFICATION` | — | — |
+//! | gateway reference | `GWREF#{gateway}#{object_id}` | `GWREF` | — | — |
+//! | gateway event | `EVENT#{gateway}#{event_id}` | `EVENT` | — | `OPEN#event` / `{received_at:020}#{gateway}#{event_id}` until final |
+//! | idempotency | `IDEMPOTENCY#{operation}#{key}` | `IDEMPOTENCY` | — | — |
+//!
+//! Timestamps in sort keys are unix seconds padded to 20 digits, so string order is time order
+//! and [`before`] bounds a range query.
+
+use crate::domain::{ChargeId, Gateway, NotificationId, RefundId};
+
+/// A `(pk, sk)` pair.
+pub type Key = (String, String);
+
+/// Upper bound of a time-ordered sort-key range (`gsi*sk < before(t)` = last moved before `t`).
+pub fn before(unix_secs: i64) -> String {
+    format!("{unix_secs:020}")
+}
+
+fn time_ordered(unix_secs: i64, rest: &str) -> String {
+    format!("{unix_secs:020}#{rest}")
+}
+
+// ---- charges
+
+pub const CHARGE_SK: &str = "CHARGE";
+/// The GSI2 partition of charges whose outcome is still open.
+pub const OPEN_CHARGES: &str = "OPEN#charge";
+
+/// The partition of a charge, its refunds and its notifications.
+pub fn charge_pk(id: &ChargeId) -> String {
+    format!("CHARGE#{id}")
+}
+
+pub fn charge(id: &ChargeId) -> Key {
+    (charge_pk(id), CHARGE_SK.to_owned())
+}
+
+pub fn invoice_gsi1pk(invoice_id: &str) -> String {
+    format!("INVOICE#{invoice_id}")
+}
+
+pub fn invoice_gsi1sk(created_at: i64, id: &ChargeId) -> String {
+    time_ordered(created_at, id.as_str())
+}
+
+pub fn open_charge_gsi2sk(updated_at: i64, id: &ChargeId) -> String {
+    time_ordered(updated_at, id.as_str())
+}
+
+// ---- refunds
+
+pub const REFUND_SK_PREFIX: &str = "REFUND#";
+pub const REFUND_POINTER_SK: &str = "REFUND";
+/// The GSI2 partition of refunds whose outcome is still open.
+pub const OPEN_REFUNDS: &str = "OPEN#refund";
+
+pub fn refund(charge: &ChargeId, id: &RefundId) -> Key {
+    (charge_pk(charge), format!("{REFUND_SK_PREFIX}{id}"))
+}
+
+/// The pointer `REFUND#{id}` / `REFUND` → charge id, for lookup by refund id.
+pub fn refund_pointer(id: &RefundId) -> Key {
+    (format!("REFUND#{id}"), REFUND_POINTER_SK.to_owned())
+}
+
+pub fn open_refund_gsi2sk(updated_at: i64, id: &RefundId) -> String {
+    time_ordered(updated_at, id.as_str())
+}
+
+// ---- notifications (the outbox)
+
+pub const NOTIFICATION_SK_PREFIX: &str = "NOTIFICATION#";
+pub const NOTIFICATION_POINTER_SK: &str = "NOTIFICATION";
+/// The GSI1 partition of notifications not yet delivered or given up.
+pub const OUTBOX_PENDING: &str = "OUTBOX#pending";
+
+pub fn notification(charge: &ChargeId, id: &NotificationId) -> Key {
+    (charge_pk(charge), format!("{NOTIFICATION_SK_PREFIX}{id}"))
+}
+
+/// The pointer `NOTIFICATION#{id}` / `NOTIFICATION` → charge id, for lookup by notification id.
+pub fn notification_pointer(id: &NotificationId) -> Key {
+    (
+        format!("NOTIFICATION#{id}"),
+        NOTIFICATION_POINTER_SK.to_owned(),
+    )
+}
+
+pub fn outbox_gsi1sk(created_at: i64, id: &NotificationId) -> String {
+    time_ordered(created_at, id.as_str())
+}
+
+// ---- gateway references
+
+/// The pointer from a gateway's object id to our charge or refund.
+pub fn gateway_ref(gateway: Gateway, reference: &str) -> Key {
+    (format!("GWREF#{gateway}#{reference}"), "GWREF".to_owned())
+}
+
+// ---- gateway events
+
+/// The GSI2 partition of events not yet processed (received or queued).
+pub const OPEN_EVENTS: &str = "OPEN#event";
+
+pub fn event(gateway: Gateway, event_id: &str) -> Key {
+    (format!("EVENT#{gateway}#{event_id}"), "EVENT".to_owned())
+}
+
+pub fn open_event_gsi2sk(received_at: i64, gateway: Gateway, event_id: &str) -> String {
+    time_ordered(received_at, &format!("{gateway}#{event_id}"))
+}
+
+// ---- idempotency
+
+pub fn idempotency(operation: &str, key: &str) -> Key {
+    (
+        format!("IDEMPOTENCY#{operation}#{key}"),
+        "IDEMPOTENCY".to_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> (ChargeId, RefundId, NotificationId) {
+        (
+            ChargeId::parse("ch_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4").unwrap(),
+            RefundId::parse("rf_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4").unwrap(),
+            NotificationId::parse("ntf_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4").unwrap(),
+        )
+    }
+
+    fn pair(pk: &str, sk: &str) -> Key {
+        (pk.to_owned(), sk.to_owned())
+    }
+
+    #[test]
+    fn a_charge_lives_in_its_own_partition_and_is_found_by_invoice_and_while_open() {
+        let (ch, _, _) = ids();
+        let c = "ch_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4";
+        assert_eq!(charge(&ch), pair(&format!("CHARGE#{c}"), "CHARGE"));
+        assert_eq!(invoice_gsi1pk("inv_1"), "INVOICE#inv_1");
+        assert_eq!(
+            invoice_gsi1sk(1_700_000_000, &ch),
+            format!("00000000001700000000#{c}")
+        );
+        assert_eq!(OPEN_CHARGES, "OPEN#charge");
+        assert_eq!(
+            open_charge_gsi2sk(5, &ch),
+            format!("00000000000000000005#{c}")
+        );
+    }
+
+    #[test]
+    fn a_refund_lives_beside_its_charge_with_a_pointer_by_its_own_id() {
+        let (ch, rf, _) = ids();
+        let (c, r) = (ch.as_str(), rf.as_str());
+        assert_eq!(
+            refund(&ch, &rf),
+            pair(&format!("CHARGE#{c}"), &format!("REFUND#{r}"))
+        );
+        assert!(refund(&ch, &rf).1.starts_with(REFUND_SK_PREFIX));
+        assert_eq!(refund_pointer(&rf), pair(&format!("REFUND#{r}"), "REFUND"));
+        assert_eq!(OPEN_REFUNDS, "OPEN#refund");
+        assert_eq!(
+            open_refund_gsi2sk(7, &rf),
+            format!("00000000000000000007#{r}")
+        );
+    }
+
+    #[test]
+    fn a_notification_lives_beside_its_charge_and_in_the_outbox_while_pending() {
+        let (ch, _, n) = ids();
+        let (c, id) = (ch.as_str(), n.as_str());
+        assert_eq!(
+            notification(&ch, &n),
+            pair(&format!("CHARGE#{c}"), &format!("NOTIFICATION#{id}"))
+        );
+        assert!(notification(&ch, &n).1.starts_with(NOTIFICATION_SK_PREFIX));
+        assert_eq!(
+            notification_pointer(&n),
+            pair(&format!("NOTIFICATION#{id}"), "NOTIFICATION")
+        );
+        assert_eq!(OUTBOX_PENDING, "OUTBOX#pending");
+        assert_eq!(outbox_gsi1sk(9, &n), format!("00000000000000000009#{id}"));
+    }
+
+    #[test]
+    fn gateway_references_events_and_idempotency_records_have_keys_of_their_own() {
+        assert_eq!(
+            gateway_ref(Gateway::Adyen, "8815"),
+            pair("GWREF#adyen#8815", "GWREF")
+        );
+        assert_eq!(
+            event(Gateway::Stripe, "evt_1"),
+            pair("EVENT#stripe#evt_1", "EVENT")
+        );
+        assert_eq!(OPEN_EVENTS, "OPEN#event");
+        assert_eq!(
+            open_event_gsi2sk(3, Gateway::Standard, "msg_1"),
+            "00000000000000000003#standard#msg_1"
+        );
+        assert_eq!(
+            idempotency("create_charge", "k-1"),
+            pair("IDEMPOTENCY#create_charge#k-1", "IDEMPOTENCY")
+        );
+    }
+
+    #[test]
+    fn time_ordered_sort_keys_compare_as_their_times_do() {
+        let (ch, _, _) = ids();
+        assert!(open_charge_gsi2sk(99, &ch) < before(100));
+        assert!(open_charge_gsi2sk(100, &ch) > before(100));
+        assert!(invoice_gsi1sk(9, &ch) < invoice_gsi1sk(10, &ch));
+    }
+}
