@@ -5,11 +5,15 @@
 //! 409 + `Retry-After` while the first request runs. A request that died half-way leaves its
 //! record `in_progress` until its lease (the function's deadline) passes; the next request with
 //! the key then *resumes* it, with the same resource id the first one chose.
+//!
+//! [`run`] is the whole preamble and ending every billing-facing write goes through: claim, then
+//! replay or run the operation, then store its answer (or release the key after an error).
 
+use std::future::Future;
 use std::time::Duration;
 
 use crate::domain::idempotency::{
-    Decision, IdempotencyKey, IdempotencyRecord, IdempotencyStatus, StoredResponse,
+    Decision, IdempotencyKey, IdempotencyRecord, IdempotencyStatus, StoredResponse, fingerprint,
 };
 use crate::error::Error;
 use crate::ports::{Claimed, IdempotencyStore, StoreError};
@@ -29,6 +33,56 @@ pub struct Claim<'a> {
     pub lease_until_ms: i64,
     /// How long the record is kept.
     pub ttl: Duration,
+}
+
+impl<'a> Claim<'a> {
+    /// `operation` on `scope` (the route's path or the resource id) with request JSON `request`,
+    /// proposing `proposed_resource_id` for what it creates. Set the lease with [`Claim::at`].
+    pub fn new(
+        operation: &'static str,
+        key: &'a IdempotencyKey,
+        scope: &str,
+        request: &serde_json::Value,
+        proposed_resource_id: String,
+    ) -> Self {
+        Claim {
+            operation,
+            key,
+            fingerprint: fingerprint(operation, scope, request),
+            proposed_resource_id,
+            now_ms: 0,
+            lease_until_ms: 0,
+            ttl: Duration::ZERO,
+        }
+    }
+
+    /// The request's time (unix ms), its lease's end, and how long the record is kept.
+    pub fn at(self, now_ms: i64, lease_until_ms: i64, ttl: Duration) -> Self {
+        Claim {
+            now_ms,
+            lease_until_ms,
+            ttl,
+            ..self
+        }
+    }
+}
+
+/// Runs `operation` under `claim`: a replay answers from the record without running it;
+/// otherwise `operation` gets the resource id to use (new, or the one a crashed request with this
+/// key chose) and its answer is stored for replay — or, after an error, the key is released so
+/// the caller's retry runs again.
+pub async fn run<S, F, Fut>(store: &S, claim: Claim<'_>, operation: F) -> Result<ApiResponse, Error>
+where
+    S: IdempotencyStore,
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<ApiResponse, Error>>,
+{
+    let guard = match begin(store, claim).await? {
+        Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
+        Begun::Run(guard) => guard,
+    };
+    let result = operation(guard.resource_id.clone()).await;
+    guard.finish(store, result).await
 }
 
 /// How to proceed.

@@ -8,11 +8,11 @@ use super::create::ChargeDeps;
 use super::read::charge_id;
 use super::{settle, view};
 use crate::domain::ChargeStatus;
-use crate::domain::idempotency::{IdempotencyKey, fingerprint};
+use crate::domain::idempotency::IdempotencyKey;
 use crate::error::Error;
 use crate::ports::{ChargeStore, IdempotencyStore, PaymentGateway, WorkQueue};
 use crate::services::ApiResponse;
-use crate::services::idempotency::{self, Begun, Claim};
+use crate::services::idempotency::{self, Claim};
 
 pub async fn cancel_charge<S, G, Q>(
     deps: &ChargeDeps<'_, S, G, Q>,
@@ -27,20 +27,15 @@ where
     Q: WorkQueue,
 {
     let id = charge_id(id)?;
-    let claim = Claim {
-        operation: "cancel_charge",
+    let claim = Claim::new(
+        "cancel_charge",
         key,
-        fingerprint: fingerprint("cancel_charge", id.as_str(), &serde_json::Value::Null),
-        proposed_resource_id: id.to_string(),
-        now_ms,
-        lease_until_ms,
-        ttl: deps.idempotency_ttl,
-    };
-    let guard = match idempotency::begin(deps.store, claim).await? {
-        Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
-        Begun::Run(guard) => guard,
-    };
-    let result = async {
+        id.as_str(),
+        &serde_json::Value::Null,
+        id.to_string(),
+    )
+    .at(now_ms, lease_until_ms, deps.idempotency_ttl);
+    idempotency::run(deps.store, claim, |_| async {
         let charge = deps
             .store
             .get_charge(&id)
@@ -80,7 +75,6 @@ where
             202
         };
         Ok(ApiResponse::json(status, &view(&charge)))
-    }
-    .await;
-    guard.finish(deps.store, result).await
+    })
+    .await
 }

@@ -9,12 +9,13 @@ use serde::Deserialize;
 use super::create::ChargeDeps;
 use super::read::charge_id;
 use super::{settle, view};
-use crate::domain::idempotency::{IdempotencyKey, fingerprint};
+use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::{ChargeStatus, Money};
 use crate::error::Error;
 use crate::ports::{ChargeStore, IdempotencyStore, PaymentGateway, WorkQueue};
 use crate::services::ApiResponse;
-use crate::services::idempotency::{self, Begun, Claim};
+use crate::services::idempotency::{self, Claim};
+use crate::services::request::parse_body;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -37,35 +38,13 @@ where
     Q: WorkQueue,
 {
     let id = charge_id(id)?;
-    let json: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::json!({})
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|_| Error::bad_request("invalid_json", "the body is not valid JSON"))?
-    };
-    // serde would read a JSON array positionally into the struct: only objects are requests.
-    if !json.is_object() {
-        return Err(Error::bad_request(
-            "invalid_request",
-            "the body must be a JSON object",
-        ));
-    }
-    let parsed: Body = serde_json::from_value(json.clone())
-        .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
-    let claim = Claim {
-        operation: "capture_charge",
-        key,
-        fingerprint: fingerprint("capture_charge", id.as_str(), &json),
-        proposed_resource_id: id.to_string(),
+    let (parsed, json): (Body, serde_json::Value) = parse_body(body, true)?;
+    let claim = Claim::new("capture_charge", key, id.as_str(), &json, id.to_string()).at(
         now_ms,
         lease_until_ms,
-        ttl: deps.idempotency_ttl,
-    };
-    let guard = match idempotency::begin(deps.store, claim).await? {
-        Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
-        Begun::Run(guard) => guard,
-    };
-    let result = async {
+        deps.idempotency_ttl,
+    );
+    idempotency::run(deps.store, claim, |_| async {
         let charge = deps
             .store
             .get_charge(&id)
@@ -107,7 +86,6 @@ where
             200
         };
         Ok(ApiResponse::json(status, &view(&charge)))
-    }
-    .await;
-    guard.finish(deps.store, result).await
+    })
+    .await
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{settle, view};
 use crate::domain::Gateway;
-use crate::domain::idempotency::{IdempotencyKey, fingerprint};
+use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, PaymentOutcome, WorkMessage};
 use crate::error::Error;
 use crate::ports::{
@@ -24,7 +24,7 @@ use crate::ports::{
     WorkQueue,
 };
 use crate::services::ApiResponse;
-use crate::services::idempotency::{self, Begun, Claim};
+use crate::services::idempotency::{self, Claim};
 /// The metadata limits, where the charge request documents them.
 pub use crate::services::request::{
     MAX_METADATA_KEY_LEN, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LEN,
@@ -223,21 +223,18 @@ where
     Q: WorkQueue,
 {
     let (request, json) = NewCharge::parse(body)?;
-    let claim = Claim {
-        operation: "create_charge",
+    let claim = Claim::new(
+        "create_charge",
         key,
-        fingerprint: fingerprint("create_charge", "/charges", &json),
-        proposed_resource_id: ChargeId::generate().to_string(),
-        now_ms,
-        lease_until_ms,
-        ttl: deps.idempotency_ttl,
-    };
-    let guard = match idempotency::begin(deps.store, claim).await? {
-        Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
-        Begun::Run(guard) => guard,
-    };
-    let result = run(deps, request, &guard.resource_id, now_ms / 1000).await;
-    guard.finish(deps.store, result).await
+        "/charges",
+        &json,
+        ChargeId::generate().to_string(),
+    )
+    .at(now_ms, lease_until_ms, deps.idempotency_ttl);
+    idempotency::run(deps.store, claim, |resource_id| async move {
+        run(deps, request, &resource_id, now_ms / 1000).await
+    })
+    .await
 }
 
 async fn run<S, G, Q>(

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{settle, view};
-use crate::domain::idempotency::{IdempotencyKey, fingerprint};
+use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::{
     ChargeId, Failure, Money, Refund, RefundId, RefundOutcome, RefundReason, RefundStatus,
     WorkMessage,
@@ -25,7 +25,7 @@ use crate::ports::{
 use crate::services::ApiResponse;
 use crate::services::charges::create::ChargeDeps;
 use crate::services::charges::read::charge_id;
-use crate::services::idempotency::{self, Begun, Claim};
+use crate::services::idempotency::{self, Claim};
 use crate::services::request::{check_metadata, parse_body};
 use crate::services::retry_policy::retry_delay;
 
@@ -90,21 +90,18 @@ where
 {
     let charge_id = charge_id(charge)?;
     let (request, json) = NewRefund::parse(body)?;
-    let claim = Claim {
-        operation: "refund_charge",
+    let claim = Claim::new(
+        "refund_charge",
         key,
-        fingerprint: fingerprint("refund_charge", charge_id.as_str(), &json),
-        proposed_resource_id: RefundId::generate().to_string(),
-        now_ms,
-        lease_until_ms,
-        ttl: deps.idempotency_ttl,
-    };
-    let guard = match idempotency::begin(deps.store, claim).await? {
-        Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
-        Begun::Run(guard) => guard,
-    };
-    let result = run(deps, &charge_id, request, &guard.resource_id, now_ms / 1000).await;
-    guard.finish(deps.store, result).await
+        charge_id.as_str(),
+        &json,
+        RefundId::generate().to_string(),
+    )
+    .at(now_ms, lease_until_ms, deps.idempotency_ttl);
+    idempotency::run(deps.store, claim, |refund_id| async move {
+        run(deps, &charge_id, request, &refund_id, now_ms / 1000).await
+    })
+    .await
 }
 
 async fn run<S, G, Q>(
