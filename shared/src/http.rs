@@ -1,8 +1,6 @@
 //! What the HTTP functions share: reading the idempotency key and the invocation deadline from a
 //! request, and turning a use case's [`ApiResponse`] or [`Error`] into the HTTP response.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::adapters::SdkConfig;
@@ -48,12 +46,7 @@ impl BillingApp {
     }
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ms;
 
 /// The invocation's deadline (unix ms): an in-progress idempotency record left by a crash expires
 /// with it. Outside Lambda (tests), 30 seconds from now.

@@ -16,6 +16,7 @@
 //!   JSON logs and EMF metrics.
 
 pub mod adapters;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;

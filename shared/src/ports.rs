@@ -121,6 +121,27 @@ pub trait WorkQueue: Send + Sync {
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
+/// What the worker does with a message it received, besides letting SQS delete it.
+pub trait ReceivedMessages: Send + Sync {
+    /// Makes a received message visible again after `after` (the backoff of a failed attempt;
+    /// SQS caps it at 12 hours). The message keeps its receive count.
+    fn redeliver_after(
+        &self,
+        receipt_handle: &str,
+        after: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// The dead-letter queue, for messages the worker cannot read (so they never loop).
+pub trait DeadLetters: Send + Sync {
+    /// Puts `body` on the dead-letter queue with `reason` as an attribute.
+    fn dead_letter(
+        &self,
+        body: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
 /// Loading the secret failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

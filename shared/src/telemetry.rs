@@ -5,7 +5,6 @@
 //! straight to stdout: CloudWatch turns them into metrics without an API call from the function.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
@@ -133,11 +132,7 @@ impl Metrics {
         if self.values.is_empty() || METRICS_OFF.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        let line = self.to_json(now).to_string();
+        let line = self.to_json(crate::clock::now_ms() as u128).to_string();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
     }

@@ -2,7 +2,7 @@
 
 use lambda_runtime::{run, service_fn};
 use paybridge::config::Config;
-use retry_worker::handler::{self, Worker};
+use retry_worker::handler;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,6 +10,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let aws = paybridge::adapters::aws_config().await;
     let secrets = paybridge::adapters::load_secrets(&aws, &config.secret_id).await?;
-    let worker = Worker::new(&config, &aws, &secrets)?;
+    let worker = handler::worker(&config, &aws, &secrets)?;
     run(service_fn(|event| handler::handle(&worker, event))).await
 }

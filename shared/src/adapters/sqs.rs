@@ -6,7 +6,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue};
 
 use crate::domain::WorkMessage;
-use crate::ports::{QueueError, WorkQueue};
+use crate::ports::{DeadLetters, QueueError, ReceivedMessages, WorkQueue};
 
 /// SQS caps a message delay at 15 minutes.
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
@@ -150,6 +150,22 @@ impl SqsWorkQueue {
             }
         }
         Ok(report)
+    }
+}
+
+impl ReceivedMessages for SqsWorkQueue {
+    async fn redeliver_after(
+        &self,
+        receipt_handle: &str,
+        after: Duration,
+    ) -> Result<(), QueueError> {
+        self.retry_after(receipt_handle, after).await
+    }
+}
+
+impl DeadLetters for SqsWorkQueue {
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), QueueError> {
+        self.send_raw(body, reason).await
     }
 }
 

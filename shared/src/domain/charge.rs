@@ -164,6 +164,38 @@ pub struct Charge {
 }
 
 impl Charge {
+    /// A new charge at version 1, `pending`, with nothing captured, refunded or reserved; captured
+    /// at once, without customer, description or metadata (set those where the request has them).
+    pub fn pending(
+        id: ChargeId,
+        invoice_id: impl Into<String>,
+        amount: Money,
+        gateway: Gateway,
+        payment_method: impl Into<String>,
+        now: i64,
+    ) -> Charge {
+        Charge {
+            id,
+            invoice_id: invoice_id.into(),
+            amount,
+            gateway,
+            gateway_ref: None,
+            status: ChargeStatus::Pending,
+            captured: 0,
+            refunded: 0,
+            refund_reserved: 0,
+            failure: None,
+            payment_method: payment_method.into(),
+            customer: None,
+            capture: true,
+            description: None,
+            metadata: BTreeMap::new(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The idempotency key paybridge sends the gateway for `operation` on this charge. The same on
     /// every retry, so a timeout never becomes a second payment.
     pub fn gateway_idempotency_key(&self, operation: &str) -> String {
@@ -307,26 +339,14 @@ mod record_tests {
     use super::*;
 
     fn charge() -> Charge {
-        Charge {
-            id: ChargeId::generate(),
-            invoice_id: "inv_1".into(),
-            amount: Money::parse(1999, "eur").unwrap(),
-            gateway: Gateway::Stripe,
-            gateway_ref: None,
-            status: ChargeStatus::Pending,
-            captured: 0,
-            refunded: 0,
-            refund_reserved: 0,
-            failure: None,
-            payment_method: "pm_card_visa".into(),
-            customer: None,
-            capture: true,
-            description: None,
-            metadata: BTreeMap::new(),
-            version: 1,
-            created_at: 0,
-            updated_at: 0,
-        }
+        Charge::pending(
+            ChargeId::generate(),
+            "inv_1",
+            Money::parse(1999, "eur").unwrap(),
+            Gateway::Stripe,
+            "pm_card_visa",
+            0,
+        )
     }
 
     fn outcome(status: ChargeStatus, captured: i64) -> PaymentOutcome {

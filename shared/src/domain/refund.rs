@@ -106,6 +106,31 @@ pub struct Refund {
 }
 
 impl Refund {
+    /// A new refund of `amount` of `charge`'s payment at version 1, `pending`, without a reason or
+    /// metadata (set those where the request has them).
+    pub fn pending(
+        id: RefundId,
+        charge: &ChargeId,
+        amount: Money,
+        gateway: Gateway,
+        now: i64,
+    ) -> Refund {
+        Refund {
+            id,
+            charge_id: charge.clone(),
+            amount,
+            gateway,
+            gateway_ref: None,
+            status: RefundStatus::Pending,
+            reason: None,
+            failure: None,
+            metadata: BTreeMap::new(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The idempotency key paybridge sends the gateway for this refund; the same on every retry.
     pub fn gateway_idempotency_key(&self) -> String {
         format!("paybridge-{}-refund", self.id)

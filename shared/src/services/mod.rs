@@ -3,6 +3,8 @@
 pub mod apply_event;
 pub mod charges;
 pub mod deliver;
+#[cfg(test)]
+pub(crate) mod fakes;
 pub mod idempotency;
 pub mod notify;
 pub mod reconcile;
@@ -11,6 +13,7 @@ pub mod refunds;
 pub mod request;
 pub mod retry_policy;
 pub mod views;
+pub mod work;
 
 use crate::domain::idempotency::StoredResponse;
 

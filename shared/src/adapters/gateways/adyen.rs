@@ -731,24 +731,17 @@ mod tests {
 
     fn charge(capture: bool) -> Charge {
         Charge {
-            id: ChargeId::generate(),
-            invoice_id: "inv_1".into(),
-            amount: Money::parse(1999, "eur").unwrap(),
-            gateway: Gateway::Adyen,
-            gateway_ref: None,
-            status: ChargeStatus::Pending,
-            captured: 0,
-            refunded: 0,
-            refund_reserved: 0,
-            failure: None,
-            payment_method: "8415698462516992".into(),
             customer: Some("cus_1".into()),
             capture,
-            description: None,
             metadata: BTreeMap::from([("order".into(), "42".into())]),
-            version: 1,
-            created_at: 0,
-            updated_at: 0,
+            ..Charge::pending(
+                ChargeId::generate(),
+                "inv_1",
+                Money::parse(1999, "eur").unwrap(),
+                Gateway::Adyen,
+                "8415698462516992",
+                0,
+            )
         }
     }
 

@@ -119,24 +119,18 @@ impl NewCharge {
 
     fn into_charge(self, id: ChargeId, now: i64) -> Charge {
         Charge {
-            id,
-            invoice_id: self.invoice_id,
-            amount: self.amount,
-            gateway: self.gateway,
-            gateway_ref: None,
-            status: ChargeStatus::Pending,
-            captured: 0,
-            refunded: 0,
-            refund_reserved: 0,
-            failure: None,
-            payment_method: self.payment_method,
             customer: self.customer,
             capture: self.capture,
             description: self.description,
             metadata: self.metadata,
-            version: 1,
-            created_at: now,
-            updated_at: now,
+            ..Charge::pending(
+                id,
+                self.invoice_id,
+                self.amount,
+                self.gateway,
+                self.payment_method,
+                now,
+            )
         }
     }
 }

@@ -198,20 +198,12 @@ async fn reserve<S: ChargeStore + RefundStore>(
                 ),
             ));
         }
+        let amount_money = Money::new(amount, charge.currency())
+            .map_err(|e| Error::unprocessable("invalid_amount", e.to_string()))?;
         let refund = Refund {
-            id: id.clone(),
-            charge_id: charge_id.clone(),
-            amount: Money::new(amount, charge.currency())
-                .map_err(|e| Error::unprocessable("invalid_amount", e.to_string()))?,
-            gateway: charge.gateway,
-            gateway_ref: None,
-            status: RefundStatus::Pending,
             reason: request.reason,
-            failure: None,
             metadata: request.metadata.clone(),
-            version: 1,
-            created_at: now,
-            updated_at: now,
+            ..Refund::pending(id.clone(), charge_id, amount_money, charge.gateway, now)
         };
         match store.reserve_refund(&refund).await? {
             Reserved::Done => {

@@ -1,0 +1,499 @@
+//! In-memory fakes of the ports, for unit tests of the use cases (the adapters are tested against
+//! moto and the gateway fakes in `tests/`). Each keeps what it was asked in plain fields, so a
+//! test can assert on it; a store can be told to be down.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::domain::event::EventRecord;
+use crate::domain::{
+    Charge, ChargeId, EventStatus, Gateway, Money, Notification, NotificationId, PaymentOutcome,
+    Refund, RefundId, RefundOutcome, WorkMessage,
+};
+use crate::error::BoxError;
+use crate::ports::{
+    ChargeStore, DeadLetters, EventStore, GatewayError, GatewayObject, GatewayRefLookup, Inserted,
+    NotificationStore, Notifier, NotifyOutcome, PaymentGateway, PaymentRequest, QueueError,
+    ReceivedMessages, RefundGateway, RefundStore, Reserved, StoreError,
+};
+
+/// One table's worth of records, behind a lock.
+#[derive(Default)]
+pub struct MemStore {
+    pub events: Mutex<HashMap<(Gateway, String), EventRecord>>,
+    pub charges: Mutex<HashMap<ChargeId, Charge>>,
+    pub refunds: Mutex<HashMap<RefundId, Refund>>,
+    pub notifications: Mutex<HashMap<NotificationId, Notification>>,
+    pub gateway_refs: Mutex<HashMap<(Gateway, String), GatewayObject>>,
+    /// While set, every call answers `StoreError::Unavailable`.
+    pub down: Mutex<bool>,
+}
+
+fn unavailable() -> StoreError {
+    StoreError::Unavailable(BoxError::from("the in-memory store is down"))
+}
+
+impl MemStore {
+    fn up(&self) -> Result<(), StoreError> {
+        if *self.down.lock().unwrap() {
+            Err(unavailable())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Versioned replace: the stored version must be one less than `version`.
+    fn check_version<K: std::hash::Hash + Eq, V>(
+        map: &HashMap<K, V>,
+        key: &K,
+        version: u64,
+        stored: impl Fn(&V) -> u64,
+    ) -> Result<(), StoreError> {
+        match map.get(key) {
+            Some(v) if stored(v) + 1 == version => Ok(()),
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    fn add_outbox(&self, notifications: &[Notification]) {
+        let mut map = self.notifications.lock().unwrap();
+        for n in notifications {
+            map.insert(n.id.clone(), n.clone());
+        }
+    }
+}
+
+impl EventStore for MemStore {
+    async fn insert_event(&self, record: &EventRecord) -> Result<Inserted, StoreError> {
+        self.up()?;
+        let key = (record.gateway, record.event_id.clone());
+        let mut map = self.events.lock().unwrap();
+        if let Some(existing) = map.get(&key) {
+            return Ok(Inserted::Existing(existing.clone()));
+        }
+        map.insert(key, record.clone());
+        Ok(Inserted::New)
+    }
+
+    async fn get_event(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        self.up()?;
+        let map = self.events.lock().unwrap();
+        Ok(map.get(&(gateway, event_id.to_owned())).cloned())
+    }
+
+    async fn mark_event_queued(&self, gateway: Gateway, event_id: &str) -> Result<(), StoreError> {
+        self.up()?;
+        let mut map = self.events.lock().unwrap();
+        match map.get_mut(&(gateway, event_id.to_owned())) {
+            Some(r) if r.status == EventStatus::Received => {
+                r.status = EventStatus::Queued;
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn claim_enqueue_lease(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        seen_lease: i64,
+        new_lease: i64,
+    ) -> Result<(), StoreError> {
+        self.up()?;
+        let mut map = self.events.lock().unwrap();
+        match map.get_mut(&(gateway, event_id.to_owned())) {
+            Some(r) if r.status == EventStatus::Received && r.enqueue_lease_until == seen_lease => {
+                r.enqueue_lease_until = new_lease;
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn finish_event(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        status: EventStatus,
+    ) -> Result<(), StoreError> {
+        self.up()?;
+        let mut map = self.events.lock().unwrap();
+        match map.get_mut(&(gateway, event_id.to_owned())) {
+            Some(r) if matches!(r.status, EventStatus::Received | EventStatus::Queued) => {
+                r.status = status;
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn release_enqueue_lease(
+        &self,
+        gateway: Gateway,
+        event_id: &str,
+        lease: i64,
+    ) -> Result<(), StoreError> {
+        self.claim_enqueue_lease(gateway, event_id, lease, 0).await
+    }
+}
+
+impl ChargeStore for MemStore {
+    async fn insert_charge(&self, charge: &Charge) -> Result<(), StoreError> {
+        self.up()?;
+        let mut map = self.charges.lock().unwrap();
+        if map.contains_key(&charge.id) {
+            return Err(StoreError::Conflict);
+        }
+        map.insert(charge.id.clone(), charge.clone());
+        Ok(())
+    }
+
+    async fn get_charge(&self, id: &ChargeId) -> Result<Option<Charge>, StoreError> {
+        self.up()?;
+        Ok(self.charges.lock().unwrap().get(id).cloned())
+    }
+
+    async fn save_charge(
+        &self,
+        charge: &Charge,
+        notifications: &[Notification],
+    ) -> Result<(), StoreError> {
+        self.up()?;
+        {
+            let mut map = self.charges.lock().unwrap();
+            Self::check_version(&map, &charge.id, charge.version, |c| c.version)?;
+            map.insert(charge.id.clone(), charge.clone());
+        }
+        if let Some(r) = charge.gateway_ref.as_deref().filter(|r| !r.is_empty()) {
+            self.gateway_refs.lock().unwrap().insert(
+                (charge.gateway, r.to_owned()),
+                GatewayObject::Charge(charge.id.clone()),
+            );
+        }
+        self.add_outbox(notifications);
+        Ok(())
+    }
+
+    async fn charges_for_invoice(&self, invoice_id: &str) -> Result<Vec<Charge>, StoreError> {
+        self.up()?;
+        let mut list: Vec<Charge> = (self.charges.lock().unwrap().values())
+            .filter(|c| c.invoice_id == invoice_id)
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(list)
+    }
+}
+
+impl RefundStore for MemStore {
+    async fn reserve_refund(&self, refund: &Refund) -> Result<Reserved, StoreError> {
+        self.up()?;
+        let mut charges = self.charges.lock().unwrap();
+        let mut refunds = self.refunds.lock().unwrap();
+        if refunds.contains_key(&refund.id) {
+            return Ok(Reserved::Exists);
+        }
+        let Some(charge) = charges.get_mut(&refund.charge_id) else {
+            return Ok(Reserved::Refused);
+        };
+        if !charge.status.is_captured() || charge.refundable() < refund.amount.minor() {
+            return Ok(Reserved::Refused);
+        }
+        charge.refund_reserved += refund.amount.minor();
+        charge.version += 1;
+        refunds.insert(refund.id.clone(), refund.clone());
+        Ok(Reserved::Done)
+    }
+
+    async fn get_refund(&self, id: &RefundId) -> Result<Option<Refund>, StoreError> {
+        self.up()?;
+        Ok(self.refunds.lock().unwrap().get(id).cloned())
+    }
+
+    async fn refunds_for_charge(&self, charge: &ChargeId) -> Result<Vec<Refund>, StoreError> {
+        self.up()?;
+        let mut list: Vec<Refund> = (self.refunds.lock().unwrap().values())
+            .filter(|r| &r.charge_id == charge)
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(list)
+    }
+
+    async fn save_refund(
+        &self,
+        refund: &Refund,
+        charge: Option<&Charge>,
+        notifications: &[Notification],
+    ) -> Result<(), StoreError> {
+        self.up()?;
+        {
+            let mut charges = self.charges.lock().unwrap();
+            let mut refunds = self.refunds.lock().unwrap();
+            Self::check_version(&refunds, &refund.id, refund.version, |r| r.version)?;
+            if let Some(c) = charge {
+                Self::check_version(&charges, &c.id, c.version, |c| c.version)?;
+                charges.insert(c.id.clone(), c.clone());
+            }
+            refunds.insert(refund.id.clone(), refund.clone());
+        }
+        if let Some(r) = refund.gateway_ref.as_deref().filter(|r| !r.is_empty()) {
+            self.gateway_refs.lock().unwrap().insert(
+                (refund.gateway, r.to_owned()),
+                GatewayObject::Refund(refund.id.clone()),
+            );
+        }
+        self.add_outbox(notifications);
+        Ok(())
+    }
+}
+
+impl GatewayRefLookup for MemStore {
+    async fn find_gateway_ref(
+        &self,
+        gateway: Gateway,
+        reference: &str,
+    ) -> Result<Option<GatewayObject>, StoreError> {
+        self.up()?;
+        let map = self.gateway_refs.lock().unwrap();
+        Ok(map.get(&(gateway, reference.to_owned())).cloned())
+    }
+}
+
+impl NotificationStore for MemStore {
+    async fn get_notification(
+        &self,
+        id: &NotificationId,
+    ) -> Result<Option<Notification>, StoreError> {
+        self.up()?;
+        Ok(self.notifications.lock().unwrap().get(id).cloned())
+    }
+
+    async fn save_notification(&self, n: &Notification) -> Result<(), StoreError> {
+        self.up()?;
+        let mut map = self.notifications.lock().unwrap();
+        Self::check_version(&map, &n.id, n.version, |n| n.version)?;
+        map.insert(n.id.clone(), n.clone());
+        Ok(())
+    }
+
+    async fn notifications_for_charge(
+        &self,
+        charge: &ChargeId,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.up()?;
+        let mut list: Vec<Notification> = (self.notifications.lock().unwrap().values())
+            .filter(|n| &n.charge_id == charge)
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(list)
+    }
+
+    async fn pending_notifications(
+        &self,
+        before: i64,
+        limit: i32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.up()?;
+        let mut list: Vec<Notification> = (self.notifications.lock().unwrap().values())
+            .filter(|n| n.status == crate::domain::DeliveryStatus::Pending && n.created_at < before)
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list.truncate(limit.max(0) as usize);
+        Ok(list)
+    }
+}
+
+/// A queue that records what was sent, dead-lettered and hidden.
+#[derive(Default)]
+pub struct MemQueue {
+    pub sent: Mutex<Vec<(WorkMessage, Duration)>>,
+    pub dead_letters: Mutex<Vec<(String, String)>>,
+    pub redeliveries: Mutex<Vec<(String, Duration)>>,
+    /// While set, every call answers `QueueError`.
+    pub down: Mutex<bool>,
+}
+
+impl MemQueue {
+    fn up(&self) -> Result<(), QueueError> {
+        if *self.down.lock().unwrap() {
+            Err(QueueError(BoxError::from("the in-memory queue is down")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl crate::ports::WorkQueue for MemQueue {
+    async fn send(&self, message: &WorkMessage, delay: Duration) -> Result<(), QueueError> {
+        self.up()?;
+        self.sent.lock().unwrap().push((message.clone(), delay));
+        Ok(())
+    }
+}
+
+impl ReceivedMessages for MemQueue {
+    async fn redeliver_after(
+        &self,
+        receipt_handle: &str,
+        after: Duration,
+    ) -> Result<(), QueueError> {
+        self.up()?;
+        (self.redeliveries.lock().unwrap()).push((receipt_handle.to_owned(), after));
+        Ok(())
+    }
+}
+
+impl DeadLetters for MemQueue {
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), QueueError> {
+        self.up()?;
+        (self.dead_letters.lock().unwrap()).push((body.to_owned(), reason.to_owned()));
+        Ok(())
+    }
+}
+
+/// A gateway that answers every call from a script (the last answer repeats) and counts calls.
+pub struct ScriptedGateway {
+    pub payments: Mutex<Vec<Result<PaymentOutcome, GatewayError>>>,
+    pub refunds: Mutex<Vec<Result<RefundOutcome, GatewayError>>>,
+    pub calls: Mutex<Vec<String>>,
+}
+
+impl ScriptedGateway {
+    /// A gateway whose every payment answer is unknown (a timeout).
+    pub fn timing_out() -> Self {
+        ScriptedGateway {
+            payments: Mutex::new(vec![Err(GatewayError::unknown("timed out", None))]),
+            refunds: Mutex::new(vec![Err(GatewayError::unknown("timed out", None))]),
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn next<T: Clone>(script: &Mutex<Vec<Result<T, GatewayError>>>) -> Result<T, GatewayError> {
+        let mut s = script.lock().unwrap();
+        if s.len() > 1 {
+            s.remove(0)
+        } else {
+            s[0].clone_answer()
+        }
+    }
+}
+
+trait CloneAnswer {
+    fn clone_answer(&self) -> Self;
+}
+
+impl<T: Clone> CloneAnswer for Result<T, GatewayError> {
+    fn clone_answer(&self) -> Self {
+        match self {
+            Ok(v) => Ok(v.clone()),
+            Err(GatewayError::Unknown {
+                message,
+                retry_after,
+                ..
+            }) => Err(GatewayError::Unknown {
+                message: message.clone(),
+                retry_after: *retry_after,
+                source: None,
+            }),
+            Err(GatewayError::Refused {
+                status,
+                code,
+                message,
+            }) => Err(GatewayError::Refused {
+                status: *status,
+                code: code.clone(),
+                message: message.clone(),
+            }),
+        }
+    }
+}
+
+impl PaymentGateway for ScriptedGateway {
+    async fn create_payment(
+        &self,
+        request: &PaymentRequest<'_>,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        (self.calls.lock().unwrap()).push(format!("create {}", request.idempotency_key));
+        Self::next(&self.payments)
+    }
+
+    async fn capture(
+        &self,
+        _charge: &Charge,
+        amount: Money,
+        idempotency_key: &str,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        (self.calls.lock().unwrap()).push(format!("capture {} {idempotency_key}", amount.minor()));
+        Self::next(&self.payments)
+    }
+
+    async fn cancel(
+        &self,
+        _charge: &Charge,
+        idempotency_key: &str,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        (self.calls.lock().unwrap()).push(format!("cancel {idempotency_key}"));
+        Self::next(&self.payments)
+    }
+
+    async fn retrieve(&self, charge: &Charge) -> Result<PaymentOutcome, GatewayError> {
+        (self.calls.lock().unwrap()).push(format!("retrieve {}", charge.id));
+        Self::next(&self.payments)
+    }
+}
+
+impl RefundGateway for ScriptedGateway {
+    async fn refund(
+        &self,
+        _charge: &Charge,
+        refund: &Refund,
+    ) -> Result<RefundOutcome, GatewayError> {
+        (self.calls.lock().unwrap()).push(format!("refund {}", refund.id));
+        Self::next(&self.refunds)
+    }
+
+    async fn retrieve_refund(
+        &self,
+        _charge: &Charge,
+        refund: &Refund,
+    ) -> Result<RefundOutcome, GatewayError> {
+        (self.calls.lock().unwrap()).push(format!("retrieve_refund {}", refund.id));
+        Self::next(&self.refunds)
+    }
+}
+
+/// Billing's endpoint, answering from a script (the last answer repeats).
+pub struct ScriptedBilling {
+    pub answers: Mutex<Vec<NotifyOutcome>>,
+    pub received: Mutex<Vec<NotificationId>>,
+}
+
+impl ScriptedBilling {
+    pub fn answering(answers: Vec<NotifyOutcome>) -> Self {
+        ScriptedBilling {
+            answers: Mutex::new(answers),
+            received: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Notifier for ScriptedBilling {
+    async fn send(&self, notification: &Notification, _timestamp: i64) -> NotifyOutcome {
+        (self.received.lock().unwrap()).push(notification.id.clone());
+        let mut a = self.answers.lock().unwrap();
+        if a.len() > 1 {
+            a.remove(0)
+        } else {
+            a[0].clone()
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Use case: one message of the work queue, start to finish — read it, dispatch it to the use
+//! case it names, and decide its fate ([`Verdict`]).
+//!
+//! The retry worker's handler only translates an SQS batch into [`Received`] messages and the
+//! verdicts into a partial-batch response; every rule lives here, over the ports:
+//!
+//! - a body the worker cannot read (not JSON, or a message version it does not know) is put on
+//!   the dead-letter queue at once with the reason, so it never loops;
+//! - a retryable failure, or an event whose object is not known yet, comes back after a backoff
+//!   ([`retry_policy::retry_delay`]) by changing the message's visibility, counting towards the
+//!   queue's maxReceiveCount;
+//! - a gateway retry that is still unknown is handed on to a new, delayed message (it counts its
+//!   own attempts), so the received one is done;
+//! - a non-retryable failure, and a notification whose last attempt failed, are left to SQS:
+//!   redelivered after the visibility timeout, then dead-lettered by maxReceiveCount, where the
+//!   DLQ alarm sees them.
+
+use std::time::Duration;
+
+use crate::domain::WorkMessage;
+use crate::domain::work::WORK_MESSAGE_VERSION;
+use crate::error::Error;
+use crate::ports::{
+    ChargeStore, DeadLetters, EventStore, GatewayRefLookup, NotificationStore, Notifier,
+    PaymentGateway, ReceivedMessages, RefundGateway, RefundStore, WorkQueue,
+};
+use crate::services::apply_event::{Applied, apply_event};
+use crate::services::charges::retry::{RetryOutcome as ChargeRetry, retry_charge};
+use crate::services::deliver::{Delivery, deliver};
+use crate::services::refunds::retry::{RetryOutcome as RefundRetry, retry_refund};
+use crate::services::retry_policy::retry_delay;
+use crate::telemetry::{Metrics, Unit};
+
+const FUNCTION: &str = "retry-worker";
+
+/// Everything the worker uses, built once at init.
+pub struct Worker<S, G, Q, N> {
+    pub store: S,
+    pub gateways: G,
+    /// The work queue: follow-up messages, and visibility changes for backoff.
+    pub queue: Q,
+    /// Messages the worker cannot read go here directly (not into a crash loop).
+    pub dlq: Option<Q>,
+    pub notifier: N,
+    /// The queue's maxReceiveCount: the receive count of a message's last attempt.
+    pub max_receive_count: u32,
+}
+
+/// One received message.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    pub id: &'a str,
+    pub body: &'a str,
+    /// For the visibility change of a backoff (absent: SQS's visibility timeout applies).
+    pub receipt_handle: Option<&'a str>,
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+    /// When SQS took the message (unix ms), if it said.
+    pub sent_at_ms: Option<i64>,
+}
+
+/// What becomes of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Done, or handed on to a follow-up message: SQS deletes it.
+    Done,
+    /// Unreadable: put on the dead-letter queue with the reason; SQS deletes it here.
+    DeadLettered,
+    /// Comes back after this delay (its visibility was changed), counting towards maxReceiveCount.
+    RetryIn(Duration),
+    /// Failed: SQS redelivers it after the visibility timeout, and dead-letters it after
+    /// maxReceiveCount.
+    Fail,
+}
+
+impl Verdict {
+    /// Whether the batch response reports the message as failed (so SQS keeps it).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Verdict::RetryIn(_) | Verdict::Fail)
+    }
+}
+
+/// Handles every message of a batch on its own (concurrently) and reports the batch's metrics.
+/// The verdicts are in the order of `messages`.
+pub async fn handle_batch<S, G, Q, N>(
+    worker: &Worker<S, G, Q, N>,
+    messages: &[Received<'_>],
+    now_ms: i64,
+) -> Vec<Verdict>
+where
+    S: EventStore + ChargeStore + RefundStore + GatewayRefLookup + NotificationStore,
+    G: PaymentGateway + RefundGateway,
+    Q: WorkQueue + ReceivedMessages + DeadLetters,
+    N: Notifier,
+{
+    let verdicts =
+        futures::future::join_all(messages.iter().map(|m| handle(worker, m, now_ms / 1000))).await;
+    let oldest_ms = messages
+        .iter()
+        .filter_map(|m| m.sent_at_ms)
+        .map(|sent| now_ms - sent)
+        .max()
+        .unwrap_or(0);
+    let failures = verdicts.iter().filter(|v| v.is_failure()).count();
+    Metrics::new(FUNCTION)
+        .value("OldestMessageAge", oldest_ms as f64 / 1000.0, Unit::Seconds)
+        .value("BatchSize", messages.len() as f64, Unit::Count)
+        .value("BatchFailures", failures as f64, Unit::Count)
+        .emit();
+    verdicts
+}
+
+/// Handles one message at `now` (unix seconds) and carries out its verdict's side: the
+/// dead-letter send, or the visibility change of a backoff.
+pub async fn handle<S, G, Q, N>(
+    worker: &Worker<S, G, Q, N>,
+    message: &Received<'_>,
+    now: i64,
+) -> Verdict
+where
+    S: EventStore + ChargeStore + RefundStore + GatewayRefLookup + NotificationStore,
+    G: PaymentGateway + RefundGateway,
+    Q: WorkQueue + ReceivedMessages + DeadLetters,
+    N: Notifier,
+{
+    let verdict = decide(worker, message, now).await;
+    if let (Verdict::RetryIn(delay), Some(receipt)) = (&verdict, message.receipt_handle)
+        && let Err(e) = worker.queue.redeliver_after(receipt, *delay).await
+    {
+        tracing::warn!(message_id = %message.id, error = %e, "could not set the backoff; SQS retries after its visibility timeout");
+    }
+    verdict
+}
+
+async fn decide<S, G, Q, N>(
+    worker: &Worker<S, G, Q, N>,
+    message: &Received<'_>,
+    now: i64,
+) -> Verdict
+where
+    S: EventStore + ChargeStore + RefundStore + GatewayRefLookup + NotificationStore,
+    G: PaymentGateway + RefundGateway,
+    Q: WorkQueue + ReceivedMessages + DeadLetters,
+    N: Notifier,
+{
+    let work = match serde_json::from_str::<WorkMessage>(message.body) {
+        Ok(m) if m.version() == WORK_MESSAGE_VERSION => m,
+        Ok(m) => {
+            let reason = format!("unknown message version {}", m.version());
+            return dead_letter(worker, message, &reason).await;
+        }
+        Err(e) => return dead_letter(worker, message, &format!("unreadable message: {e}")).await,
+    };
+    let key = work.dedup_key();
+    let kind = key.split(':').next().unwrap_or("unknown").to_owned();
+    let attempt = message.receive_count;
+    match dispatch(worker, work, attempt, now).await {
+        Ok(verdict) => {
+            if verdict != Verdict::Done {
+                Metrics::new(FUNCTION)
+                    .dimension("Kind", kind)
+                    .count("Retry")
+                    .emit();
+            }
+            verdict
+        }
+        Err(e) => {
+            tracing::error!(message_id = %message.id, work = %key, attempt, code = e.code(), error = %e.chain(), "work failed");
+            Metrics::new(FUNCTION)
+                .dimension("Kind", kind)
+                .count("WorkFailed")
+                .emit();
+            if e.is_retryable() {
+                let hint = e.retry_after_secs().map(Duration::from_secs);
+                Verdict::RetryIn(retry_delay(attempt, hint))
+            } else {
+                Verdict::Fail
+            }
+        }
+    }
+}
+
+/// Sends an unreadable message to the DLQ with the reason, so it never loops. Without a DLQ (or
+/// if the send fails) it is left to SQS's own redrive.
+async fn dead_letter<S, G, Q, N>(
+    worker: &Worker<S, G, Q, N>,
+    message: &Received<'_>,
+    reason: &str,
+) -> Verdict
+where
+    Q: DeadLetters,
+{
+    tracing::error!(message_id = %message.id, reason, "work message sent to the dead-letter queue");
+    Metrics::new(FUNCTION).count("DeadLettered").emit();
+    let Some(dlq) = &worker.dlq else {
+        return Verdict::Fail;
+    };
+    match dlq.dead_letter(message.body, reason).await {
+        Ok(()) => Verdict::DeadLettered,
+        Err(e) => {
+            tracing::error!(message_id = %message.id, error = %e, "could not dead-letter; leaving it to SQS's redrive");
+            Verdict::Fail
+        }
+    }
+}
+
+async fn dispatch<S, G, Q, N>(
+    worker: &Worker<S, G, Q, N>,
+    message: WorkMessage,
+    attempt: u32,
+    now: i64,
+) -> Result<Verdict, Error>
+where
+    S: EventStore + ChargeStore + RefundStore + GatewayRefLookup + NotificationStore,
+    G: PaymentGateway + RefundGateway,
+    Q: WorkQueue,
+    N: Notifier,
+{
+    let (store, gateways, queue) = (&worker.store, &worker.gateways, &worker.queue);
+    let last = attempt >= worker.max_receive_count;
+    let follow_up = match message {
+        WorkMessage::ApplyEvent {
+            gateway, event_id, ..
+        } => {
+            return Ok(
+                match apply_event(store, queue, gateway, &event_id, last, now).await? {
+                    Applied::NotYet => Verdict::RetryIn(retry_delay(attempt, None)),
+                    Applied::Applied
+                    | Applied::AlreadyDone
+                    | Applied::Ignored(_)
+                    | Applied::Orphaned => Verdict::Done,
+                },
+            );
+        }
+        WorkMessage::RetryCharge {
+            charge_id,
+            attempt: n,
+            ..
+        } => match retry_charge(store, gateways, queue, &charge_id, n, now).await? {
+            ChargeRetry::Done(_) | ChargeRetry::GaveUp => None,
+            ChargeRetry::RetryLater { attempt, delay } => {
+                Some((WorkMessage::retry_charge(&charge_id, attempt), delay))
+            }
+        },
+        WorkMessage::RetryRefund {
+            refund_id,
+            attempt: n,
+            ..
+        } => match retry_refund(store, gateways, queue, &refund_id, n, now).await? {
+            RefundRetry::Done(_) | RefundRetry::GaveUp => None,
+            RefundRetry::RetryLater { attempt, delay } => {
+                Some((WorkMessage::retry_refund(&refund_id, attempt), delay))
+            }
+        },
+        WorkMessage::DeliverNotification {
+            notification_id, ..
+        } => {
+            let delivery = deliver(
+                store,
+                &worker.notifier,
+                &notification_id,
+                attempt,
+                worker.max_receive_count,
+                now,
+            )
+            .await?;
+            return Ok(match delivery {
+                Delivery::Delivered => Verdict::Done,
+                Delivery::Retry { after } => Verdict::RetryIn(after),
+                // Recorded as failed on the notification. After the last attempt the message goes
+                // on to the DLQ (through maxReceiveCount), where the alarm sees it; a refusal
+                // before that is final for this message (`make resend` tries again).
+                Delivery::Failed if last => Verdict::Fail,
+                Delivery::Failed => Verdict::Done,
+            });
+        }
+    };
+    // Gateway retries count their own attempts: the next one is a new, delayed message.
+    if let Some((next, delay)) = follow_up {
+        queue.send(&next, delay).await?;
+    }
+    Ok(Verdict::Done)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+//! Every verdict of the worker's use case, against in-memory ports.
+
+use std::time::Duration;
+
+use super::*;
+use crate::domain::event::{EventRecord, VerifiedEvent};
+use crate::domain::{
+    Charge, ChargeId, DeliveryStatus, EventStatus, Gateway, Money, Notification, NotificationId,
+};
+use crate::ports::NotifyOutcome;
+use crate::services::fakes::{MemQueue, MemStore, ScriptedBilling, ScriptedGateway};
+use crate::services::notify;
+
+const NOW: i64 = 1_700_000_000;
+const MAX_RECEIVES: u32 = 5;
+
+type TestWorker = Worker<MemStore, ScriptedGateway, MemQueue, ScriptedBilling>;
+
+fn worker(billing: Vec<NotifyOutcome>) -> TestWorker {
+    Worker {
+        store: MemStore::default(),
+        gateways: ScriptedGateway::timing_out(),
+        queue: MemQueue::default(),
+        dlq: Some(MemQueue::default()),
+        notifier: ScriptedBilling::answering(billing),
+        max_receive_count: MAX_RECEIVES,
+    }
+}
+
+fn delivered() -> NotifyOutcome {
+    NotifyOutcome::Delivered { status: 200 }
+}
+
+fn received(body: &str, receive_count: u32) -> Received<'_> {
+    Received {
+        id: "m-1",
+        body,
+        receipt_handle: Some("rh-1"),
+        receive_count,
+        sent_at_ms: Some(NOW * 1000 - 4000),
+    }
+}
+
+fn body(message: &WorkMessage) -> String {
+    serde_json::to_string(message).unwrap()
+}
+
+fn pending_charge() -> Charge {
+    Charge::pending(
+        ChargeId::generate(),
+        "inv_1",
+        Money::parse(1999, "eur").unwrap(),
+        Gateway::Stripe,
+        "pm_card_visa",
+        NOW,
+    )
+}
+
+fn recorded_event(w: &TestWorker, status: EventStatus) -> String {
+    let event = VerifiedEvent {
+        gateway: Gateway::Stripe,
+        event_id: "evt_1".into(),
+        event_type: "payment_intent.succeeded".into(),
+        object_ref: Some("pi_1".into()),
+        supported: true,
+        payload: "{}".into(),
+    };
+    let mut record = EventRecord::new(event, NOW, 30, 86_400);
+    record.status = status;
+    (w.store.events.lock().unwrap()).insert((Gateway::Stripe, "evt_1".into()), record);
+    body(&WorkMessage::apply_event(Gateway::Stripe, "evt_1"))
+}
+
+fn stored_notification(w: &TestWorker) -> (Notification, String) {
+    let n = notify::for_charge(&pending_charge(), NOW);
+    (w.store.notifications.lock().unwrap()).insert(n.id.clone(), n.clone());
+    let b = body(&WorkMessage::deliver_notification(&n.id));
+    (n, b)
+}
+
+fn delivery_status(w: &TestWorker, id: &NotificationId) -> DeliveryStatus {
+    w.store.notifications.lock().unwrap()[id].status
+}
+
+#[tokio::test]
+async fn an_unreadable_message_is_put_on_the_dead_letter_queue_with_the_reason() {
+    let w = worker(vec![delivered()]);
+    let verdict = handle(&w, &received("not json", 1), NOW).await;
+    assert_eq!(verdict, Verdict::DeadLettered);
+    assert!(!verdict.is_failure(), "SQS deletes it from the work queue");
+    let dead = w.dlq.as_ref().unwrap().dead_letters.lock().unwrap().clone();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, "not json");
+    assert!(dead[0].1.starts_with("unreadable message"), "{}", dead[0].1);
+}
+
+#[tokio::test]
+async fn a_message_of_a_version_this_worker_does_not_know_is_dead_lettered_too() {
+    let w = worker(vec![delivered()]);
+    let future =
+        body(&WorkMessage::apply_event(Gateway::Stripe, "evt_1")).replace("\"v\":1", "\"v\":2");
+    assert_eq!(
+        handle(&w, &received(&future, 1), NOW).await,
+        Verdict::DeadLettered
+    );
+    let dead = w.dlq.as_ref().unwrap().dead_letters.lock().unwrap().clone();
+    assert_eq!(dead, vec![(future, "unknown message version 2".to_owned())]);
+}
+
+#[tokio::test]
+async fn without_a_dead_letter_queue_an_unreadable_message_is_left_to_sqs_redrive() {
+    let mut w = worker(vec![delivered()]);
+    w.dlq = None;
+    let verdict = handle(&w, &received("not json", 1), NOW).await;
+    assert_eq!(verdict, Verdict::Fail);
+    assert!(verdict.is_failure());
+}
+
+#[tokio::test]
+async fn an_event_applied_before_is_done() {
+    let w = worker(vec![delivered()]);
+    let message = recorded_event(&w, EventStatus::Processed);
+    assert_eq!(handle(&w, &received(&message, 1), NOW).await, Verdict::Done);
+    assert!(w.queue.redeliveries.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_store_outage_brings_the_message_back_after_a_backoff_set_through_the_queue_port() {
+    let w = worker(vec![delivered()]);
+    let message = recorded_event(&w, EventStatus::Queued);
+    *w.store.down.lock().unwrap() = true;
+    let Verdict::RetryIn(delay) = handle(&w, &received(&message, 1), NOW).await else {
+        panic!("expected a backoff");
+    };
+    // retry_delay(1): 15 s ± 20 %.
+    assert!((12..=18).contains(&delay.as_secs()), "{delay:?}");
+    assert_eq!(
+        *w.queue.redeliveries.lock().unwrap(),
+        vec![("rh-1".to_owned(), delay)]
+    );
+}
+
+#[tokio::test]
+async fn an_event_whose_record_does_not_exist_fails_and_is_left_to_sqs() {
+    let w = worker(vec![delivered()]);
+    let message = body(&WorkMessage::apply_event(Gateway::Stripe, "evt_missing"));
+    assert_eq!(handle(&w, &received(&message, 1), NOW).await, Verdict::Fail);
+    assert!(
+        w.queue.redeliveries.lock().unwrap().is_empty(),
+        "a non-retryable failure waits for the visibility timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_charge_still_unknown_at_the_gateway_is_handed_on_to_a_delayed_follow_up_message() {
+    let w = worker(vec![delivered()]);
+    let charge = pending_charge();
+    (w.store.charges.lock().unwrap()).insert(charge.id.clone(), charge.clone());
+    let message = body(&WorkMessage::retry_charge(&charge.id, 1));
+    assert_eq!(handle(&w, &received(&message, 1), NOW).await, Verdict::Done);
+    let sent = w.queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, WorkMessage::retry_charge(&charge.id, 2));
+    // retry_delay(2): 30 s ± 20 %.
+    assert!((24..=36).contains(&sent[0].1.as_secs()), "{:?}", sent[0].1);
+    assert_eq!(
+        *w.gateways.calls.lock().unwrap(),
+        vec![format!("create paybridge-{}-create", charge.id)],
+        "asked again with the same gateway idempotency key"
+    );
+}
+
+#[tokio::test]
+async fn a_notification_billing_takes_is_done() {
+    let w = worker(vec![delivered()]);
+    let (n, message) = stored_notification(&w);
+    assert_eq!(handle(&w, &received(&message, 1), NOW).await, Verdict::Done);
+    assert_eq!(delivery_status(&w, &n.id), DeliveryStatus::Delivered);
+}
+
+#[tokio::test]
+async fn a_notification_billing_asks_to_retry_comes_back_after_its_backoff() {
+    let w = worker(vec![NotifyOutcome::RetryLater {
+        status: Some(503),
+        retry_after: Some(Duration::from_secs(120)),
+        error: "503".into(),
+    }]);
+    let (n, message) = stored_notification(&w);
+    assert_eq!(
+        handle(&w, &received(&message, 1), NOW).await,
+        Verdict::RetryIn(Duration::from_secs(120))
+    );
+    assert_eq!(delivery_status(&w, &n.id), DeliveryStatus::Pending);
+    assert_eq!(
+        *w.queue.redeliveries.lock().unwrap(),
+        vec![("rh-1".to_owned(), Duration::from_secs(120))]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_notification_is_done_before_the_last_attempt_and_left_to_the_dlq_on_it() {
+    let refused = || NotifyOutcome::Rejected {
+        status: 410,
+        body: "gone".into(),
+    };
+    let w = worker(vec![refused()]);
+    let (n, message) = stored_notification(&w);
+    assert_eq!(handle(&w, &received(&message, 1), NOW).await, Verdict::Done);
+    assert_eq!(delivery_status(&w, &n.id), DeliveryStatus::Failed);
+
+    let (last, message) = stored_notification(&w);
+    assert_eq!(
+        handle(&w, &received(&message, MAX_RECEIVES), NOW).await,
+        Verdict::Fail,
+        "the last attempt goes on to the DLQ through maxReceiveCount, where the alarm sees it"
+    );
+    assert_eq!(delivery_status(&w, &last.id), DeliveryStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_batch_gets_one_verdict_per_message_in_order() {
+    let w = worker(vec![delivered()]);
+    let (_, deliver) = stored_notification(&w);
+    let missing = body(&WorkMessage::apply_event(Gateway::Stripe, "evt_missing"));
+    let batch = [
+        received(&deliver, 1),
+        received("not json", 1),
+        received(&missing, 1),
+    ];
+    let verdicts = handle_batch(&w, &batch, NOW * 1000).await;
+    assert_eq!(
+        verdicts,
+        vec![Verdict::Done, Verdict::DeadLettered, Verdict::Fail]
+    );
+    assert_eq!(
+        verdicts.iter().filter(|v| v.is_failure()).count(),
+        1,
+        "only the failure is reported back to SQS"
+    );
+}
