@@ -1,11 +1,18 @@
 //! Helpers for the integration tests: the local stack's settings, unique names, API Gateway
 //! events, and queue inspection.
 //!
+//! Layout: [`template`] reads template.yaml, [`openapi`] reads openapi.json and checks values
+//! against its schemas, [`sources`] finds what the code emits (metric names, error codes),
+//! [`stripe_proxy`] stands between the tests and localstripe; the stack helpers are here.
+//!
 //! The tests run against the real local stack that `make test` starts (moto server for DynamoDB,
 //! SQS and Secrets Manager; localstripe). Its settings arrive in the environment, exactly as the
 //! functions get them; without them the tests stop with a message saying how to run them.
 
+pub mod openapi;
+pub mod sources;
 pub mod stripe_proxy;
+pub mod template;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

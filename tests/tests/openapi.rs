@@ -4,7 +4,9 @@
 //! charge and refund views, `ChargeStatus` and `RefundStatus`, `NewCharge::parse` and
 //! `NewRefund::parse`, the currencies `Money` knows, the error codes in the sources and the charges
 //! and refunds handlers' own answers — so a change to one that is not made to the other fails
-//! here. None of them needs the local stack.
+//! here. None of them needs the local stack. The document is read, and values are checked
+//! against its schemas (JSON Schema 2020-12), by `paybridge_tests::openapi`; the error codes the
+//! code can answer with come from `paybridge_tests::sources`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -26,425 +28,21 @@ use paybridge::services::charges::{MAX_REQUEST_BYTES, view};
 use paybridge::services::refunds::create::NewRefund;
 use paybridge::services::refunds::view as refund_view;
 use paybridge_tests::api_request_with_query;
+use paybridge_tests::openapi::{
+    allows_null, assert_shape, document, media_examples, operations, own_types, pointee, refs,
+    resolve, schema, shape,
+};
+use paybridge_tests::sources::{
+    ERROR_SOURCES, SERVICE_DIRS, documented_route_error_codes, workspace_root,
+};
+use paybridge_tests::template::http_api_routes;
 use refunds::handler::Refunds;
 use serde_json::{Map, Value, json};
-
-const OPENAPI: &str = include_str!("../../openapi.json");
-const TEMPLATE: &str = include_str!("../../template.yaml");
 
 /// The template.yaml functions whose `HttpApi` routes the document describes.
 const DOCUMENTED_FUNCTIONS: &[&str] = &["ChargesFunction", "RefundsFunction"];
 
-/// The service folders whose every file is in [`ERROR_SOURCES`].
-const SERVICE_DIRS: &[&str] = &["shared/src/services/charges", "shared/src/services/refunds"];
-
-/// The sources whose `Error` constructors make the error codes the documented routes answer with.
-const ERROR_SOURCES: &[(&str, &str)] = &[
-    (
-        "functions/charges/src/handler.rs",
-        include_str!("../../functions/charges/src/handler.rs"),
-    ),
-    (
-        "shared/src/http.rs",
-        include_str!("../../shared/src/http.rs"),
-    ),
-    (
-        "shared/src/services/idempotency.rs",
-        include_str!("../../shared/src/services/idempotency.rs"),
-    ),
-    (
-        "shared/src/services/request.rs",
-        include_str!("../../shared/src/services/request.rs"),
-    ),
-    (
-        "shared/src/services/charges/mod.rs",
-        include_str!("../../shared/src/services/charges/mod.rs"),
-    ),
-    (
-        "shared/src/services/charges/create.rs",
-        include_str!("../../shared/src/services/charges/create.rs"),
-    ),
-    (
-        "shared/src/services/charges/read.rs",
-        include_str!("../../shared/src/services/charges/read.rs"),
-    ),
-    (
-        "shared/src/services/charges/capture.rs",
-        include_str!("../../shared/src/services/charges/capture.rs"),
-    ),
-    (
-        "shared/src/services/charges/cancel.rs",
-        include_str!("../../shared/src/services/charges/cancel.rs"),
-    ),
-    (
-        "shared/src/services/charges/retry.rs",
-        include_str!("../../shared/src/services/charges/retry.rs"),
-    ),
-    (
-        "functions/refunds/src/handler.rs",
-        include_str!("../../functions/refunds/src/handler.rs"),
-    ),
-    (
-        "shared/src/services/refunds/mod.rs",
-        include_str!("../../shared/src/services/refunds/mod.rs"),
-    ),
-    (
-        "shared/src/services/refunds/create.rs",
-        include_str!("../../shared/src/services/refunds/create.rs"),
-    ),
-    (
-        "shared/src/services/refunds/read.rs",
-        include_str!("../../shared/src/services/refunds/read.rs"),
-    ),
-    (
-        "shared/src/services/refunds/retry.rs",
-        include_str!("../../shared/src/services/refunds/retry.rs"),
-    ),
-    (
-        "shared/src/services/refunds/apply.rs",
-        include_str!("../../shared/src/services/refunds/apply.rs"),
-    ),
-];
-
-const HTTP_METHODS: &[&str] = &[
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
-
-// ---- reading the document ---------------------------------------------------------------------
-
-fn doc() -> Value {
-    serde_json::from_str(OPENAPI).expect("openapi.json is valid JSON")
-}
-
-/// The value a local `$ref` (`#/components/…`) points at.
-fn pointee<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
-    doc.pointer(reference.strip_prefix('#')?)
-}
-
-/// `value`, with `$ref`s followed.
-fn resolve<'a>(doc: &'a Value, mut value: &'a Value) -> &'a Value {
-    for _ in 0..16 {
-        match value.get("$ref").and_then(Value::as_str) {
-            Some(r) => {
-                value = pointee(doc, r).unwrap_or_else(|| panic!("unresolved $ref {r}"));
-            }
-            None => return value,
-        }
-    }
-    panic!("a $ref chain longer than 16")
-}
-
-fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc.pointer(&format!("/components/schemas/{name}"))
-        .unwrap_or_else(|| panic!("components.schemas.{name} is missing"))
-}
-
-/// One operation of the document.
-struct Operation<'a> {
-    method: String,
-    path: String,
-    op: &'a Value,
-}
-
-impl Operation<'_> {
-    fn name(&self) -> String {
-        format!("{} {}", self.method, self.path)
-    }
-
-    /// The response documented for `status`, `$ref` followed.
-    fn response<'d>(&'d self, doc: &'d Value, status: u16) -> Option<&'d Value> {
-        self.op
-            .pointer(&format!("/responses/{status}"))
-            .map(|r| resolve(doc, r))
-    }
-
-    fn parameters<'d>(&'d self, doc: &'d Value) -> Vec<&'d Value> {
-        self.op["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| resolve(doc, p))
-            .collect()
-    }
-
-    /// Whether the response for `status` names `code` in its description.
-    fn documents(&self, doc: &Value, status: u16, code: &str) -> bool {
-        self.response(doc, status)
-            .and_then(|r| r["description"].as_str())
-            .is_some_and(|d| d.contains(&format!("`{code}`")))
-    }
-}
-
-fn operations(doc: &Value) -> Vec<Operation<'_>> {
-    let paths = doc["paths"].as_object().expect("paths is an object");
-    let mut out = Vec::new();
-    for (path, item) in paths {
-        for (method, op) in item.as_object().expect("a path item is an object") {
-            if HTTP_METHODS.contains(&method.as_str()) {
-                out.push(Operation {
-                    method: method.to_ascii_uppercase(),
-                    path: path.clone(),
-                    op,
-                });
-            }
-        }
-    }
-    out
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-/// The JSON types a schema's own `type` allows (`None`: it does not say).
-fn own_types(schema: &Value) -> Option<BTreeSet<String>> {
-    match &schema["type"] {
-        Value::String(t) => Some(BTreeSet::from([t.clone()])),
-        Value::Array(ts) => Some(
-            ts.iter()
-                .filter_map(|t| t.as_str().map(String::from))
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
-/// Checks `value` against the parts of JSON Schema this document uses: `$ref`, `anyOf`/`oneOf`,
-/// `type`, `const`, `enum`, `required`, `properties`, `additionalProperties`, `items`, and the
-/// bounds. Stricter than JSON Schema in one way: an object key that is not in `properties` is
-/// accepted only where `additionalProperties` gives it a schema, so a field missing from the
-/// document cannot hide in a sample.
-fn shape(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
-    let schema = resolve(doc, schema);
-    for key in ["anyOf", "oneOf"] {
-        if let Some(branches) = schema[key].as_array() {
-            let errors: Vec<String> = branches
-                .iter()
-                .filter_map(|b| shape(doc, b, value, at).err())
-                .collect();
-            if errors.len() == branches.len() {
-                return Err(format!(
-                    "{at}: fits no branch of {key}: {}",
-                    errors.join("; ")
-                ));
-            }
-        }
-    }
-    let actual = json_type(value);
-    if let Some(types) = own_types(schema) {
-        let ok = types.contains(actual) || (actual == "integer" && types.contains("number"));
-        if !ok {
-            return Err(format!("{at}: {actual} is not one of {types:?}"));
-        }
-    }
-    if let Some(c) = schema.get("const").filter(|c| *c != value) {
-        return Err(format!("{at}: {value} is not the const {c}"));
-    }
-    if let Some(e) = schema["enum"].as_array().filter(|e| !e.contains(value)) {
-        return Err(format!("{at}: {value} is not in the enum {e:?}"));
-    }
-    if let Some(n) = value.as_i64() {
-        if schema["minimum"].as_i64().is_some_and(|min| n < min) {
-            return Err(format!("{at}: {n} is below the minimum"));
-        }
-        if schema["maximum"].as_i64().is_some_and(|max| n > max) {
-            return Err(format!("{at}: {n} is above the maximum"));
-        }
-    }
-    if let Some(s) = value.as_str() {
-        let len = s.chars().count() as u64;
-        if schema["minLength"].as_u64().is_some_and(|min| len < min)
-            || schema["maxLength"].as_u64().is_some_and(|max| len > max)
-        {
-            return Err(format!("{at}: the length of {s:?} is out of bounds"));
-        }
-    }
-    match value {
-        Value::Object(map) => {
-            for required in schema["required"].as_array().into_iter().flatten() {
-                let key = required.as_str().unwrap_or_default();
-                if !map.contains_key(key) {
-                    return Err(format!("{at}: the required `{key}` is missing"));
-                }
-            }
-            let properties = schema["properties"].as_object();
-            let additional = schema.get("additionalProperties");
-            if properties.is_none() && additional.is_none() {
-                return Ok(());
-            }
-            for (key, item) in map {
-                let here = format!("{at}.{key}");
-                match (properties.and_then(|p| p.get(key)), additional) {
-                    (Some(s), _) => shape(doc, s, item, &here)?,
-                    (None, Some(s)) if s.is_object() => shape(doc, s, item, &here)?,
-                    (None, _) => return Err(format!("{here}: not in the schema's properties")),
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(s) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    shape(doc, s, item, &format!("{at}[{i}]"))?;
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn assert_shape(doc: &Value, schema: &Value, value: &Value, at: &str) {
-    if let Err(e) = shape(doc, schema, value, at) {
-        panic!("{e}\nvalue: {value:#}");
-    }
-}
-
-/// Every example of every request and response body: (where, schema, value).
-fn media_examples(doc: &Value) -> Vec<(String, &Value, &Value)> {
-    let mut out = Vec::new();
-    for op in operations(doc) {
-        let mut media = Vec::new();
-        if let Some(body) = op.op.get("requestBody") {
-            media.push(("request".to_owned(), resolve(doc, body)));
-        }
-        for (status, response) in op.op["responses"].as_object().into_iter().flatten() {
-            media.push((status.clone(), resolve(doc, response)));
-        }
-        for (what, holder) in media {
-            for (ct, mt) in holder["content"].as_object().into_iter().flatten() {
-                let examples = mt["examples"].as_object().into_iter().flatten();
-                for (name, example) in examples {
-                    let value = &resolve(doc, example)["value"];
-                    let at = format!("{} {what} {ct} example {name}", op.name());
-                    out.push((at, &mt["schema"], value));
-                }
-                if let Some(value) = mt.get("example") {
-                    out.push((
-                        format!("{} {what} {ct} example", op.name()),
-                        &mt["schema"],
-                        value,
-                    ));
-                }
-            }
-        }
-    }
-    out
-}
-
-// ---- reading the code -------------------------------------------------------------------------
-
-/// `(METHOD, path)` of every `HttpApi` event of `function` in template.yaml. A line-based reader:
-/// the function is a resource at two spaces of indent, its events sit under `Events:` one indent
-/// level apart, and each has `Type:`, `Path:` and `Method:` lines.
-fn template_routes(function: &str) -> BTreeSet<(String, String)> {
-    let indent = |line: &str| line.len() - line.trim_start().len();
-    let blank = |line: &str| line.trim().is_empty() || line.trim_start().starts_with('#');
-    let lines: Vec<&str> = TEMPLATE.lines().collect();
-    let start = lines
-        .iter()
-        .position(|l| l.trim_end() == format!("  {function}:"))
-        .unwrap_or_else(|| panic!("template.yaml has no resource {function}"));
-    let body: Vec<&str> = lines[start + 1..]
-        .iter()
-        .copied()
-        .take_while(|l| blank(l) || indent(l) > 2)
-        .collect();
-    let events_at = body
-        .iter()
-        .position(|l| l.trim() == "Events:")
-        .unwrap_or_else(|| panic!("{function} has no Events"));
-    let events_indent = indent(body[events_at]);
-    let events: Vec<&str> = body[events_at + 1..]
-        .iter()
-        .copied()
-        .filter(|l| !blank(l))
-        .take_while(|l| indent(l) > events_indent)
-        .collect();
-    let name_indent = events.first().map(|l| indent(l)).unwrap_or_default();
-
-    let mut routes = BTreeSet::new();
-    let mut event: BTreeMap<&str, String> = BTreeMap::new();
-    let mut flush = |event: &mut BTreeMap<&str, String>| {
-        if event.get("Type").map(String::as_str) == Some("HttpApi") {
-            let path = event.get("Path").expect("an HttpApi event has a Path");
-            let method = event.get("Method").expect("an HttpApi event has a Method");
-            routes.insert((method.to_ascii_uppercase(), path.clone()));
-        }
-        event.clear();
-    };
-    for line in events {
-        if indent(line) == name_indent {
-            flush(&mut event);
-            continue;
-        }
-        for key in ["Type", "Path", "Method"] {
-            if let Some(v) = line
-                .trim()
-                .strip_prefix(key)
-                .and_then(|r| r.strip_prefix(':'))
-            {
-                event.insert(key, v.trim().trim_matches(['"', '\'']).to_owned());
-            }
-        }
-    }
-    flush(&mut event);
-    routes
-}
-
-/// `(status, code)` of every `Error::bad_request|not_found|conflict|unprocessable("code", …)`.
-fn constructor_codes(file: &str, source: &str) -> Vec<(u16, String)> {
-    let mut out = Vec::new();
-    for (constructor, status) in [
-        ("bad_request", 400),
-        ("not_found", 404),
-        ("conflict", 409),
-        ("unprocessable", 422),
-    ] {
-        let needle = format!("Error::{constructor}(");
-        for (at, _) in source.match_indices(&needle) {
-            let code = source[at + needle.len()..]
-                .trim_start()
-                .strip_prefix('"')
-                .and_then(|rest| rest.split_once('"'))
-                .map(|(code, _)| code)
-                .unwrap_or_else(|| {
-                    panic!("{file}: an Error::{constructor}(…) whose code is not a string literal; this test reads codes as literals")
-                });
-            out.push((status, code.to_owned()));
-        }
-    }
-    out
-}
-
-/// Codes fixed by the error module's own constructors that the documented routes reach.
-fn fixed_codes() -> Vec<(u16, String)> {
-    [
-        Error::payload_too_large(MAX_REQUEST_BYTES),
-        Error::unavailable("dynamodb", "down"),
-        Error::bad_gateway("no answer", None),
-        Error::internal("bug", None),
-    ]
-    .iter()
-    .map(|e| (e.kind().status(), e.code().to_owned()))
-    .collect()
-}
-
-fn all_codes() -> BTreeSet<(u16, String)> {
-    let mut codes: BTreeSet<(u16, String)> = ERROR_SOURCES
-        .iter()
-        .flat_map(|(file, source)| constructor_codes(file, source))
-        .collect();
-    codes.extend(fixed_codes());
-    codes
-}
+// ---- samples and parsers ------------------------------------------------------------------
 
 fn sample_charge(full: bool) -> Charge {
     Charge {
@@ -553,19 +151,6 @@ fn parse_refund(body: &Value) -> Result<NewRefund, Error> {
     NewRefund::parse(body.to_string().as_bytes()).map(|(r, _)| r)
 }
 
-/// Whether a schema allows `null`: in its own `type`, or as a branch of its `anyOf`/`oneOf`.
-fn allows_null(doc: &Value, schema: &Value) -> bool {
-    let schema = resolve(doc, schema);
-    own_types(schema).is_some_and(|t| t.contains("null"))
-        || ["anyOf", "oneOf"].iter().any(|key| {
-            schema[*key]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|b| allows_null(doc, b))
-        })
-}
-
 /// `metadata` values at and over each limit of the `Metadata` schema: (value, accepted, what).
 fn metadata_cases() -> Vec<(Value, bool, &'static str)> {
     let keys = |n: usize| -> Value {
@@ -624,32 +209,19 @@ fn assert_metadata_limits(doc: &Value, metadata: &Value) {
 
 #[test]
 fn the_document_is_openapi_3_1_and_every_ref_resolves() {
-    let doc = doc();
+    let doc = document();
     let version = doc["openapi"].as_str().unwrap_or_default();
     assert!(version.starts_with("3.1."), "openapi is {version:?}");
 
-    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
-        match value {
-            Value::Object(map) => {
-                if let Some(r) = map.get("$ref").and_then(Value::as_str) {
-                    out.push(r);
-                }
-                map.values().for_each(|v| refs(v, out));
-            }
-            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
-            _ => {}
-        }
-    }
-    let mut all = Vec::new();
-    refs(&doc, &mut all);
+    let all = refs(doc);
     assert!(!all.is_empty(), "the document uses components through $ref");
-    let broken: Vec<&&str> = all.iter().filter(|r| pointee(&doc, r).is_none()).collect();
+    let broken: Vec<&&str> = all.iter().filter(|r| pointee(doc, r).is_none()).collect();
     assert!(
         broken.is_empty(),
         "$refs that resolve to nothing: {broken:?}"
     );
 
-    let ids: Vec<&str> = operations(&doc)
+    let ids: Vec<&str> = operations(doc)
         .iter()
         .map(|o| {
             o.op["operationId"]
@@ -660,21 +232,21 @@ fn the_document_is_openapi_3_1_and_every_ref_resolves() {
     let unique: BTreeSet<&&str> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "operationIds repeat: {ids:?}");
 
-    for (at, schema, value) in media_examples(&doc) {
-        assert_shape(&doc, schema, value, &at);
+    for (at, schema, value) in media_examples(doc) {
+        assert_shape(doc, schema, value, &at);
     }
 }
 
 #[test]
 fn the_documented_routes_are_exactly_the_template_routes_of_the_documented_functions() {
-    let doc = doc();
-    let documented: BTreeSet<(String, String)> = operations(&doc)
+    let doc = document();
+    let documented: BTreeSet<(String, String)> = operations(doc)
         .into_iter()
         .map(|o| (o.method, o.path))
         .collect();
     let mut served = BTreeSet::new();
     for function in DOCUMENTED_FUNCTIONS {
-        let routes = template_routes(function);
+        let routes = http_api_routes(function);
         assert!(
             !routes.is_empty(),
             "{function} has no HttpApi routes in template.yaml"
@@ -689,8 +261,8 @@ fn the_documented_routes_are_exactly_the_template_routes_of_the_documented_funct
 
 #[test]
 fn the_charge_schema_has_exactly_the_fields_of_the_charge_view_with_their_json_types() {
-    let doc = doc();
-    let charge = schema(&doc, "Charge");
+    let doc = document();
+    let charge = schema(doc, "Charge");
     let properties = &charge["properties"];
     for full in [true, false] {
         let sample = view(&sample_charge(full));
@@ -703,11 +275,11 @@ fn the_charge_schema_has_exactly_the_fields_of_the_charge_view_with_their_json_t
         );
         for (key, value) in sample.as_object().expect("the view is an object") {
             let property = &properties[key];
-            if let Err(e) = shape(&doc, property, value, &format!("Charge.{key}")) {
+            if let Err(e) = shape(doc, property, value, &format!("Charge.{key}")) {
                 panic!("view() gives `{key}` = {value}, which the schema does not allow: {e}");
             }
         }
-        assert_shape(&doc, charge, &sample, "view()");
+        assert_shape(doc, charge, &sample, "view()");
     }
 
     // Every documented charge has exactly the view's fields, in lists too.
@@ -715,7 +287,7 @@ fn the_charge_schema_has_exactly_the_fields_of_the_charge_view_with_their_json_t
     let charge_ref = json!({"$ref": "#/components/schemas/Charge"});
     let list_ref = json!({"$ref": "#/components/schemas/ChargeList"});
     let mut seen = 0;
-    for (at, schema, value) in media_examples(&doc) {
+    for (at, schema, value) in media_examples(doc) {
         let charges: Vec<&Value> = if *schema == charge_ref {
             vec![value]
         } else if *schema == list_ref {
@@ -740,8 +312,8 @@ fn the_charge_schema_has_exactly_the_fields_of_the_charge_view_with_their_json_t
 
 #[test]
 fn the_status_enum_is_every_charge_status() {
-    let doc = doc();
-    let status = resolve(&doc, &schema(&doc, "Charge")["properties"]["status"]);
+    let doc = document();
+    let status = resolve(doc, &schema(doc, "Charge")["properties"]["status"]);
     let documented = status["enum"].as_array().expect("status has an enum");
     let expected: BTreeSet<String> = ChargeStatus::ALL
         .iter()
@@ -757,8 +329,8 @@ fn the_status_enum_is_every_charge_status() {
 
 #[test]
 fn the_refund_schema_has_exactly_the_fields_of_the_refund_view_with_their_json_types() {
-    let doc = doc();
-    let refund = schema(&doc, "Refund");
+    let doc = document();
+    let refund = schema(doc, "Refund");
     let properties = &refund["properties"];
     let mut samples = Vec::new();
     for status in RefundStatus::ALL {
@@ -781,18 +353,18 @@ fn the_refund_schema_has_exactly_the_fields_of_the_refund_view_with_their_json_t
         );
         for (key, value) in sample.as_object().expect("the view is an object") {
             let property = &properties[key];
-            if let Err(e) = shape(&doc, property, value, &format!("Refund.{key}")) {
+            if let Err(e) = shape(doc, property, value, &format!("Refund.{key}")) {
                 panic!("view() gives `{key}` = {value}, which the schema does not allow: {e}");
             }
         }
-        assert_shape(&doc, refund, &sample, "view()");
+        assert_shape(doc, refund, &sample, "view()");
     }
     // The optional parts are `null` in the view exactly where the schema allows `null`.
     let minimal = refund_view(&sample_refund(false, RefundStatus::Pending));
     for (key, value) in minimal.as_object().expect("the view is an object") {
         if value.is_null() {
             assert!(
-                allows_null(&doc, &properties[key]),
+                allows_null(doc, &properties[key]),
                 "`{key}` is null in the view"
             );
         }
@@ -803,7 +375,7 @@ fn the_refund_schema_has_exactly_the_fields_of_the_refund_view_with_their_json_t
     let refund_ref = json!({"$ref": "#/components/schemas/Refund"});
     let list_ref = json!({"$ref": "#/components/schemas/RefundList"});
     let mut seen = 0;
-    for (at, schema, value) in media_examples(&doc) {
+    for (at, schema, value) in media_examples(doc) {
         let refunds: Vec<&Value> = if *schema == refund_ref {
             vec![value]
         } else if *schema == list_ref {
@@ -828,8 +400,8 @@ fn the_refund_schema_has_exactly_the_fields_of_the_refund_view_with_their_json_t
 
 #[test]
 fn the_refund_status_enum_is_every_refund_status() {
-    let doc = doc();
-    let status = resolve(&doc, &schema(&doc, "Refund")["properties"]["status"]);
+    let doc = document();
+    let status = resolve(doc, &schema(doc, "Refund")["properties"]["status"]);
     let documented = status["enum"].as_array().expect("status has an enum");
     let expected: BTreeSet<String> = RefundStatus::ALL
         .iter()
@@ -853,12 +425,12 @@ fn the_refund_status_enum_is_every_refund_status() {
 
 #[test]
 fn the_refund_conflict_names_every_charge_status_that_cannot_be_refunded() {
-    let doc = doc();
-    let create = operations(&doc)
+    let doc = document();
+    let create = operations(doc)
         .into_iter()
         .find(|o| o.method == "POST" && o.path == "/charges/{id}/refunds")
         .expect("POST /charges/{id}/refunds is documented");
-    let conflict = create.response(&doc, 409).expect("a 409");
+    let conflict = create.response(doc, 409).expect("a 409");
     let description = conflict["description"].as_str().unwrap_or_default();
     let line = description
         .lines()
@@ -876,8 +448,8 @@ fn the_refund_conflict_names_every_charge_status_that_cannot_be_refunded() {
 
 #[test]
 fn the_create_request_schema_accepts_exactly_what_new_charge_parse_accepts() {
-    let doc = doc();
-    let request = schema(&doc, "CreateChargeRequest");
+    let doc = document();
+    let request = schema(doc, "CreateChargeRequest");
     assert_eq!(
         request["additionalProperties"],
         json!(false),
@@ -888,7 +460,7 @@ fn the_create_request_schema_accepts_exactly_what_new_charge_parse_accepts() {
 
     // Every documented example parses, and the fullest one uses every property.
     let mut examples: Vec<Value> = request["examples"].as_array().cloned().unwrap_or_default();
-    let create = operations(&doc)
+    let create = operations(doc)
         .into_iter()
         .find(|o| o.method == "POST" && o.path == "/charges")
         .expect("POST /charges is documented");
@@ -897,7 +469,7 @@ fn the_create_request_schema_accepts_exactly_what_new_charge_parse_accepts() {
         .into_iter()
         .flat_map(Map::values)
     {
-        examples.push(resolve(&doc, example)["value"].clone());
+        examples.push(resolve(doc, example)["value"].clone());
     }
     assert!(!examples.is_empty(), "the create request has examples");
     for example in &examples {
@@ -962,7 +534,7 @@ fn the_create_request_schema_accepts_exactly_what_new_charge_parse_accepts() {
 
     // `null` is accepted exactly where the schema's type allows it.
     for (key, property) in properties {
-        let allows_null = own_types(resolve(&doc, property)).is_some_and(|t| t.contains("null"));
+        let allows_null = own_types(resolve(doc, property)).is_some_and(|t| t.contains("null"));
         let result = parse(&with(key, Value::Null));
         assert_eq!(
             result.is_ok(),
@@ -974,7 +546,7 @@ fn the_create_request_schema_accepts_exactly_what_new_charge_parse_accepts() {
 
     // String length limits are the parser's.
     for (key, property) in properties {
-        let property = resolve(&doc, property);
+        let property = resolve(doc, property);
         if let Some(max) = property["maxLength"].as_u64() {
             let at_max = "a".repeat(max as usize);
             assert!(
@@ -1007,7 +579,7 @@ fn the_create_request_schema_accepts_exactly_what_new_charge_parse_accepts() {
     }
 
     // Exactly the documented gateways are accepted, of those the domain knows.
-    let gateways = strings(&resolve(&doc, &properties["gateway"])["enum"]);
+    let gateways = strings(&resolve(doc, &properties["gateway"])["enum"]);
     for name in ["stripe", "adyen", "standard"] {
         assert!(Gateway::parse(name).is_some(), "the domain knows {name}");
         let result = parse(&with("gateway", json!(name)));
@@ -1020,7 +592,7 @@ fn the_create_request_schema_accepts_exactly_what_new_charge_parse_accepts() {
     }
 
     // Metadata limits are the parser's.
-    assert_metadata_limits(&doc, &properties["metadata"]);
+    assert_metadata_limits(doc, &properties["metadata"]);
     for (body, ok, what) in metadata_cases() {
         assert_eq!(
             parse(&with("metadata", body)).is_ok(),
@@ -1032,8 +604,8 @@ fn the_create_request_schema_accepts_exactly_what_new_charge_parse_accepts() {
 
 #[test]
 fn the_refund_request_schema_accepts_exactly_what_new_refund_parse_accepts() {
-    let doc = doc();
-    let request = schema(&doc, "CreateRefundRequest");
+    let doc = document();
+    let request = schema(doc, "CreateRefundRequest");
     assert_eq!(
         request["additionalProperties"],
         json!(false),
@@ -1044,7 +616,7 @@ fn the_refund_request_schema_accepts_exactly_what_new_refund_parse_accepts() {
         "every field of a refund request is optional"
     );
     let properties = request["properties"].as_object().expect("properties");
-    let create = operations(&doc)
+    let create = operations(doc)
         .into_iter()
         .find(|o| o.method == "POST" && o.path == "/charges/{id}/refunds")
         .expect("POST /charges/{id}/refunds is documented");
@@ -1073,7 +645,7 @@ fn the_refund_request_schema_accepts_exactly_what_new_refund_parse_accepts() {
         .into_iter()
         .flat_map(Map::values)
     {
-        examples.push(resolve(&doc, example)["value"].clone());
+        examples.push(resolve(doc, example)["value"].clone());
     }
     assert!(examples.len() >= 2, "the refund request has examples");
     for example in &examples {
@@ -1152,7 +724,7 @@ fn the_refund_request_schema_accepts_exactly_what_new_refund_parse_accepts() {
         let result = parse_refund(&with(key, Value::Null));
         assert_eq!(
             result.is_ok(),
-            allows_null(&doc, property),
+            allows_null(doc, property),
             "`{key}: null`: {:?}",
             result.err()
         );
@@ -1177,7 +749,7 @@ fn the_refund_request_schema_accepts_exactly_what_new_refund_parse_accepts() {
     );
 
     // The reasons are exactly the domain's, spelled as documented.
-    let reasons = strings(&schema(&doc, "RefundReason")["enum"]);
+    let reasons = strings(&schema(doc, "RefundReason")["enum"]);
     let known: BTreeSet<String> = reason_names().into_iter().map(String::from).collect();
     assert_eq!(reasons, known, "RefundReason vs the domain");
     for name in &reasons {
@@ -1210,7 +782,7 @@ fn the_refund_request_schema_accepts_exactly_what_new_refund_parse_accepts() {
         properties["metadata"],
         json!({"$ref": "#/components/schemas/Metadata"})
     );
-    assert_metadata_limits(&doc, &properties["metadata"]);
+    assert_metadata_limits(doc, &properties["metadata"]);
     for (body, ok, what) in metadata_cases() {
         assert_eq!(
             refused(&with("metadata", body)),
@@ -1229,7 +801,7 @@ fn the_refund_request_schema_accepts_exactly_what_new_refund_parse_accepts() {
         (422, "card_data_refused"),
     ] {
         assert!(
-            create.documents(&doc, status, code),
+            create.documents(doc, status, code),
             "POST /charges/{{id}}/refunds {status} does not name `{code}`"
         );
     }
@@ -1237,8 +809,8 @@ fn the_refund_request_schema_accepts_exactly_what_new_refund_parse_accepts() {
 
 #[test]
 fn the_currency_enum_is_exactly_the_currencies_money_knows() {
-    let doc = doc();
-    let documented = strings(&schema(&doc, "CurrencyCode")["enum"]);
+    let doc = document();
+    let documented = strings(&schema(doc, "CurrencyCode")["enum"]);
     // Every three-letter code, asked of the domain: the enum is complete and has nothing extra.
     let mut known = BTreeSet::new();
     for a in b'a'..=b'z' {
@@ -1255,7 +827,7 @@ fn the_currency_enum_is_exactly_the_currencies_money_knows() {
     assert_eq!(documented, known);
 
     // The request takes them in any case.
-    let full = schema(&doc, "CreateChargeRequest")["examples"][0].clone();
+    let full = schema(doc, "CreateChargeRequest")["examples"][0].clone();
     for code in &documented {
         for spelled in [code.clone(), code.to_ascii_uppercase()] {
             let mut body = full.clone();
@@ -1268,17 +840,17 @@ fn the_currency_enum_is_exactly_the_currencies_money_knows() {
 
 #[test]
 fn every_error_code_the_code_can_answer_with_is_documented_with_its_status() {
-    let doc = doc();
-    let error_code = schema(&doc, "ErrorCode");
+    let doc = document();
+    let error_code = schema(doc, "ErrorCode");
     let documented = strings(&error_code["enum"]);
     let table = error_code["description"].as_str().unwrap_or_default();
-    let codes = all_codes();
+    let codes = documented_route_error_codes();
     assert!(
         codes.len() >= 20,
         "the scan finds the codes ({} found)",
         codes.len()
     );
-    let operations = operations(&doc);
+    let operations = operations(doc);
     for (status, code) in &codes {
         assert!(
             documented.contains(code),
@@ -1294,7 +866,7 @@ fn every_error_code_the_code_can_answer_with_is_documented_with_its_status() {
             continue;
         }
         assert!(
-            operations.iter().any(|o| o.documents(&doc, *status, code)),
+            operations.iter().any(|o| o.documents(doc, *status, code)),
             "no operation's {status} response names `{code}`"
         );
     }
@@ -1308,7 +880,7 @@ fn every_error_code_the_code_can_answer_with_is_documented_with_its_status() {
     // An example error is one its response names.
     for op in &operations {
         for (status, response) in op.op["responses"].as_object().into_iter().flatten() {
-            let response = resolve(&doc, response);
+            let response = resolve(doc, response);
             let description = response["description"].as_str().unwrap_or_default();
             let examples = response.pointer("/content/application~1json/examples");
             for example in examples
@@ -1317,7 +889,7 @@ fn every_error_code_the_code_can_answer_with_is_documented_with_its_status() {
                 .flatten()
                 .map(|(_, e)| e)
             {
-                if let Some(code) = resolve(&doc, example)["value"]["error"]["code"].as_str() {
+                if let Some(code) = resolve(doc, example)["value"]["error"]["code"].as_str() {
                     assert!(
                         description.contains(&format!("`{code}`")),
                         "{} {status} shows `{code}` without describing it",
@@ -1331,11 +903,11 @@ fn every_error_code_the_code_can_answer_with_is_documented_with_its_status() {
 
 #[test]
 fn the_error_code_scan_reads_every_file_of_the_documented_services() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let root = workspace_root();
     let scanned: BTreeSet<&str> = ERROR_SOURCES.iter().map(|(file, _)| *file).collect();
     for dir in SERVICE_DIRS {
-        let entries = std::fs::read_dir(format!("{root}/{dir}"))
-            .unwrap_or_else(|e| panic!("reading {dir}: {e}"));
+        let entries =
+            std::fs::read_dir(root.join(dir)).unwrap_or_else(|e| panic!("reading {dir}: {e}"));
         let mut n = 0;
         for entry in entries {
             let name = entry.expect("a directory entry").file_name();
@@ -1359,10 +931,10 @@ fn the_error_code_scan_reads_every_file_of_the_documented_services() {
 
 #[test]
 fn every_post_route_documents_the_idempotency_contract() {
-    let doc = doc();
-    for op in operations(&doc) {
+    let doc = document();
+    for op in operations(doc) {
         let key = op
-            .parameters(&doc)
+            .parameters(doc)
             .into_iter()
             .find(|p| p["in"] == "header" && p["name"] == "Idempotency-Key");
         if op.method != "POST" {
@@ -1385,12 +957,12 @@ fn every_post_route_documents_the_idempotency_contract() {
             (422, "idempotency_key_reused"),
         ] {
             assert!(
-                op.documents(&doc, status, code),
+                op.documents(doc, status, code),
                 "{} {status} does not name `{code}`",
                 op.name()
             );
         }
-        let conflict = op.response(&doc, 409).expect("a 409");
+        let conflict = op.response(doc, 409).expect("a 409");
         assert!(
             conflict["headers"].get("Retry-After").is_some(),
             "{} 409 has Retry-After",
@@ -1403,7 +975,7 @@ fn every_post_route_documents_the_idempotency_contract() {
             .filter(|(s, _)| s.starts_with('2'));
         let mut n = 0;
         for (status, response) in successes {
-            let response = resolve(&doc, response);
+            let response = resolve(doc, response);
             assert!(
                 response["headers"].get("Idempotent-Replayed").is_some(),
                 "{} {status} documents no Idempotent-Replayed header",
@@ -1481,21 +1053,21 @@ async fn the_answers_the_handlers_give_before_any_io_are_documented() {
         status,
         code,
     };
-    let doc = doc();
+    let doc = document();
     let app = Offline::new();
     // The function template.yaml sends each documented route to.
     let mut function_of = BTreeMap::new();
     for function in DOCUMENTED_FUNCTIONS {
-        for route in template_routes(function) {
+        for route in http_api_routes(function) {
             function_of.insert(route, *function);
         }
     }
-    let error = schema(&doc, "Error");
+    let error = schema(doc, "Error");
     let too_big = vec![b'a'; MAX_REQUEST_BYTES + 1];
     let card = br#"{"invoice_id":"i","amount":1,"currency":"eur","gateway":"stripe","payment_method":"4242424242424242"}"#;
     let mut checked = 0;
     let mut functions = BTreeSet::new();
-    for op in operations(&doc) {
+    for op in operations(doc) {
         let function = function_of
             .get(&(op.method.clone(), op.path.clone()))
             .unwrap_or_else(|| panic!("template.yaml does not route {}", op.name()));
@@ -1613,9 +1185,9 @@ async fn the_answers_the_handlers_give_before_any_io_are_documented() {
             );
             let body: Value = serde_json::from_str(&text).expect("an error body is JSON");
             assert_eq!(body["error"]["code"], json!(code), "{}", op.name());
-            assert_shape(&doc, error, &body, &format!("{} {status}", op.name()));
+            assert_shape(doc, error, &body, &format!("{} {status}", op.name()));
             assert!(
-                op.documents(&doc, status, code),
+                op.documents(doc, status, code),
                 "{} answers {status} `{code}`, which its responses do not document",
                 op.name()
             );

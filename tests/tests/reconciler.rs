@@ -15,7 +15,7 @@ use paybridge::services::apply_event::{Applied, apply_event};
 use paybridge::services::reconcile::{ReconcileSettings, Summary, reconcile};
 use paybridge::webhooks::stripe;
 use paybridge_tests::stripe_proxy::StripeProxy;
-use paybridge_tests::{Reply, Stack, post_event, stack, unique, unix_now};
+use paybridge_tests::{Reply, Stack, eventually, post_event, stack, unique, unix_now};
 use serde_json::json;
 
 struct Harness {
@@ -291,19 +291,17 @@ async fn stripe_events_that_were_never_delivered_are_fetched_and_recorded_once()
     let pi = reply.json()["gateway_ref"].as_str().unwrap().to_owned();
 
     // localstripe emits payment_intent.succeeded about a second after the payment.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     h.proxy.undelivered_events_about(&[&pi]);
-    let recovered = loop {
-        let summary = run(&h).await;
-        if summary.events_recovered >= 1 {
-            break summary.events_recovered;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "localstripe's event never showed up in its list"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let harness = &h;
+    let recovered = eventually(
+        Duration::from_secs(15),
+        "localstripe's event to show up in its list",
+        || async move {
+            let summary = run(harness).await;
+            (summary.events_recovered >= 1).then_some(summary.events_recovered)
+        },
+    )
+    .await;
     assert!(recovered >= 1);
     let again = run(&h).await;
     assert_eq!(

@@ -7,16 +7,20 @@
 //! set, and a wrong one graphs nothing, silently), and that the queue settings keep the retry
 //! promises. The catalog in docs/metrics.md is the link between the code and the template.
 //!
-//! None of them needs the local stack: template.yaml is read by a small reader of the YAML
-//! subset it uses (below), the sources are scanned as text.
+//! None of them needs the local stack: template.yaml is read by the shared reader
+//! (`paybridge_tests::template`), what the code emits is found by `paybridge_tests::sources`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-use serde_json::{Map, Value};
+use paybridge_tests::sources::{
+    METRIC_SOURCE_DIRS, emits_metric, metrics_named_in_count_or_value, workspace_root,
+};
+use paybridge_tests::template::{
+    alarms, number, number_and_max, parameters, resource_names, resources, sub_references,
+    substituted, template, text,
+};
+use serde_json::Value;
 
-const TEMPLATE: &str = include_str!("../../template.yaml");
 const CATALOG: &str = include_str!("../../docs/metrics.md");
 const RUNBOOK: &str = include_str!("../../docs/runbook.md");
 
@@ -31,9 +35,6 @@ const FUNCTIONS: &[&str] = &[
     "RetryWorkerFunction",
     "ReconcilerFunction",
 ];
-
-/// Where the metrics are emitted: every `.rs` file under these (tests excluded).
-const SOURCE_DIRS: &[&str] = &["shared/src", "functions"];
 
 // ---- the conditions worth paging for ------------------------------------------------------------
 
@@ -257,7 +258,7 @@ fn every_alarm_has_a_threshold_or_an_anomaly_band_and_a_missing_data_policy() {
         let queries = props["Metrics"].as_array().cloned().unwrap_or_default();
         let returned = queries
             .iter()
-            .filter(|q| q["ReturnData"] != "false")
+            .filter(|q| text(&q["ReturnData"]) != "false")
             .count();
         match props.get("ThresholdMetricId") {
             Some(id) => {
@@ -429,19 +430,14 @@ fn every_threshold_an_operator_tunes_is_a_parameter_with_a_default_within_its_bo
 
 #[test]
 fn every_paybridge_metric_the_alarms_and_the_dashboard_use_is_emitted_by_the_code() {
-    let code = emitting_sources();
     let missing: BTreeSet<String> = used_paybridge_metrics()
         .into_iter()
         .map(|(_, m)| m.name)
-        .filter(|name| {
-            !code
-                .iter()
-                .any(|(_, source)| source.contains(&format!("\"{name}\"")))
-        })
+        .filter(|name| !emits_metric(name))
         .collect();
     assert!(
         missing.is_empty(),
-        "used by template.yaml but emitted nowhere in {SOURCE_DIRS:?}: {missing:?}"
+        "used by template.yaml but emitted nowhere in {METRIC_SOURCE_DIRS:?}: {missing:?}"
     );
 }
 
@@ -481,7 +477,7 @@ fn every_paybridge_metric_the_alarms_and_the_dashboard_use_has_the_dimensions_th
 
 #[test]
 fn the_gateway_and_kind_values_the_template_uses_are_ones_the_code_emits() {
-    let work = std::fs::read_to_string(root().join("shared/src/domain/work.rs"))
+    let work = std::fs::read_to_string(workspace_root().join("shared/src/domain/work.rs"))
         .expect("shared/src/domain/work.rs");
     for (place, m) in used_paybridge_metrics() {
         if let Some(gateway) = m.dims.get("Gateway").filter(|v| *v != "*") {
@@ -506,14 +502,9 @@ fn the_gateway_and_kind_values_the_template_uses_are_ones_the_code_emits() {
 
 #[test]
 fn every_metric_in_the_catalog_is_emitted_by_the_code() {
-    let code = emitting_sources();
     let missing: Vec<String> = catalog()
         .into_keys()
-        .filter(|name| {
-            !code
-                .iter()
-                .any(|(_, source)| source.contains(&format!("\"{name}\"")))
-        })
+        .filter(|name| !emits_metric(name))
         .collect();
     assert!(
         missing.is_empty(),
@@ -524,23 +515,11 @@ fn every_metric_in_the_catalog_is_emitted_by_the_code() {
 #[test]
 fn every_metric_the_code_names_in_count_or_value_is_in_the_catalog() {
     let catalog = catalog();
-    let mut missing = BTreeSet::new();
-    for (file, source) in emitting_sources() {
-        for call in [".count(", ".value("] {
-            for (at, _) in source.match_indices(call) {
-                let name = source[at + call.len()..]
-                    .trim_start()
-                    .strip_prefix('"')
-                    .and_then(|rest| rest.split_once('"'))
-                    .map(|(name, _)| name);
-                if let Some(name) = name
-                    && !catalog.contains_key(name)
-                {
-                    missing.insert(format!("{name} ({file})"));
-                }
-            }
-        }
-    }
+    let missing: BTreeSet<String> = metrics_named_in_count_or_value()
+        .into_iter()
+        .filter(|(name, _)| !catalog.contains_key(name))
+        .map(|(name, file)| format!("{name} ({file})"))
+        .collect();
     assert!(
         missing.is_empty(),
         "emitted but not described in docs/metrics.md: {missing:?}"
@@ -740,84 +719,7 @@ fn every_function_has_a_log_group_with_retention() {
     }
 }
 
-// ---- reading the template ---------------------------------------------------------------------
-
-fn template() -> &'static Value {
-    static PARSED: OnceLock<Value> = OnceLock::new();
-    PARSED.get_or_init(|| yaml::parse(TEMPLATE))
-}
-
-fn resources() -> &'static Map<String, Value> {
-    template()["Resources"].as_object().expect("Resources")
-}
-
-fn parameters() -> &'static Map<String, Value> {
-    template()["Parameters"].as_object().expect("Parameters")
-}
-
-fn resource_names(kind: &str) -> Vec<String> {
-    resources()
-        .iter()
-        .filter(|(_, r)| r["Type"] == kind)
-        .map(|(name, _)| name.clone())
-        .collect()
-}
-
-/// `(name, Properties)` of every alarm.
-fn alarms() -> Vec<(String, Value)> {
-    resources()
-        .iter()
-        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
-        .map(|(name, r)| (name.clone(), r["Properties"].clone()))
-        .collect()
-}
-
-/// A scalar as text: strings as they are, `!Ref X` / `!GetAtt X.Y` / `!Sub s` as written.
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Object(o) if o.len() == 1 => {
-            let (tag, inner) = o.iter().next().expect("one entry");
-            let tag = match tag.as_str() {
-                "Ref" => "!Ref",
-                "Fn::GetAtt" => "!GetAtt",
-                "Fn::Sub" => "!Sub",
-                other => other,
-            };
-            format!("{tag} {}", text(inner))
-        }
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// A number, literal or a `!Ref` to a parameter (its default).
-fn number(v: &Value, what: &str) -> f64 {
-    number_and_max(v, what).0
-}
-
-/// A number and the largest value it can take (a parameter's MaxValue, or itself).
-fn number_and_max(v: &Value, what: &str) -> (f64, f64) {
-    let parse = |v: &Value| -> f64 {
-        text(v)
-            .parse()
-            .unwrap_or_else(|_| panic!("{what}: {v} is not a number"))
-    };
-    match v.get("Ref").and_then(Value::as_str) {
-        Some(parameter) => {
-            let p = parameters()
-                .get(parameter)
-                .unwrap_or_else(|| panic!("{what}: !Ref {parameter} is not a parameter"));
-            let default = parse(&p["Default"]);
-            let max = p.get("MaxValue").map(parse).unwrap_or(f64::INFINITY);
-            (default, max)
-        }
-        None => {
-            let n = parse(v);
-            (n, n)
-        }
-    }
-}
+// ---- reading the alarms and the dashboard -------------------------------------------------------
 
 fn metric_ref(metric: &Value) -> MetricRef {
     MetricRef {
@@ -867,15 +769,6 @@ fn mentions(expression: &str, id: &str) -> bool {
         .any(|token| token == id)
 }
 
-/// The names a `!Sub` string refers to (`${Name}`, `${Name.Attr}`; not `${!Literal}`).
-fn sub_references(sub: &str) -> Vec<String> {
-    sub.split("${")
-        .skip(1)
-        .filter(|part| !part.starts_with('!'))
-        .filter_map(|part| part.split_once('}').map(|(name, _)| name.to_owned()))
-        .collect()
-}
-
 /// The dashboard body with its `${…}` substituted: pseudo parameters by example values,
 /// parameters by their defaults, resources by their own names (`${WorkQueue.QueueName}` →
 /// `WorkQueue.QueueName`), so the tests can see what each widget refers to.
@@ -886,33 +779,7 @@ fn dashboard() -> Value {
         .map(|name| resources()[name]["Properties"]["DashboardBody"]["Fn::Sub"].clone())
         .and_then(|b| b.as_str().map(str::to_owned))
         .expect("a dashboard whose DashboardBody is a !Sub string");
-    let mut out = String::new();
-    let mut rest = body.as_str();
-    while let Some(at) = rest.find("${") {
-        out.push_str(&rest[..at]);
-        let (name, after) = rest[at + 2..]
-            .split_once('}')
-            .expect("an unterminated ${ in the dashboard");
-        let value = match name {
-            "AWS::Region" => "eu-west-1".to_owned(),
-            "AWS::StackName" => "paybridge".to_owned(),
-            "AWS::AccountId" => "123456789012".to_owned(),
-            "AWS::URLSuffix" => "amazonaws.com".to_owned(),
-            "AWS::Partition" => "aws".to_owned(),
-            _ if parameters().contains_key(name) => text(&parameters()[name]["Default"]),
-            _ => {
-                let resource = name.split('.').next().unwrap_or_default();
-                assert!(
-                    resources().contains_key(resource),
-                    "the dashboard refers to ${{{name}}}, which is nothing in the template"
-                );
-                name.to_owned()
-            }
-        };
-        out.push_str(&value);
-        rest = after;
-    }
-    out.push_str(rest);
+    let out = substituted(&body, "the dashboard");
     serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("the dashboard body is not JSON once substituted: {e}\n{out}"))
 }
@@ -979,7 +846,7 @@ fn search_metric(expression: &str) -> Option<MetricRef> {
     })
 }
 
-// ---- reading the catalog, the runbook and the code ------------------------------------------------
+// ---- reading the catalog and the runbook --------------------------------------------------------
 
 /// docs/metrics.md: metric → dimension → its fixed value (`Function=charges`), or `None` when
 /// it varies (`Gateway`). Rows look like
@@ -1029,290 +896,4 @@ fn runbook_anchors() -> BTreeSet<String> {
                 .collect()
         })
         .collect()
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf()
-}
-
-/// `(path, code)` of every source file that emits metrics, with comments and unit-test modules
-/// left out (a name in a doc example or a test is not an emitted metric).
-fn emitting_sources() -> Vec<(String, String)> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs")
-                && path.file_name().is_some_and(|n| n != "tests.rs")
-            {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    for dir in SOURCE_DIRS {
-        walk(&root().join(dir), &mut files);
-    }
-    let mut out = Vec::new();
-    for path in files {
-        let source = std::fs::read_to_string(&path).unwrap_or_default();
-        let mut code = String::new();
-        let mut lines = source.lines().peekable();
-        while let Some(line) = lines.next() {
-            let trimmed = line.trim_start();
-            if trimmed == "#[cfg(test)]"
-                && lines
-                    .peek()
-                    .is_some_and(|l| l.trim_start().starts_with("mod "))
-            {
-                break;
-            }
-            if !trimmed.starts_with("//") {
-                code.push_str(line);
-                code.push('\n');
-            }
-        }
-        if code.contains("Metrics") {
-            let name = path.strip_prefix(root()).unwrap_or(&path);
-            out.push((name.display().to_string(), code));
-        }
-    }
-    assert!(
-        !out.is_empty(),
-        "no source emits metrics; is the scan broken?"
-    );
-    out
-}
-
-/// A reader for the YAML that template.yaml is written in, into CloudFormation's JSON shape.
-///
-/// Block mappings and sequences by indentation, `key: value`, `- item` (also `- key: value`),
-/// flow sequences of scalars (`[a, b]`), quoted and plain scalars, `|` and `>` block scalars
-/// (with `-` chomping), and the short tags: `!Ref X` → `{"Ref": "X"}`, `!GetAtt X.Y` →
-/// `{"Fn::GetAtt": "X.Y"}`, `!Sub s` → `{"Fn::Sub": "s"}` (any `!Tag` → `{"Fn::Tag": …}`).
-/// Every scalar stays a string. Anything else panics with its line, so a template this reader
-/// misreads fails loudly instead of passing quietly.
-mod yaml {
-    use serde_json::{Map, Value};
-
-    pub fn parse(source: &str) -> Value {
-        let mut reader = Reader {
-            lines: source.lines().collect(),
-            at: 0,
-        };
-        let value = reader.block(0);
-        if let Some(i) = reader.next_significant() {
-            panic!(
-                "template.yaml:{}: not read (indentation?): {}",
-                i + 1,
-                reader.lines[i]
-            );
-        }
-        value
-    }
-
-    struct Reader<'a> {
-        lines: Vec<&'a str>,
-        at: usize,
-    }
-
-    fn indent(line: &str) -> usize {
-        line.len() - line.trim_start_matches(' ').len()
-    }
-
-    fn is_item(text: &str) -> bool {
-        text == "-" || text.starts_with("- ")
-    }
-
-    /// `key` and the rest of a `key: rest` or `key:` line, if it is one.
-    fn split_key(text: &str) -> Option<(&str, &str)> {
-        if text.starts_with(['!', '[', '{', '"', '\'', '|', '>', '-']) {
-            return None;
-        }
-        let (key, rest) = match text.find(": ") {
-            Some(i) => (&text[..i], &text[i + 2..]),
-            None => (text.strip_suffix(':')?, ""),
-        };
-        (!key.is_empty() && !key.contains(char::is_whitespace)).then_some((key, rest.trim()))
-    }
-
-    impl Reader<'_> {
-        /// The index of the next line that is neither blank nor a comment.
-        fn next_significant(&self) -> Option<usize> {
-            (self.at..self.lines.len()).find(|&i| {
-                let t = self.lines[i].trim();
-                !t.is_empty() && !t.starts_with('#')
-            })
-        }
-
-        /// A mapping or a sequence whose lines start at `at_indent`.
-        fn block(&mut self, at_indent: usize) -> Value {
-            match self.next_significant() {
-                Some(i) if is_item(self.lines[i].trim_start()) => self.sequence(at_indent),
-                Some(_) => Value::Object(self.mapping(at_indent, Map::new())),
-                None => Value::Null,
-            }
-        }
-
-        fn mapping(&mut self, at_indent: usize, mut map: Map<String, Value>) -> Map<String, Value> {
-            while let Some(i) = self.next_significant() {
-                let line = self.lines[i];
-                let text = line.trim_start();
-                if indent(line) < at_indent || (indent(line) == at_indent && is_item(text)) {
-                    break;
-                }
-                assert!(
-                    indent(line) == at_indent,
-                    "template.yaml:{}: unexpected indentation: {line}",
-                    i + 1
-                );
-                let (key, rest) = split_key(text).unwrap_or_else(|| {
-                    panic!("template.yaml:{}: expected `key: value`: {line}", i + 1)
-                });
-                self.at = i + 1;
-                let value = self.value(rest, at_indent, i);
-                assert!(
-                    map.insert(key.to_owned(), value).is_none(),
-                    "template.yaml:{}: {key} twice",
-                    i + 1
-                );
-            }
-            map
-        }
-
-        fn sequence(&mut self, at_indent: usize) -> Value {
-            let mut items = Vec::new();
-            while let Some(i) = self.next_significant() {
-                let line = self.lines[i];
-                let text = line.trim_start();
-                if indent(line) != at_indent || !is_item(text) {
-                    break;
-                }
-                let item = text[1..].trim_start();
-                self.at = i + 1;
-                let item_indent = at_indent + (text.len() - item.len());
-                match split_key(item) {
-                    Some((key, rest)) => {
-                        let mut map = Map::new();
-                        let first = self.value(rest, item_indent, i);
-                        map.insert(key.to_owned(), first);
-                        items.push(Value::Object(self.mapping(item_indent, map)));
-                    }
-                    None => items.push(self.value(item, at_indent, i)),
-                }
-            }
-            Value::Array(items)
-        }
-
-        /// The value after `key:` (or `-`) on line `line_no`, whose key sits at `key_indent`.
-        fn value(&mut self, rest: &str, key_indent: usize, line_no: usize) -> Value {
-            if let Some(tagged) = rest.strip_prefix('!') {
-                let (tag, inner) = tagged.split_once(' ').unwrap_or((tagged, ""));
-                let key = match tag {
-                    "Ref" => "Ref".to_owned(),
-                    other => format!("Fn::{other}"),
-                };
-                let inner = self.value(inner.trim(), key_indent, line_no);
-                return Value::Object(Map::from_iter([(key, inner)]));
-            }
-            if rest.is_empty() {
-                return match self.next_significant() {
-                    Some(i) if indent(self.lines[i]) > key_indent => {
-                        self.block(indent(self.lines[i]))
-                    }
-                    Some(i)
-                        if indent(self.lines[i]) == key_indent
-                            && is_item(self.lines[i].trim_start()) =>
-                    {
-                        self.sequence(key_indent)
-                    }
-                    _ => Value::Null,
-                };
-            }
-            if rest.starts_with(['|', '>']) {
-                return Value::String(self.block_scalar(rest, key_indent));
-            }
-            if let Some(flow) = rest.strip_prefix('[') {
-                let flow = flow.strip_suffix(']').unwrap_or_else(|| {
-                    panic!("template.yaml:{}: a multi-line flow sequence", line_no + 1)
-                });
-                return Value::Array(
-                    flow.split(',')
-                        .map(|s| Value::String(unquote(s.trim())))
-                        .filter(|v| v != "")
-                        .collect(),
-                );
-            }
-            assert!(
-                !rest.starts_with('{'),
-                "template.yaml:{}: flow mappings are not read",
-                line_no + 1
-            );
-            let plain = match rest.find(" #") {
-                Some(i) if !rest.starts_with(['"', '\'']) => &rest[..i],
-                _ => rest,
-            };
-            Value::String(unquote(plain.trim()))
-        }
-
-        /// The lines of a `|` or `>` scalar: those indented deeper than its key.
-        fn block_scalar(&mut self, header: &str, key_indent: usize) -> String {
-            let mut raw = Vec::new();
-            while self.at < self.lines.len() {
-                let line = self.lines[self.at];
-                if !line.trim().is_empty() && indent(line) <= key_indent {
-                    break;
-                }
-                raw.push(line);
-                self.at += 1;
-            }
-            while raw.last().is_some_and(|l| l.trim().is_empty()) {
-                raw.pop();
-            }
-            let content = raw
-                .iter()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| indent(l))
-                .min()
-                .unwrap_or(0);
-            let lines: Vec<&str> = raw
-                .iter()
-                .map(|l| l.get(content..).unwrap_or_default())
-                .collect();
-            let mut text = if header.starts_with('|') {
-                lines.join("\n")
-            } else {
-                let mut folded = String::new();
-                for line in &lines {
-                    if line.is_empty() {
-                        folded.push('\n');
-                    } else {
-                        if !folded.is_empty() && !folded.ends_with('\n') {
-                            folded.push(' ');
-                        }
-                        folded.push_str(line);
-                    }
-                }
-                folded
-            };
-            if !header.ends_with('-') {
-                text.push('\n');
-            }
-            text
-        }
-    }
-
-    fn unquote(s: &str) -> String {
-        if let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-            inner.replace("\\\"", "\"").replace("\\\\", "\\")
-        } else if let Some(inner) = s.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
-            inner.replace("''", "'")
-        } else {
-            s.to_owned()
-        }
-    }
 }

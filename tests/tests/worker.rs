@@ -20,7 +20,9 @@ use paybridge::ports::{ChargeStore, EventStore, NotificationStore, WorkQueue};
 use paybridge::services::apply_event::{Applied, apply_event};
 use paybridge::webhooks::stripe;
 use paybridge_tests::stripe_proxy::StripeProxy;
-use paybridge_tests::{Reply, Stack, post_event, receive_batch, stack, unique, unix_now};
+use paybridge_tests::{
+    Reply, Stack, eventually, post_event, receive_batch, stack, unique, unix_now,
+};
 use retry_worker::handler::{Verdict, Worker, handle, process};
 use serde_json::json;
 
@@ -219,26 +221,27 @@ async fn a_batch_with_one_poison_message_finishes_nine_reports_one_dead_letters_
 
     // SQS redelivers the poison until maxReceiveCount, then moves it to the DLQ.
     let dlq = SqsWorkQueue::from_conf(&h.stack.aws, &h.dlq_url);
-    let mut rounds = 0;
-    loop {
-        let (received, failed) = h.run_once().await;
-        assert_eq!(received, failed.len(), "only the poison is left");
-        let attrs = h
-            .stack
-            .sqs()
-            .get_queue_attributes()
-            .queue_url(&h.dlq_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .unwrap();
-        if attrs.attributes().unwrap()[&QueueAttributeName::ApproximateNumberOfMessages] == "1" {
-            break;
-        }
-        rounds += 1;
-        assert!(rounds < 20, "the poison never reached the DLQ");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let harness = &h;
+    eventually(
+        Duration::from_secs(20),
+        "the poison to reach the DLQ",
+        || async move {
+            let (received, failed) = harness.run_once().await;
+            assert_eq!(received, failed.len(), "only the poison is left");
+            let attrs = harness
+                .stack
+                .sqs()
+                .get_queue_attributes()
+                .queue_url(&harness.dlq_url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .send()
+                .await
+                .unwrap();
+            (attrs.attributes().unwrap()[&QueueAttributeName::ApproximateNumberOfMessages] == "1")
+                .then_some(())
+        },
+    )
+    .await;
 
     let report = dlq.redrive_to(&h.worker.queue, 100).await.unwrap();
     assert_eq!(report.moved, 1);
