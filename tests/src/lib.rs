@@ -15,7 +15,7 @@ pub mod stripe_proxy;
 pub mod template;
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use paybridge::adapters::SdkConfig;
@@ -55,11 +55,9 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Unix seconds now (tests that need a later time add to it; none sleeps through a schedule).
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    paybridge::clock::now_secs()
 }
 
 impl Stack {

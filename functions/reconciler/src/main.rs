@@ -1,8 +1,6 @@
 //! reconciler: heals what webhooks leave open (see `paybridge::services::reconcile`). Runs on a
 //! schedule in AWS; locally, `make reconcile` runs the same use case through `paybridge-ops`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use lambda_runtime::{LambdaEvent, run, service_fn};
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::GatewayRouter;
@@ -25,10 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ..ReconcileSettings::default()
     };
     run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = paybridge::clock::now_secs();
         let summary = reconcile(&store, &gateways, &queue, &settings, now)
             .await
             .map_err(|e| e.chain())?;

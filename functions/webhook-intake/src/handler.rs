@@ -1,6 +1,6 @@
 //! HTTP in, use case, HTTP out. No business rule lives here.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use paybridge::Error;
@@ -50,13 +50,6 @@ fn gateway_param(req: &Request) -> Option<String> {
     path.trim_end_matches('/')
         .rsplit_once("/webhooks/")
         .map(|(_, g)| g.to_owned())
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Handles one delivery. Never fails: every error becomes its HTTP answer.
@@ -145,7 +138,7 @@ async fn run(
         return Err(Error::payload_too_large(app.max_body_bytes));
     }
     tracing::debug!(gateway = %gateway, bytes = body.len(), "webhook received");
-    let now = unix_now();
+    let now = paybridge::clock::now_secs();
     let events = record_webhook::verify(
         &app.secrets,
         gateway,

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::adapters::gateways::GatewayRouter;
 use crate::domain::{ChargeStatus, EventStatus, RefundStatus, WorkMessage};
 use crate::error::Error;
 use crate::ports::{
@@ -78,9 +77,9 @@ pub struct Summary {
 }
 
 /// Runs one reconciliation at `now` (unix seconds).
-pub async fn reconcile<S, Q>(
+pub async fn reconcile<S, G, Q>(
     store: &S,
-    gateways: &GatewayRouter,
+    gateways: &G,
     queue: &Q,
     settings: &ReconcileSettings,
     now: i64,
@@ -92,6 +91,7 @@ where
         + ReconcileStore
         + NotificationStore
         + IdempotencyStore,
+    G: PaymentGateway + RefundGateway + UndeliveredEvents,
     Q: WorkQueue,
 {
     let mut summary = Summary::default();
@@ -230,9 +230,9 @@ where
         summary.events_requeued += 1;
     }
 
-    if let Some(stripe) = &gateways.stripe {
+    {
         let since = now - settings.events_window.as_secs() as i64;
-        match stripe
+        match gateways
             .undelivered_events(since, settings.limit as usize)
             .await
         {

@@ -49,9 +49,7 @@ async fn main() -> anyhow::Result<()> {
     // Output is for the person on call; metrics come from the functions.
     paybridge::telemetry::disable_metrics();
     let aws = paybridge::adapters::aws_config().await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
+    let now = paybridge::clock::now_secs();
     match command.as_str() {
         "redrive" => {
             let max = flag(&args, "--max", 10_000)? as usize;

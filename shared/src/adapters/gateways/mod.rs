@@ -23,7 +23,9 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 
 use crate::domain::Gateway;
 use crate::domain::{Charge, Money, PaymentOutcome, Refund, RefundOutcome};
-use crate::ports::{GatewayError, PaymentGateway, PaymentRequest, RefundGateway};
+use crate::ports::{
+    GatewayError, PaymentGateway, PaymentRequest, RefundGateway, UndeliveredEvents,
+};
 
 /// The configured gateways, chosen per charge by its `gateway` field.
 #[derive(Debug, Default)]
@@ -128,6 +130,20 @@ impl RefundGateway for GatewayRouter {
             (Gateway::Stripe, Some(g), _) => g.retrieve_refund(charge, refund).await,
             (Gateway::Adyen, _, Some(g)) => g.retrieve_refund(charge, refund).await,
             (other, _, _) => Err(not_configured(other)),
+        }
+    }
+}
+
+impl UndeliveredEvents for GatewayRouter {
+    /// Stripe's list (the only gateway that keeps one); none without Stripe credentials.
+    async fn undelivered_events(
+        &self,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, GatewayError> {
+        match &self.stripe {
+            Some(stripe) => stripe.undelivered_events(since, limit).await,
+            None => Ok(Vec::new()),
         }
     }
 }
