@@ -9,6 +9,7 @@
 //! SQS and Secrets Manager; localstripe). Its settings arrive in the environment, exactly as the
 //! functions get them; without them the tests stop with a message saying how to run them.
 
+pub mod builders;
 pub mod openapi;
 pub mod sources;
 pub mod stripe_proxy;

@@ -20,9 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use paybridge::adapters::gateways::adyen::AdyenGateway;
 use paybridge::adapters::gateways::http_client;
-use paybridge::domain::{Charge, ChargeId, ChargeStatus, Failure, Gateway, Money, PaymentOutcome};
+use paybridge::domain::{Charge, ChargeStatus, Failure, Gateway, Money, PaymentOutcome};
 use paybridge::ports::{GatewayError, PaymentGateway, PaymentRequest};
 use paybridge::secrets::SecretString;
+use paybridge_tests::builders::pending_charge;
 use serde_json::{Map, Value, json};
 
 const API_KEY: &str = "AQEyhmfxTEST-adyen-api-key-must-never-leak";
@@ -532,24 +533,13 @@ fn check_modification<'a>(
 
 fn charge(stored_payment_method: &str, capture: bool) -> Charge {
     Charge {
-        id: ChargeId::generate(),
         invoice_id: "inv_2024_0042".into(),
-        amount: Money::parse(1999, "eur").expect("amount"),
-        gateway: Gateway::Adyen,
-        gateway_ref: None,
-        status: ChargeStatus::Pending,
-        captured: 0,
-        refunded: 0,
-        refund_reserved: 0,
-        failure: None,
         payment_method: stored_payment_method.into(),
         customer: Some("shopper_42".into()),
         capture,
         description: Some("June subscription".into()),
         metadata: BTreeMap::from([("billing_run".into(), "2024-06".into())]),
-        version: 1,
-        created_at: 0,
-        updated_at: 0,
+        ..pending_charge(Gateway::Adyen, 0)
     }
 }
 

@@ -16,13 +16,12 @@ use paybridge::adapters::billing::{DEFAULT_TIMEOUT, HttpNotifier};
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::http_client;
 use paybridge::adapters::sqs::SqsWorkQueue;
-use paybridge::domain::{
-    Charge, ChargeId, ChargeStatus, DeliveryStatus, Gateway, Money, Notification, WorkMessage,
-};
+use paybridge::domain::{Charge, ChargeStatus, DeliveryStatus, Gateway, Notification, WorkMessage};
 use paybridge::ports::{ChargeStore, NotificationStore};
 use paybridge::secrets::SecretString;
 use paybridge::services::deliver::{Delivery, MAX_ATTEMPTS, deliver, resend, sweep_outbox};
 use paybridge::services::notify;
+use paybridge_tests::builders::pending_charge;
 use paybridge_tests::{Stack, stack, unique, unix_now};
 
 // ---- the billing receiver -----------------------------------------------------------------------
@@ -218,24 +217,10 @@ impl Outbox {
     /// same transaction, exactly as a use case does. The notification is dated `created_at`.
     async fn charge_succeeded(&self, created_at: i64) -> Notification {
         let pending = Charge {
-            id: ChargeId::generate(),
-            invoice_id: unique("inv_"),
-            amount: Money::parse(1999, "eur").unwrap(),
-            gateway: Gateway::Stripe,
-            gateway_ref: None,
-            status: ChargeStatus::Pending,
-            captured: 0,
-            refunded: 0,
-            refund_reserved: 0,
-            failure: None,
-            payment_method: "pm_card_visa".into(),
             customer: Some("cus_123".into()),
-            capture: true,
             description: Some("Invoice 123".into()),
             metadata: BTreeMap::from([("plan".into(), "pro".into())]),
-            version: 1,
-            created_at,
-            updated_at: created_at,
+            ..pending_charge(Gateway::Stripe, created_at)
         };
         self.table.insert_charge(&pending).await.unwrap();
         let succeeded = Charge {

@@ -28,6 +28,7 @@ use paybridge::services::charges::{MAX_REQUEST_BYTES, view};
 use paybridge::services::refunds::create::NewRefund;
 use paybridge::services::refunds::view as refund_view;
 use paybridge_tests::api_request_with_query;
+use paybridge_tests::builders::pending_charge;
 use paybridge_tests::openapi::{
     allows_null, assert_shape, document, media_examples, operations, own_types, pointee, refs,
     resolve, schema, shape,
@@ -46,48 +47,37 @@ const DOCUMENTED_FUNCTIONS: &[&str] = &["ChargesFunction", "RefundsFunction"];
 
 fn sample_charge(full: bool) -> Charge {
     Charge {
-        id: ChargeId::generate(),
         invoice_id: "inv_123".into(),
-        amount: Money::parse(1999, "eur").expect("a valid amount"),
-        gateway: Gateway::Stripe,
         gateway_ref: full.then(|| "pi_123".into()),
         status: if full {
             ChargeStatus::Failed
         } else {
             ChargeStatus::Pending
         },
-        captured: 0,
-        refunded: 0,
-        refund_reserved: 0,
         failure: full.then(|| Failure {
             code: "card_declined".into(),
             message: "Your card was declined.".into(),
         }),
-        payment_method: "pm_card_visa".into(),
         customer: full.then(|| "cus_123".into()),
-        capture: true,
         description: full.then(|| "Invoice 123".into()),
         metadata: if full {
             BTreeMap::from([("plan".into(), "pro".into())])
         } else {
             BTreeMap::new()
         },
-        version: 1,
-        created_at: 1_773_480_413,
         updated_at: 1_773_480_414,
+        ..pending_charge(Gateway::Stripe, 1_773_480_413)
     }
 }
 
 fn sample_refund(full: bool, status: RefundStatus) -> Refund {
+    let gateway = if full {
+        Gateway::Stripe
+    } else {
+        Gateway::Adyen
+    };
+    let amount = Money::parse(500, "eur").expect("a valid amount");
     Refund {
-        id: RefundId::generate(),
-        charge_id: ChargeId::generate(),
-        amount: Money::parse(500, "eur").expect("a valid amount"),
-        gateway: if full {
-            Gateway::Stripe
-        } else {
-            Gateway::Adyen
-        },
         gateway_ref: full.then(|| "re_123".into()),
         status,
         reason: full.then_some(RefundReason::RequestedByCustomer),
@@ -100,9 +90,14 @@ fn sample_refund(full: bool, status: RefundStatus) -> Refund {
         } else {
             BTreeMap::new()
         },
-        version: 1,
-        created_at: 1_773_569_521,
         updated_at: 1_773_569_522,
+        ..Refund::pending(
+            RefundId::generate(),
+            &ChargeId::generate(),
+            amount,
+            gateway,
+            1_773_569_521,
+        )
     }
 }
 

@@ -14,11 +14,12 @@ use paybridge::adapters::gateways::{GatewayRouter, http_client};
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::domain::event::EventRecord;
 use paybridge::domain::{
-    Charge, ChargeId, ChargeStatus, EventStatus, Gateway, Money, Transition, WorkMessage,
+    Charge, ChargeId, ChargeStatus, EventStatus, Gateway, Transition, WorkMessage,
 };
 use paybridge::ports::{ChargeStore, EventStore, NotificationStore, WorkQueue};
 use paybridge::services::apply_event::{Applied, apply_event};
 use paybridge::webhooks::stripe;
+use paybridge_tests::builders;
 use paybridge_tests::stripe_proxy::StripeProxy;
 use paybridge_tests::{
     Reply, Stack, eventually, post_event, receive_batch, stack, unique, unix_now,
@@ -171,24 +172,8 @@ async fn record_stripe_event(
 
 fn pending_charge() -> Charge {
     Charge {
-        id: ChargeId::generate(),
-        invoice_id: unique("inv_"),
-        amount: Money::parse(1999, "eur").unwrap(),
-        gateway: Gateway::Stripe,
-        gateway_ref: None,
-        status: ChargeStatus::Pending,
-        captured: 0,
-        refunded: 0,
-        refund_reserved: 0,
-        failure: None,
-        payment_method: "pm_card_visa".into(),
-        customer: None,
         capture: false,
-        description: None,
-        metadata: Default::default(),
-        version: 1,
-        created_at: unix_now(),
-        updated_at: unix_now(),
+        ..builders::pending_charge(Gateway::Stripe, unix_now())
     }
 }
 
