@@ -3,15 +3,14 @@
 
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::adapters::SdkConfig;
+use crate::adapters::Init;
 use crate::adapters::dynamodb::Table;
 use crate::adapters::gateways::GatewayRouter;
 use crate::adapters::sqs::SqsWorkQueue;
-use crate::config::Config;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::error::Error;
-use crate::secrets::Secrets;
 use crate::services::ApiResponse;
+use crate::services::charges::MAX_REQUEST_BYTES;
 use crate::services::charges::create::ChargeDeps;
 
 /// How long a gateway call may take before its outcome counts as unknown.
@@ -26,7 +25,8 @@ pub struct BillingApp {
 }
 
 impl BillingApp {
-    pub fn new(config: &Config, aws: &SdkConfig, secrets: &Secrets) -> Self {
+    pub fn new(init: &Init) -> Self {
+        let (config, aws, secrets) = (&init.config, &init.aws, &init.secrets);
         BillingApp {
             store: Table::from_conf(aws, &config.table),
             gateways: GatewayRouter::from_secrets(config, secrets, GATEWAY_TIMEOUT),
@@ -47,6 +47,29 @@ impl BillingApp {
 }
 
 pub use crate::clock::now_ms;
+
+/// A billing request as the routers read it: its path (without the trailing slash) and its body,
+/// refused with 413 before anything else when over [`MAX_REQUEST_BYTES`].
+pub struct Routed<'a> {
+    pub path: String,
+    pub body: &'a [u8],
+}
+
+impl<'a> Routed<'a> {
+    pub fn read(req: &'a Request) -> Result<Self, Error> {
+        let body: &[u8] = req.body().as_ref();
+        if body.len() > MAX_REQUEST_BYTES {
+            return Err(Error::payload_too_large(MAX_REQUEST_BYTES));
+        }
+        let path = req.uri().path().trim_end_matches('/').to_owned();
+        Ok(Routed { path, body })
+    }
+
+    /// The path's segments: `/charges/ch_1/refunds` → `["charges", "ch_1", "refunds"]`.
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.trim_start_matches('/').split('/').collect()
+    }
+}
 
 /// The invocation's deadline (unix ms): an in-progress idempotency record left by a crash expires
 /// with it. Outside Lambda (tests), 30 seconds from now.

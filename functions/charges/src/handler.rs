@@ -3,9 +3,9 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use paybridge::Error;
-use paybridge::http::{deadline_ms, error_response, idempotency_key, now_ms, to_response};
+use paybridge::http::{Routed, deadline_ms, error_response, idempotency_key, now_ms, to_response};
 use paybridge::services::ApiResponse;
-use paybridge::services::charges::{MAX_REQUEST_BYTES, cancel, capture, create, read};
+use paybridge::services::charges::{cancel, capture, create, read};
 
 /// Everything a request needs, built once at init (shared with the other billing function).
 pub type Charges = paybridge::http::BillingApp;
@@ -23,15 +23,11 @@ pub async fn handle(
 }
 
 async fn route(app: &Charges, req: &Request) -> Result<ApiResponse, Error> {
-    let path = req.uri().path().trim_end_matches('/').to_owned();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let body: &[u8] = req.body().as_ref();
-    if body.len() > MAX_REQUEST_BYTES {
-        return Err(Error::payload_too_large(MAX_REQUEST_BYTES));
-    }
+    let routed = Routed::read(req)?;
+    let (path, body) = (&routed.path, routed.body);
     let now = now_ms();
     let method = req.method();
-    match (method, segments.as_slice()) {
+    match (method, routed.segments().as_slice()) {
         (&Method::POST, ["charges"]) => {
             let key = idempotency_key(req)?;
             create::create_charge(&app.deps(), &key, body, now, deadline_ms(req, now)).await

@@ -2,18 +2,20 @@
 //! schedule in AWS; locally, `make reconcile` runs the same use case through `paybridge-ops`.
 
 use lambda_runtime::{LambdaEvent, run, service_fn};
+use paybridge::adapters::Init;
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::GatewayRouter;
 use paybridge::adapters::sqs::SqsWorkQueue;
-use paybridge::config::Config;
 use paybridge::services::reconcile::{ReconcileSettings, reconcile};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    paybridge::telemetry::init();
-    let config = Config::from_env()?;
-    let aws = paybridge::adapters::aws_config().await;
-    let secrets = paybridge::adapters::load_secrets(&aws, &config.secret_id).await?;
+    let Init {
+        config,
+        aws,
+        secrets,
+        ..
+    } = paybridge::adapters::init().await?;
     let store = Table::from_conf(&aws, &config.table);
     let gateways =
         GatewayRouter::from_secrets(&config, &secrets, std::time::Duration::from_secs(10));

@@ -6,14 +6,12 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
-use paybridge::adapters::SdkConfig;
+use paybridge::adapters::Init;
 use paybridge::adapters::billing::HttpNotifier;
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::GatewayRouter;
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::clock;
-use paybridge::config::Config;
-use paybridge::secrets::Secrets;
 pub use paybridge::services::work::Verdict;
 use paybridge::services::work::{self, Received};
 
@@ -24,7 +22,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub type Worker = work::Worker<Table, GatewayRouter, SqsWorkQueue, HttpNotifier>;
 
 /// Builds the worker from the configuration and the secret.
-pub fn worker(config: &Config, aws: &SdkConfig, secrets: &Secrets) -> Result<Worker, String> {
+pub fn worker(init: &Init) -> Result<Worker, String> {
+    let (config, aws, secrets) = (&init.config, &init.aws, &init.secrets);
     Ok(Worker {
         store: Table::from_conf(aws, &config.table),
         gateways: GatewayRouter::from_secrets(config, secrets, CALL_TIMEOUT),

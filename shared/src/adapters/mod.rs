@@ -35,6 +35,27 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// What every function builds once at init, before its first invocation.
+pub struct Init {
+    pub config: crate::config::Config,
+    pub aws: SdkConfig,
+    pub secrets: std::sync::Arc<crate::secrets::Secrets>,
+}
+
+/// A function's init: JSON logs, the settings from the environment, the AWS configuration and
+/// the secret — failing with a clear message (and so failing the init) if any is missing.
+pub async fn init() -> Result<Init, crate::error::BoxError> {
+    crate::telemetry::init();
+    let config = crate::config::Config::from_env()?;
+    let aws = aws_config().await;
+    let secrets = load_secrets(&aws, &config.secret_id).await?;
+    Ok(Init {
+        config,
+        aws,
+        secrets,
+    })
+}
+
 /// Loads the one JSON secret at init, with an error that names it (functions fail at init, with
 /// this message, rather than inside a handler).
 pub async fn load_secrets(
