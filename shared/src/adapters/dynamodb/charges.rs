@@ -2,12 +2,12 @@
 //! gateway reference through the pointer written in the same transaction as the charge
 //! ([`super::gateway_refs`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{Item, Table, Write, classify, gateway_refs, keys, outbox};
+use super::keys::{Index, SortRange};
+use super::{Item, Table, Write, gateway_refs, keys, outbox};
 use crate::domain::Gateway;
 use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, Notification};
 use crate::ports::{ChargeStore, GatewayObject, StoreError};
@@ -159,37 +159,10 @@ impl ChargeStore for Table {
     }
 
     async fn charges_for_invoice(&self, invoice_id: &str) -> Result<Vec<Charge>, StoreError> {
-        let mut charges = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .index_name("GSI1")
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(keys::invoice_gsi1pk(invoice_id)),
-                )
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::from(classify(e)))?;
-            for item in out.items.unwrap_or_default() {
-                if item
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    == Some(keys::CHARGE_SK)
-                {
-                    charges.push(from_item(item)?);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) if charges.len() < 1000 => start = Some(k),
-                _ => return Ok(charges),
-            }
-        }
+        let partition = keys::invoice_gsi1pk(invoice_id);
+        let items = (self.query_partition(Index::Gsi1, partition, SortRange::All, 1000)).await?;
+        let is_charge =
+            |i: &Item| i.get("sk").and_then(|v| v.as_s().ok()) == Some(&keys::CHARGE_SK.to_owned());
+        items.into_iter().filter(is_charge).map(from_item).collect()
     }
 }

@@ -19,6 +19,45 @@ use crate::domain::{ChargeId, Gateway, NotificationId, RefundId};
 /// A `(pk, sk)` pair.
 pub type Key = (String, String);
 
+/// Where a query reads: the table itself or one of its global secondary indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    Table,
+    /// Invoices (`INVOICE#…`) and the outbox (`OUTBOX#pending`).
+    Gsi1,
+    /// Work in flight (`OPEN#…`), sparse.
+    Gsi2,
+}
+
+impl Index {
+    /// The index name for the query (none for the table).
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Index::Table => None,
+            Index::Gsi1 => Some("GSI1"),
+            Index::Gsi2 => Some("GSI2"),
+        }
+    }
+
+    /// The partition and sort key attributes.
+    pub fn key_attributes(self) -> (&'static str, &'static str) {
+        match self {
+            Index::Table => ("pk", "sk"),
+            Index::Gsi1 => ("gsi1pk", "gsi1sk"),
+            Index::Gsi2 => ("gsi2pk", "gsi2sk"),
+        }
+    }
+}
+
+/// Which items of a partition a query reads, by sort key.
+#[derive(Debug, Clone, Copy)]
+pub enum SortRange<'a> {
+    All,
+    BeginsWith(&'a str),
+    /// Time-ordered sort keys of items last moved before this unix second.
+    Before(i64),
+}
+
 /// Upper bound of a time-ordered sort-key range (`gsi*sk < before(t)` = last moved before `t`).
 pub fn before(unix_secs: i64) -> String {
     format!("{unix_secs:020}")

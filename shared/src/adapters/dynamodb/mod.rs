@@ -259,6 +259,56 @@ impl Table {
         }
     }
 
+    /// The items of one partition of `index`, in sort-key order, at most `max_items` (paging as
+    /// needed). Table queries are strongly consistent; index queries cannot be.
+    pub(crate) async fn query_partition(
+        &self,
+        index: keys::Index,
+        partition: String,
+        range: keys::SortRange<'_>,
+        max_items: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let (pk, sk) = index.key_attributes();
+        let condition = match range {
+            keys::SortRange::All => format!("{pk} = :pk"),
+            keys::SortRange::BeginsWith(_) => format!("{pk} = :pk AND begins_with({sk}, :sk)"),
+            keys::SortRange::Before(_) => format!("{pk} = :pk AND {sk} < :sk"),
+        };
+        let bound = match range {
+            keys::SortRange::All => None,
+            keys::SortRange::BeginsWith(prefix) => Some(prefix.to_owned()),
+            keys::SortRange::Before(t) => Some(keys::before(t)),
+        };
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = i32::try_from(max_items - items.len()).unwrap_or(i32::MAX);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .set_index_name(index.name().map(str::to_owned))
+                .key_condition_expression(&condition)
+                .expression_attribute_values(":pk", AttributeValue::S(partition.clone()))
+                .set_exclusive_start_key(start.take())
+                .set_consistent_read((index == keys::Index::Table).then_some(true))
+                .limit(page);
+            let out = match &bound {
+                Some(b) => out.expression_attribute_values(":sk", AttributeValue::S(b.clone())),
+                None => out,
+            };
+            let out = out
+                .send()
+                .await
+                .map_err(|e| StoreError::from(classify(e)))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if items.len() < max_items => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
     /// Reads one item (strongly consistent).
     pub async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, TableError> {
         self.get_at((pk.to_owned(), sk.to_owned())).await

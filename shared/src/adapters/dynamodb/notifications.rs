@@ -1,10 +1,9 @@
 //! The delivery log of billing notifications: read one, record an attempt, list a charge's, and
 //! list the pending ones for the outbox sweep. Items and keys are [`super::outbox`]'s.
 
-use aws_sdk_dynamodb::types::AttributeValue;
-
+use super::keys::{Index, SortRange};
 use super::outbox::{from_item, to_item};
-use super::{Table, classify, keys};
+use super::{Table, keys};
 use crate::domain::{ChargeId, Notification, NotificationId};
 use crate::ports::{NotificationStore, StoreError};
 
@@ -43,28 +42,12 @@ impl NotificationStore for Table {
         &self,
         charge: &ChargeId,
     ) -> Result<Vec<Notification>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::charge_pk(charge)))
-            .expression_attribute_values(
-                ":prefix",
-                AttributeValue::S(keys::NOTIFICATION_SK_PREFIX.into()),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::from(classify(e)))?;
-        let mut list = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(list)
+        let range = SortRange::BeginsWith(keys::NOTIFICATION_SK_PREFIX);
+        let items =
+            (self.query_partition(Index::Table, keys::charge_pk(charge), range, usize::MAX))
+                .await?;
+        // Notification ids are time-ordered (UUIDv7), and so are their sort keys.
+        items.into_iter().map(from_item).collect()
     }
 
     async fn pending_notifications(
@@ -72,20 +55,10 @@ impl NotificationStore for Table {
         before: i64,
         limit: i32,
     ) -> Result<Vec<Notification>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .index_name("GSI1")
-            .key_condition_expression("gsi1pk = :pk AND gsi1sk < :before")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::OUTBOX_PENDING.into()))
-            .expression_attribute_values(":before", AttributeValue::S(keys::before(before)))
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| StoreError::from(classify(e)))?;
-        out.items
-            .unwrap_or_default()
+        let partition = keys::OUTBOX_PENDING.to_owned();
+        let max = usize::try_from(limit).unwrap_or(0);
+        (self.query_partition(Index::Gsi1, partition, SortRange::Before(before), max))
+            .await?
             .into_iter()
             .map(from_item)
             .collect()

@@ -5,33 +5,23 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::events::read_event;
-use super::keys::{self, OPEN_CHARGES, OPEN_EVENTS, OPEN_REFUNDS};
+use super::keys::{self, Index, OPEN_CHARGES, OPEN_EVENTS, OPEN_REFUNDS, SortRange};
 use super::{Item, Table, TableError, charges, classify, key_attributes};
 use crate::domain::event::EventRecord;
 use crate::domain::{Charge, Refund};
 use crate::ports::{ReconcileItem, ReconcileStore, StoreError};
 
 impl Table {
-    /// Items of GSI2 partition `partition` whose sort key is before `before`, oldest first.
+    /// Items of GSI2 partition `partition` last moved before `before`, oldest first.
     async fn open_items(
         &self,
         partition: &str,
         before: i64,
         limit: i32,
     ) -> Result<Vec<Item>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .index_name("GSI2")
-            .key_condition_expression("gsi2pk = :pk AND gsi2sk < :before")
-            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
-            .expression_attribute_values(":before", AttributeValue::S(keys::before(before)))
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| StoreError::from(classify(e)))?;
-        Ok(out.items.unwrap_or_default())
+        let max = usize::try_from(limit).unwrap_or(0);
+        let range = SortRange::Before(before);
+        (self.query_partition(Index::Gsi2, partition.to_owned(), range, max)).await
     }
 }
 

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
+use super::keys::{Index, SortRange};
 use super::{
-    Item, Table, TableError, Write, charges, classify, gateway_refs, key_attributes, keys, outbox,
+    Item, Table, TableError, Write, charges, gateway_refs, key_attributes, keys, outbox,
     pointer_item,
 };
 use crate::domain::Gateway;
@@ -166,32 +167,12 @@ impl RefundStore for Table {
     }
 
     async fn refunds_for_charge(&self, charge: &ChargeId) -> Result<Vec<Refund>, StoreError> {
-        let mut refunds = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(keys::charge_pk(charge)))
-                .expression_attribute_values(":prefix", s(keys::REFUND_SK_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::from(classify(e)))?;
-            for item in out.items.unwrap_or_default() {
-                refunds.push(from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
-        // Refund ids are time-ordered (UUIDv7).
-        refunds.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(refunds)
+        let range = SortRange::BeginsWith(keys::REFUND_SK_PREFIX);
+        let items =
+            (self.query_partition(Index::Table, keys::charge_pk(charge), range, usize::MAX))
+                .await?;
+        // Refund ids are time-ordered (UUIDv7), and so are their sort keys.
+        items.into_iter().map(from_item).collect()
     }
 
     async fn save_refund(
