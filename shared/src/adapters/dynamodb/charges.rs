@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::keys::{Index, SortRange};
 use super::{Item, Table, Write, gateway_refs, keys, outbox};
@@ -12,6 +13,7 @@ use crate::domain::Gateway;
 use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, Notification};
 use crate::ports::{ChargeStore, GatewayObject, StoreError};
 
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize)]
 struct ChargeItem {
     pk: String,
@@ -19,28 +21,22 @@ struct ChargeItem {
     gsi1pk: String,
     gsi1sk: String,
     /// GSI2 (sparse): set while the charge's outcome is open (pending, processing).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2pk: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2sk: Option<String>,
     id: String,
     invoice_id: String,
     amount: i64,
     currency: String,
     gateway: Gateway,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     gateway_ref: Option<String>,
     status: ChargeStatus,
     captured: i64,
     refunded: i64,
     refund_reserved: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     failure: Option<Failure>,
     payment_method: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     customer: Option<String>,
     capture: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,

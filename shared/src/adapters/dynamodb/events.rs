@@ -2,6 +2,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::{Item, Table, TableError, classify, key_attributes, keys};
 use crate::domain::Gateway;
@@ -9,19 +10,17 @@ use crate::domain::event::{EventRecord, EventStatus};
 use crate::ports::{EventStore, Inserted, StoreError};
 
 /// The stored shape of an [`EventRecord`].
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize)]
 struct EventItem {
     pk: String,
     sk: String,
     /// GSI2 (sparse): set until the event is processed, ignored or orphaned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2pk: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2sk: Option<String>,
     gateway: Gateway,
     event_id: String,
     event_type: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     object_ref: Option<String>,
     status: EventStatus,
     payload: String,

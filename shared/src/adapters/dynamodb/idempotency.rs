@@ -2,6 +2,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::{Item, Table, TableError, classify, key_attributes, keys};
 use crate::domain::idempotency::{
@@ -9,6 +10,7 @@ use crate::domain::idempotency::{
 };
 use crate::ports::{Claimed, IdempotencyStore, StoreError};
 
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize)]
 struct IdempotencyItem {
     pk: String,
@@ -20,9 +22,7 @@ struct IdempotencyItem {
     resource_id: String,
     owner: String,
     in_progress_until: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     response_status: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     response_body: Option<String>,
     expires_at: i64,
 }

@@ -4,18 +4,18 @@
 //! [`writes`] puts new notifications into the transaction of the state change they report.
 
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::{Item, Write, keys, pointer_item};
 use crate::domain::{ChargeId, DeliveryStatus, Notification, NotificationId};
 use crate::ports::StoreError;
 
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize)]
 struct NotificationItem {
     pk: String,
     sk: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi1pk: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi1sk: Option<String>,
     id: String,
     charge_id: String,
@@ -24,12 +24,9 @@ struct NotificationItem {
     body: String,
     status: DeliveryStatus,
     attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     last_status: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
     created_at: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     delivered_at: Option<i64>,
     version: u64,
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::keys::{Index, SortRange};
 use super::{
@@ -22,26 +23,22 @@ use crate::domain::{
 };
 use crate::ports::{GatewayObject, RefundStore, Reserved, StoreError};
 
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize)]
 struct RefundItem {
     pk: String,
     sk: String,
     /// GSI2 (sparse): set while the refund is pending.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2pk: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2sk: Option<String>,
     id: String,
     charge_id: String,
     amount: i64,
     currency: String,
     gateway: Gateway,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     gateway_ref: Option<String>,
     status: RefundStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     reason: Option<RefundReason>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     failure: Option<Failure>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
