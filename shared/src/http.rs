@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::services::ApiResponse;
 use crate::services::charges::MAX_REQUEST_BYTES;
 use crate::services::charges::create::ChargeDeps;
+use crate::services::idempotency::Call;
 
 /// How long a gateway call may take before its outcome counts as unknown.
 pub const GATEWAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -68,6 +69,16 @@ impl<'a> Routed<'a> {
     /// The path's segments: `/charges/ch_1/refunds` → `["charges", "ch_1", "refunds"]`.
     pub fn segments(&self) -> Vec<&str> {
         self.path.trim_start_matches('/').split('/').collect()
+    }
+}
+
+/// The idempotent call `req` makes with `key`: now, and its lease until the invocation's deadline.
+pub fn call<'a>(req: &Request, key: &'a IdempotencyKey) -> Call<'a> {
+    let now_ms = now_ms();
+    Call {
+        key,
+        now_ms,
+        lease_until_ms: deadline_ms(req, now_ms),
     }
 }
 

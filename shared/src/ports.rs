@@ -386,6 +386,14 @@ pub trait RefundStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// What the charge use cases write through: charges and their idempotency records.
+pub trait BillingStore: ChargeStore + IdempotencyStore {}
+impl<T: ChargeStore + IdempotencyStore> BillingStore for T {}
+
+/// What the refund use cases write through: charges, refunds and idempotency records.
+pub trait RefundingStore: ChargeStore + RefundStore + IdempotencyStore {}
+impl<T: ChargeStore + RefundStore + IdempotencyStore> RefundingStore for T {}
+
 /// Refunds at a payment gateway.
 pub trait RefundGateway: Send + Sync {
     /// Refunds `refund.amount` of the charge's payment, with the refund's own idempotency key.

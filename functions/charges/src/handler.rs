@@ -3,7 +3,7 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use paybridge::Error;
-use paybridge::http::{Routed, deadline_ms, error_response, idempotency_key, now_ms, to_response};
+use paybridge::http::{Routed, call, error_response, idempotency_key, to_response};
 use paybridge::services::ApiResponse;
 use paybridge::services::charges::{cancel, capture, create, read};
 
@@ -25,12 +25,11 @@ pub async fn handle(
 async fn route(app: &Charges, req: &Request) -> Result<ApiResponse, Error> {
     let routed = Routed::read(req)?;
     let (path, body) = (&routed.path, routed.body);
-    let now = now_ms();
     let method = req.method();
     match (method, routed.segments().as_slice()) {
         (&Method::POST, ["charges"]) => {
             let key = idempotency_key(req)?;
-            create::create_charge(&app.deps(), &key, body, now, deadline_ms(req, now)).await
+            create::create_charge(&app.deps(), call(req, &key), body).await
         }
         (&Method::GET, ["charges"]) => {
             let params = req.query_string_parameters();
@@ -39,11 +38,11 @@ async fn route(app: &Charges, req: &Request) -> Result<ApiResponse, Error> {
         (&Method::GET, ["charges", id]) => read::get_charge(&app.store, id).await,
         (&Method::POST, ["charges", id, "capture"]) => {
             let key = idempotency_key(req)?;
-            capture::capture_charge(&app.deps(), &key, id, body, now, deadline_ms(req, now)).await
+            capture::capture_charge(&app.deps(), call(req, &key), id, body).await
         }
         (&Method::POST, ["charges", id, "cancel"]) => {
             let key = idempotency_key(req)?;
-            cancel::cancel_charge(&app.deps(), &key, id, now, deadline_ms(req, now)).await
+            cancel::cancel_charge(&app.deps(), call(req, &key), id).await
         }
         _ => Err(Error::not_found(
             "route_not_found",

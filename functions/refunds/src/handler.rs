@@ -3,7 +3,7 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use paybridge::Error;
-use paybridge::http::{Routed, deadline_ms, error_response, idempotency_key, now_ms, to_response};
+use paybridge::http::{Routed, call, error_response, idempotency_key, to_response};
 use paybridge::services::ApiResponse;
 use paybridge::services::refunds::{create, read};
 
@@ -28,8 +28,7 @@ async fn route(app: &Refunds, req: &Request) -> Result<ApiResponse, Error> {
     match (method, routed.segments().as_slice()) {
         (&Method::POST, ["charges", id, "refunds"]) => {
             let key = idempotency_key(req)?;
-            let now = now_ms();
-            create::refund_charge(&app.deps(), &key, id, body, now, deadline_ms(req, now)).await
+            create::refund_charge(&app.deps(), call(req, &key), id, body).await
         }
         (&Method::GET, ["charges", id, "refunds"]) => read::list_refunds(&app.store, id).await,
         (&Method::GET, ["refunds", id]) => read::get_refund(&app.store, id).await,

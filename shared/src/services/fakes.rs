@@ -92,6 +92,7 @@ impl EventStore for MemStore {
         match map.get_mut(&(gateway, event_id.to_owned())) {
             Some(r) if r.status == EventStatus::Received => {
                 r.status = EventStatus::Queued;
+                r.enqueue_lease_until = 0;
                 Ok(())
             }
             _ => Err(StoreError::Conflict),

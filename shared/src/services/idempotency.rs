@@ -35,34 +35,34 @@ pub struct Claim<'a> {
     pub ttl: Duration,
 }
 
+/// A billing-facing write as it arrives: its `Idempotency-Key`, when it arrived and when its
+/// lease ends (the function's deadline), both unix ms.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub key: &'a IdempotencyKey,
+    pub now_ms: i64,
+    pub lease_until_ms: i64,
+}
+
 impl<'a> Claim<'a> {
-    /// `operation` on `scope` (the route's path or the resource id) with request JSON `request`,
-    /// proposing `proposed_resource_id` for what it creates. Set the lease with [`Claim::at`].
+    /// `operation` of `call` on `scope` (the route's path or the resource id) with request JSON
+    /// `request`, proposing `proposed_resource_id` for what it creates; kept for `ttl`.
     pub fn new(
         operation: &'static str,
-        key: &'a IdempotencyKey,
+        call: Call<'a>,
         scope: &str,
         request: &serde_json::Value,
         proposed_resource_id: String,
+        ttl: Duration,
     ) -> Self {
         Claim {
             operation,
-            key,
+            key: call.key,
             fingerprint: fingerprint(operation, scope, request),
             proposed_resource_id,
-            now_ms: 0,
-            lease_until_ms: 0,
-            ttl: Duration::ZERO,
-        }
-    }
-
-    /// The request's time (unix ms), its lease's end, and how long the record is kept.
-    pub fn at(self, now_ms: i64, lease_until_ms: i64, ttl: Duration) -> Self {
-        Claim {
-            now_ms,
-            lease_until_ms,
+            now_ms: call.now_ms,
+            lease_until_ms: call.lease_until_ms,
             ttl,
-            ..self
         }
     }
 }

@@ -8,33 +8,26 @@ use super::create::ChargeDeps;
 use super::read::charge_id;
 use super::{settle, view};
 use crate::domain::ChargeStatus;
-use crate::domain::idempotency::IdempotencyKey;
 use crate::error::Error;
-use crate::ports::{ChargeStore, IdempotencyStore, PaymentGateway, WorkQueue};
+use crate::ports::{BillingStore, PaymentGateway, WorkQueue};
 use crate::services::ApiResponse;
-use crate::services::idempotency::{self, Claim};
+use crate::services::idempotency::{self, Call, Claim};
 
-pub async fn cancel_charge<S, G, Q>(
-    deps: &ChargeDeps<'_, S, G, Q>,
-    key: &IdempotencyKey,
+pub async fn cancel_charge(
+    deps: &ChargeDeps<'_, impl BillingStore, impl PaymentGateway, impl WorkQueue>,
+    call: Call<'_>,
     id: &str,
-    now_ms: i64,
-    lease_until_ms: i64,
-) -> Result<ApiResponse, Error>
-where
-    S: ChargeStore + IdempotencyStore,
-    G: PaymentGateway,
-    Q: WorkQueue,
-{
+) -> Result<ApiResponse, Error> {
     let id = charge_id(id)?;
+    let (request, ttl) = (serde_json::Value::Null, deps.idempotency_ttl);
     let claim = Claim::new(
         "cancel_charge",
-        key,
+        call,
         id.as_str(),
-        &serde_json::Value::Null,
+        &request,
         id.to_string(),
-    )
-    .at(now_ms, lease_until_ms, deps.idempotency_ttl);
+        ttl,
+    );
     idempotency::run(deps.store, claim, |_| async {
         let charge = deps
             .store
@@ -68,7 +61,7 @@ where
             .gateway
             .cancel(&charge, &charge.gateway_idempotency_key("cancel"))
             .await?;
-        let charge = settle(deps.store, deps.queue, charge, &outcome, now_ms / 1000).await?;
+        let charge = settle(deps.store, deps.queue, charge, &outcome, call.now_ms / 1000).await?;
         let status = if charge.status == ChargeStatus::Canceled {
             200
         } else {

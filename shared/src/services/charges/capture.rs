@@ -9,12 +9,11 @@ use serde::Deserialize;
 use super::create::ChargeDeps;
 use super::read::charge_id;
 use super::{settle, view};
-use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::{ChargeStatus, Money};
 use crate::error::Error;
-use crate::ports::{ChargeStore, IdempotencyStore, PaymentGateway, WorkQueue};
+use crate::ports::{BillingStore, PaymentGateway, WorkQueue};
 use crate::services::ApiResponse;
-use crate::services::idempotency::{self, Claim};
+use crate::services::idempotency::{self, Call, Claim};
 use crate::services::request::parse_body;
 
 #[derive(Deserialize, Default)]
@@ -24,25 +23,22 @@ struct Body {
     amount: Option<i64>,
 }
 
-pub async fn capture_charge<S, G, Q>(
-    deps: &ChargeDeps<'_, S, G, Q>,
-    key: &IdempotencyKey,
+pub async fn capture_charge(
+    deps: &ChargeDeps<'_, impl BillingStore, impl PaymentGateway, impl WorkQueue>,
+    call: Call<'_>,
     id: &str,
     body: &[u8],
-    now_ms: i64,
-    lease_until_ms: i64,
-) -> Result<ApiResponse, Error>
-where
-    S: ChargeStore + IdempotencyStore,
-    G: PaymentGateway,
-    Q: WorkQueue,
-{
+) -> Result<ApiResponse, Error> {
     let id = charge_id(id)?;
     let (parsed, json): (Body, serde_json::Value) = parse_body(body, true)?;
-    let claim = Claim::new("capture_charge", key, id.as_str(), &json, id.to_string()).at(
-        now_ms,
-        lease_until_ms,
-        deps.idempotency_ttl,
+    let ttl = deps.idempotency_ttl;
+    let claim = Claim::new(
+        "capture_charge",
+        call,
+        id.as_str(),
+        &json,
+        id.to_string(),
+        ttl,
     );
     idempotency::run(deps.store, claim, |_| async {
         let charge = deps
@@ -79,7 +75,7 @@ where
             .await?;
         // Never record more than was asked for (gateways that omit the received amount).
         outcome.captured = outcome.captured.min(amount.minor());
-        let charge = settle(deps.store, deps.queue, charge, &outcome, now_ms / 1000).await?;
+        let charge = settle(deps.store, deps.queue, charge, &outcome, call.now_ms / 1000).await?;
         let status = if charge.status == ChargeStatus::Authorized {
             202
         } else {

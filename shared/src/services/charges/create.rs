@@ -16,15 +16,13 @@ use serde::Deserialize;
 
 use super::{settle, view};
 use crate::domain::Gateway;
-use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, PaymentOutcome, WorkMessage};
 use crate::error::Error;
 use crate::ports::{
-    ChargeStore, GatewayError, IdempotencyStore, PaymentGateway, PaymentRequest, StoreError,
-    WorkQueue,
+    BillingStore, ChargeStore, GatewayError, PaymentGateway, PaymentRequest, StoreError, WorkQueue,
 };
 use crate::services::ApiResponse;
-use crate::services::idempotency::{self, Claim};
+use crate::services::idempotency::{self, Call, Claim};
 /// The metadata limits, where the charge request documents them.
 pub use crate::services::request::{
     MAX_METADATA_KEY_LEN, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LEN,
@@ -204,44 +202,27 @@ pub async fn attempt_payment(
 }
 
 /// `POST /charges`.
-pub async fn create_charge<S, G, Q>(
-    deps: &ChargeDeps<'_, S, G, Q>,
-    key: &IdempotencyKey,
+pub async fn create_charge(
+    deps: &ChargeDeps<'_, impl BillingStore, impl PaymentGateway, impl WorkQueue>,
+    call: Call<'_>,
     body: &[u8],
-    now_ms: i64,
-    lease_until_ms: i64,
-) -> Result<ApiResponse, Error>
-where
-    S: ChargeStore + IdempotencyStore,
-    G: PaymentGateway,
-    Q: WorkQueue,
-{
+) -> Result<ApiResponse, Error> {
     let (request, json) = NewCharge::parse(body)?;
-    let claim = Claim::new(
-        "create_charge",
-        key,
-        "/charges",
-        &json,
-        ChargeId::generate().to_string(),
-    )
-    .at(now_ms, lease_until_ms, deps.idempotency_ttl);
+    let proposed = ChargeId::generate().to_string();
+    let ttl = deps.idempotency_ttl;
+    let claim = Claim::new("create_charge", call, "/charges", &json, proposed, ttl);
     idempotency::run(deps.store, claim, |resource_id| async move {
-        run(deps, request, &resource_id, now_ms / 1000).await
+        run(deps, request, &resource_id, call.now_ms / 1000).await
     })
     .await
 }
 
-async fn run<S, G, Q>(
-    deps: &ChargeDeps<'_, S, G, Q>,
+async fn run(
+    deps: &ChargeDeps<'_, impl BillingStore, impl PaymentGateway, impl WorkQueue>,
     request: NewCharge,
     resource_id: &str,
     now: i64,
-) -> Result<ApiResponse, Error>
-where
-    S: ChargeStore + IdempotencyStore,
-    G: PaymentGateway,
-    Q: WorkQueue,
-{
+) -> Result<ApiResponse, Error> {
     let id = ChargeId::parse(resource_id)
         .map_err(|e| Error::internal("bad resource id in idempotency record", Some(Box::new(e))))?;
     let fresh = request.into_charge(id.clone(), now);

@@ -1,110 +1,10 @@
 //! The intake use case against in-memory fakes of the ports. The same behaviour is tested against
 //! DynamoDB and SQS on moto in `tests/tests/webhook_intake.rs`.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::*;
-use crate::ports::QueueError;
-
-#[derive(Default)]
-struct FakeStore {
-    events: Mutex<HashMap<(Gateway, String), EventRecord>>,
-}
-
-impl EventStore for FakeStore {
-    async fn insert_event(&self, record: &EventRecord) -> Result<Inserted, StoreError> {
-        let mut map = self.events.lock().unwrap();
-        let key = (record.gateway, record.event_id.clone());
-        if let Some(existing) = map.get(&key) {
-            return Ok(Inserted::Existing(existing.clone()));
-        }
-        map.insert(key, record.clone());
-        Ok(Inserted::New)
-    }
-    async fn get_event(
-        &self,
-        gateway: Gateway,
-        event_id: &str,
-    ) -> Result<Option<EventRecord>, StoreError> {
-        Ok(self
-            .events
-            .lock()
-            .unwrap()
-            .get(&(gateway, event_id.to_owned()))
-            .cloned())
-    }
-    async fn mark_event_queued(&self, gateway: Gateway, event_id: &str) -> Result<(), StoreError> {
-        let mut map = self.events.lock().unwrap();
-        let r = map
-            .get_mut(&(gateway, event_id.to_owned()))
-            .ok_or(StoreError::Conflict)?;
-        if r.status != EventStatus::Received {
-            return Err(StoreError::Conflict);
-        }
-        r.status = EventStatus::Queued;
-        r.enqueue_lease_until = 0;
-        Ok(())
-    }
-    async fn claim_enqueue_lease(
-        &self,
-        gateway: Gateway,
-        event_id: &str,
-        seen: i64,
-        new: i64,
-    ) -> Result<(), StoreError> {
-        let mut map = self.events.lock().unwrap();
-        let r = map
-            .get_mut(&(gateway, event_id.to_owned()))
-            .ok_or(StoreError::Conflict)?;
-        if r.status != EventStatus::Received || r.enqueue_lease_until != seen {
-            return Err(StoreError::Conflict);
-        }
-        r.enqueue_lease_until = new;
-        Ok(())
-    }
-    async fn finish_event(
-        &self,
-        gateway: Gateway,
-        event_id: &str,
-        status: EventStatus,
-    ) -> Result<(), StoreError> {
-        let mut map = self.events.lock().unwrap();
-        let r = map
-            .get_mut(&(gateway, event_id.to_owned()))
-            .ok_or(StoreError::Conflict)?;
-        if !matches!(r.status, EventStatus::Received | EventStatus::Queued) {
-            return Err(StoreError::Conflict);
-        }
-        r.status = status;
-        Ok(())
-    }
-    async fn release_enqueue_lease(
-        &self,
-        gateway: Gateway,
-        event_id: &str,
-        lease: i64,
-    ) -> Result<(), StoreError> {
-        self.claim_enqueue_lease(gateway, event_id, lease, 0).await
-    }
-}
-
-#[derive(Default)]
-struct FakeQueue {
-    sent: Mutex<Vec<WorkMessage>>,
-    down: AtomicBool,
-}
-
-impl WorkQueue for FakeQueue {
-    async fn send(&self, message: &WorkMessage, _delay: Duration) -> Result<(), QueueError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(QueueError("queue is down".into()));
-        }
-        self.sent.lock().unwrap().push(message.clone());
-        Ok(())
-    }
-}
+use crate::services::fakes::{MemQueue as FakeQueue, MemStore as FakeStore};
 
 fn event(id: &str, supported: bool) -> VerifiedEvent {
     VerifiedEvent {
@@ -176,14 +76,14 @@ async fn unsupported_events_are_recorded_as_ignored_and_never_queued() {
 #[tokio::test]
 async fn a_queue_outage_fails_the_delivery_and_the_redelivery_enqueues_it() {
     let (store, queue) = (FakeStore::default(), FakeQueue::default());
-    queue.down.store(true, Ordering::SeqCst);
+    *queue.down.lock().unwrap() = true;
     let err = record(&store, &queue, &settings(), vec![event("evt_3", true)], NOW)
         .await
         .unwrap_err();
     assert_eq!(err.kind().status(), 503);
     assert_eq!(status(&store, "evt_3").await, EventStatus::Received);
 
-    queue.down.store(false, Ordering::SeqCst);
+    *queue.down.lock().unwrap() = false;
     let r = record(
         &store,
         &queue,

@@ -13,19 +13,18 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{settle, view};
-use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::{
     ChargeId, Failure, Money, Refund, RefundId, RefundOutcome, RefundReason, RefundStatus,
     WorkMessage,
 };
 use crate::error::Error;
 use crate::ports::{
-    ChargeStore, GatewayError, IdempotencyStore, RefundGateway, RefundStore, Reserved, WorkQueue,
+    ChargeStore, GatewayError, RefundGateway, RefundStore, RefundingStore, Reserved, WorkQueue,
 };
 use crate::services::ApiResponse;
 use crate::services::charges::create::ChargeDeps;
 use crate::services::charges::read::charge_id;
-use crate::services::idempotency::{self, Claim};
+use crate::services::idempotency::{self, Call, Claim};
 use crate::services::request::{check_metadata, parse_body};
 use crate::services::retry_policy::retry_delay;
 
@@ -75,47 +74,36 @@ impl NewRefund {
 }
 
 /// `POST /charges/{id}/refunds`.
-pub async fn refund_charge<S, G, Q>(
-    deps: &ChargeDeps<'_, S, G, Q>,
-    key: &IdempotencyKey,
+pub async fn refund_charge(
+    deps: &ChargeDeps<'_, impl RefundingStore, impl RefundGateway, impl WorkQueue>,
+    call: Call<'_>,
     charge: &str,
     body: &[u8],
-    now_ms: i64,
-    lease_until_ms: i64,
-) -> Result<ApiResponse, Error>
-where
-    S: ChargeStore + RefundStore + IdempotencyStore,
-    G: RefundGateway,
-    Q: WorkQueue,
-{
+) -> Result<ApiResponse, Error> {
     let charge_id = charge_id(charge)?;
     let (request, json) = NewRefund::parse(body)?;
+    let (proposed, ttl) = (RefundId::generate().to_string(), deps.idempotency_ttl);
     let claim = Claim::new(
         "refund_charge",
-        key,
+        call,
         charge_id.as_str(),
         &json,
-        RefundId::generate().to_string(),
-    )
-    .at(now_ms, lease_until_ms, deps.idempotency_ttl);
+        proposed,
+        ttl,
+    );
     idempotency::run(deps.store, claim, |refund_id| async move {
-        run(deps, &charge_id, request, &refund_id, now_ms / 1000).await
+        run(deps, &charge_id, request, &refund_id, call.now_ms / 1000).await
     })
     .await
 }
 
-async fn run<S, G, Q>(
-    deps: &ChargeDeps<'_, S, G, Q>,
+async fn run(
+    deps: &ChargeDeps<'_, impl RefundingStore, impl RefundGateway, impl WorkQueue>,
     charge_id: &ChargeId,
     request: NewRefund,
     refund_id: &str,
     now: i64,
-) -> Result<ApiResponse, Error>
-where
-    S: ChargeStore + RefundStore + IdempotencyStore,
-    G: RefundGateway,
-    Q: WorkQueue,
-{
+) -> Result<ApiResponse, Error> {
     let refund_id = RefundId::parse(refund_id)
         .map_err(|e| Error::internal("bad resource id in idempotency record", Some(Box::new(e))))?;
     let refund = match reserve(deps.store, charge_id, &refund_id, &request, now).await? {
