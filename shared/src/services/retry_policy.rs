@@ -3,6 +3,49 @@
 
 use std::time::Duration;
 
+use crate::domain::WorkMessage;
+
+/// Attempts of a gateway call whose answer was lost before the charge or refund is left to the
+/// reconciler (≈ 50 minutes of backoff in all, well inside the 24 h gateways keep keys).
+pub const GATEWAY_RETRY_ATTEMPTS: u32 = 8;
+
+/// What retrying a gateway call whose answer was lost came to, for the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryOutcome<S> {
+    /// The outcome is known (or was already): the object's status.
+    Done(S),
+    /// Still unknown: ask again as attempt `attempt` after `delay`.
+    RetryLater { attempt: u32, delay: Duration },
+    /// Still unknown after the last attempt: left for the reconciler.
+    GaveUp,
+}
+
+impl<S> RetryOutcome<S> {
+    /// After attempt `attempt` (1-based) was still unknown: the next attempt, with the gateway's
+    /// `Retry-After` hint honoured, or giving up after [`GATEWAY_RETRY_ATTEMPTS`].
+    pub fn still_unknown(attempt: u32, hint: Option<Duration>) -> Self {
+        if attempt >= GATEWAY_RETRY_ATTEMPTS {
+            RetryOutcome::GaveUp
+        } else {
+            RetryOutcome::RetryLater {
+                attempt: attempt + 1,
+                delay: retry_delay(attempt + 1, hint),
+            }
+        }
+    }
+
+    /// The delayed follow-up message of a `RetryLater` (`message` builds it for the attempt).
+    pub fn follow_up(
+        self,
+        message: impl FnOnce(u32) -> WorkMessage,
+    ) -> Option<(WorkMessage, Duration)> {
+        match self {
+            RetryOutcome::RetryLater { attempt, delay } => Some((message(attempt), delay)),
+            RetryOutcome::Done(_) | RetryOutcome::GaveUp => None,
+        }
+    }
+}
+
 /// Delay before retry `attempt` (1-based) of a gateway call whose outcome was unknown:
 /// 15 s doubling to SQS's 15-minute cap, with ±20% jitter so retries of many charges spread out.
 pub fn retry_delay(attempt: u32, gateway_hint: Option<Duration>) -> Duration {

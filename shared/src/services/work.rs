@@ -25,9 +25,9 @@ use crate::ports::{
     PaymentGateway, ReceivedMessages, RefundGateway, RefundStore, WorkQueue,
 };
 use crate::services::apply_event::{Applied, apply_event};
-use crate::services::charges::retry::{RetryOutcome as ChargeRetry, retry_charge};
+use crate::services::charges::retry::retry_charge;
 use crate::services::deliver::{Delivery, deliver};
-use crate::services::refunds::retry::{RetryOutcome as RefundRetry, retry_refund};
+use crate::services::refunds::retry::retry_refund;
 use crate::services::retry_policy::retry_delay;
 use crate::telemetry::{Metrics, Unit};
 
@@ -236,22 +236,14 @@ where
             charge_id,
             attempt: n,
             ..
-        } => match retry_charge(store, gateways, queue, &charge_id, n, now).await? {
-            ChargeRetry::Done(_) | ChargeRetry::GaveUp => None,
-            ChargeRetry::RetryLater { attempt, delay } => {
-                Some((WorkMessage::retry_charge(&charge_id, attempt), delay))
-            }
-        },
+        } => (retry_charge(store, gateways, queue, &charge_id, n, now).await?)
+            .follow_up(|attempt| WorkMessage::retry_charge(&charge_id, attempt)),
         WorkMessage::RetryRefund {
             refund_id,
             attempt: n,
             ..
-        } => match retry_refund(store, gateways, queue, &refund_id, n, now).await? {
-            RefundRetry::Done(_) | RefundRetry::GaveUp => None,
-            RefundRetry::RetryLater { attempt, delay } => {
-                Some((WorkMessage::retry_refund(&refund_id, attempt), delay))
-            }
-        },
+        } => (retry_refund(store, gateways, queue, &refund_id, n, now).await?)
+            .follow_up(|attempt| WorkMessage::retry_refund(&refund_id, attempt)),
         WorkMessage::DeliverNotification {
             notification_id, ..
         } => {

@@ -5,8 +5,8 @@
 //! still unknown cannot be canceled yet (409 with `Retry-After`).
 
 use super::create::ChargeDeps;
-use super::read::charge_id;
-use super::{settle, view};
+use super::read::{charge_id, load_charge};
+use super::{answer, settle, view};
 use crate::domain::ChargeStatus;
 use crate::error::Error;
 use crate::ports::{BillingStore, PaymentGateway, WorkQueue};
@@ -29,11 +29,7 @@ pub async fn cancel_charge(
         ttl,
     );
     idempotency::run(deps.store, claim, |_| async {
-        let charge = deps
-            .store
-            .get_charge(&id)
-            .await?
-            .ok_or_else(|| Error::not_found("charge_not_found", "no charge with this id"))?;
+        let charge = load_charge(deps.store, &id).await?;
         match charge.status {
             ChargeStatus::Canceled => return Ok(ApiResponse::json(200, &view(&charge))),
             s if s.is_captured() => {
@@ -62,12 +58,7 @@ pub async fn cancel_charge(
             .cancel(&charge, &charge.gateway_idempotency_key("cancel"))
             .await?;
         let charge = settle(deps.store, deps.queue, charge, &outcome, call.now_ms / 1000).await?;
-        let status = if charge.status == ChargeStatus::Canceled {
-            200
-        } else {
-            202
-        };
-        Ok(ApiResponse::json(status, &view(&charge)))
+        Ok(answer(&charge, charge.status == ChargeStatus::Canceled))
     })
     .await
 }

@@ -7,8 +7,8 @@
 use serde::Deserialize;
 
 use super::create::ChargeDeps;
-use super::read::charge_id;
-use super::{settle, view};
+use super::read::{charge_id, load_charge};
+use super::{answer, settle};
 use crate::domain::{ChargeStatus, Money};
 use crate::error::Error;
 use crate::ports::{BillingStore, PaymentGateway, WorkQueue};
@@ -41,11 +41,7 @@ pub async fn capture_charge(
         ttl,
     );
     idempotency::run(deps.store, claim, |_| async {
-        let charge = deps
-            .store
-            .get_charge(&id)
-            .await?
-            .ok_or_else(|| Error::not_found("charge_not_found", "no charge with this id"))?;
+        let charge = load_charge(deps.store, &id).await?;
         if charge.status != ChargeStatus::Authorized {
             return Err(Error::conflict(
                 "charge_not_capturable",
@@ -76,12 +72,7 @@ pub async fn capture_charge(
         // Never record more than was asked for (gateways that omit the received amount).
         outcome.captured = outcome.captured.min(amount.minor());
         let charge = settle(deps.store, deps.queue, charge, &outcome, call.now_ms / 1000).await?;
-        let status = if charge.status == ChargeStatus::Authorized {
-            202
-        } else {
-            200
-        };
-        Ok(ApiResponse::json(status, &view(&charge)))
+        Ok(answer(&charge, charge.status != ChargeStatus::Authorized))
     })
     .await
 }

@@ -10,6 +10,7 @@ pub mod retry;
 use crate::domain::{Charge, PaymentOutcome};
 use crate::error::Error;
 use crate::ports::{ChargeStore, StoreError, WorkQueue};
+use crate::services::ApiResponse;
 use crate::services::notify;
 use crate::services::retry_policy::{CONFLICT_RETRIES, conflict_pause};
 /// The charge as billing sees it.
@@ -17,6 +18,12 @@ pub use crate::services::views::charge as view;
 
 /// Body size limit of billing-facing requests.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// The answer of a capture or cancel: 200 with the charge once it took effect, 202 while the
+/// gateway still works on it (a webhook confirms).
+pub(crate) fn answer(charge: &Charge, done: bool) -> ApiResponse {
+    ApiResponse::json(if done { 200 } else { 202 }, &view(charge))
+}
 
 /// Applies `outcome` to the stored charge and writes it at the next version, with the
 /// notification a status change causes (then queued for delivery). On a concurrent

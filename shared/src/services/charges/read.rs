@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::view;
-use crate::domain::ChargeId;
+use crate::domain::{Charge, ChargeId};
 use crate::error::Error;
 use crate::ports::ChargeStore;
 use crate::services::ApiResponse;
@@ -13,12 +13,14 @@ pub fn charge_id(raw: &str) -> Result<ChargeId, Error> {
     ChargeId::parse(raw).map_err(|_| Error::not_found("charge_not_found", "no charge with this id"))
 }
 
+/// The stored charge `id`, or 404.
+pub async fn load_charge(store: &impl ChargeStore, id: &ChargeId) -> Result<Charge, Error> {
+    (store.get_charge(id).await?)
+        .ok_or_else(|| Error::not_found("charge_not_found", "no charge with this id"))
+}
+
 pub async fn get_charge(store: &impl ChargeStore, id: &str) -> Result<ApiResponse, Error> {
-    let id = charge_id(id)?;
-    let charge = store
-        .get_charge(&id)
-        .await?
-        .ok_or_else(|| Error::not_found("charge_not_found", "no charge with this id"))?;
+    let charge = load_charge(store, &charge_id(id)?).await?;
     Ok(ApiResponse::json(200, &view(&charge)))
 }
 

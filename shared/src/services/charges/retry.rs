@@ -6,27 +6,17 @@
 //! for which gateways remember idempotency keys); a charge still unknown after the last attempt
 //! stays `pending` for the reconciler, with an error log line and a metric.
 
-use std::time::Duration;
-
 use super::create::{Attempt, attempt_payment, record_outcome_metric};
 use crate::domain::{ChargeId, ChargeStatus};
 use crate::error::Error;
 use crate::ports::{ChargeStore, PaymentGateway, WorkQueue};
-use crate::services::retry_policy::retry_delay;
+use crate::services::retry_policy;
 
-/// Attempts after which a charge is left to the reconciler (≈ 50 minutes of backoff in all).
-pub const MAX_ATTEMPTS: u32 = 8;
+/// Attempts after which a charge is left to the reconciler.
+pub const MAX_ATTEMPTS: u32 = retry_policy::GATEWAY_RETRY_ATTEMPTS;
 
 /// What the worker does next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RetryOutcome {
-    /// The charge's outcome is known (or was already).
-    Done(ChargeStatus),
-    /// Still unknown: send `retry_charge` with `attempt` after `delay`.
-    RetryLater { attempt: u32, delay: Duration },
-    /// Still unknown after the last attempt.
-    GaveUp,
-}
+pub type RetryOutcome = retry_policy::RetryOutcome<ChargeStatus>;
 
 pub async fn retry_charge(
     store: &impl ChargeStore,
@@ -48,16 +38,15 @@ pub async fn retry_charge(
             record_outcome_metric(&charge);
             Ok(RetryOutcome::Done(charge.status))
         }
-        Attempt::Unknown(_, _) if attempt >= MAX_ATTEMPTS => {
-            tracing::error!(charge_id = %id, attempt, "charge still unknown after the last retry; left for reconciliation");
-            crate::telemetry::Metrics::new("retry-worker")
-                .count("ChargeRetryExhausted")
-                .emit();
-            Ok(RetryOutcome::GaveUp)
+        Attempt::Unknown(_, hint) => {
+            let next = RetryOutcome::still_unknown(attempt, hint);
+            if next == RetryOutcome::GaveUp {
+                tracing::error!(charge_id = %id, attempt, "charge still unknown after the last retry; left for reconciliation");
+                crate::telemetry::Metrics::new("retry-worker")
+                    .count("ChargeRetryExhausted")
+                    .emit();
+            }
+            Ok(next)
         }
-        Attempt::Unknown(_, hint) => Ok(RetryOutcome::RetryLater {
-            attempt: attempt + 1,
-            delay: retry_delay(attempt + 1, hint),
-        }),
     }
 }

@@ -5,19 +5,10 @@ use super::create::attempt_refund;
 use crate::domain::{RefundId, RefundStatus};
 use crate::error::Error;
 use crate::ports::{ChargeStore, RefundGateway, RefundStore, WorkQueue};
-use crate::services::charges::retry::MAX_ATTEMPTS;
-use crate::services::retry_policy::retry_delay;
+use crate::services::retry_policy;
 
 /// What the worker does next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RetryOutcome {
-    Done(RefundStatus),
-    RetryLater {
-        attempt: u32,
-        delay: std::time::Duration,
-    },
-    GaveUp,
-}
+pub type RetryOutcome = retry_policy::RetryOutcome<RefundStatus>;
 
 pub async fn retry_refund<S: ChargeStore + RefundStore>(
     store: &S,
@@ -34,18 +25,16 @@ pub async fn retry_refund<S: ChargeStore + RefundStore>(
         // Known at the gateway: webhooks (or the reconciler) finish it from here.
         return Ok(RetryOutcome::Done(refund.status));
     }
-    match attempt_refund(store, gateway, queue, refund, now).await? {
-        (refund, None) => Ok(RetryOutcome::Done(refund.status)),
-        (_, Some(_)) if attempt >= MAX_ATTEMPTS => {
-            tracing::error!(refund_id = %id, attempt, "refund still unknown after the last retry; left for reconciliation");
-            crate::telemetry::Metrics::new("retry-worker")
-                .count("RefundRetryExhausted")
-                .emit();
-            Ok(RetryOutcome::GaveUp)
-        }
-        (_, Some(hint)) => Ok(RetryOutcome::RetryLater {
-            attempt: attempt + 1,
-            delay: retry_delay(attempt + 1, hint),
-        }),
+    let (refund, unknown) = attempt_refund(store, gateway, queue, refund, now).await?;
+    let Some(hint) = unknown else {
+        return Ok(RetryOutcome::Done(refund.status));
+    };
+    let next = RetryOutcome::still_unknown(attempt, hint);
+    if next == RetryOutcome::GaveUp {
+        tracing::error!(refund_id = %id, attempt, "refund still unknown after the last retry; left for reconciliation");
+        crate::telemetry::Metrics::new("retry-worker")
+            .count("RefundRetryExhausted")
+            .emit();
     }
+    Ok(next)
 }
