@@ -36,16 +36,28 @@ impl SqsWorkQueue {
 
     /// Puts a raw body on the queue (the DLQ for messages the worker cannot read, redrive).
     pub async fn send_raw(&self, body: &str, reason: &str) -> Result<(), QueueError> {
-        let reason = MessageAttributeValue::builder()
+        self.send_body(body, ("dead_letter_reason", reason), Duration::ZERO)
+            .await
+    }
+
+    /// Sends `body` with one string attribute, visible after `delay` (SQS caps it at 15 minutes).
+    async fn send_body(
+        &self,
+        body: &str,
+        (name, value): (&str, &str),
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let attribute = MessageAttributeValue::builder()
             .data_type("String")
-            .string_value(reason)
+            .string_value(value)
             .build()
             .map_err(|e| QueueError(Box::new(e)))?;
         self.client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
-            .message_attributes("dead_letter_reason", reason)
+            .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
+            .message_attributes(name, attribute)
             .send()
             .await
             .map(|_| ())
@@ -172,20 +184,6 @@ impl DeadLetters for SqsWorkQueue {
 impl WorkQueue for SqsWorkQueue {
     async fn send(&self, message: &WorkMessage, delay: Duration) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError(Box::new(e)))?;
-        let kind = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(message.dedup_key())
-            .build()
-            .map_err(|e| QueueError(Box::new(e)))?;
-        self.client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body)
-            .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
-            .message_attributes("work_key", kind)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| QueueError(Box::new(e)))
+        (self.send_body(&body, ("work_key", &message.dedup_key()), delay)).await
     }
 }

@@ -334,19 +334,25 @@ mod tests {
     }
 }
 
+/// A pending 19.99 EUR Stripe charge for `inv_1`, created at `now`: the unit tests' charge.
+#[cfg(test)]
+pub(crate) fn example(now: i64) -> Charge {
+    Charge::pending(
+        ChargeId::generate(),
+        "inv_1",
+        Money::parse(1999, "eur").expect("a valid amount"),
+        Gateway::Stripe,
+        "pm_card_visa",
+        now,
+    )
+}
+
 #[cfg(test)]
 mod record_tests {
     use super::*;
 
     fn charge() -> Charge {
-        Charge::pending(
-            ChargeId::generate(),
-            "inv_1",
-            Money::parse(1999, "eur").unwrap(),
-            Gateway::Stripe,
-            "pm_card_visa",
-            0,
-        )
+        example(0)
     }
 
     fn outcome(status: ChargeStatus, captured: i64) -> PaymentOutcome {

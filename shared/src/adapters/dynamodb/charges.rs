@@ -57,7 +57,7 @@ pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
         pk,
         sk,
         gsi1pk: keys::invoice_gsi1pk(&c.invoice_id),
-        gsi1sk: keys::invoice_gsi1sk(c.created_at, &c.id),
+        gsi1sk: keys::time_ordered(c.created_at, c.id.as_str()),
         id: c.id.to_string(),
         invoice_id: c.invoice_id.clone(),
         amount: c.amount.minor(),
@@ -79,7 +79,7 @@ pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
         updated_at: c.updated_at,
         refundable: c.refundable(),
         gsi2pk: open.then(|| keys::OPEN_CHARGES.to_owned()),
-        gsi2sk: open.then(|| keys::open_charge_gsi2sk(c.updated_at, &c.id)),
+        gsi2sk: open.then(|| keys::time_ordered(c.updated_at, c.id.as_str())),
     };
     serde_dynamo::to_item(item)
         .map_err(|e| StoreError::Invalid(format!("charge not serialisable: {e}")))

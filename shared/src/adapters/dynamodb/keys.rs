@@ -63,8 +63,19 @@ pub fn before(unix_secs: i64) -> String {
     format!("{unix_secs:020}")
 }
 
-fn time_ordered(unix_secs: i64, rest: &str) -> String {
+/// A time-ordered sort key: `{unix_secs:020}#{rest}` (when the item was created or last moved).
+pub fn time_ordered(unix_secs: i64, rest: &str) -> String {
     format!("{unix_secs:020}#{rest}")
+}
+
+/// An item in its charge's partition: `CHARGE#{charge}` / `{prefix}{id}`.
+fn beside_charge(charge: &ChargeId, prefix: &str, id: &str) -> Key {
+    (charge_pk(charge), format!("{prefix}{id}"))
+}
+
+/// A lookup pointer by id: `{prefix}{id}` / `{sk}`.
+fn pointer(prefix: &str, id: &str, sk: &str) -> Key {
+    (format!("{prefix}{id}"), sk.to_owned())
 }
 
 // ---- charges
@@ -86,14 +97,6 @@ pub fn invoice_gsi1pk(invoice_id: &str) -> String {
     format!("INVOICE#{invoice_id}")
 }
 
-pub fn invoice_gsi1sk(created_at: i64, id: &ChargeId) -> String {
-    time_ordered(created_at, id.as_str())
-}
-
-pub fn open_charge_gsi2sk(updated_at: i64, id: &ChargeId) -> String {
-    time_ordered(updated_at, id.as_str())
-}
-
 // ---- refunds
 
 pub const REFUND_SK_PREFIX: &str = "REFUND#";
@@ -102,16 +105,12 @@ pub const REFUND_POINTER_SK: &str = "REFUND";
 pub const OPEN_REFUNDS: &str = "OPEN#refund";
 
 pub fn refund(charge: &ChargeId, id: &RefundId) -> Key {
-    (charge_pk(charge), format!("{REFUND_SK_PREFIX}{id}"))
+    beside_charge(charge, REFUND_SK_PREFIX, id.as_str())
 }
 
 /// The pointer `REFUND#{id}` / `REFUND` → charge id, for lookup by refund id.
 pub fn refund_pointer(id: &RefundId) -> Key {
-    (format!("REFUND#{id}"), REFUND_POINTER_SK.to_owned())
-}
-
-pub fn open_refund_gsi2sk(updated_at: i64, id: &RefundId) -> String {
-    time_ordered(updated_at, id.as_str())
+    pointer(REFUND_SK_PREFIX, id.as_str(), REFUND_POINTER_SK)
 }
 
 // ---- notifications (the outbox)
@@ -122,19 +121,12 @@ pub const NOTIFICATION_POINTER_SK: &str = "NOTIFICATION";
 pub const OUTBOX_PENDING: &str = "OUTBOX#pending";
 
 pub fn notification(charge: &ChargeId, id: &NotificationId) -> Key {
-    (charge_pk(charge), format!("{NOTIFICATION_SK_PREFIX}{id}"))
+    beside_charge(charge, NOTIFICATION_SK_PREFIX, id.as_str())
 }
 
 /// The pointer `NOTIFICATION#{id}` / `NOTIFICATION` → charge id, for lookup by notification id.
 pub fn notification_pointer(id: &NotificationId) -> Key {
-    (
-        format!("NOTIFICATION#{id}"),
-        NOTIFICATION_POINTER_SK.to_owned(),
-    )
-}
-
-pub fn outbox_gsi1sk(created_at: i64, id: &NotificationId) -> String {
-    time_ordered(created_at, id.as_str())
+    pointer(NOTIFICATION_SK_PREFIX, id.as_str(), NOTIFICATION_POINTER_SK)
 }
 
 // ---- gateway references
@@ -153,6 +145,7 @@ pub fn event(gateway: Gateway, event_id: &str) -> Key {
     (format!("EVENT#{gateway}#{event_id}"), "EVENT".to_owned())
 }
 
+/// The GSI2 sort key of an open event: received time, gateway and event id.
 pub fn open_event_gsi2sk(received_at: i64, gateway: Gateway, event_id: &str) -> String {
     time_ordered(received_at, &format!("{gateway}#{event_id}"))
 }
@@ -189,12 +182,12 @@ mod tests {
         assert_eq!(charge(&ch), pair(&format!("CHARGE#{c}"), "CHARGE"));
         assert_eq!(invoice_gsi1pk("inv_1"), "INVOICE#inv_1");
         assert_eq!(
-            invoice_gsi1sk(1_700_000_000, &ch),
+            time_ordered(1_700_000_000, ch.as_str()),
             format!("00000000001700000000#{c}")
         );
         assert_eq!(OPEN_CHARGES, "OPEN#charge");
         assert_eq!(
-            open_charge_gsi2sk(5, &ch),
+            time_ordered(5, ch.as_str()),
             format!("00000000000000000005#{c}")
         );
     }
@@ -211,7 +204,7 @@ mod tests {
         assert_eq!(refund_pointer(&rf), pair(&format!("REFUND#{r}"), "REFUND"));
         assert_eq!(OPEN_REFUNDS, "OPEN#refund");
         assert_eq!(
-            open_refund_gsi2sk(7, &rf),
+            time_ordered(7, rf.as_str()),
             format!("00000000000000000007#{r}")
         );
     }
@@ -230,7 +223,10 @@ mod tests {
             pair(&format!("NOTIFICATION#{id}"), "NOTIFICATION")
         );
         assert_eq!(OUTBOX_PENDING, "OUTBOX#pending");
-        assert_eq!(outbox_gsi1sk(9, &n), format!("00000000000000000009#{id}"));
+        assert_eq!(
+            time_ordered(9, n.as_str()),
+            format!("00000000000000000009#{id}")
+        );
     }
 
     #[test]
@@ -257,8 +253,8 @@ mod tests {
     #[test]
     fn time_ordered_sort_keys_compare_as_their_times_do() {
         let (ch, _, _) = ids();
-        assert!(open_charge_gsi2sk(99, &ch) < before(100));
-        assert!(open_charge_gsi2sk(100, &ch) > before(100));
-        assert!(invoice_gsi1sk(9, &ch) < invoice_gsi1sk(10, &ch));
+        assert!(time_ordered(99, ch.as_str()) < before(100));
+        assert!(time_ordered(100, ch.as_str()) > before(100));
+        assert!(time_ordered(9, ch.as_str()) < time_ordered(10, ch.as_str()));
     }
 }

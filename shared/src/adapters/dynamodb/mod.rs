@@ -309,6 +309,23 @@ impl Table {
         }
     }
 
+    /// The items of charge `charge`'s partition whose sort key starts with `prefix` (its refunds
+    /// or its notifications), in sort-key order, which for UUIDv7 ids is creation order.
+    pub(crate) async fn beside_charge(
+        &self,
+        charge: &crate::domain::ChargeId,
+        prefix: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let range = keys::SortRange::BeginsWith(prefix);
+        (self.query_partition(
+            keys::Index::Table,
+            keys::charge_pk(charge),
+            range,
+            usize::MAX,
+        ))
+        .await
+    }
+
     /// Reads one item (strongly consistent).
     pub async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, TableError> {
         self.get_at((pk.to_owned(), sk.to_owned())).await

@@ -42,11 +42,9 @@ impl NotificationStore for Table {
         &self,
         charge: &ChargeId,
     ) -> Result<Vec<Notification>, StoreError> {
-        let range = SortRange::BeginsWith(keys::NOTIFICATION_SK_PREFIX);
-        let items =
-            (self.query_partition(Index::Table, keys::charge_pk(charge), range, usize::MAX))
-                .await?;
-        // Notification ids are time-ordered (UUIDv7), and so are their sort keys.
+        let items = self
+            .beside_charge(charge, keys::NOTIFICATION_SK_PREFIX)
+            .await?;
         items.into_iter().map(from_item).collect()
     }
 

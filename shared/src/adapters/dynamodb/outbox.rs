@@ -38,7 +38,7 @@ pub(super) fn to_item(n: &Notification) -> Result<Item, StoreError> {
         pk,
         sk,
         gsi1pk: pending.then(|| keys::OUTBOX_PENDING.to_owned()),
-        gsi1sk: pending.then(|| keys::outbox_gsi1sk(n.created_at, &n.id)),
+        gsi1sk: pending.then(|| keys::time_ordered(n.created_at, n.id.as_str())),
         id: n.id.to_string(),
         charge_id: n.charge_id.to_string(),
         event_type: n.event_type.clone(),

@@ -11,7 +11,6 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-use super::keys::{Index, SortRange};
 use super::{
     Item, Table, TableError, Write, charges, gateway_refs, key_attributes, keys, outbox,
     pointer_item,
@@ -54,7 +53,7 @@ fn to_item(r: &Refund) -> Result<Item, StoreError> {
         pk,
         sk,
         gsi2pk: open.then(|| keys::OPEN_REFUNDS.to_owned()),
-        gsi2sk: open.then(|| keys::open_refund_gsi2sk(r.updated_at, &r.id)),
+        gsi2sk: open.then(|| keys::time_ordered(r.updated_at, r.id.as_str())),
         id: r.id.to_string(),
         charge_id: r.charge_id.to_string(),
         amount: r.amount.minor(),
@@ -164,11 +163,7 @@ impl RefundStore for Table {
     }
 
     async fn refunds_for_charge(&self, charge: &ChargeId) -> Result<Vec<Refund>, StoreError> {
-        let range = SortRange::BeginsWith(keys::REFUND_SK_PREFIX);
-        let items =
-            (self.query_partition(Index::Table, keys::charge_pk(charge), range, usize::MAX))
-                .await?;
-        // Refund ids are time-ordered (UUIDv7), and so are their sort keys.
+        let items = self.beside_charge(charge, keys::REFUND_SK_PREFIX).await?;
         items.into_iter().map(from_item).collect()
     }
 

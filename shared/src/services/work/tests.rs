@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::domain::event::{EventRecord, VerifiedEvent};
-use crate::domain::{
-    Charge, ChargeId, DeliveryStatus, EventStatus, Gateway, Money, Notification, NotificationId,
-};
+use crate::domain::{Charge, DeliveryStatus, EventStatus, Gateway, Notification, NotificationId};
 use crate::ports::NotifyOutcome;
 use crate::services::fakes::{MemQueue, MemStore, ScriptedBilling, ScriptedGateway};
 use crate::services::notify;
@@ -46,14 +44,7 @@ fn body(message: &WorkMessage) -> String {
 }
 
 fn pending_charge() -> Charge {
-    Charge::pending(
-        ChargeId::generate(),
-        "inv_1",
-        Money::parse(1999, "eur").unwrap(),
-        Gateway::Stripe,
-        "pm_card_visa",
-        NOW,
-    )
+    crate::domain::charge::example(NOW)
 }
 
 fn recorded_event(w: &TestWorker, status: EventStatus) -> String {
