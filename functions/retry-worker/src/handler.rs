@@ -40,7 +40,7 @@ pub async fn handle(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let messages: Vec<Received> = event.payload.records.iter().map(received).collect();
-    let verdicts = work::handle_batch(worker, &messages, clock::now_ms()).await;
+    let verdicts = worker.handle_batch(&messages, clock::now_ms()).await;
     let mut response = SqsBatchResponse::default();
     for (message, verdict) in messages.iter().zip(verdicts) {
         if verdict.is_failure() {
@@ -54,7 +54,7 @@ pub async fn handle(
 
 /// One message on its own, as [`handle`] does for each record of a batch.
 pub async fn process(worker: &Worker, record: &SqsMessage) -> Verdict {
-    work::handle(worker, &received(record), clock::now_secs()).await
+    worker.handle(&received(record), clock::now_secs()).await
 }
 
 fn received(record: &SqsMessage) -> Received<'_> {

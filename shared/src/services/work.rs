@@ -80,198 +80,167 @@ impl Verdict {
     }
 }
 
-/// Handles every message of a batch on its own (concurrently) and reports the batch's metrics.
-/// The verdicts are in the order of `messages`.
-pub async fn handle_batch<S, G, Q, N>(
-    worker: &Worker<S, G, Q, N>,
-    messages: &[Received<'_>],
-    now_ms: i64,
-) -> Vec<Verdict>
+impl<S, G, Q, N> Worker<S, G, Q, N>
 where
     S: EventStore + ChargeStore + RefundStore + GatewayRefLookup + NotificationStore,
     G: PaymentGateway + RefundGateway,
     Q: WorkQueue + ReceivedMessages + DeadLetters,
     N: Notifier,
 {
-    let verdicts =
-        futures::future::join_all(messages.iter().map(|m| handle(worker, m, now_ms / 1000))).await;
-    let oldest_ms = messages
-        .iter()
-        .filter_map(|m| m.sent_at_ms)
-        .map(|sent| now_ms - sent)
-        .max()
-        .unwrap_or(0);
-    let failures = verdicts.iter().filter(|v| v.is_failure()).count();
-    Metrics::new(FUNCTION)
-        .value("OldestMessageAge", oldest_ms as f64 / 1000.0, Unit::Seconds)
-        .value("BatchSize", messages.len() as f64, Unit::Count)
-        .value("BatchFailures", failures as f64, Unit::Count)
-        .emit();
-    verdicts
-}
-
-/// Handles one message at `now` (unix seconds) and carries out its verdict's side: the
-/// dead-letter send, or the visibility change of a backoff.
-pub async fn handle<S, G, Q, N>(
-    worker: &Worker<S, G, Q, N>,
-    message: &Received<'_>,
-    now: i64,
-) -> Verdict
-where
-    S: EventStore + ChargeStore + RefundStore + GatewayRefLookup + NotificationStore,
-    G: PaymentGateway + RefundGateway,
-    Q: WorkQueue + ReceivedMessages + DeadLetters,
-    N: Notifier,
-{
-    let verdict = decide(worker, message, now).await;
-    if let (Verdict::RetryIn(delay), Some(receipt)) = (&verdict, message.receipt_handle)
-        && let Err(e) = worker.queue.redeliver_after(receipt, *delay).await
-    {
-        tracing::warn!(message_id = %message.id, error = %e, "could not set the backoff; SQS retries after its visibility timeout");
+    /// Handles every message of a batch on its own (concurrently) and reports the batch's metrics.
+    /// The verdicts are in the order of `messages`.
+    pub async fn handle_batch(&self, messages: &[Received<'_>], now_ms: i64) -> Vec<Verdict> {
+        let verdicts =
+            futures::future::join_all(messages.iter().map(|m| self.handle(m, now_ms / 1000))).await;
+        let oldest_ms = messages
+            .iter()
+            .filter_map(|m| m.sent_at_ms)
+            .map(|sent| now_ms - sent)
+            .max()
+            .unwrap_or(0);
+        let failures = verdicts.iter().filter(|v| v.is_failure()).count();
+        Metrics::new(FUNCTION)
+            .value("OldestMessageAge", oldest_ms as f64 / 1000.0, Unit::Seconds)
+            .value("BatchSize", messages.len() as f64, Unit::Count)
+            .value("BatchFailures", failures as f64, Unit::Count)
+            .emit();
+        verdicts
     }
-    verdict
-}
 
-async fn decide<S, G, Q, N>(
-    worker: &Worker<S, G, Q, N>,
-    message: &Received<'_>,
-    now: i64,
-) -> Verdict
-where
-    S: EventStore + ChargeStore + RefundStore + GatewayRefLookup + NotificationStore,
-    G: PaymentGateway + RefundGateway,
-    Q: WorkQueue + ReceivedMessages + DeadLetters,
-    N: Notifier,
-{
-    let work = match serde_json::from_str::<WorkMessage>(message.body) {
-        Ok(m) if m.version() == WORK_MESSAGE_VERSION => m,
-        Ok(m) => {
-            let reason = format!("unknown message version {}", m.version());
-            return dead_letter(worker, message, &reason).await;
+    /// Handles one message at `now` (unix seconds) and carries out its verdict's side: the
+    /// dead-letter send, or the visibility change of a backoff.
+    pub async fn handle(&self, message: &Received<'_>, now: i64) -> Verdict {
+        let verdict = self.decide(message, now).await;
+        if let (Verdict::RetryIn(delay), Some(receipt)) = (&verdict, message.receipt_handle)
+            && let Err(e) = self.queue.redeliver_after(receipt, *delay).await
+        {
+            tracing::warn!(message_id = %message.id, error = %e, "could not set the backoff; SQS retries after its visibility timeout");
         }
-        Err(e) => return dead_letter(worker, message, &format!("unreadable message: {e}")).await,
-    };
-    let key = work.dedup_key();
-    let kind = key.split(':').next().unwrap_or("unknown").to_owned();
-    let attempt = message.receive_count;
-    match dispatch(worker, work, attempt, now).await {
-        Ok(verdict) => {
-            if verdict != Verdict::Done {
+        verdict
+    }
+
+    async fn decide(&self, message: &Received<'_>, now: i64) -> Verdict {
+        let work = match serde_json::from_str::<WorkMessage>(message.body) {
+            Ok(m) if m.version() == WORK_MESSAGE_VERSION => m,
+            Ok(m) => {
+                let reason = format!("unknown message version {}", m.version());
+                return self.dead_letter(message, &reason).await;
+            }
+            Err(e) => {
+                return self
+                    .dead_letter(message, &format!("unreadable message: {e}"))
+                    .await;
+            }
+        };
+        let key = work.dedup_key();
+        let kind = key.split(':').next().unwrap_or("unknown").to_owned();
+        let attempt = message.receive_count;
+        match self.dispatch(work, attempt, now).await {
+            Ok(verdict) => {
+                if verdict != Verdict::Done {
+                    Metrics::new(FUNCTION)
+                        .dimension("Kind", kind)
+                        .count("Retry")
+                        .emit();
+                }
+                verdict
+            }
+            Err(e) => {
+                tracing::error!(message_id = %message.id, work = %key, attempt, code = e.code(), error = %e.chain(), "work failed");
                 Metrics::new(FUNCTION)
                     .dimension("Kind", kind)
-                    .count("Retry")
+                    .count("WorkFailed")
                     .emit();
+                if e.is_retryable() {
+                    let hint = e.retry_after_secs().map(Duration::from_secs);
+                    Verdict::RetryIn(retry_delay(attempt, hint))
+                } else {
+                    Verdict::Fail
+                }
             }
-            verdict
         }
-        Err(e) => {
-            tracing::error!(message_id = %message.id, work = %key, attempt, code = e.code(), error = %e.chain(), "work failed");
-            Metrics::new(FUNCTION)
-                .dimension("Kind", kind)
-                .count("WorkFailed")
-                .emit();
-            if e.is_retryable() {
-                let hint = e.retry_after_secs().map(Duration::from_secs);
-                Verdict::RetryIn(retry_delay(attempt, hint))
-            } else {
+    }
+
+    /// Sends an unreadable message to the DLQ with the reason, so it never loops. Without a DLQ (or
+    /// if the send fails) it is left to SQS's own redrive.
+    async fn dead_letter(&self, message: &Received<'_>, reason: &str) -> Verdict {
+        tracing::error!(message_id = %message.id, reason, "work message sent to the dead-letter queue");
+        Metrics::new(FUNCTION).count("DeadLettered").emit();
+        let Some(dlq) = &self.dlq else {
+            return Verdict::Fail;
+        };
+        match dlq.dead_letter(message.body, reason).await {
+            Ok(()) => Verdict::DeadLettered,
+            Err(e) => {
+                tracing::error!(message_id = %message.id, error = %e, "could not dead-letter; leaving it to SQS's redrive");
                 Verdict::Fail
             }
         }
     }
-}
 
-/// Sends an unreadable message to the DLQ with the reason, so it never loops. Without a DLQ (or
-/// if the send fails) it is left to SQS's own redrive.
-async fn dead_letter<S, G, Q, N>(
-    worker: &Worker<S, G, Q, N>,
-    message: &Received<'_>,
-    reason: &str,
-) -> Verdict
-where
-    Q: DeadLetters,
-{
-    tracing::error!(message_id = %message.id, reason, "work message sent to the dead-letter queue");
-    Metrics::new(FUNCTION).count("DeadLettered").emit();
-    let Some(dlq) = &worker.dlq else {
-        return Verdict::Fail;
-    };
-    match dlq.dead_letter(message.body, reason).await {
-        Ok(()) => Verdict::DeadLettered,
-        Err(e) => {
-            tracing::error!(message_id = %message.id, error = %e, "could not dead-letter; leaving it to SQS's redrive");
-            Verdict::Fail
+    async fn dispatch(
+        &self,
+        message: WorkMessage,
+        attempt: u32,
+        now: i64,
+    ) -> Result<Verdict, Error> {
+        let (store, gateways, queue) = (&self.store, &self.gateways, &self.queue);
+        let last = attempt >= self.max_receive_count;
+        let follow_up = match message {
+            WorkMessage::ApplyEvent {
+                gateway, event_id, ..
+            } => {
+                return Ok(
+                    match apply_event(store, queue, gateway, &event_id, last, now).await? {
+                        Applied::NotYet => Verdict::RetryIn(retry_delay(attempt, None)),
+                        Applied::Applied
+                        | Applied::AlreadyDone
+                        | Applied::Ignored(_)
+                        | Applied::Orphaned => Verdict::Done,
+                    },
+                );
+            }
+            WorkMessage::RetryCharge {
+                charge_id,
+                attempt: n,
+                ..
+            } => (retry_charge(store, gateways, queue, &charge_id, n, now).await?)
+                .follow_up(|attempt| WorkMessage::retry_charge(&charge_id, attempt)),
+            WorkMessage::RetryRefund {
+                refund_id,
+                attempt: n,
+                ..
+            } => (retry_refund(store, gateways, queue, &refund_id, n, now).await?)
+                .follow_up(|attempt| WorkMessage::retry_refund(&refund_id, attempt)),
+            WorkMessage::DeliverNotification {
+                notification_id, ..
+            } => {
+                let delivery = deliver(
+                    store,
+                    &self.notifier,
+                    &notification_id,
+                    attempt,
+                    self.max_receive_count,
+                    now,
+                )
+                .await?;
+                return Ok(match delivery {
+                    Delivery::Delivered => Verdict::Done,
+                    Delivery::Retry { after } => Verdict::RetryIn(after),
+                    // Recorded as failed on the notification. After the last attempt the message goes
+                    // on to the DLQ (through maxReceiveCount), where the alarm sees it; a refusal
+                    // before that is final for this message (`make resend` tries again).
+                    Delivery::Failed if last => Verdict::Fail,
+                    Delivery::Failed => Verdict::Done,
+                });
+            }
+        };
+        // Gateway retries count their own attempts: the next one is a new, delayed message.
+        if let Some((next, delay)) = follow_up {
+            queue.send(&next, delay).await?;
         }
+        Ok(Verdict::Done)
     }
-}
-
-async fn dispatch<S, G, Q, N>(
-    worker: &Worker<S, G, Q, N>,
-    message: WorkMessage,
-    attempt: u32,
-    now: i64,
-) -> Result<Verdict, Error>
-where
-    S: EventStore + ChargeStore + RefundStore + GatewayRefLookup + NotificationStore,
-    G: PaymentGateway + RefundGateway,
-    Q: WorkQueue,
-    N: Notifier,
-{
-    let (store, gateways, queue) = (&worker.store, &worker.gateways, &worker.queue);
-    let last = attempt >= worker.max_receive_count;
-    let follow_up = match message {
-        WorkMessage::ApplyEvent {
-            gateway, event_id, ..
-        } => {
-            return Ok(
-                match apply_event(store, queue, gateway, &event_id, last, now).await? {
-                    Applied::NotYet => Verdict::RetryIn(retry_delay(attempt, None)),
-                    Applied::Applied
-                    | Applied::AlreadyDone
-                    | Applied::Ignored(_)
-                    | Applied::Orphaned => Verdict::Done,
-                },
-            );
-        }
-        WorkMessage::RetryCharge {
-            charge_id,
-            attempt: n,
-            ..
-        } => (retry_charge(store, gateways, queue, &charge_id, n, now).await?)
-            .follow_up(|attempt| WorkMessage::retry_charge(&charge_id, attempt)),
-        WorkMessage::RetryRefund {
-            refund_id,
-            attempt: n,
-            ..
-        } => (retry_refund(store, gateways, queue, &refund_id, n, now).await?)
-            .follow_up(|attempt| WorkMessage::retry_refund(&refund_id, attempt)),
-        WorkMessage::DeliverNotification {
-            notification_id, ..
-        } => {
-            let delivery = deliver(
-                store,
-                &worker.notifier,
-                &notification_id,
-                attempt,
-                worker.max_receive_count,
-                now,
-            )
-            .await?;
-            return Ok(match delivery {
-                Delivery::Delivered => Verdict::Done,
-                Delivery::Retry { after } => Verdict::RetryIn(after),
-                // Recorded as failed on the notification. After the last attempt the message goes
-                // on to the DLQ (through maxReceiveCount), where the alarm sees it; a refusal
-                // before that is final for this message (`make resend` tries again).
-                Delivery::Failed if last => Verdict::Fail,
-                Delivery::Failed => Verdict::Done,
-            });
-        }
-    };
-    // Gateway retries count their own attempts: the next one is a new, delayed message.
-    if let Some((next, delay)) = follow_up {
-        queue.send(&next, delay).await?;
-    }
-    Ok(Verdict::Done)
 }
 
 #[cfg(test)]

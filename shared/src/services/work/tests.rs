@@ -76,7 +76,7 @@ fn delivery_status(w: &TestWorker, id: &NotificationId) -> DeliveryStatus {
 #[tokio::test]
 async fn an_unreadable_message_is_put_on_the_dead_letter_queue_with_the_reason() {
     let w = worker(vec![delivered()]);
-    let verdict = handle(&w, &received("not json", 1), NOW).await;
+    let verdict = w.handle(&received("not json", 1), NOW).await;
     assert_eq!(verdict, Verdict::DeadLettered);
     assert!(!verdict.is_failure(), "SQS deletes it from the work queue");
     let dead = w.dlq.as_ref().unwrap().dead_letters.lock().unwrap().clone();
@@ -91,7 +91,7 @@ async fn a_message_of_a_version_this_worker_does_not_know_is_dead_lettered_too()
     let future =
         body(&WorkMessage::apply_event(Gateway::Stripe, "evt_1")).replace("\"v\":1", "\"v\":2");
     assert_eq!(
-        handle(&w, &received(&future, 1), NOW).await,
+        w.handle(&received(&future, 1), NOW).await,
         Verdict::DeadLettered
     );
     let dead = w.dlq.as_ref().unwrap().dead_letters.lock().unwrap().clone();
@@ -102,7 +102,7 @@ async fn a_message_of_a_version_this_worker_does_not_know_is_dead_lettered_too()
 async fn without_a_dead_letter_queue_an_unreadable_message_is_left_to_sqs_redrive() {
     let mut w = worker(vec![delivered()]);
     w.dlq = None;
-    let verdict = handle(&w, &received("not json", 1), NOW).await;
+    let verdict = w.handle(&received("not json", 1), NOW).await;
     assert_eq!(verdict, Verdict::Fail);
     assert!(verdict.is_failure());
 }
@@ -111,7 +111,7 @@ async fn without_a_dead_letter_queue_an_unreadable_message_is_left_to_sqs_redriv
 async fn an_event_applied_before_is_done() {
     let w = worker(vec![delivered()]);
     let message = recorded_event(&w, EventStatus::Processed);
-    assert_eq!(handle(&w, &received(&message, 1), NOW).await, Verdict::Done);
+    assert_eq!(w.handle(&received(&message, 1), NOW).await, Verdict::Done);
     assert!(w.queue.redeliveries.lock().unwrap().is_empty());
 }
 
@@ -120,7 +120,7 @@ async fn a_store_outage_brings_the_message_back_after_a_backoff_set_through_the_
     let w = worker(vec![delivered()]);
     let message = recorded_event(&w, EventStatus::Queued);
     *w.store.down.lock().unwrap() = true;
-    let Verdict::RetryIn(delay) = handle(&w, &received(&message, 1), NOW).await else {
+    let Verdict::RetryIn(delay) = w.handle(&received(&message, 1), NOW).await else {
         panic!("expected a backoff");
     };
     // retry_delay(1): 15 s ± 20 %.
@@ -135,7 +135,7 @@ async fn a_store_outage_brings_the_message_back_after_a_backoff_set_through_the_
 async fn an_event_whose_record_does_not_exist_fails_and_is_left_to_sqs() {
     let w = worker(vec![delivered()]);
     let message = body(&WorkMessage::apply_event(Gateway::Stripe, "evt_missing"));
-    assert_eq!(handle(&w, &received(&message, 1), NOW).await, Verdict::Fail);
+    assert_eq!(w.handle(&received(&message, 1), NOW).await, Verdict::Fail);
     assert!(
         w.queue.redeliveries.lock().unwrap().is_empty(),
         "a non-retryable failure waits for the visibility timeout"
@@ -148,7 +148,7 @@ async fn a_charge_still_unknown_at_the_gateway_is_handed_on_to_a_delayed_follow_
     let charge = pending_charge();
     (w.store.charges.lock().unwrap()).insert(charge.id.clone(), charge.clone());
     let message = body(&WorkMessage::retry_charge(&charge.id, 1));
-    assert_eq!(handle(&w, &received(&message, 1), NOW).await, Verdict::Done);
+    assert_eq!(w.handle(&received(&message, 1), NOW).await, Verdict::Done);
     let sent = w.queue.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, WorkMessage::retry_charge(&charge.id, 2));
@@ -165,7 +165,7 @@ async fn a_charge_still_unknown_at_the_gateway_is_handed_on_to_a_delayed_follow_
 async fn a_notification_billing_takes_is_done() {
     let w = worker(vec![delivered()]);
     let (n, message) = stored_notification(&w);
-    assert_eq!(handle(&w, &received(&message, 1), NOW).await, Verdict::Done);
+    assert_eq!(w.handle(&received(&message, 1), NOW).await, Verdict::Done);
     assert_eq!(delivery_status(&w, &n.id), DeliveryStatus::Delivered);
 }
 
@@ -178,7 +178,7 @@ async fn a_notification_billing_asks_to_retry_comes_back_after_its_backoff() {
     }]);
     let (n, message) = stored_notification(&w);
     assert_eq!(
-        handle(&w, &received(&message, 1), NOW).await,
+        w.handle(&received(&message, 1), NOW).await,
         Verdict::RetryIn(Duration::from_secs(120))
     );
     assert_eq!(delivery_status(&w, &n.id), DeliveryStatus::Pending);
@@ -196,12 +196,12 @@ async fn a_refused_notification_is_done_before_the_last_attempt_and_left_to_the_
     };
     let w = worker(vec![refused()]);
     let (n, message) = stored_notification(&w);
-    assert_eq!(handle(&w, &received(&message, 1), NOW).await, Verdict::Done);
+    assert_eq!(w.handle(&received(&message, 1), NOW).await, Verdict::Done);
     assert_eq!(delivery_status(&w, &n.id), DeliveryStatus::Failed);
 
     let (last, message) = stored_notification(&w);
     assert_eq!(
-        handle(&w, &received(&message, MAX_RECEIVES), NOW).await,
+        w.handle(&received(&message, MAX_RECEIVES), NOW).await,
         Verdict::Fail,
         "the last attempt goes on to the DLQ through maxReceiveCount, where the alarm sees it"
     );
@@ -218,7 +218,7 @@ async fn a_batch_gets_one_verdict_per_message_in_order() {
         received("not json", 1),
         received(&missing, 1),
     ];
-    let verdicts = handle_batch(&w, &batch, NOW * 1000).await;
+    let verdicts = w.handle_batch(&batch, NOW * 1000).await;
     assert_eq!(
         verdicts,
         vec![Verdict::Done, Verdict::DeadLettered, Verdict::Fail]
