@@ -16,8 +16,8 @@ never answers, as each test says, and a real SQS: the moto server of `make test`
 
     .venv/bin/python -m unittest discover -s scripts -p 'test_*.py' -v
 
-Timeouts are shortened (a template with `Timeout: 1` and a queue with `VisibilityTimeout: 2`), so
-the whole file takes a few seconds. `make test` runs it through scripts/run_script_tests.py.
+Timeouts are shortened (a template with `Timeout: 1` and a queue with `VisibilityTimeout: 3`), so
+the whole file takes about ten seconds. `make test` runs it through scripts/run_script_tests.py.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ import stack  # noqa: E402
 HOST = "127.0.0.1"
 FUNCTION = "stub-fn"
 FUNCTION_TIMEOUT = 1  # seconds: the template's Timeout of the stub function
-VISIBILITY_TIMEOUT = 2  # seconds: the test queue's VisibilityTimeout
+VISIBILITY_TIMEOUT = 3  # seconds: the test queue's VisibilityTimeout
 
 
 # --------------------------------------------------------------------------- a stub of cargo lambda watch
@@ -319,7 +319,8 @@ class UnansweredInvocationTest(unittest.TestCase):
         assert first.gave_up is not None
         waited = first.gave_up - first.arrived
         self.assertGreaterEqual(waited, FUNCTION_TIMEOUT - 0.1)
-        self.assertLess(waited, FUNCTION_TIMEOUT + 1.0, "gave up, but not at the function's Timeout")
+        # (The margins only absorb a loaded machine: today's code waits 900 s.)
+        self.assertLess(waited, FUNCTION_TIMEOUT + 2.0, "gave up, but not at the function's Timeout")
 
         # Not deleted, visibility untouched: SQS hands it out again after its visibility timeout.
         again = self.stub.wait_for(lambda calls: len(deliveries(calls)) >= 2, VISIBILITY_TIMEOUT + 8)
@@ -327,7 +328,7 @@ class UnansweredInvocationTest(unittest.TestCase):
         second = deliveries(self.stub.calls)[1]
         self.assertEqual(second.mode, "answer")
         self.assertGreaterEqual(
-            second.arrived - first.arrived, VISIBILITY_TIMEOUT - 0.2, "the message came back before its visibility timeout"
+            second.arrived - first.arrived, VISIBILITY_TIMEOUT - 0.5, "the message came back before its visibility timeout"
         )
         record = next(r for r in second.event["Records"] if r["messageId"] == message_id)
         self.assertEqual(record["attributes"]["ApproximateReceiveCount"], "2")
@@ -360,7 +361,7 @@ class UnansweredInvocationTest(unittest.TestCase):
         status, body = http_get(f"{self.gateway_url}/stub", timeout=FUNCTION_TIMEOUT + 5)
         elapsed = time.monotonic() - started
         self.assertEqual((status, json.loads(body)), (500, {"message": "Internal Server Error"}))
-        self.assertLess(elapsed, FUNCTION_TIMEOUT + 1.0)
+        self.assertLess(elapsed, FUNCTION_TIMEOUT + 2.0)
         self.assertGreaterEqual(elapsed, FUNCTION_TIMEOUT - 0.1)
 
 
@@ -377,15 +378,15 @@ class InvokeLimitsTest(unittest.TestCase):
         self.addCleanup(patcher.stop)
 
     def test_first_call_allowance_applies_until_the_function_answered_once(self) -> None:
-        lam = local_gateway.Lambda(self.stub.url, {"f": 0.5}, first_call_allowance=0.5)
-        self.assertEqual(lam.allowance("f"), 0.5)
+        lam = local_gateway.Lambda(self.stub.url, {"f": 0.5}, first_call_allowance=1.5)
+        self.assertEqual(lam.allowance("f"), 1.5)
         self.stub.hang_next()
         started = time.monotonic()
         with self.assertRaises(local_gateway.InvokeTimeout) as caught:
             lam.invoke("f", {})
-        self.assertGreaterEqual(time.monotonic() - started, 0.9)  # Timeout + allowance
-        self.assertEqual((caught.exception.waited, caught.exception.allowance), (1.0, 0.5))
-        self.assertEqual(lam.allowance("f"), 0.5, "a call that was never answered keeps the allowance")
+        self.assertGreaterEqual(time.monotonic() - started, 1.9)  # Timeout + allowance
+        self.assertEqual((caught.exception.waited, caught.exception.allowance), (2.0, 1.5))
+        self.assertEqual(lam.allowance("f"), 1.5, "a call that was never answered keeps the allowance")
 
         self.assertEqual(lam.invoke("f", {}), {"statusCode": 200, "body": "ok"})
         self.assertEqual(lam.allowance("f"), 0.0)
@@ -393,8 +394,9 @@ class InvokeLimitsTest(unittest.TestCase):
         started = time.monotonic()
         with self.assertRaises(local_gateway.InvokeTimeout) as caught:
             lam.invoke("f", {})
-        self.assertLess(time.monotonic() - started, 0.9)  # the Timeout alone
+        self.assertLess(time.monotonic() - started, 1.5)  # the Timeout alone
         self.assertEqual((caught.exception.waited, caught.exception.allowance), (0.5, 0.0))
+        self.assertTrue(any("first call of f" in line and "1.5 s first-call allowance" in line for line in self.logged), self.logged)
 
     def test_http_route_answers_504_at_the_integration_timeout(self) -> None:
         # A function whose Timeout (60 s) is longer than API Gateway's integration timeout,
@@ -410,7 +412,11 @@ class InvokeLimitsTest(unittest.TestCase):
             started = time.monotonic()
             status, body = http_get(f"http://{HOST}:{server.server_address[1]}/slow", timeout=5)
         self.assertEqual((status, json.loads(body)), (504, {"message": "Gateway Timeout"}))
-        self.assertLess(time.monotonic() - started, 1.5)
+        self.assertLess(time.monotonic() - started, 3.0)
+        # The request's log line is written just after the answer is sent.
+        deadline = time.monotonic() + 3
+        while not any("504" in line for line in self.logged) and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.assertTrue(any("504" in line and "integration timeout" in line for line in self.logged), self.logged)
 
 
