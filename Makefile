@@ -21,6 +21,9 @@ PYTHON3 ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.requirements-installed
+# scripts/stack.py owns every process of the local stacks. Stopping needs no venv packages.
+STACK := $(PY) scripts/stack.py
+STACK_STOP := $(if $(wildcard $(PY)),$(PY),$(PYTHON3)) scripts/stack.py
 # cargo-lambda, cfn-lint and the zig linker come from the venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -72,20 +75,22 @@ lint: fmt-check clippy lint-template
 # A fresh stack on free ports for every run, so `make test` and `make dev` can run side by side;
 # --functions adds what the end-to-end tests (tests/tests/e2e.rs) go through: the functions under
 # cargo lambda watch, the local gateway, the billing receiver and a localstripe of their own.
-# scripts/with-stack.sh stops it all again whatever the tests do, and exits with their status.
+# `stack.py run` stops it all again whatever the tests do, and exits with their status.
+# scripts/run-tests.sh runs cargo test and the scripts' own Python tests (scripts/test_*.py).
 # The last line printed is the summary, "N passed, N failed, N skipped".
 test: lint-template
 	@summary=$$(mktemp); status=0; \
-	PAYBRIDGE_TEST_SUMMARY=$$summary scripts/with-stack.sh --functions .stack/test-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
+	PAYBRIDGE_TEST_SUMMARY=$$summary $(STACK) run --functions --state-dir .stack/test-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
 	  scripts/run-tests.sh $(CARGO_TEST_ARGS) || status=$$?; \
 	echo; cat "$$summary" 2>/dev/null || echo "0 passed, 1 failed (the test run did not start)"; \
 	rm -f "$$summary"; exit $$status
 
 # ----------------------------------------------------------------------------- local stack
 
+# In the foreground until Ctrl-C; BILLING_RECEIVER=0 leaves the billing receiver out.
 dev: $(VENV_STAMP)
-	DEV_STATE_DIR=$(DEV_STATE) MOTO_PORT=$(MOTO_PORT) STRIPE_PORT=$(STRIPE_PORT) \
-	  LAMBDA_PORT=$(LAMBDA_PORT) GATEWAY_PORT=$(GATEWAY_PORT) RECEIVER_PORT=$(RECEIVER_PORT) scripts/dev.sh
+	$(STACK) dev --state-dir $(DEV_STATE) --moto-port $(MOTO_PORT) --stripe-port $(STRIPE_PORT) \
+	  --lambda-port $(LAMBDA_PORT) --gateway-port $(GATEWAY_PORT) $(if $(RECEIVER_PORT),--receiver-port $(RECEIVER_PORT),)
 
 # Against the `make dev` running in another terminal (standard library Python only).
 demo:
@@ -93,27 +98,24 @@ demo:
 	  $(if $(RECEIVER_PORT),--receiver http://127.0.0.1:$(RECEIVER_PORT),)
 
 stack-up: $(VENV_STAMP)
-	$(PY) scripts/stack.py up --state-dir $(DEV_STATE) --moto-port $(MOTO_PORT) --stripe-port $(STRIPE_PORT)
+	$(STACK) up --state-dir $(DEV_STATE) --moto-port $(MOTO_PORT) --stripe-port $(STRIPE_PORT)
 	@echo "load it into a shell with: set -a; . $(DEV_STATE)/env; set +a"
 
 # Also stops the gateway, receiver and cargo lambda watch of a `make dev` that was killed hard.
 stack-down:
-	@scripts/dev.sh stop $(DEV_STATE)
+	@$(STACK_STOP) down --state-dir $(DEV_STATE)
 
 # Wipes every table item, message, secret and Stripe object, then provisions again (stack keeps running).
 stack-reset: $(VENV_STAMP)
-	$(PY) scripts/stack.py reset --state-dir $(DEV_STATE)
+	$(STACK) reset --state-dir $(DEV_STATE)
 
 stack-status: $(VENV_STAMP)
-	$(PY) scripts/stack.py status --state-dir $(DEV_STATE)
+	$(STACK) status --state-dir $(DEV_STATE)
 
 # Stops every stack started from .stack/ (dev and any test leftovers, with their gateways,
-# receivers and cargo lambda watch), then deletes .stack/.
+# receivers and cargo lambda watch, and stragglers of a hard-killed run), then deletes .stack/.
 clean-stack:
-	@for dir in .stack/*/; do \
-	  [[ -d $$dir ]] && scripts/dev.sh stop "$${dir%/}"; \
-	done; true
-	rm -rf .stack
+	@$(STACK_STOP) clean --root .stack
 
 # ----------------------------------------------------------------------------- artifacts
 

@@ -13,12 +13,17 @@ cookies, query parameters, request context, base64 body for non-text content, an
 `AWS_IAM` routes) and sent to the cargo lambda runtime emulator
 (`POST {lambda-url}/2015-03-31/functions/<Metadata.BuildProperties.Binary>/invocations`). The
 function's answer (statusCode, headers, cookies, body, isBase64Encoded) goes back as HTTP. No
-route: 404 `{"message":"Not Found"}`, as API Gateway answers.
+route: 404 `{"message":"Not Found"}`, as API Gateway answers. No answer within the function's
+`Timeout` (500) or API Gateway's 30 s integration timeout (504): given up, as in AWS.
 
 SQS: every `SQS` event plays Lambda's event source mapping: a thread long-polls the queue (the
 template's queue, provisioned by scripts/stack.py), invokes the function with batches of the
 configured size as a real SQS event, deletes what succeeded and leaves the messages listed in
-`batchItemFailures` (and the whole batch when the invocation fails) for SQS to hand out again.
+`batchItemFailures` (and the whole batch when the invocation fails or does not answer within the
+function's `Timeout`) for SQS to hand out again after the visibility timeout.
+
+Until a function has answered once, its invocations may take FIRST_CALL_ALLOWANCE_SECS longer:
+under cargo lambda watch the first request builds the function.
 
 Other event types (schedules, ...) are listed at start and not emulated. docs/local-gateway.md has
 the details and the differences from AWS. Binds 127.0.0.1 only; SIGINT/SIGTERM stop it cleanly.
@@ -58,8 +63,18 @@ DEFAULT_LAMBDA_URL = "http://127.0.0.1:9000"
 API_ID = "local"
 # API Gateway refuses larger requests with 413.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
-# The first call of a function may build it (`cargo run` under cargo lambda watch): minutes.
-DEFAULT_INVOKE_TIMEOUT_SECS = 900.0
+# How long an invocation may take is the function's `Timeout` in template.yaml (Lambda ends the
+# function then; 3 s, Lambda's default, when the template gives none) and, for an HTTP route, at
+# most API Gateway's integration timeout (HTTP APIs: 30 s, then 504).
+DEFAULT_FUNCTION_TIMEOUT_SECS = 3.0
+INTEGRATION_TIMEOUT_SECS = 30.0
+# Under `cargo lambda watch` the first request to a function builds it (`cargo run`): minutes on a
+# cold build on 2 cores (about 7 for the SDK crates). Until a function has answered once, an
+# invocation may take this much longer than the limits above; once it has answered, they apply
+# as they are - so a call lost by a restart of the function (cargo lambda watch restarts it when
+# the workspace is rebuilt, and never answers the call in flight) is given up after its Timeout,
+# not after a quarter of an hour.
+FIRST_CALL_ALLOWANCE_SECS = 900.0
 # SQS long polls stay short so that a stop request is honoured within seconds.
 MAX_WAIT_SECS = 5
 STRIPE_WEBHOOK_ID = "paybridge-local-gateway"
@@ -259,19 +274,55 @@ class InvokeError(Exception):
         self.status = status
 
 
+class InvokeTimeout(InvokeError):
+    """No answer within `waited` seconds; `allowance` of them were the first-call allowance."""
+
+    def __init__(self, message: str, waited: float, allowance: float) -> None:
+        super().__init__(message, 504)
+        self.waited = waited
+        self.allowance = allowance
+
+
 class StartupError(Exception):
     """Something the gateway needs at start-up is missing; the message says what."""
 
 
 class Lambda:
-    """Invokes functions through the cargo lambda runtime emulator's Invoke API."""
+    """Invokes functions through the cargo lambda runtime emulator's Invoke API.
 
-    def __init__(self, base_url: str, timeout: float, function_timeouts: dict[str, float]) -> None:
+    `function_timeouts` are the functions' `Timeout`s (template.yaml); `timeout_override`, if set,
+    replaces every one of them. A function's invocations get `first_call_allowance` seconds more
+    until it has answered once (the first request under cargo lambda watch builds it).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        function_timeouts: dict[str, float],
+        first_call_allowance: float = FIRST_CALL_ALLOWANCE_SECS,
+        timeout_override: float | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
         self.function_timeouts = function_timeouts
-        self._seen: set[str] = set()
+        self.first_call_allowance = max(0.0, first_call_allowance)
+        self.timeout_override = timeout_override
+        self._answered: set[str] = set()
+        self._announced: set[str] = set()
         self._lock = threading.Lock()
+
+    def timeout(self, function: str) -> float:
+        """The function's `Timeout` (seconds): how long Lambda lets one invocation run."""
+        if self.timeout_override is not None:
+            return self.timeout_override
+        return self.function_timeouts.get(function, DEFAULT_FUNCTION_TIMEOUT_SECS)
+
+    def has_answered(self, function: str) -> bool:
+        with self._lock:
+            return function in self._answered
+
+    def allowance(self, function: str) -> float:
+        """The extra seconds an invocation of `function` gets now: the first-call allowance, until it answered once."""
+        return 0.0 if self.has_answered(function) else self.first_call_allowance
 
     def reachable(self) -> bool:
         """True if cargo lambda watch accepts connections."""
@@ -290,41 +341,58 @@ class Lambda:
             stop.wait(0.5)
         return True
 
-    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+    def invoke(self, function: str, event: dict[str, Any], limit: float | None = None, limit_name: str = "") -> Any:
+        """The function's answer to `event`.
+
+        Waits at most `limit` seconds (default: the function's Timeout; `limit_name` says what the
+        limit is, for the messages), plus the first-call allowance while the function has not
+        answered yet; then raises InvokeTimeout. The call itself is abandoned, not cancelled.
+        """
+        if limit is None:
+            limit, limit_name = self.timeout(function), "its Timeout"
+        allowance = self.allowance(function)
+        wait = limit + allowance
         with self._lock:
-            first = function not in self._seen
-            self._seen.add(function)
+            first = function not in self._announced
+            self._announced.add(function)
         if first:
             log(
                 f"first call of {function}: cargo lambda watch starts it, and builds it first if it "
-                f"is out of date (minutes on a cold build; waiting up to {self.timeout:.0f} s)"
+                f"is out of date (minutes on a cold build; waiting up to {wait:g} s: {limit_name} "
+                f"{limit:g} s plus {allowance:g} s first-call allowance)"
             )
         url = f"{self.base_url}/2015-03-31/functions/{urllib.parse.quote(function)}/invocations"
         data = json.dumps(event).encode()
         request = urllib.request.Request(url, data=data, method="POST", headers={"content-type": "application/json"})
         started = time.monotonic()
+        what = f"{limit_name} {limit:g} s" + (f" plus the first-call allowance {allowance:g} s" if allowance else "")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(request, timeout=wait) as response:  # noqa: S310 - loopback
                 status, body = response.status, response.read()
                 function_error = response.headers.get("X-Amz-Function-Error")
         except urllib.error.HTTPError as exc:
             status, body, function_error = exc.code, exc.read(), exc.headers.get("X-Amz-Function-Error")
         except (TimeoutError, socket.timeout) as exc:
-            raise InvokeError(f"{function} did not answer within {self.timeout:.0f} s", 503) from exc
+            raise InvokeTimeout(f"{function} did not answer within {wait:g} s ({what})", wait, allowance) from exc
         except (urllib.error.URLError, OSError) as exc:
+            if isinstance(getattr(exc, "reason", None), TimeoutError):
+                raise InvokeTimeout(f"{function} did not answer within {wait:g} s ({what})", wait, allowance) from exc
             with self._lock:
-                self._seen.discard(function)
+                self._announced.discard(function)
             raise InvokeError(f"cargo lambda watch is not reachable at {self.base_url} ({exc})") from exc
         elapsed = time.monotonic() - started
-        limit = self.function_timeouts.get(function)
-        if not first and limit and elapsed > limit:
-            log(f"{function} took {elapsed:.1f} s, longer than its Timeout ({limit:.0f} s): AWS would have ended it")
         try:
             payload = json.loads(body) if body else None
         except ValueError:
             payload = None
         if status == 404 and isinstance(payload, dict) and "detail" in payload:
             raise InvokeError(f"cargo lambda watch does not know {function}: {payload['detail']}")
+        if status == 200:
+            # The function itself answered (its result or its error): it is built and running.
+            with self._lock:
+                self._answered.add(function)
+        if allowance and elapsed > limit:
+            log(f"{function} took {elapsed:.1f} s, longer than {limit_name} ({limit:g} s): a first call (build and start)")
         if status != 200 or function_error:
             if isinstance(payload, dict) and "errorMessage" in payload:
                 detail = f"{payload.get('errorType', 'error')}: {str(payload['errorMessage']).strip()}"
@@ -574,9 +642,24 @@ class Handler(BaseHTTPRequestHandler):
             req_id,
             now,
         )
+        lam = self.server.lam
+        function_timeout = lam.timeout(route.function)
+        # API Gateway waits for the integration at most 30 s; Lambda ends the function at its Timeout.
+        if function_timeout < INTEGRATION_TIMEOUT_SECS:
+            limit, limit_name = function_timeout, "its Timeout"
+        else:
+            limit, limit_name = INTEGRATION_TIMEOUT_SECS, "API Gateway's integration timeout"
         try:
-            answer = translate_response(route.function, self.server.lam.invoke(route.function, event))
+            answer = translate_response(route.function, lam.invoke(route.function, event, limit, limit_name))
             note = ""
+        except InvokeTimeout as exc:
+            if function_timeout < INTEGRATION_TIMEOUT_SECS:
+                # Lambda would have ended the function ("Task timed out"): a function error, 500.
+                answer = json_answer(500, "Internal Server Error")
+                note = f" ({exc}; Lambda ends a function at its Timeout: 500, as API Gateway answers)"
+            else:
+                answer = json_answer(504, "Gateway Timeout")
+                note = f" ({exc}: 504, as API Gateway answers)"
         except InvokeError as exc:
             answer = json_answer(exc.status, "Service Unavailable" if exc.status == 503 else "Internal Server Error")
             note = f" ({exc})"
@@ -651,11 +734,13 @@ class QueuePoller(threading.Thread):
         self.queue_name = stack.local_name(source.queue_logical_id)
         self.url = ""
         self.arn = ""
+        self.visibility_timeout = ""
 
     def resolve(self) -> None:
         self.url = self.sqs.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])
+        attrs = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn", "VisibilityTimeout"])
         self.arn = attrs["Attributes"]["QueueArn"]
+        self.visibility_timeout = attrs["Attributes"].get("VisibilityTimeout", "")
 
     def receive(self, wait: int, most: int) -> list[dict[str, Any]]:
         out = self.sqs.receive_message(
@@ -718,6 +803,17 @@ class QueuePoller(threading.Thread):
         event = {"Records": [sqs_record(m, self.arn, self.region) for m in messages]}
         try:
             payload = self.lam.invoke(self.source.function, event)
+        except InvokeTimeout as exc:
+            # As Lambda: the function is ended at its Timeout, the batch is neither deleted nor
+            # made visible again; SQS hands it out again when its visibility timeout has passed.
+            visibility = f"{self.visibility_timeout} s" if self.visibility_timeout else "the queue's"
+            log(
+                f"sqs: WARNING {self.source.function} did not answer within {exc.waited:g} s "
+                f"({'its Timeout plus the first-call allowance' if exc.allowance else 'its Timeout'}): "
+                f"gave up on the invocation; its {len(messages)} message(s) stay on {self.queue_name} and come back "
+                f"after the visibility timeout ({visibility})"
+            )
+            return
         except InvokeError as exc:
             ms = (time.monotonic() - started) * 1000
             log(
@@ -840,7 +936,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--register-stripe-webhook", metavar="LOCALSTRIPE_URL", help="make localstripe send its events to this gateway")
     parser.add_argument("--no-sqs", action="store_true", help="serve HTTP only; do not poll the queues")
     parser.add_argument("--sqs-wait", type=int, default=MAX_WAIT_SECS, help=f"long-poll seconds, at most {MAX_WAIT_SECS}")
-    parser.add_argument("--invoke-timeout", type=float, default=DEFAULT_INVOKE_TIMEOUT_SECS, help="seconds to wait for a function (default %(default)s: builds)")
+    parser.add_argument("--invoke-timeout", type=float, help="use this Timeout (seconds) for every function instead of template.yaml's")
+    parser.add_argument(
+        "--first-call-allowance",
+        type=float,
+        default=FIRST_CALL_ALLOWANCE_SECS,
+        help="extra seconds for a function's calls until it has answered once, for the build (default %(default)g)",
+    )
     parser.add_argument("--log-file", type=Path, help="also append every line to this file, with the time")
     parser.add_argument("--ready-file", type=Path, help="write the gateway's URL here once it serves, cargo lambda watch answers and localstripe knows it")
     parser.add_argument("--routes", action="store_true", help="print the routes and event sources, then exit")
@@ -867,7 +969,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gateway: AWS_ENDPOINT_URL is not set; pass --env-file .stack/dev/env (or --no-sqs)", file=sys.stderr)
         return 2
 
-    lam = Lambda(args.lambda_url, args.invoke_timeout, function_timeouts(args.template))
+    lam = Lambda(args.lambda_url, function_timeouts(args.template), args.first_call_allowance, args.invoke_timeout)
     try:
         server = Gateway(args.port, template.routes, lam)
     except OSError as exc:

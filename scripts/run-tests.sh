@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace (the local stack's settings must be in the environment; see
-# scripts/with-stack.sh) and writes one summary line, "N passed, N failed, N skipped", to the
-# file named by PAYBRIDGE_TEST_SUMMARY (or stdout). Exits with cargo test's status.
+# scripts/stack.py run) and writes one summary line, "N passed, N failed, N skipped", to the
+# file named by PAYBRIDGE_TEST_SUMMARY (or stdout): cargo test --workspace, then the Python
+# scripts' own tests (scripts/run_script_tests.py: scripts/test_*.py), their counts added up.
+# Exits non-zero if either failed (cargo test's status first).
 set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+python=${PYTHON:-$root/.venv/bin/python}
 log=$(mktemp)
 cargo test --workspace "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+echo
+echo "     Running scripts/test_*.py (the Python scripts of the local stack)"
+"$python" "$root/scripts/run_script_tests.py" 2>&1 | tee -a "$log"
+py_status=${PIPESTATUS[0]}
+[[ $status -ne 0 ]] || status=$py_status
 summary=$(awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log")
 rm -f "$log"
 if [[ -n ${PAYBRIDGE_TEST_SUMMARY:-} ]]; then
