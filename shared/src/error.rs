@@ -52,20 +52,221 @@ impl Kind {
     }
 }
 
+/// Every error code paybridge answers with (the `error.code` of a JSON error body). An [`Error`]
+/// is made from one of these, so [`Code::ALL`] is the complete list, and each code fixes its
+/// HTTP status through its [`Kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    AmountExceedsRefundable,
+    CardDataRefused,
+    ChargeCaptured,
+    ChargeFailed,
+    ChargeNotCapturable,
+    ChargeNotFound,
+    ChargeNotRefundable,
+    ChargePending,
+    ConcurrentUpdate,
+    CurrencyMismatch,
+    DeliveryInProgress,
+    EventNotFound,
+    GatewayError,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+    InternalError,
+    InvalidAmount,
+    InvalidField,
+    InvalidIdempotencyKey,
+    InvalidJson,
+    InvalidMetadata,
+    InvalidRequest,
+    InvalidSignature,
+    InvoiceIdRequired,
+    MalformedPayload,
+    MalformedSignature,
+    MissingSignature,
+    NotImplemented,
+    NotificationNotFound,
+    PayloadTooLarge,
+    RefundNotFound,
+    RequestInProgress,
+    RouteNotFound,
+    TemporarilyUnavailable,
+    TimestampOutOfTolerance,
+    Unauthorized,
+    UnknownGateway,
+    UnsupportedGateway,
+}
+
+impl Code {
+    pub const ALL: [Code; 38] = [
+        Code::AmountExceedsRefundable,
+        Code::CardDataRefused,
+        Code::ChargeCaptured,
+        Code::ChargeFailed,
+        Code::ChargeNotCapturable,
+        Code::ChargeNotFound,
+        Code::ChargeNotRefundable,
+        Code::ChargePending,
+        Code::ConcurrentUpdate,
+        Code::CurrencyMismatch,
+        Code::DeliveryInProgress,
+        Code::EventNotFound,
+        Code::GatewayError,
+        Code::IdempotencyKeyRequired,
+        Code::IdempotencyKeyReused,
+        Code::InternalError,
+        Code::InvalidAmount,
+        Code::InvalidField,
+        Code::InvalidIdempotencyKey,
+        Code::InvalidJson,
+        Code::InvalidMetadata,
+        Code::InvalidRequest,
+        Code::InvalidSignature,
+        Code::InvoiceIdRequired,
+        Code::MalformedPayload,
+        Code::MalformedSignature,
+        Code::MissingSignature,
+        Code::NotImplemented,
+        Code::NotificationNotFound,
+        Code::PayloadTooLarge,
+        Code::RefundNotFound,
+        Code::RequestInProgress,
+        Code::RouteNotFound,
+        Code::TemporarilyUnavailable,
+        Code::TimestampOutOfTolerance,
+        Code::Unauthorized,
+        Code::UnknownGateway,
+        Code::UnsupportedGateway,
+    ];
+
+    /// The snake_case code callers see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::AmountExceedsRefundable => "amount_exceeds_refundable",
+            Code::CardDataRefused => "card_data_refused",
+            Code::ChargeCaptured => "charge_captured",
+            Code::ChargeFailed => "charge_failed",
+            Code::ChargeNotCapturable => "charge_not_capturable",
+            Code::ChargeNotFound => "charge_not_found",
+            Code::ChargeNotRefundable => "charge_not_refundable",
+            Code::ChargePending => "charge_pending",
+            Code::ConcurrentUpdate => "concurrent_update",
+            Code::CurrencyMismatch => "currency_mismatch",
+            Code::DeliveryInProgress => "delivery_in_progress",
+            Code::EventNotFound => "event_not_found",
+            Code::GatewayError => "gateway_error",
+            Code::IdempotencyKeyRequired => "idempotency_key_required",
+            Code::IdempotencyKeyReused => "idempotency_key_reused",
+            Code::InternalError => "internal_error",
+            Code::InvalidAmount => "invalid_amount",
+            Code::InvalidField => "invalid_field",
+            Code::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Code::InvalidJson => "invalid_json",
+            Code::InvalidMetadata => "invalid_metadata",
+            Code::InvalidRequest => "invalid_request",
+            Code::InvalidSignature => "invalid_signature",
+            Code::InvoiceIdRequired => "invoice_id_required",
+            Code::MalformedPayload => "malformed_payload",
+            Code::MalformedSignature => "malformed_signature",
+            Code::MissingSignature => "missing_signature",
+            Code::NotImplemented => "not_implemented",
+            Code::NotificationNotFound => "notification_not_found",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::RefundNotFound => "refund_not_found",
+            Code::RequestInProgress => "request_in_progress",
+            Code::RouteNotFound => "route_not_found",
+            Code::TemporarilyUnavailable => "temporarily_unavailable",
+            Code::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            Code::Unauthorized => "unauthorized",
+            Code::UnknownGateway => "unknown_gateway",
+            Code::UnsupportedGateway => "unsupported_gateway",
+        }
+    }
+
+    pub fn kind(self) -> Kind {
+        match self {
+            Code::AmountExceedsRefundable
+            | Code::CardDataRefused
+            | Code::CurrencyMismatch
+            | Code::IdempotencyKeyReused
+            | Code::InvalidAmount
+            | Code::InvalidField
+            | Code::InvalidMetadata
+            | Code::UnsupportedGateway => Kind::Unprocessable,
+            Code::ChargeCaptured
+            | Code::ChargeFailed
+            | Code::ChargeNotCapturable
+            | Code::ChargeNotRefundable
+            | Code::ChargePending
+            | Code::ConcurrentUpdate
+            | Code::DeliveryInProgress
+            | Code::RequestInProgress => Kind::Conflict,
+            Code::ChargeNotFound
+            | Code::EventNotFound
+            | Code::NotificationNotFound
+            | Code::RefundNotFound
+            | Code::RouteNotFound
+            | Code::UnknownGateway => Kind::NotFound,
+            Code::GatewayError => Kind::BadGateway,
+            Code::IdempotencyKeyRequired
+            | Code::InvalidIdempotencyKey
+            | Code::InvalidJson
+            | Code::InvalidRequest
+            | Code::InvalidSignature
+            | Code::InvoiceIdRequired
+            | Code::MalformedPayload
+            | Code::MalformedSignature
+            | Code::MissingSignature
+            | Code::TimestampOutOfTolerance => Kind::BadRequest,
+            Code::InternalError => Kind::Internal,
+            Code::NotImplemented => Kind::NotImplemented,
+            Code::PayloadTooLarge => Kind::PayloadTooLarge,
+            Code::TemporarilyUnavailable => Kind::Unavailable,
+            Code::Unauthorized => Kind::Unauthorized,
+        }
+    }
+
+    /// Whether the billing routes (openapi.json) can answer with this code; the others belong to
+    /// webhook intake (signature checks, unknown gateways) or to the worker's own messages.
+    pub fn on_billing_routes(self) -> bool {
+        !matches!(
+            self,
+            Code::DeliveryInProgress
+                | Code::EventNotFound
+                | Code::InvalidSignature
+                | Code::MalformedPayload
+                | Code::MalformedSignature
+                | Code::MissingSignature
+                | Code::NotImplemented
+                | Code::NotificationNotFound
+                | Code::TimestampOutOfTolerance
+                | Code::Unauthorized
+                | Code::UnknownGateway
+        )
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An error from a use case.
 #[derive(Debug)]
 pub struct Error {
     kind: Kind,
-    code: &'static str,
+    code: Code,
     message: String,
     retry_after_secs: Option<u64>,
     source: Option<BoxError>,
 }
 
 impl Error {
-    fn new(kind: Kind, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with `code` (which fixes its kind and so its HTTP status) and a human message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Error {
-            kind,
+            kind: code.kind(),
             code,
             message: message.into(),
             retry_after_secs: None,
@@ -73,33 +274,16 @@ impl Error {
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(Kind::BadRequest, code, message)
-    }
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(Kind::Unauthorized, code, message)
-    }
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(Kind::NotFound, code, message)
-    }
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(Kind::Conflict, code, message)
-    }
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
-            Kind::PayloadTooLarge,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             format!("the request body is larger than the limit of {limit} bytes"),
         )
-    }
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(Kind::Unprocessable, code, message)
     }
     /// A dependency (`"dynamodb"`, `"sqs"`, `"secretsmanager"`) failed; the caller should retry.
     pub fn unavailable(dependency: &'static str, source: impl Into<BoxError>) -> Self {
         let mut e = Self::new(
-            Kind::Unavailable,
-            "temporarily_unavailable",
+            Code::TemporarilyUnavailable,
             "a dependency is temporarily unavailable; retry the request",
         );
         e.message = format!("{} ({dependency})", e.message);
@@ -108,20 +292,19 @@ impl Error {
         e
     }
     pub fn bad_gateway(message: impl Into<String>, source: Option<BoxError>) -> Self {
-        let mut e = Self::new(Kind::BadGateway, "gateway_error", message);
+        let mut e = Self::new(Code::GatewayError, message);
         e.source = source;
         e
     }
     pub fn internal(message: impl Into<String>, source: Option<BoxError>) -> Self {
-        let mut e = Self::new(Kind::Internal, "internal_error", message);
+        let mut e = Self::new(Code::InternalError, message);
         e.source = source;
         e
     }
 
     pub fn not_implemented(what: &str) -> Self {
         Self::new(
-            Kind::NotImplemented,
-            "not_implemented",
+            Code::NotImplemented,
             format!("{what} is not implemented in this build"),
         )
     }
@@ -136,7 +319,7 @@ impl Error {
         self.kind
     }
     pub fn code(&self) -> &'static str {
-        self.code
+        self.code.as_str()
     }
     pub fn message(&self) -> &str {
         &self.message
@@ -160,7 +343,7 @@ impl Error {
     /// become HTTP. Internal detail (the source chain) is not in the body.
     pub fn to_response(&self) -> http::Response<String> {
         let body = serde_json::json!({
-            "error": { "code": self.code, "message": self.public_message() }
+            "error": { "code": self.code.as_str(), "message": self.public_message() }
         });
         let mut builder = http::Response::builder()
             .status(self.kind.status())
@@ -237,9 +420,28 @@ mod tests {
 
     #[test]
     fn refusals_are_not_retryable() {
-        assert!(!Error::bad_request("x", "y").is_retryable());
-        assert!(!Error::unprocessable("x", "y").is_retryable());
-        assert!(!Error::conflict("x", "y").is_retryable());
-        assert!(Error::conflict("x", "y").with_retry_after(2).is_retryable());
+        assert!(!Error::new(Code::InvalidRequest, "y").is_retryable());
+        assert!(!Error::new(Code::InvalidAmount, "y").is_retryable());
+        assert!(!Error::new(Code::ChargeCaptured, "y").is_retryable());
+        assert!(
+            Error::new(Code::ConcurrentUpdate, "y")
+                .with_retry_after(2)
+                .is_retryable()
+        );
+    }
+
+    #[test]
+    fn every_code_is_listed_once_in_snake_case_and_reads_back_as_itself() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in Code::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "{s} twice");
+            assert!(
+                !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{s}"
+            );
+            assert_eq!(Error::new(code, "m").code(), s);
+            assert_eq!(Error::new(code, "m").kind(), code.kind());
+        }
     }
 }

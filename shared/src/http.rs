@@ -8,7 +8,7 @@ use crate::adapters::dynamodb::Table;
 use crate::adapters::gateways::GatewayRouter;
 use crate::adapters::sqs::SqsWorkQueue;
 use crate::domain::idempotency::IdempotencyKey;
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::services::ApiResponse;
 use crate::services::charges::MAX_REQUEST_BYTES;
 use crate::services::charges::create::ChargeDeps;
@@ -93,19 +93,18 @@ pub fn deadline_ms(req: &Request, now: i64) -> i64 {
 
 pub fn idempotency_key(req: &Request) -> Result<IdempotencyKey, Error> {
     let raw = req.headers().get("idempotency-key").ok_or_else(|| {
-        Error::bad_request(
-            "idempotency_key_required",
+        Error::new(
+            Code::IdempotencyKeyRequired,
             "POST requests need an Idempotency-Key header",
         )
     })?;
     let text = raw.to_str().map_err(|_| {
-        Error::bad_request(
-            "invalid_idempotency_key",
+        Error::new(
+            Code::InvalidIdempotencyKey,
             "the Idempotency-Key must be printable ASCII",
         )
     })?;
-    IdempotencyKey::parse(text)
-        .map_err(|e| Error::bad_request("invalid_idempotency_key", e.to_string()))
+    IdempotencyKey::parse(text).map_err(|e| Error::new(Code::InvalidIdempotencyKey, e.to_string()))
 }
 
 pub fn to_response(r: ApiResponse) -> Response<Body> {

@@ -31,8 +31,8 @@ pub enum StoreError {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict => Error::conflict(
-                "concurrent_update",
+            StoreError::Conflict => Error::new(
+                Code::ConcurrentUpdate,
                 "the record was changed concurrently; retry",
             )
             .with_retry_after(1),
@@ -344,6 +344,7 @@ pub trait ChargeStore: Send + Sync {
 // ---- refunds ----------------------------------------------------------------------------------
 
 use crate::domain::{Refund, RefundId, RefundOutcome};
+use crate::error::Code;
 
 /// What reserving a refund's amount found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -63,11 +63,152 @@ impl Unit {
     }
 }
 
+/// Every metric paybridge emits (docs/metrics.md describes each; the template's alarms and
+/// dashboard use them by these names). Emitting a metric takes one of these, so [`Metric::ALL`]
+/// is the complete list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metric {
+    BatchFailures,
+    BatchSize,
+    ChargeCreated,
+    ChargeFailed,
+    ChargeFailedByCode,
+    ChargePending,
+    ChargeRetryExhausted,
+    ChargeSucceeded,
+    DeadLettered,
+    DeliveryLatency,
+    EventApplied,
+    EventIgnored,
+    EventOrphaned,
+    GatewayLatency,
+    IntakeLatency,
+    NotificationDelivered,
+    NotificationFailed,
+    NotificationRetried,
+    OldestMessageAge,
+    OutboxSwept,
+    ReconcileChecked,
+    ReconcileEventsRecovered,
+    ReconcileEventsRequeued,
+    ReconcileFixed,
+    ReconcileUnknown,
+    RefundAmount,
+    RefundFailed,
+    RefundRequested,
+    RefundRetryExhausted,
+    RefundSucceeded,
+    Retry,
+    SignatureFailure,
+    WebhookDuplicate,
+    WebhookFailed,
+    WebhookIgnored,
+    WebhookQueued,
+    WebhookReceived,
+    WebhookRejected,
+    WebhookRequeued,
+    WebhookVerified,
+    WorkFailed,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 41] = [
+        Metric::BatchFailures,
+        Metric::BatchSize,
+        Metric::ChargeCreated,
+        Metric::ChargeFailed,
+        Metric::ChargeFailedByCode,
+        Metric::ChargePending,
+        Metric::ChargeRetryExhausted,
+        Metric::ChargeSucceeded,
+        Metric::DeadLettered,
+        Metric::DeliveryLatency,
+        Metric::EventApplied,
+        Metric::EventIgnored,
+        Metric::EventOrphaned,
+        Metric::GatewayLatency,
+        Metric::IntakeLatency,
+        Metric::NotificationDelivered,
+        Metric::NotificationFailed,
+        Metric::NotificationRetried,
+        Metric::OldestMessageAge,
+        Metric::OutboxSwept,
+        Metric::ReconcileChecked,
+        Metric::ReconcileEventsRecovered,
+        Metric::ReconcileEventsRequeued,
+        Metric::ReconcileFixed,
+        Metric::ReconcileUnknown,
+        Metric::RefundAmount,
+        Metric::RefundFailed,
+        Metric::RefundRequested,
+        Metric::RefundRetryExhausted,
+        Metric::RefundSucceeded,
+        Metric::Retry,
+        Metric::SignatureFailure,
+        Metric::WebhookDuplicate,
+        Metric::WebhookFailed,
+        Metric::WebhookIgnored,
+        Metric::WebhookQueued,
+        Metric::WebhookReceived,
+        Metric::WebhookRejected,
+        Metric::WebhookRequeued,
+        Metric::WebhookVerified,
+        Metric::WorkFailed,
+    ];
+
+    /// The CloudWatch metric name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::BatchFailures => "BatchFailures",
+            Metric::BatchSize => "BatchSize",
+            Metric::ChargeCreated => "ChargeCreated",
+            Metric::ChargeFailed => "ChargeFailed",
+            Metric::ChargeFailedByCode => "ChargeFailedByCode",
+            Metric::ChargePending => "ChargePending",
+            Metric::ChargeRetryExhausted => "ChargeRetryExhausted",
+            Metric::ChargeSucceeded => "ChargeSucceeded",
+            Metric::DeadLettered => "DeadLettered",
+            Metric::DeliveryLatency => "DeliveryLatency",
+            Metric::EventApplied => "EventApplied",
+            Metric::EventIgnored => "EventIgnored",
+            Metric::EventOrphaned => "EventOrphaned",
+            Metric::GatewayLatency => "GatewayLatency",
+            Metric::IntakeLatency => "IntakeLatency",
+            Metric::NotificationDelivered => "NotificationDelivered",
+            Metric::NotificationFailed => "NotificationFailed",
+            Metric::NotificationRetried => "NotificationRetried",
+            Metric::OldestMessageAge => "OldestMessageAge",
+            Metric::OutboxSwept => "OutboxSwept",
+            Metric::ReconcileChecked => "ReconcileChecked",
+            Metric::ReconcileEventsRecovered => "ReconcileEventsRecovered",
+            Metric::ReconcileEventsRequeued => "ReconcileEventsRequeued",
+            Metric::ReconcileFixed => "ReconcileFixed",
+            Metric::ReconcileUnknown => "ReconcileUnknown",
+            Metric::RefundAmount => "RefundAmount",
+            Metric::RefundFailed => "RefundFailed",
+            Metric::RefundRequested => "RefundRequested",
+            Metric::RefundRetryExhausted => "RefundRetryExhausted",
+            Metric::RefundSucceeded => "RefundSucceeded",
+            Metric::Retry => "Retry",
+            Metric::SignatureFailure => "SignatureFailure",
+            Metric::WebhookDuplicate => "WebhookDuplicate",
+            Metric::WebhookFailed => "WebhookFailed",
+            Metric::WebhookIgnored => "WebhookIgnored",
+            Metric::WebhookQueued => "WebhookQueued",
+            Metric::WebhookReceived => "WebhookReceived",
+            Metric::WebhookRejected => "WebhookRejected",
+            Metric::WebhookRequeued => "WebhookRequeued",
+            Metric::WebhookVerified => "WebhookVerified",
+            Metric::WorkFailed => "WorkFailed",
+        }
+    }
+}
+
 /// One EMF record: a set of dimensions and the metrics measured under them.
 ///
 /// ```
-/// use paybridge::telemetry::{Metrics, Unit};
-/// Metrics::new("webhook-intake").dimension("Gateway", "stripe").count("WebhookReceived").emit();
+/// use paybridge::telemetry::{Metric, Metrics};
+/// Metrics::new("webhook-intake").dimension("Gateway", "stripe").count(Metric::WebhookReceived).emit();
 /// ```
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -89,12 +230,12 @@ impl Metrics {
         self
     }
 
-    pub fn count(self, name: &'static str) -> Self {
-        self.value(name, 1.0, Unit::Count)
+    pub fn count(self, metric: Metric) -> Self {
+        self.value(metric, 1.0, Unit::Count)
     }
 
-    pub fn value(mut self, name: &'static str, value: f64, unit: Unit) -> Self {
-        self.values.push((name, value, unit));
+    pub fn value(mut self, metric: Metric, value: f64, unit: Unit) -> Self {
+        self.values.push((metric.name(), value, unit));
         self
     }
 
@@ -146,8 +287,8 @@ mod tests {
     fn emf_records_declare_every_metric_and_dimension() {
         let v = Metrics::new("webhook-intake")
             .dimension("Gateway", "stripe")
-            .count("WebhookReceived")
-            .value("IntakeLatency", 3.5, Unit::Milliseconds)
+            .count(Metric::WebhookReceived)
+            .value(Metric::IntakeLatency, 3.5, Unit::Milliseconds)
             .to_json(1_700_000_000_000);
         let cw = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(cw["Namespace"], "Paybridge");

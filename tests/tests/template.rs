@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use paybridge_tests::sources::{
-    METRIC_SOURCE_DIRS, emits_metric, metrics_named_in_count_or_value, workspace_root,
+    METRIC_LIST, emits_metric, metrics_named_in_count_or_value, workspace_root,
 };
 use paybridge_tests::template::{
     alarms, number, number_and_max, parameters, resource_names, resources, sub_references,
@@ -437,7 +437,7 @@ fn every_paybridge_metric_the_alarms_and_the_dashboard_use_is_emitted_by_the_cod
         .collect();
     assert!(
         missing.is_empty(),
-        "used by template.yaml but emitted nowhere in {METRIC_SOURCE_DIRS:?}: {missing:?}"
+        "used by template.yaml but not in {METRIC_LIST}: {missing:?}"
     );
 }
 

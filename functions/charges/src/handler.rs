@@ -3,6 +3,7 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use paybridge::Error;
+use paybridge::error::Code;
 use paybridge::http::{Routed, call, error_response, idempotency_key, to_response};
 use paybridge::services::ApiResponse;
 use paybridge::services::charges::{cancel, capture, create, read};
@@ -44,8 +45,8 @@ async fn route(app: &Charges, req: &Request) -> Result<ApiResponse, Error> {
             let key = idempotency_key(req)?;
             cancel::cancel_charge(&app.deps(), call(req, &key), id).await
         }
-        _ => Err(Error::not_found(
-            "route_not_found",
+        _ => Err(Error::new(
+            Code::RouteNotFound,
             format!("no route {method} {path}"),
         )),
     }

@@ -3,6 +3,7 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use paybridge::Error;
+use paybridge::error::Code;
 use paybridge::http::{Routed, call, error_response, idempotency_key, to_response};
 use paybridge::services::ApiResponse;
 use paybridge::services::refunds::{create, read};
@@ -32,8 +33,8 @@ async fn route(app: &Refunds, req: &Request) -> Result<ApiResponse, Error> {
         }
         (&Method::GET, ["charges", id, "refunds"]) => read::list_refunds(&app.store, id).await,
         (&Method::GET, ["refunds", id]) => read::get_refund(&app.store, id).await,
-        _ => Err(Error::not_found(
-            "route_not_found",
+        _ => Err(Error::new(
+            Code::RouteNotFound,
             format!("no route {method} {path}"),
         )),
     }

@@ -10,8 +10,9 @@ use paybridge::adapters::secrets_manager::SecretsManagerSource;
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::config::Config;
 use paybridge::domain::Gateway;
+use paybridge::error::Code;
 use paybridge::services::record_webhook::{self, IntakeSettings, Outcome};
-use paybridge::telemetry::{Metrics, Unit};
+use paybridge::telemetry::{Metric, Metrics, Unit};
 
 const FUNCTION: &str = "webhook-intake";
 
@@ -64,17 +65,17 @@ pub async fn handle(
     let metrics = Metrics::new(FUNCTION).dimension("Gateway", gateway_metric_name(&gateway_name));
     let response = match result {
         Ok((gateway, recorded)) => {
-            let mut m = metrics.count("WebhookVerified").value(
-                "IntakeLatency",
+            let mut m = metrics.count(Metric::WebhookVerified).value(
+                Metric::IntakeLatency,
                 latency,
                 Unit::Milliseconds,
             );
             for (_, _, outcome) in &recorded.events {
                 m = match outcome {
-                    Outcome::Queued => m.count("WebhookQueued"),
-                    Outcome::Requeued => m.count("WebhookRequeued"),
-                    Outcome::Duplicate => m.count("WebhookDuplicate"),
-                    Outcome::Ignored => m.count("WebhookIgnored"),
+                    Outcome::Queued => m.count(Metric::WebhookQueued),
+                    Outcome::Requeued => m.count(Metric::WebhookRequeued),
+                    Outcome::Duplicate => m.count(Metric::WebhookDuplicate),
+                    Outcome::Ignored => m.count(Metric::WebhookIgnored),
                 };
             }
             m.emit();
@@ -84,7 +85,7 @@ pub async fn handle(
             let status = err.kind().status();
             if status >= 500 {
                 tracing::error!(gateway = %gateway_name, code = err.code(), error = %err.chain(), "webhook not recorded");
-                metrics.count("WebhookFailed").emit();
+                metrics.count(Metric::WebhookFailed).emit();
             } else {
                 tracing::warn!(gateway = %gateway_name, code = err.code(), "webhook rejected");
                 // One series for the signature-failure alarm, whatever the gateway or reason.
@@ -96,12 +97,14 @@ pub async fn handle(
                         | "timestamp_out_of_tolerance"
                         | "unauthorized"
                 ) {
-                    Metrics::new(FUNCTION).count("SignatureFailure").emit();
+                    Metrics::new(FUNCTION)
+                        .count(Metric::SignatureFailure)
+                        .emit();
                 }
                 Metrics::new(FUNCTION)
                     .dimension("Gateway", gateway_metric_name(&gateway_name))
                     .dimension("Reason", err.code())
-                    .count("WebhookRejected")
+                    .count(Metric::WebhookRejected)
                     .emit();
             }
             err.to_response().map(Body::from)
@@ -123,14 +126,14 @@ async fn run(
     gateway_name: &str,
 ) -> Result<(Gateway, record_webhook::Recorded), Error> {
     let gateway = Gateway::parse(gateway_name).ok_or_else(|| {
-        Error::not_found(
-            "unknown_gateway",
+        Error::new(
+            Code::UnknownGateway,
             "no such gateway; expected stripe, adyen or standard",
         )
     })?;
     Metrics::new(FUNCTION)
         .dimension("Gateway", gateway.as_str())
-        .count("WebhookReceived")
+        .count(Metric::WebhookReceived)
         .emit();
     // lambda_http has already base64-decoded the body when API Gateway flagged it so.
     let body: &[u8] = req.body().as_ref();

@@ -17,11 +17,11 @@ use crate::domain::{
     Charge, ChargeStatus, EventStatus, Gateway, GatewayUpdate, Interpretation, PaymentUpdate,
     Refund, RefundUpdate,
 };
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{
     ChargeStore, EventStore, GatewayObject, GatewayRefLookup, RefundStore, StoreError, WorkQueue,
 };
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metric, Metrics};
 use crate::webhooks::standard;
 
 /// What applying an event came to.
@@ -60,8 +60,8 @@ where
     S: EventStore + ChargeStore + RefundStore + GatewayRefLookup,
 {
     let event = store.get_event(gateway, event_id).await?.ok_or_else(|| {
-        Error::not_found(
-            "event_not_found",
+        Error::new(
+            Code::EventNotFound,
             format!("no recorded {gateway} event {event_id}"),
         )
     })?;
@@ -73,7 +73,7 @@ where
         Interpretation::Ignore(reason) => {
             finish(store, gateway, event_id, EventStatus::Ignored).await?;
             tracing::info!(gateway = %gateway, event_id, event_type = %event.event_type, reason = %reason, "event ignored");
-            metrics().count("EventIgnored").emit();
+            metrics().count(Metric::EventIgnored).emit();
             return Ok(Applied::Ignored(reason));
         }
         Interpretation::Apply(updates) => updates,
@@ -92,14 +92,14 @@ where
         if last_attempt {
             finish(store, gateway, event_id, EventStatus::Orphaned).await?;
             tracing::error!(gateway = %gateway, event_id, event_type = %event.event_type, "no charge or refund matches this event after the last attempt: orphaned");
-            metrics().count("EventOrphaned").emit();
+            metrics().count(Metric::EventOrphaned).emit();
             return Ok(Applied::Orphaned);
         }
         tracing::info!(gateway = %gateway, event_id, "event's charge or refund not found yet; will retry");
         return Ok(Applied::NotYet);
     }
     finish(store, gateway, event_id, EventStatus::Processed).await?;
-    metrics().count("EventApplied").emit();
+    metrics().count(Metric::EventApplied).emit();
     Ok(Applied::Applied)
 }
 

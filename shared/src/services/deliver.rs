@@ -10,9 +10,9 @@
 use std::time::{Duration, Instant};
 
 use crate::domain::{DeliveryStatus, Notification, NotificationId, WorkMessage};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{NotificationStore, Notifier, NotifyOutcome, StoreError, WorkQueue};
-use crate::telemetry::{Metrics, Unit};
+use crate::telemetry::{Metric, Metrics, Unit};
 
 /// Attempts before a notification that billing keeps answering "later" is marked failed. Equal to
 /// the work queue's `maxReceiveCount` (template.yaml), so the last attempt records `failed` before
@@ -77,15 +77,15 @@ pub async fn deliver(
     let (delivery, metric) = match &outcome {
         NotifyOutcome::Delivered { status } => {
             tracing::info!(notification_id = %id, %event_type, attempt, http_status = status, outcome = "delivered", "notification delivered");
-            (Delivery::Delivered, "NotificationDelivered")
+            (Delivery::Delivered, Metric::NotificationDelivered)
         }
         NotifyOutcome::Rejected { status, .. } => {
             tracing::error!(notification_id = %id, %event_type, attempt, http_status = status, outcome = "rejected", "billing refused the notification; recorded as failed");
-            (Delivery::Failed, "NotificationFailed")
+            (Delivery::Failed, Metric::NotificationFailed)
         }
         NotifyOutcome::RetryLater { status, error, .. } if gave_up => {
             tracing::error!(notification_id = %id, %event_type, attempt, http_status = ?status, error = %error, outcome = "gave_up", "notification not delivered after the last attempt; recorded as failed");
-            (Delivery::Failed, "NotificationFailed")
+            (Delivery::Failed, Metric::NotificationFailed)
         }
         NotifyOutcome::RetryLater {
             status,
@@ -94,20 +94,20 @@ pub async fn deliver(
         } => {
             let after = backoff(attempt, *retry_after);
             tracing::warn!(notification_id = %id, %event_type, attempt, http_status = ?status, error = %error, retry_in_secs = after.as_secs(), outcome = "retry", "notification not delivered; will retry");
-            (Delivery::Retry { after }, "NotificationRetried")
+            (Delivery::Retry { after }, Metric::NotificationRetried)
         }
     };
     Metrics::new("retry-worker")
         .count(metric)
-        .value("DeliveryLatency", latency_ms, Unit::Milliseconds)
+        .value(Metric::DeliveryLatency, latency_ms, Unit::Milliseconds)
         .emit();
     Ok(delivery)
 }
 
 async fn load(store: &impl NotificationStore, id: &NotificationId) -> Result<Notification, Error> {
     store.get_notification(id).await?.ok_or_else(|| {
-        Error::not_found(
-            "notification_not_found",
+        Error::new(
+            Code::NotificationNotFound,
             format!("notification {id} does not exist"),
         )
     })
@@ -145,8 +145,8 @@ async fn record(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::conflict(
-        "concurrent_update",
+    Err(Error::new(
+        Code::ConcurrentUpdate,
         "the notification is being changed concurrently; retry",
     )
     .with_retry_after(1))
@@ -224,7 +224,7 @@ pub async fn sweep_outbox(
     }
     if queued > 0 {
         Metrics::new("retry-worker")
-            .value("OutboxSwept", queued as f64, Unit::Count)
+            .value(Metric::OutboxSwept, queued as f64, Unit::Count)
             .emit();
     }
     Ok(queued)
@@ -259,8 +259,8 @@ pub async fn resend(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::conflict(
-        "concurrent_update",
+    Err(Error::new(
+        Code::ConcurrentUpdate,
         "the notification is being changed concurrently; retry",
     )
     .with_retry_after(1))

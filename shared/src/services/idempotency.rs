@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::domain::idempotency::{
     Decision, IdempotencyKey, IdempotencyRecord, IdempotencyStatus, StoredResponse, fingerprint,
 };
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{Claimed, IdempotencyStore, StoreError};
 use crate::services::ApiResponse;
 
@@ -136,14 +136,14 @@ pub async fn begin(store: &impl IdempotencyStore, claim: Claim<'_>) -> Result<Be
         match existing.decide(&claim.fingerprint, claim.now_ms) {
             Decision::Replay(response) => return Ok(Begun::Replay(response)),
             Decision::Mismatch => {
-                return Err(Error::unprocessable(
-                    "idempotency_key_reused",
+                return Err(Error::new(
+                    Code::IdempotencyKeyReused,
                     "this Idempotency-Key was used with a different request; use a new key for a new request",
                 ));
             }
             Decision::Wait { retry_after_secs } => {
-                return Err(Error::conflict(
-                    "request_in_progress",
+                return Err(Error::new(
+                    Code::RequestInProgress,
                     "a request with this Idempotency-Key is still being processed; retry after the indicated time",
                 )
                 .with_retry_after(retry_after_secs));
@@ -174,8 +174,8 @@ pub async fn begin(store: &impl IdempotencyStore, claim: Claim<'_>) -> Result<Be
             }
         }
     }
-    Err(Error::conflict(
-        "request_in_progress",
+    Err(Error::new(
+        Code::RequestInProgress,
         "a request with this Idempotency-Key is being processed",
     )
     .with_retry_after(1))

@@ -29,7 +29,7 @@ use crate::ports::{
 };
 use crate::services::charges::create::{Attempt, attempt_payment};
 use crate::services::record_webhook::{self, IntakeSettings, Outcome};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metric, Metrics};
 use crate::webhooks::stripe as stripe_webhooks;
 
 /// Gateways remember idempotency keys for 24 h; past this, asking again could create a payment.
@@ -277,27 +277,27 @@ where
     );
     Metrics::new("reconciler")
         .value(
-            "ReconcileChecked",
+            Metric::ReconcileChecked,
             summary.checked as f64,
             crate::telemetry::Unit::Count,
         )
         .value(
-            "ReconcileFixed",
+            Metric::ReconcileFixed,
             summary.fixed as f64,
             crate::telemetry::Unit::Count,
         )
         .value(
-            "ReconcileUnknown",
+            Metric::ReconcileUnknown,
             summary.unknown as f64,
             crate::telemetry::Unit::Count,
         )
         .value(
-            "ReconcileEventsRequeued",
+            Metric::ReconcileEventsRequeued,
             summary.events_requeued as f64,
             crate::telemetry::Unit::Count,
         )
         .value(
-            "ReconcileEventsRecovered",
+            Metric::ReconcileEventsRecovered,
             summary.events_recovered as f64,
             crate::telemetry::Unit::Count,
         )

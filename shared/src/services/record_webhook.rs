@@ -23,7 +23,7 @@ use http::HeaderMap;
 use crate::domain::Gateway;
 use crate::domain::WorkMessage;
 use crate::domain::event::{EventRecord, EventStatus, VerifiedEvent};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{EventStore, Inserted, SecretSource, StoreError, WorkQueue};
 use crate::webhooks::{VerifyError, adyen, standard, stripe};
 
@@ -85,28 +85,29 @@ pub struct Recorded {
 /// Maps a verification failure to the caller-facing error (and the metric reason, its code).
 pub fn verify_error(e: VerifyError) -> Error {
     match e {
-        VerifyError::MissingSignature => Error::bad_request(
-            "missing_signature",
+        VerifyError::MissingSignature => Error::new(
+            Code::MissingSignature,
             "the webhook signature headers are missing",
         ),
-        VerifyError::MalformedSignature => Error::bad_request(
-            "malformed_signature",
+        VerifyError::MalformedSignature => Error::new(
+            Code::MalformedSignature,
             "the webhook signature header is malformed",
         ),
         VerifyError::SignatureMismatch => {
-            Error::bad_request("invalid_signature", "the webhook signature is not valid")
+            Error::new(Code::InvalidSignature, "the webhook signature is not valid")
         }
-        VerifyError::StaleTimestamp => Error::bad_request(
-            "timestamp_out_of_tolerance",
+        VerifyError::StaleTimestamp => Error::new(
+            Code::TimestampOutOfTolerance,
             "the webhook timestamp is too old or too far in the future",
         ),
-        VerifyError::MalformedPayload(what) => Error::bad_request(
-            "malformed_payload",
+        VerifyError::MalformedPayload(what) => Error::new(
+            Code::MalformedPayload,
             format!("the webhook body is not a valid event: {what}"),
         ),
-        VerifyError::Unauthorized => {
-            Error::unauthorized("unauthorized", "webhook credentials are missing or wrong")
-        }
+        VerifyError::Unauthorized => Error::new(
+            Code::Unauthorized,
+            "webhook credentials are missing or wrong",
+        ),
         VerifyError::NotConfigured => {
             Error::internal("no webhook secret configured for this gateway", None)
         }
@@ -240,8 +241,8 @@ async fn record_one(
                 Err(e) => return Err(e.into()),
             }
         } else if started.elapsed() >= settings.in_flight_wait {
-            return Err(Error::conflict(
-                "delivery_in_progress",
+            return Err(Error::new(
+                Code::DeliveryInProgress,
                 "another delivery of this event is being recorded; retry shortly",
             )
             .with_retry_after(settings.enqueue_lease.as_secs()));

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::domain::pci;
-use crate::error::Error;
+use crate::error::{Code, Error};
 
 /// Metadata limits (Stripe's: 50 keys, 40-character keys, 500-character values; paybridge adds two).
 pub const MAX_METADATA_KEYS: usize = 40;
@@ -30,26 +30,26 @@ pub fn parse_body<T: DeserializeOwned>(
                 serde_json::error::Category::Eof => "unexpected end of input",
                 _ => "unreadable",
             };
-            Error::bad_request(
-                "invalid_json",
+            Error::new(
+                Code::InvalidJson,
                 format!("the body is not valid JSON: {what}"),
             )
         })?
     };
     if pci::json_contains_pan(&value) {
-        return Err(Error::unprocessable(
-            "card_data_refused",
+        return Err(Error::new(
+            Code::CardDataRefused,
             "the request contains what looks like a card number; paybridge accepts only gateway payment-method tokens",
         ));
     }
     if !value.is_object() {
-        return Err(Error::bad_request(
-            "invalid_request",
+        return Err(Error::new(
+            Code::InvalidRequest,
             "the body must be a JSON object",
         ));
     }
     let typed = serde_json::from_value(value.clone())
-        .map_err(|e| Error::bad_request("invalid_request", e.to_string()))?;
+        .map_err(|e| Error::new(Code::InvalidRequest, e.to_string()))?;
     Ok((typed, value))
 }
 
@@ -63,8 +63,8 @@ pub fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), Error> 
                 || k.contains(['[', ']'])
         });
     if bad {
-        return Err(Error::unprocessable(
-            "invalid_metadata",
+        return Err(Error::new(
+            Code::InvalidMetadata,
             format!(
                 "metadata allows {MAX_METADATA_KEYS} keys of 1-{MAX_METADATA_KEY_LEN} characters (no brackets) with values of at most {MAX_METADATA_VALUE_LEN}"
             ),

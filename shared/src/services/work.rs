@@ -29,7 +29,7 @@ use crate::services::charges::retry::retry_charge;
 use crate::services::deliver::{Delivery, deliver};
 use crate::services::refunds::retry::retry_refund;
 use crate::services::retry_policy::retry_delay;
-use crate::telemetry::{Metrics, Unit};
+use crate::telemetry::{Metric, Metrics, Unit};
 
 const FUNCTION: &str = "retry-worker";
 
@@ -100,9 +100,13 @@ where
             .unwrap_or(0);
         let failures = verdicts.iter().filter(|v| v.is_failure()).count();
         Metrics::new(FUNCTION)
-            .value("OldestMessageAge", oldest_ms as f64 / 1000.0, Unit::Seconds)
-            .value("BatchSize", messages.len() as f64, Unit::Count)
-            .value("BatchFailures", failures as f64, Unit::Count)
+            .value(
+                Metric::OldestMessageAge,
+                oldest_ms as f64 / 1000.0,
+                Unit::Seconds,
+            )
+            .value(Metric::BatchSize, messages.len() as f64, Unit::Count)
+            .value(Metric::BatchFailures, failures as f64, Unit::Count)
             .emit();
         verdicts
     }
@@ -140,7 +144,7 @@ where
                 if verdict != Verdict::Done {
                     Metrics::new(FUNCTION)
                         .dimension("Kind", kind)
-                        .count("Retry")
+                        .count(Metric::Retry)
                         .emit();
                 }
                 verdict
@@ -149,7 +153,7 @@ where
                 tracing::error!(message_id = %message.id, work = %key, attempt, code = e.code(), error = %e.chain(), "work failed");
                 Metrics::new(FUNCTION)
                     .dimension("Kind", kind)
-                    .count("WorkFailed")
+                    .count(Metric::WorkFailed)
                     .emit();
                 if e.is_retryable() {
                     let hint = e.retry_after_secs().map(Duration::from_secs);
@@ -165,7 +169,7 @@ where
     /// if the send fails) it is left to SQS's own redrive.
     async fn dead_letter(&self, message: &Received<'_>, reason: &str) -> Verdict {
         tracing::error!(message_id = %message.id, reason, "work message sent to the dead-letter queue");
-        Metrics::new(FUNCTION).count("DeadLettered").emit();
+        Metrics::new(FUNCTION).count(Metric::DeadLettered).emit();
         let Some(dlq) = &self.dlq else {
             return Verdict::Fail;
         };

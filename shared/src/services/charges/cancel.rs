@@ -8,7 +8,7 @@ use super::create::ChargeDeps;
 use super::read::{charge_id, load_charge};
 use super::{answer, settle, view};
 use crate::domain::ChargeStatus;
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{BillingStore, PaymentGateway, WorkQueue};
 use crate::services::ApiResponse;
 use crate::services::idempotency::{self, Call, Claim};
@@ -33,20 +33,20 @@ pub async fn cancel_charge(
         match charge.status {
             ChargeStatus::Canceled => return Ok(ApiResponse::json(200, &view(&charge))),
             s if s.is_captured() => {
-                return Err(Error::conflict(
-                    "charge_captured",
+                return Err(Error::new(
+                    Code::ChargeCaptured,
                     "the charge was captured and cannot be canceled; refund it instead",
                 ));
             }
             ChargeStatus::Failed => {
-                return Err(Error::conflict(
-                    "charge_failed",
+                return Err(Error::new(
+                    Code::ChargeFailed,
                     "the charge failed; there is nothing to cancel",
                 ));
             }
             ChargeStatus::Pending if charge.gateway_ref.is_none() => {
-                return Err(Error::conflict(
-                    "charge_pending",
+                return Err(Error::new(
+                    Code::ChargePending,
                     "the gateway's answer for this charge is not known yet; retry later",
                 )
                 .with_retry_after(30));

@@ -10,7 +10,7 @@ use super::create::ChargeDeps;
 use super::read::{charge_id, load_charge};
 use super::{answer, settle};
 use crate::domain::{ChargeStatus, Money};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{BillingStore, PaymentGateway, WorkQueue};
 use crate::services::ApiResponse;
 use crate::services::idempotency::{self, Call, Claim};
@@ -43,8 +43,8 @@ pub async fn capture_charge(
     idempotency::run(deps.store, claim, |_| async {
         let charge = load_charge(deps.store, &id).await?;
         if charge.status != ChargeStatus::Authorized {
-            return Err(Error::conflict(
-                "charge_not_capturable",
+            return Err(Error::new(
+                Code::ChargeNotCapturable,
                 format!(
                     "only an authorized charge can be captured; this one is {}",
                     charge.status.as_str()
@@ -54,10 +54,10 @@ pub async fn capture_charge(
         let amount = match parsed.amount {
             None => charge.amount,
             Some(n) if n > 0 && n <= charge.amount.minor() => Money::new(n, charge.currency())
-                .map_err(|e| Error::unprocessable("invalid_amount", e.to_string()))?,
+                .map_err(|e| Error::new(Code::InvalidAmount, e.to_string()))?,
             Some(_) => {
-                return Err(Error::unprocessable(
-                    "invalid_amount",
+                return Err(Error::new(
+                    Code::InvalidAmount,
                     format!(
                         "the capture amount must be from 1 to {}",
                         charge.amount.minor()

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::{settle, view};
 use crate::domain::Gateway;
 use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, PaymentOutcome, WorkMessage};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{
     BillingStore, ChargeStore, GatewayError, PaymentGateway, PaymentRequest, StoreError, WorkQueue,
 };
@@ -29,6 +29,7 @@ pub use crate::services::request::{
 };
 use crate::services::request::{check_metadata, parse_body};
 use crate::services::retry_policy::retry_delay;
+use crate::telemetry::Metric;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,8 +68,8 @@ pub struct NewCharge {
 
 fn token(value: &str, field: &'static str) -> Result<String, Error> {
     if value.is_empty() || value.len() > 255 || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::unprocessable(
-            "invalid_field",
+        return Err(Error::new(
+            Code::InvalidField,
             format!("`{field}` must be 1 to 255 printable ASCII characters without spaces"),
         ));
     }
@@ -83,18 +84,18 @@ impl NewCharge {
             "stripe" => Gateway::Stripe,
             "adyen" => Gateway::Adyen,
             _ => {
-                return Err(Error::unprocessable(
-                    "unsupported_gateway",
+                return Err(Error::new(
+                    Code::UnsupportedGateway,
                     "`gateway` must be `stripe` or `adyen`",
                 ));
             }
         };
         let amount = Money::parse(b.amount, &b.currency)
-            .map_err(|e| Error::unprocessable("invalid_amount", e.to_string()))?;
+            .map_err(|e| Error::new(Code::InvalidAmount, e.to_string()))?;
         check_metadata(&b.metadata)?;
         if b.description.as_ref().is_some_and(|d| d.len() > 1000) {
-            return Err(Error::unprocessable(
-                "invalid_field",
+            return Err(Error::new(
+                Code::InvalidField,
                 "`description` is limited to 1000 characters",
             ));
         }
@@ -164,7 +165,7 @@ pub async fn attempt_payment(
     crate::telemetry::Metrics::new("charges")
         .dimension("Gateway", charge.gateway.as_str())
         .value(
-            "GatewayLatency",
+            Metric::GatewayLatency,
             started.elapsed().as_secs_f64() * 1000.0,
             crate::telemetry::Unit::Milliseconds,
         )
@@ -231,7 +232,7 @@ async fn run(
             tracing::info!(charge_id = %id, invoice_id = %fresh.invoice_id, "charge created");
             crate::telemetry::Metrics::new("charges")
                 .dimension("Gateway", fresh.gateway.as_str())
-                .count("ChargeCreated")
+                .count(Metric::ChargeCreated)
                 .emit();
             fresh
         }
@@ -260,7 +261,7 @@ async fn run(
                 .await?;
             crate::telemetry::Metrics::new("charges")
                 .dimension("Gateway", charge.gateway.as_str())
-                .count("ChargePending")
+                .count(Metric::ChargePending)
                 .emit();
             Ok(ApiResponse::json(202, &view(&charge)))
         }
@@ -270,17 +271,19 @@ async fn run(
 pub(crate) fn record_outcome_metric(charge: &Charge) {
     let m = crate::telemetry::Metrics::new("charges").dimension("Gateway", charge.gateway.as_str());
     match charge.status {
-        ChargeStatus::Succeeded | ChargeStatus::Authorized => m.count("ChargeSucceeded").emit(),
+        ChargeStatus::Succeeded | ChargeStatus::Authorized => {
+            m.count(Metric::ChargeSucceeded).emit()
+        }
         ChargeStatus::Failed => {
             let code = charge
                 .failure
                 .as_ref()
                 .map(|f| f.code.clone())
                 .unwrap_or_default();
-            m.count("ChargeFailed").emit();
+            m.count(Metric::ChargeFailed).emit();
             crate::telemetry::Metrics::new("charges")
                 .dimension("FailureCode", code)
-                .count("ChargeFailedByCode")
+                .count(Metric::ChargeFailedByCode)
                 .emit();
         }
         _ => {}

@@ -8,7 +8,7 @@ pub mod read;
 pub mod retry;
 
 use crate::domain::{Charge, PaymentOutcome};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{ChargeStore, StoreError, WorkQueue};
 use crate::services::ApiResponse;
 use crate::services::notify;
@@ -64,8 +64,8 @@ pub async fn settle(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::conflict(
-        "concurrent_update",
+    Err(Error::new(
+        Code::ConcurrentUpdate,
         "the charge is being changed concurrently; retry",
     )
     .with_retry_after(1))

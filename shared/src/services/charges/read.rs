@@ -4,19 +4,19 @@ use serde_json::json;
 
 use super::view;
 use crate::domain::{Charge, ChargeId};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::ChargeStore;
 use crate::services::ApiResponse;
 
 /// Parses a charge id from a path, answering 404 for anything that is not one.
 pub fn charge_id(raw: &str) -> Result<ChargeId, Error> {
-    ChargeId::parse(raw).map_err(|_| Error::not_found("charge_not_found", "no charge with this id"))
+    ChargeId::parse(raw).map_err(|_| Error::new(Code::ChargeNotFound, "no charge with this id"))
 }
 
 /// The stored charge `id`, or 404.
 pub async fn load_charge(store: &impl ChargeStore, id: &ChargeId) -> Result<Charge, Error> {
     (store.get_charge(id).await?)
-        .ok_or_else(|| Error::not_found("charge_not_found", "no charge with this id"))
+        .ok_or_else(|| Error::new(Code::ChargeNotFound, "no charge with this id"))
 }
 
 pub async fn get_charge(store: &impl ChargeStore, id: &str) -> Result<ApiResponse, Error> {
@@ -31,8 +31,8 @@ pub async fn list_charges(
     let invoice_id = invoice_id
         .filter(|i| !i.is_empty() && i.len() <= 255)
         .ok_or_else(|| {
-            Error::bad_request(
-                "invoice_id_required",
+            Error::new(
+                Code::InvoiceIdRequired,
                 "list charges with ?invoice_id=<the invoice>",
             )
         })?;

@@ -8,9 +8,10 @@
 
 use super::create::{Attempt, attempt_payment, record_outcome_metric};
 use crate::domain::{ChargeId, ChargeStatus};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{ChargeStore, PaymentGateway, WorkQueue};
 use crate::services::retry_policy;
+use crate::telemetry::Metric;
 
 /// Attempts after which a charge is left to the reconciler.
 pub const MAX_ATTEMPTS: u32 = retry_policy::GATEWAY_RETRY_ATTEMPTS;
@@ -26,9 +27,10 @@ pub async fn retry_charge(
     attempt: u32,
     now: i64,
 ) -> Result<RetryOutcome, Error> {
-    let charge = store.get_charge(id).await?.ok_or_else(|| {
-        Error::not_found("charge_not_found", format!("charge {id} does not exist"))
-    })?;
+    let charge = store
+        .get_charge(id)
+        .await?
+        .ok_or_else(|| Error::new(Code::ChargeNotFound, format!("charge {id} does not exist")))?;
     if charge.status != ChargeStatus::Pending {
         return Ok(RetryOutcome::Done(charge.status));
     }
@@ -43,7 +45,7 @@ pub async fn retry_charge(
             if next == RetryOutcome::GaveUp {
                 tracing::error!(charge_id = %id, attempt, "charge still unknown after the last retry; left for reconciliation");
                 crate::telemetry::Metrics::new("retry-worker")
-                    .count("ChargeRetryExhausted")
+                    .count(Metric::ChargeRetryExhausted)
                     .emit();
             }
             Ok(next)

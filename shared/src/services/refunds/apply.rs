@@ -5,7 +5,7 @@
 
 use super::settle;
 use crate::domain::{Refund, RefundId, RefundOutcome};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{ChargeStore, RefundStore, WorkQueue};
 
 pub async fn apply_refund_outcome<S: ChargeStore + RefundStore>(
@@ -15,8 +15,9 @@ pub async fn apply_refund_outcome<S: ChargeStore + RefundStore>(
     outcome: &RefundOutcome,
     now: i64,
 ) -> Result<Refund, Error> {
-    let refund = store.get_refund(id).await?.ok_or_else(|| {
-        Error::not_found("refund_not_found", format!("refund {id} does not exist"))
-    })?;
+    let refund = store
+        .get_refund(id)
+        .await?
+        .ok_or_else(|| Error::new(Code::RefundNotFound, format!("refund {id} does not exist")))?;
     settle(store, queue, refund, outcome, now).await
 }

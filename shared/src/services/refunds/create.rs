@@ -17,7 +17,7 @@ use crate::domain::{
     ChargeId, Failure, Money, Refund, RefundId, RefundOutcome, RefundReason, RefundStatus,
     WorkMessage,
 };
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{
     ChargeStore, GatewayError, RefundGateway, RefundStore, RefundingStore, Reserved, WorkQueue,
 };
@@ -27,6 +27,7 @@ use crate::services::charges::read::charge_id;
 use crate::services::idempotency::{self, Call, Claim};
 use crate::services::request::{check_metadata, parse_body};
 use crate::services::retry_policy::retry_delay;
+use crate::telemetry::Metric;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -55,8 +56,8 @@ impl NewRefund {
     pub fn parse(body: &[u8]) -> Result<(NewRefund, serde_json::Value), Error> {
         let (b, value): (Body, serde_json::Value) = parse_body(body, true)?;
         if b.amount.is_some_and(|a| a <= 0 || a > Money::MAX_MINOR) {
-            return Err(Error::unprocessable(
-                "invalid_amount",
+            return Err(Error::new(
+                Code::InvalidAmount,
                 "`amount` must be a positive number of minor units",
             ));
         }
@@ -158,10 +159,10 @@ async fn reserve<S: ChargeStore + RefundStore>(
         let charge = store
             .get_charge(charge_id)
             .await?
-            .ok_or_else(|| Error::not_found("charge_not_found", "no charge with this id"))?;
+            .ok_or_else(|| Error::new(Code::ChargeNotFound, "no charge with this id"))?;
         if !charge.status.is_captured() {
-            return Err(Error::conflict(
-                "charge_not_refundable",
+            return Err(Error::new(
+                Code::ChargeNotRefundable,
                 format!(
                     "only a captured charge can be refunded; this one is {}",
                     charge.status.as_str()
@@ -171,23 +172,23 @@ async fn reserve<S: ChargeStore + RefundStore>(
         if let Some(currency) = &request.currency
             && !currency.eq_ignore_ascii_case(charge.currency().code())
         {
-            return Err(Error::unprocessable(
-                "currency_mismatch",
+            return Err(Error::new(
+                Code::CurrencyMismatch,
                 format!("the charge is in {}, not {currency}", charge.currency()),
             ));
         }
         let refundable = charge.refundable();
         let amount = request.amount.unwrap_or(refundable);
         if amount <= 0 || amount > refundable {
-            return Err(Error::unprocessable(
-                "amount_exceeds_refundable",
+            return Err(Error::new(
+                Code::AmountExceedsRefundable,
                 format!(
                     "{refundable} minor units of this charge can still be refunded (refunds in flight count); {amount} were asked"
                 ),
             ));
         }
         let amount_money = Money::new(amount, charge.currency())
-            .map_err(|e| Error::unprocessable("invalid_amount", e.to_string()))?;
+            .map_err(|e| Error::new(Code::InvalidAmount, e.to_string()))?;
         let refund = Refund {
             reason: request.reason,
             metadata: request.metadata.clone(),
@@ -198,8 +199,12 @@ async fn reserve<S: ChargeStore + RefundStore>(
                 tracing::info!(refund_id = %id, charge_id = %charge_id, amount, "refund amount reserved");
                 crate::telemetry::Metrics::new("refunds")
                     .dimension("Gateway", charge.gateway.as_str())
-                    .count("RefundRequested")
-                    .value("RefundAmount", amount as f64, crate::telemetry::Unit::Count)
+                    .count(Metric::RefundRequested)
+                    .value(
+                        Metric::RefundAmount,
+                        amount as f64,
+                        crate::telemetry::Unit::Count,
+                    )
                     .emit();
                 return Ok(Some(refund));
             }
@@ -208,8 +213,8 @@ async fn reserve<S: ChargeStore + RefundStore>(
             Reserved::Refused => continue,
         }
     }
-    Err(Error::conflict(
-        "concurrent_update",
+    Err(Error::new(
+        Code::ConcurrentUpdate,
         "the charge is being refunded concurrently; retry",
     )
     .with_retry_after(1))
@@ -253,8 +258,8 @@ pub async fn attempt_refund<S: ChargeStore + RefundStore>(
     };
     let refund = settle(store, queue, refund, &outcome, now).await?;
     let metric = match refund.status {
-        RefundStatus::Succeeded => Some("RefundSucceeded"),
-        RefundStatus::Failed | RefundStatus::Canceled => Some("RefundFailed"),
+        RefundStatus::Succeeded => Some(Metric::RefundSucceeded),
+        RefundStatus::Failed | RefundStatus::Canceled => Some(Metric::RefundFailed),
         RefundStatus::Pending => None,
     };
     if let Some(name) = metric {

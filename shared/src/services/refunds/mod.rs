@@ -11,7 +11,7 @@ pub mod read;
 pub mod retry;
 
 use crate::domain::{Charge, Refund, RefundOutcome, RefundStatus, Transition};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{ChargeStore, RefundStore, StoreError, WorkQueue};
 use crate::services::notify;
 use crate::services::retry_policy::{CONFLICT_RETRIES, conflict_pause};
@@ -84,8 +84,8 @@ pub async fn settle<S: ChargeStore + RefundStore>(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::conflict(
-        "concurrent_update",
+    Err(Error::new(
+        Code::ConcurrentUpdate,
         "the refund is being changed concurrently; retry",
     )
     .with_retry_after(1))

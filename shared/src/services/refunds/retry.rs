@@ -3,9 +3,10 @@
 
 use super::create::attempt_refund;
 use crate::domain::{RefundId, RefundStatus};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{ChargeStore, RefundGateway, RefundStore, WorkQueue};
 use crate::services::retry_policy;
+use crate::telemetry::Metric;
 
 /// What the worker does next.
 pub type RetryOutcome = retry_policy::RetryOutcome<RefundStatus>;
@@ -18,9 +19,10 @@ pub async fn retry_refund<S: ChargeStore + RefundStore>(
     attempt: u32,
     now: i64,
 ) -> Result<RetryOutcome, Error> {
-    let refund = store.get_refund(id).await?.ok_or_else(|| {
-        Error::not_found("refund_not_found", format!("refund {id} does not exist"))
-    })?;
+    let refund = store
+        .get_refund(id)
+        .await?
+        .ok_or_else(|| Error::new(Code::RefundNotFound, format!("refund {id} does not exist")))?;
     if refund.status != RefundStatus::Pending || refund.gateway_ref.is_some() {
         // Known at the gateway: webhooks (or the reconciler) finish it from here.
         return Ok(RetryOutcome::Done(refund.status));
@@ -33,7 +35,7 @@ pub async fn retry_refund<S: ChargeStore + RefundStore>(
     if next == RetryOutcome::GaveUp {
         tracing::error!(refund_id = %id, attempt, "refund still unknown after the last retry; left for reconciliation");
         crate::telemetry::Metrics::new("retry-worker")
-            .count("RefundRetryExhausted")
+            .count(Metric::RefundRetryExhausted)
             .emit();
     }
     Ok(next)
