@@ -554,3 +554,42 @@ async fn a_partial_capture_records_the_captured_amount() {
         (Some("succeeded"), Some(1200))
     );
 }
+
+#[tokio::test]
+async fn a_card_number_in_a_capture_body_is_refused_and_nothing_is_captured() {
+    let h = harness().await;
+    let reply = post(
+        &h.app,
+        "/charges",
+        Some(&unique("key-")),
+        &charge_body(&unique("inv_"), "pm_card_visa", false),
+    )
+    .await;
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    for body in [
+        json!({"amount": 1200, "note": "4242 4242 4242 4242"}),
+        json!({"amount": 4242424242424242_i64}),
+    ] {
+        let refused = post(
+            &h.app,
+            &format!("/charges/{id}/capture"),
+            Some(&unique("key-")),
+            &body,
+        )
+        .await;
+        assert_eq!(
+            (refused.status, refused.error_code().as_str()),
+            (422, "card_data_refused"),
+            "{body}"
+        );
+        assert!(!refused.body.contains("4242"), "the number is never echoed");
+    }
+    let stored = get(&h.app, &format!("/charges/{id}"), &[]).await;
+    assert_eq!(
+        (
+            stored.json()["status"].as_str(),
+            stored.json()["captured"].as_i64()
+        ),
+        (Some("authorized"), Some(0))
+    );
+}
