@@ -123,13 +123,8 @@ pub async fn begin(store: &impl IdempotencyStore, claim: Claim<'_>) -> Result<Be
     for _ in 0..3 {
         let existing = match store.claim(&record).await? {
             Claimed::New => {
-                return Ok(Begun::Run(Guard {
-                    operation: claim.operation,
-                    key: claim.key.as_str().to_owned(),
-                    owner,
-                    resource_id: claim.proposed_resource_id,
-                    resumed: false,
-                }));
+                let resource_id = claim.proposed_resource_id.clone();
+                return Ok(Begun::Run(Guard::new(&claim, owner, resource_id, false)));
             }
             Claimed::Existing(existing) => existing,
         };
@@ -160,13 +155,8 @@ pub async fn begin(store: &impl IdempotencyStore, claim: Claim<'_>) -> Result<Be
                     .await
                 {
                     Ok(()) => {
-                        return Ok(Begun::Run(Guard {
-                            operation: claim.operation,
-                            key: claim.key.as_str().to_owned(),
-                            owner,
-                            resource_id: existing.resource_id,
-                            resumed: true,
-                        }));
+                        let resource_id = existing.resource_id;
+                        return Ok(Begun::Run(Guard::new(&claim, owner, resource_id, true)));
                     }
                     Err(StoreError::Conflict) => continue,
                     Err(e) => return Err(e.into()),
@@ -182,6 +172,16 @@ pub async fn begin(store: &impl IdempotencyStore, claim: Claim<'_>) -> Result<Be
 }
 
 impl Guard {
+    fn new(claim: &Claim<'_>, owner: String, resource_id: String, resumed: bool) -> Self {
+        Guard {
+            operation: claim.operation,
+            key: claim.key.as_str().to_owned(),
+            owner,
+            resource_id,
+            resumed,
+        }
+    }
+
     /// Stores `response` for replay. A failure to store is logged, not returned: the operation
     /// itself succeeded, and a retry resumes the same resource and answers from its state.
     pub async fn complete(self, store: &impl IdempotencyStore, response: &StoredResponse) {

@@ -163,13 +163,9 @@ pub fn idempotency(operation: &str, key: &str) -> Key {
 mod tests {
     use super::*;
 
-    fn ids() -> (ChargeId, RefundId, NotificationId) {
-        (
-            ChargeId::parse("ch_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4").unwrap(),
-            RefundId::parse("rf_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4").unwrap(),
-            NotificationId::parse("ntf_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4").unwrap(),
-        )
-    }
+    const CH: &str = "ch_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4";
+    const RF: &str = "rf_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4";
+    const NTF: &str = "ntf_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4";
 
     fn pair(pk: &str, sk: &str) -> Key {
         (pk.to_owned(), sk.to_owned())
@@ -177,84 +173,59 @@ mod tests {
 
     #[test]
     fn a_charge_lives_in_its_own_partition_and_is_found_by_invoice_and_while_open() {
-        let (ch, _, _) = ids();
-        let c = "ch_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4";
-        assert_eq!(charge(&ch), pair(&format!("CHARGE#{c}"), "CHARGE"));
+        let ch = ChargeId::parse(CH).unwrap();
+        assert_eq!(charge(&ch), pair(&format!("CHARGE#{CH}"), "CHARGE"));
+        assert_eq!(charge_pk(&ch), format!("CHARGE#{CH}"));
         assert_eq!(invoice_gsi1pk("inv_1"), "INVOICE#inv_1");
-        assert_eq!(
-            time_ordered(1_700_000_000, ch.as_str()),
-            format!("00000000001700000000#{c}")
-        );
         assert_eq!(OPEN_CHARGES, "OPEN#charge");
-        assert_eq!(
-            time_ordered(5, ch.as_str()),
-            format!("00000000000000000005#{c}")
-        );
     }
 
     #[test]
     fn a_refund_lives_beside_its_charge_with_a_pointer_by_its_own_id() {
-        let (ch, rf, _) = ids();
-        let (c, r) = (ch.as_str(), rf.as_str());
-        assert_eq!(
-            refund(&ch, &rf),
-            pair(&format!("CHARGE#{c}"), &format!("REFUND#{r}"))
-        );
-        assert!(refund(&ch, &rf).1.starts_with(REFUND_SK_PREFIX));
-        assert_eq!(refund_pointer(&rf), pair(&format!("REFUND#{r}"), "REFUND"));
+        let (ch, rf) = (ChargeId::parse(CH).unwrap(), RefundId::parse(RF).unwrap());
+        let key = refund(&ch, &rf);
+        assert_eq!(key, pair(&format!("CHARGE#{CH}"), &format!("REFUND#{RF}")));
+        assert!(key.1.starts_with(REFUND_SK_PREFIX));
+        assert_eq!(refund_pointer(&rf), pair(&format!("REFUND#{RF}"), "REFUND"));
         assert_eq!(OPEN_REFUNDS, "OPEN#refund");
-        assert_eq!(
-            time_ordered(7, rf.as_str()),
-            format!("00000000000000000007#{r}")
-        );
     }
 
     #[test]
     fn a_notification_lives_beside_its_charge_and_in_the_outbox_while_pending() {
-        let (ch, _, n) = ids();
-        let (c, id) = (ch.as_str(), n.as_str());
+        let ch = ChargeId::parse(CH).unwrap();
+        let n = NotificationId::parse(NTF).unwrap();
+        let key = notification(&ch, &n);
+        assert_eq!(key.1, format!("NOTIFICATION#{NTF}"));
+        assert!(key.1.starts_with(NOTIFICATION_SK_PREFIX) && key.0 == charge_pk(&ch));
+        let pointer = notification_pointer(&n);
         assert_eq!(
-            notification(&ch, &n),
-            pair(&format!("CHARGE#{c}"), &format!("NOTIFICATION#{id}"))
-        );
-        assert!(notification(&ch, &n).1.starts_with(NOTIFICATION_SK_PREFIX));
-        assert_eq!(
-            notification_pointer(&n),
-            pair(&format!("NOTIFICATION#{id}"), "NOTIFICATION")
+            pointer,
+            pair(&format!("NOTIFICATION#{NTF}"), "NOTIFICATION")
         );
         assert_eq!(OUTBOX_PENDING, "OUTBOX#pending");
-        assert_eq!(
-            time_ordered(9, n.as_str()),
-            format!("00000000000000000009#{id}")
-        );
     }
 
     #[test]
     fn gateway_references_events_and_idempotency_records_have_keys_of_their_own() {
-        assert_eq!(
-            gateway_ref(Gateway::Adyen, "8815"),
-            pair("GWREF#adyen#8815", "GWREF")
-        );
-        assert_eq!(
-            event(Gateway::Stripe, "evt_1"),
-            pair("EVENT#stripe#evt_1", "EVENT")
-        );
+        let gwref = gateway_ref(Gateway::Adyen, "8815");
+        assert_eq!(gwref, pair("GWREF#adyen#8815", "GWREF"));
+        let evt = event(Gateway::Stripe, "evt_1");
+        assert_eq!(evt, pair("EVENT#stripe#evt_1", "EVENT"));
         assert_eq!(OPEN_EVENTS, "OPEN#event");
-        assert_eq!(
-            open_event_gsi2sk(3, Gateway::Standard, "msg_1"),
-            "00000000000000000003#standard#msg_1"
-        );
-        assert_eq!(
-            idempotency("create_charge", "k-1"),
-            pair("IDEMPOTENCY#create_charge#k-1", "IDEMPOTENCY")
-        );
+        let open = open_event_gsi2sk(3, Gateway::Standard, "msg_1");
+        assert_eq!(open, "00000000000000000003#standard#msg_1");
+        let idem = idempotency("create_charge", "k-1");
+        assert_eq!(idem, pair("IDEMPOTENCY#create_charge#k-1", "IDEMPOTENCY"));
     }
 
     #[test]
     fn time_ordered_sort_keys_compare_as_their_times_do() {
-        let (ch, _, _) = ids();
-        assert!(time_ordered(99, ch.as_str()) < before(100));
-        assert!(time_ordered(100, ch.as_str()) > before(100));
-        assert!(time_ordered(9, ch.as_str()) < time_ordered(10, ch.as_str()));
+        assert_eq!(
+            time_ordered(1_700_000_000, CH),
+            format!("00000000001700000000#{CH}")
+        );
+        assert!(time_ordered(99, CH) < before(100));
+        assert!(time_ordered(100, CH) > before(100));
+        assert!(time_ordered(9, CH) < time_ordered(10, CH));
     }
 }
