@@ -1,9 +1,12 @@
 //! Every retry schedule of the use cases in one place: how long to wait before asking a gateway
 //! again, and how to back off after losing an optimistic write.
 
+use std::future::Future;
 use std::time::Duration;
 
 use crate::domain::WorkMessage;
+use crate::error::{Code, Error};
+use crate::ports::StoreError;
 
 /// Attempts of a gateway call whose answer was lost before the charge or refund is left to the
 /// reconciler (≈ 50 minutes of backoff in all, well inside the 24 h gateways keep keys).
@@ -68,6 +71,24 @@ pub async fn conflict_pause(attempt: u32) {
     let cap_ms = 5u64 << attempt.min(5); // 5 ms … 160 ms
     let ms = (uuid::Uuid::new_v4().as_u128() % u128::from(cap_ms)) as u64 + 1;
     tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// After losing optimistic write `attempt` on a `what`: a short pause, then the object as it is
+/// now (`reread`), to apply the change again on top of the winner's.
+pub async fn reread_after_conflict<T>(
+    attempt: u32,
+    what: &str,
+    reread: impl Future<Output = Result<Option<T>, StoreError>>,
+) -> Result<T, Error> {
+    conflict_pause(attempt).await;
+    (reread.await?)
+        .ok_or_else(|| Error::internal(format!("the {what} vanished while being updated"), None))
+}
+
+/// The answer when a `what` kept changing under every one of [`CONFLICT_RETRIES`] writes.
+pub fn still_contended(what: &str) -> Error {
+    let message = format!("the {what} is being changed concurrently; retry");
+    Error::new(Code::ConcurrentUpdate, message).with_retry_after(1)
 }
 
 #[cfg(test)]

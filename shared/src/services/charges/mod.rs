@@ -8,11 +8,11 @@ pub mod read;
 pub mod retry;
 
 use crate::domain::{Charge, PaymentOutcome};
-use crate::error::{Code, Error};
+use crate::error::Error;
 use crate::ports::{ChargeStore, StoreError, WorkQueue};
 use crate::services::ApiResponse;
 use crate::services::notify;
-use crate::services::retry_policy::{CONFLICT_RETRIES, conflict_pause};
+use crate::services::retry_policy::{CONFLICT_RETRIES, reread_after_conflict, still_contended};
 /// The charge as billing sees it.
 pub use crate::services::views::charge as view;
 
@@ -55,18 +55,11 @@ pub async fn settle(
                 return Ok(charge);
             }
             Err(StoreError::Conflict) => {
-                conflict_pause(attempt).await;
-                charge = store
-                    .get_charge(&charge.id)
-                    .await?
-                    .ok_or_else(|| Error::internal("charge vanished while being updated", None))?;
+                let reread = store.get_charge(&charge.id);
+                charge = reread_after_conflict(attempt, "charge", reread).await?;
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::new(
-        Code::ConcurrentUpdate,
-        "the charge is being changed concurrently; retry",
-    )
-    .with_retry_after(1))
+    Err(still_contended("charge"))
 }

@@ -11,10 +11,10 @@ pub mod read;
 pub mod retry;
 
 use crate::domain::{Charge, Refund, RefundOutcome, RefundStatus, Transition};
-use crate::error::{Code, Error};
+use crate::error::Error;
 use crate::ports::{ChargeStore, RefundStore, StoreError, WorkQueue};
 use crate::services::notify;
-use crate::services::retry_policy::{CONFLICT_RETRIES, conflict_pause};
+use crate::services::retry_policy::{CONFLICT_RETRIES, reread_after_conflict, still_contended};
 /// The refund as billing sees it.
 pub use crate::services::views::refund as view;
 
@@ -75,18 +75,11 @@ pub async fn settle<S: ChargeStore + RefundStore>(
                 return Ok(updated);
             }
             Err(StoreError::Conflict) => {
-                conflict_pause(attempt).await;
-                refund = store
-                    .get_refund(&refund.id)
-                    .await?
-                    .ok_or_else(|| Error::internal("refund vanished", None))?;
+                let reread = store.get_refund(&refund.id);
+                refund = reread_after_conflict(attempt, "refund", reread).await?;
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::new(
-        Code::ConcurrentUpdate,
-        "the refund is being changed concurrently; retry",
-    )
-    .with_retry_after(1))
+    Err(still_contended("refund"))
 }
