@@ -30,6 +30,20 @@ pub struct MemStore {
     pub down: Mutex<bool>,
 }
 
+/// The values of `map` that `keep`, ordered by `order` (ids are time-ordered, like sort keys).
+fn listed<K, V: Clone, O: Ord>(
+    map: &Mutex<HashMap<K, V>>,
+    keep: impl Fn(&V) -> bool,
+    order: impl Fn(&V) -> O,
+) -> Vec<V> {
+    let mut list: Vec<V> = (map.lock().unwrap().values())
+        .filter(|v| keep(v))
+        .cloned()
+        .collect();
+    list.sort_by_key(|v| order(v));
+    list
+}
+
 fn unavailable() -> StoreError {
     StoreError::Unavailable(BoxError::from("the in-memory store is down"))
 }
@@ -183,12 +197,8 @@ impl ChargeStore for MemStore {
 
     async fn charges_for_invoice(&self, invoice_id: &str) -> Result<Vec<Charge>, StoreError> {
         self.up()?;
-        let mut list: Vec<Charge> = (self.charges.lock().unwrap().values())
-            .filter(|c| c.invoice_id == invoice_id)
-            .cloned()
-            .collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(list)
+        let of_invoice = |c: &Charge| c.invoice_id == invoice_id;
+        Ok(listed(&self.charges, of_invoice, |c| c.id.clone()))
     }
 }
 
@@ -219,12 +229,8 @@ impl RefundStore for MemStore {
 
     async fn refunds_for_charge(&self, charge: &ChargeId) -> Result<Vec<Refund>, StoreError> {
         self.up()?;
-        let mut list: Vec<Refund> = (self.refunds.lock().unwrap().values())
-            .filter(|r| &r.charge_id == charge)
-            .cloned()
-            .collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(list)
+        let of_charge = |r: &Refund| &r.charge_id == charge;
+        Ok(listed(&self.refunds, of_charge, |r| r.id.clone()))
     }
 
     async fn save_refund(
@@ -289,12 +295,8 @@ impl NotificationStore for MemStore {
         charge: &ChargeId,
     ) -> Result<Vec<Notification>, StoreError> {
         self.up()?;
-        let mut list: Vec<Notification> = (self.notifications.lock().unwrap().values())
-            .filter(|n| &n.charge_id == charge)
-            .cloned()
-            .collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(list)
+        let of_charge = |n: &Notification| &n.charge_id == charge;
+        Ok(listed(&self.notifications, of_charge, |n| n.id.clone()))
     }
 
     async fn pending_notifications(
@@ -303,11 +305,10 @@ impl NotificationStore for MemStore {
         limit: i32,
     ) -> Result<Vec<Notification>, StoreError> {
         self.up()?;
-        let mut list: Vec<Notification> = (self.notifications.lock().unwrap().values())
-            .filter(|n| n.status == crate::domain::DeliveryStatus::Pending && n.created_at < before)
-            .cloned()
-            .collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
+        let pending = |n: &Notification| {
+            n.status == crate::domain::DeliveryStatus::Pending && n.created_at < before
+        };
+        let mut list = listed(&self.notifications, pending, |n| n.id.clone());
         list.truncate(limit.max(0) as usize);
         Ok(list)
     }
