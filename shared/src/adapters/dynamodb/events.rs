@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-use super::{Item, Table, TableError, classify, key_attributes, keys};
+use super::{Item, Table, TableError, key_attributes, keys, update};
 use crate::domain::Gateway;
 use crate::domain::event::{EventRecord, EventStatus};
 use crate::ports::{EventStore, Inserted, StoreError};
@@ -128,18 +128,17 @@ impl EventStore for Table {
     }
 
     async fn mark_event_queued(&self, gateway: Gateway, event_id: &str) -> Result<(), StoreError> {
-        self.event_update(gateway, event_id)
-            .update_expression("SET #s = :queued, #l = :zero")
-            .condition_expression("#s = :received")
-            .expression_attribute_values(
-                ":queued",
-                AttributeValue::S(EventStatus::Queued.as_str().to_owned()),
-            )
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e).into())
+        update(
+            self.event_update(gateway, event_id)
+                .update_expression("SET #s = :queued, #l = :zero")
+                .condition_expression("#s = :received")
+                .expression_attribute_values(
+                    ":queued",
+                    AttributeValue::S(EventStatus::Queued.as_str().to_owned()),
+                )
+                .expression_attribute_values(":zero", AttributeValue::N("0".into())),
+        )
+        .await
     }
 
     async fn claim_enqueue_lease(
@@ -149,15 +148,14 @@ impl EventStore for Table {
         seen_lease: i64,
         new_lease: i64,
     ) -> Result<(), StoreError> {
-        self.event_update(gateway, event_id)
-            .update_expression("SET #l = :new")
-            .condition_expression("#s = :received AND #l = :seen")
-            .expression_attribute_values(":new", AttributeValue::N(new_lease.to_string()))
-            .expression_attribute_values(":seen", AttributeValue::N(seen_lease.to_string()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e).into())
+        update(
+            self.event_update(gateway, event_id)
+                .update_expression("SET #l = :new")
+                .condition_expression("#s = :received AND #l = :seen")
+                .expression_attribute_values(":new", AttributeValue::N(new_lease.to_string()))
+                .expression_attribute_values(":seen", AttributeValue::N(seen_lease.to_string())),
+        )
+        .await
     }
 
     async fn release_enqueue_lease(
@@ -176,18 +174,20 @@ impl EventStore for Table {
         event_id: &str,
         status: EventStatus,
     ) -> Result<(), StoreError> {
-        self.event_update(gateway, event_id)
-            .update_expression("SET #s = :final, #l = :zero REMOVE gsi2pk, gsi2sk")
-            .condition_expression("#s IN (:received, :queued)")
-            .expression_attribute_values(":final", AttributeValue::S(status.as_str().to_owned()))
-            .expression_attribute_values(
-                ":queued",
-                AttributeValue::S(EventStatus::Queued.as_str().to_owned()),
-            )
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e).into())
+        update(
+            self.event_update(gateway, event_id)
+                .update_expression("SET #s = :final, #l = :zero REMOVE gsi2pk, gsi2sk")
+                .condition_expression("#s IN (:received, :queued)")
+                .expression_attribute_values(
+                    ":final",
+                    AttributeValue::S(status.as_str().to_owned()),
+                )
+                .expression_attribute_values(
+                    ":queued",
+                    AttributeValue::S(EventStatus::Queued.as_str().to_owned()),
+                )
+                .expression_attribute_values(":zero", AttributeValue::N("0".into())),
+        )
+        .await
     }
 }

@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-use super::{Item, Table, TableError, classify, key_attributes, keys};
+use super::{Item, Table, TableError, key_attributes, keys, update};
 use crate::domain::idempotency::{
     IdempotencyKey, IdempotencyRecord, IdempotencyStatus, StoredResponse,
 };
@@ -108,16 +108,15 @@ impl IdempotencyStore for Table {
         owner: &str,
         until: i64,
     ) -> Result<(), StoreError> {
-        self.idempotency_update(operation, key)
-            .update_expression("SET #o = :owner, #u = :until")
-            .condition_expression("#s = :in_progress AND #u = :seen")
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
-            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
-            .expression_attribute_values(":seen", AttributeValue::N(seen_until.to_string()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e).into())
+        update(
+            self.idempotency_update(operation, key)
+                .update_expression("SET #o = :owner, #u = :until")
+                .condition_expression("#s = :in_progress AND #u = :seen")
+                .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+                .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+                .expression_attribute_values(":seen", AttributeValue::N(seen_until.to_string())),
+        )
+        .await
     }
 
     async fn complete(
@@ -127,31 +126,29 @@ impl IdempotencyStore for Table {
         owner: &str,
         response: &StoredResponse,
     ) -> Result<(), StoreError> {
-        self.idempotency_update(operation, key)
-            .update_expression(
-                "SET #s = :completed, #u = :zero, response_status = :rs, response_body = :rb",
-            )
-            .condition_expression("#s = :in_progress AND #o = :owner")
-            .expression_attribute_values(":completed", AttributeValue::S("completed".into()))
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
-            .expression_attribute_values(":rs", AttributeValue::N(response.status.to_string()))
-            .expression_attribute_values(":rb", AttributeValue::S(response.body.clone()))
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e).into())
+        update(
+            self.idempotency_update(operation, key)
+                .update_expression(
+                    "SET #s = :completed, #u = :zero, response_status = :rs, response_body = :rb",
+                )
+                .condition_expression("#s = :in_progress AND #o = :owner")
+                .expression_attribute_values(":completed", AttributeValue::S("completed".into()))
+                .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+                .expression_attribute_values(":rs", AttributeValue::N(response.status.to_string()))
+                .expression_attribute_values(":rb", AttributeValue::S(response.body.clone()))
+                .expression_attribute_values(":zero", AttributeValue::N("0".into())),
+        )
+        .await
     }
 
     async fn release(&self, operation: &str, key: &str, owner: &str) -> Result<(), StoreError> {
-        self.idempotency_update(operation, key)
-            .update_expression("SET #u = :zero")
-            .condition_expression("#s = :in_progress AND #o = :owner")
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e).into())
+        update(
+            self.idempotency_update(operation, key)
+                .update_expression("SET #u = :zero")
+                .condition_expression("#s = :in_progress AND #o = :owner")
+                .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+                .expression_attribute_values(":zero", AttributeValue::N("0".into())),
+        )
+        .await
     }
 }

@@ -111,6 +111,17 @@ where
     }
 }
 
+/// Sends a conditional update; a lost condition is `StoreError::Conflict`.
+pub(crate) async fn update(
+    request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+) -> Result<(), StoreError> {
+    request
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| classify(e).into())
+}
+
 /// One write of a transaction.
 #[derive(Debug, Clone)]
 pub enum Write {
