@@ -6,6 +6,17 @@ use std::sync::Arc;
 use super::*;
 use crate::services::fakes::{MemQueue as FakeQueue, MemStore as FakeStore};
 
+/// One delivery of event `id` through intake at `now`.
+async fn deliver(
+    store: &FakeStore,
+    queue: &FakeQueue,
+    id: &str,
+    supported: bool,
+    now: i64,
+) -> Result<Recorded, Error> {
+    record(store, queue, &settings(), vec![event(id, supported)], now).await
+}
+
 fn event(id: &str, supported: bool) -> VerifiedEvent {
     VerifiedEvent {
         gateway: Gateway::Stripe,
@@ -38,20 +49,12 @@ async fn status(store: &FakeStore, id: &str) -> EventStatus {
 #[tokio::test]
 async fn a_new_event_is_recorded_then_queued_once() {
     let (store, queue) = (FakeStore::default(), FakeQueue::default());
-    let r = record(&store, &queue, &settings(), vec![event("evt_1", true)], NOW)
-        .await
-        .unwrap();
+    let r = deliver(&store, &queue, "evt_1", true, NOW).await.unwrap();
     assert_eq!(r.events[0].2, Outcome::Queued);
     assert_eq!(status(&store, "evt_1").await, EventStatus::Queued);
-    let again = record(
-        &store,
-        &queue,
-        &settings(),
-        vec![event("evt_1", true)],
-        NOW + 5,
-    )
-    .await
-    .unwrap();
+    let again = deliver(&store, &queue, "evt_1", true, NOW + 5)
+        .await
+        .unwrap();
     assert_eq!(again.events[0].2, Outcome::Duplicate);
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
 }
@@ -59,15 +62,7 @@ async fn a_new_event_is_recorded_then_queued_once() {
 #[tokio::test]
 async fn unsupported_events_are_recorded_as_ignored_and_never_queued() {
     let (store, queue) = (FakeStore::default(), FakeQueue::default());
-    let r = record(
-        &store,
-        &queue,
-        &settings(),
-        vec![event("evt_2", false)],
-        NOW,
-    )
-    .await
-    .unwrap();
+    let r = deliver(&store, &queue, "evt_2", false, NOW).await.unwrap();
     assert_eq!(r.events[0].2, Outcome::Ignored);
     assert_eq!(status(&store, "evt_2").await, EventStatus::Ignored);
     assert!(queue.sent.lock().unwrap().is_empty());
@@ -77,22 +72,16 @@ async fn unsupported_events_are_recorded_as_ignored_and_never_queued() {
 async fn a_queue_outage_fails_the_delivery_and_the_redelivery_enqueues_it() {
     let (store, queue) = (FakeStore::default(), FakeQueue::default());
     *queue.down.lock().unwrap() = true;
-    let err = record(&store, &queue, &settings(), vec![event("evt_3", true)], NOW)
+    let err = deliver(&store, &queue, "evt_3", true, NOW)
         .await
         .unwrap_err();
     assert_eq!(err.kind().status(), 503);
     assert_eq!(status(&store, "evt_3").await, EventStatus::Received);
 
     *queue.down.lock().unwrap() = false;
-    let r = record(
-        &store,
-        &queue,
-        &settings(),
-        vec![event("evt_3", true)],
-        NOW + 1,
-    )
-    .await
-    .unwrap();
+    let r = deliver(&store, &queue, "evt_3", true, NOW + 1)
+        .await
+        .unwrap();
     assert_eq!(r.events[0].2, Outcome::Requeued);
     assert_eq!(status(&store, "evt_3").await, EventStatus::Queued);
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
@@ -106,15 +95,9 @@ async fn an_event_stranded_by_a_crash_is_enqueued_once_its_lease_expires() {
     store.insert_event(&stranded).await.unwrap();
 
     // A redelivery while the lease is live waits, then gives up with 409 + Retry-After.
-    let err = record(
-        &store,
-        &queue,
-        &settings(),
-        vec![event("evt_4", true)],
-        NOW + 1,
-    )
-    .await
-    .unwrap_err();
+    let err = deliver(&store, &queue, "evt_4", true, NOW + 1)
+        .await
+        .unwrap_err();
     assert_eq!(
         (err.kind().status(), err.retry_after_secs()),
         (409, Some(15))
@@ -122,15 +105,9 @@ async fn an_event_stranded_by_a_crash_is_enqueued_once_its_lease_expires() {
     assert!(queue.sent.lock().unwrap().is_empty());
 
     // After the lease, the redelivery takes the job over.
-    let r = record(
-        &store,
-        &queue,
-        &settings(),
-        vec![event("evt_4", true)],
-        NOW + 16,
-    )
-    .await
-    .unwrap();
+    let r = deliver(&store, &queue, "evt_4", true, NOW + 16)
+        .await
+        .unwrap();
     assert_eq!(r.events[0].2, Outcome::Requeued);
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
 }
