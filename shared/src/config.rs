@@ -185,24 +185,19 @@ mod tests {
                 .to_string()
                 .contains("PAYBRIDGE_MAX_BODY_BYTES")
         );
-        for bad in [
-            "http://api.stripe.com",
-            "http://127.0.0.1.evil.example",
-            "ftp://127.0.0.1",
-            "not a url",
+        for (base, accepted) in [
+            ("http://api.stripe.com", false),
+            ("http://127.0.0.1.evil.example", false),
+            ("ftp://127.0.0.1", false),
+            ("not a url", false),
+            ("https://api.stripe.com", true),
+            ("http://127.0.0.1:8420", true),
+            ("http://localhost:8420", true),
         ] {
             let mut pairs = BASE.to_vec();
-            pairs.push(("PAYBRIDGE_STRIPE_API_BASE", bad));
-            assert!(Config::from_lookup(lookup(&pairs)).is_err(), "{bad}");
-        }
-        for good in [
-            "https://api.stripe.com",
-            "http://127.0.0.1:8420",
-            "http://localhost:8420",
-        ] {
-            let mut pairs = BASE.to_vec();
-            pairs.push(("PAYBRIDGE_STRIPE_API_BASE", good));
-            assert!(Config::from_lookup(lookup(&pairs)).is_ok(), "{good}");
+            pairs.push(("PAYBRIDGE_STRIPE_API_BASE", base));
+            let config = Config::from_lookup(lookup(&pairs));
+            assert_eq!(config.is_ok(), accepted, "{base}");
         }
     }
 }

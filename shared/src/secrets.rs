@@ -43,13 +43,9 @@ impl<'de> Deserialize<'de> for SecretString {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
-    #[serde(default)]
     pub stripe: Option<StripeSecrets>,
-    #[serde(default)]
     pub adyen: Option<AdyenSecrets>,
-    #[serde(default)]
     pub standard: Option<StandardSecrets>,
-    #[serde(default)]
     pub billing: Option<BillingSecrets>,
 }
 
