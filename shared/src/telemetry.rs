@@ -234,6 +234,11 @@ impl Metrics {
         self.value(metric, 1.0, Unit::Count)
     }
 
+    /// A count of `n` (a run's or a batch's total).
+    pub fn tally(self, metric: Metric, n: usize) -> Self {
+        self.value(metric, n as f64, Unit::Count)
+    }
+
     pub fn value(mut self, metric: Metric, value: f64, unit: Unit) -> Self {
         self.values.push((metric.name(), value, unit));
         self

@@ -276,31 +276,11 @@ where
         "reconciliation run"
     );
     Metrics::new("reconciler")
-        .value(
-            Metric::ReconcileChecked,
-            summary.checked as f64,
-            crate::telemetry::Unit::Count,
-        )
-        .value(
-            Metric::ReconcileFixed,
-            summary.fixed as f64,
-            crate::telemetry::Unit::Count,
-        )
-        .value(
-            Metric::ReconcileUnknown,
-            summary.unknown as f64,
-            crate::telemetry::Unit::Count,
-        )
-        .value(
-            Metric::ReconcileEventsRequeued,
-            summary.events_requeued as f64,
-            crate::telemetry::Unit::Count,
-        )
-        .value(
-            Metric::ReconcileEventsRecovered,
-            summary.events_recovered as f64,
-            crate::telemetry::Unit::Count,
-        )
+        .tally(Metric::ReconcileChecked, summary.checked)
+        .tally(Metric::ReconcileFixed, summary.fixed)
+        .tally(Metric::ReconcileUnknown, summary.unknown)
+        .tally(Metric::ReconcileEventsRequeued, summary.events_requeued)
+        .tally(Metric::ReconcileEventsRecovered, summary.events_recovered)
         .emit();
     Ok(summary)
 }

@@ -105,8 +105,8 @@ where
                 oldest_ms as f64 / 1000.0,
                 Unit::Seconds,
             )
-            .value(Metric::BatchSize, messages.len() as f64, Unit::Count)
-            .value(Metric::BatchFailures, failures as f64, Unit::Count)
+            .tally(Metric::BatchSize, messages.len())
+            .tally(Metric::BatchFailures, failures)
             .emit();
         verdicts
     }
