@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn plain_http_elsewhere_other_schemes_and_credentials_are_refused() {
-        for url in [
+        let bad_urls = [
             "http://billing.example/paybridge",
             "http://127.0.0.1.nip.io/x",
             "http://localhost.example/",
@@ -324,7 +324,8 @@ mod tests {
             "billing.example/paybridge",
             "https://user:pass@billing.example/x",
             "",
-        ] {
+        ];
+        for url in bad_urls {
             let err = notifier(url, SECRET).unwrap_err();
             assert!(err.contains("billing endpoint"), "{url}: {err}");
         }
@@ -334,16 +335,16 @@ mod tests {
 
     #[test]
     fn only_whsec_secrets_of_standard_base64_and_enough_bytes_are_accepted() {
-        let url = "https://billing.example/x";
-        for bad in [
+        let bad_secrets = [
             "tnD5f+sthMLCvUEft1NbL5V+fNFEkhza",
             "whsec_",
             "whsec_not base64!",
             "whsec_c2hvcnQ=",
             "whsec_tnD5f+sthMLCvUEft1NbL5V+fNFEkhz",
             "sk_test_123",
-        ] {
-            let err = notifier(url, bad).unwrap_err();
+        ];
+        for bad in bad_secrets {
+            let err = notifier("https://billing.example/x", bad).unwrap_err();
             assert!(err.contains("signing secret"), "{bad}: {err}");
             assert!(!err.contains("tnD5f") && !err.contains("c2hvcnQ"), "{err}");
         }
