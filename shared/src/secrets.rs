@@ -13,6 +13,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::domain::Gateway;
+
 /// A secret value. `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretString(String);
@@ -47,6 +49,18 @@ pub struct Secrets {
     pub adyen: Option<AdyenSecrets>,
     pub standard: Option<StandardSecrets>,
     pub billing: Option<BillingSecrets>,
+}
+
+impl Secrets {
+    /// The keys `gateway`'s webhooks are signed with, current first (none if not configured).
+    pub fn webhook_keys(&self, gateway: Gateway) -> &[SecretString] {
+        let keys = match gateway {
+            Gateway::Stripe => self.stripe.as_ref().map(|s| &s.webhook_secrets),
+            Gateway::Adyen => self.adyen.as_ref().map(|a| &a.hmac_keys),
+            Gateway::Standard => self.standard.as_ref().map(|s| &s.webhook_secrets),
+        };
+        keys.map(Vec::as_slice).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

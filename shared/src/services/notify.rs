@@ -11,13 +11,15 @@ use crate::domain::{Charge, DeliveryStatus, Notification, NotificationId, Refund
 use crate::ports::WorkQueue;
 use crate::services::views;
 
+/// `{object}.{status}` about `object_id` (of `charge`), with the object's view as `data`.
 fn notification(
     charge: &Charge,
-    event_type: String,
-    object_id: String,
+    (object, status): (&str, &str),
+    object_id: &str,
     data: serde_json::Value,
     now: i64,
 ) -> Notification {
+    let (event_type, object_id) = (format!("{object}.{status}"), object_id.to_owned());
     let id = NotificationId::generate();
     let body = json!({
         "id": id,
@@ -43,24 +45,14 @@ fn notification(
 
 /// `charge.<status>` with the charge as it is now.
 pub fn for_charge(charge: &Charge, now: i64) -> Notification {
-    notification(
-        charge,
-        format!("charge.{}", charge.status.as_str()),
-        charge.id.to_string(),
-        views::charge(charge),
-        now,
-    )
+    let (kind, data) = (("charge", charge.status.as_str()), views::charge(charge));
+    notification(charge, kind, charge.id.as_str(), data, now)
 }
 
 /// `refund.<status>` with the refund as it is now.
 pub fn for_refund(charge: &Charge, refund: &Refund, now: i64) -> Notification {
-    notification(
-        charge,
-        format!("refund.{}", refund.status.as_str()),
-        refund.id.to_string(),
-        views::refund(refund),
-        now,
-    )
+    let (kind, data) = (("refund", refund.status.as_str()), views::refund(refund));
+    notification(charge, kind, refund.id.as_str(), data, now)
 }
 
 /// Queues delivery of committed notifications. A failure here is logged, not returned: the

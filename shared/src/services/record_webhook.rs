@@ -129,23 +129,14 @@ pub async fn verify(
 ) -> Result<Vec<VerifiedEvent>, Error> {
     let secrets = secrets.secrets().await?;
     let tol = tolerance.as_secs();
+    let keys = secrets.webhook_keys(gateway);
     let events = match gateway {
         Gateway::Stripe => {
-            let keys = secrets
-                .stripe
-                .as_ref()
-                .map(|s| s.webhook_secrets.as_slice())
-                .unwrap_or_default();
             stripe::verify(header(headers, "stripe-signature"), body, keys, now, tol)
                 .map_err(verify_error)?;
             vec![stripe::parse(body).map_err(verify_error)?]
         }
         Gateway::Standard => {
-            let keys = secrets
-                .standard
-                .as_ref()
-                .map(|s| s.webhook_secrets.as_slice())
-                .unwrap_or_default();
             let h = standard::Headers {
                 id: header(headers, "webhook-id"),
                 timestamp: header(headers, "webhook-timestamp"),
@@ -161,9 +152,6 @@ pub async fn verify(
                 adyen_secrets.and_then(|a| a.basic_auth.as_ref()),
             )
             .map_err(verify_error)?;
-            let keys = adyen_secrets
-                .map(|a| a.hmac_keys.as_slice())
-                .unwrap_or_default();
             adyen::verify_and_parse(body, keys).map_err(verify_error)?
         }
     };
