@@ -91,13 +91,16 @@ pub trait EventStore: Send + Sync {
         status: crate::domain::EventStatus,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Gives up a lease early (enqueueing failed), so the next delivery need not wait for it.
+    /// Gives up a lease early (enqueueing failed), so the next delivery need not wait for it:
+    /// claiming the lease we hold for nobody (0, always expired).
     fn release_enqueue_lease(
         &self,
         gateway: Gateway,
         event_id: &str,
         lease: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.claim_enqueue_lease(gateway, event_id, lease, 0)
+    }
 }
 
 /// Sending to the queue failed. Always retryable.

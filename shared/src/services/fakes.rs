@@ -147,15 +147,6 @@ impl EventStore for MemStore {
             _ => Err(StoreError::Conflict),
         }
     }
-
-    async fn release_enqueue_lease(
-        &self,
-        gateway: Gateway,
-        event_id: &str,
-        lease: i64,
-    ) -> Result<(), StoreError> {
-        self.claim_enqueue_lease(gateway, event_id, lease, 0).await
-    }
 }
 
 impl ChargeStore for MemStore {

@@ -158,16 +158,6 @@ impl EventStore for Table {
         .await
     }
 
-    async fn release_enqueue_lease(
-        &self,
-        gateway: Gateway,
-        event_id: &str,
-        lease: i64,
-    ) -> Result<(), StoreError> {
-        // Releasing is claiming the lease we hold for "nobody" (0, always expired).
-        self.claim_enqueue_lease(gateway, event_id, lease, 0).await
-    }
-
     async fn finish_event(
         &self,
         gateway: Gateway,
