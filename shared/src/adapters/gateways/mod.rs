@@ -4,6 +4,7 @@
 //! request timeout, no redirects followed.
 
 pub mod adyen;
+mod http;
 pub mod stripe;
 
 use std::time::Duration;
