@@ -4,10 +4,8 @@
 //! minor units through [`iso_minor`].
 
 use super::amount::iso_minor;
-use crate::domain::{
-    ChargeId, ChargeStatus, Failure, GatewayUpdate, Interpretation, PaymentOutcome, PaymentUpdate,
-    RefundId, RefundOutcome, RefundStatus, RefundUpdate,
-};
+use crate::domain::{ChargeId, ChargeStatus, Failure, Interpretation, RefundId, RefundStatus};
+use crate::webhooks::{apply_payment, apply_refund};
 
 /// What a verified Adyen notification item (its stored, masked JSON) says about paybridge's
 /// charges and refunds. Pure: the worker resolves and applies the result.
@@ -41,37 +39,28 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
             message: reason.clone().unwrap_or_else(|| code.to_owned()),
         })
     };
+    let charge_id = merchant_reference
+        .as_deref()
+        .and_then(|r| ChargeId::parse(r).ok());
+    let refund_id = merchant_reference
+        .as_deref()
+        .and_then(|r| RefundId::parse(r).ok());
     let payment = |gateway_ref: Option<String>,
                    status: ChargeStatus,
                    captured: i64,
                    failure: Option<Failure>,
                    captured_if_automatic: bool| {
-        Interpretation::Apply(vec![GatewayUpdate::Payment(PaymentUpdate {
-            gateway_ref: gateway_ref.clone(),
-            charge_id: merchant_reference
-                .as_deref()
-                .and_then(|r| ChargeId::parse(r).ok()),
-            outcome: PaymentOutcome {
-                gateway_ref: gateway_ref.unwrap_or_default(),
-                status,
-                captured,
-                failure,
-            },
+        apply_payment(
+            gateway_ref,
+            charge_id.clone(),
+            status,
+            captured,
+            failure,
             captured_if_automatic,
-        })])
+        )
     };
     let refund = |status: RefundStatus, failure: Option<Failure>| {
-        Interpretation::Apply(vec![GatewayUpdate::Refund(RefundUpdate {
-            gateway_ref: psp.clone(),
-            refund_id: merchant_reference
-                .as_deref()
-                .and_then(|r| RefundId::parse(r).ok()),
-            outcome: RefundOutcome {
-                gateway_ref: psp.clone().unwrap_or_default(),
-                status,
-                failure,
-            },
-        })])
+        apply_refund(psp.clone(), refund_id.clone(), status, failure)
     };
     match (event_code, success) {
         ("AUTHORISATION", true) => payment(psp.clone(), ChargeStatus::Authorized, 0, None, true),

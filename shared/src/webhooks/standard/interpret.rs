@@ -2,10 +2,8 @@
 //! sender's `<object>.<status>` event type and `data` object read into [`Interpretation`]s, for
 //! the apply-event use case. Pure; verification and parsing are in `verify`.
 
-use crate::domain::{
-    ChargeId, ChargeStatus, Failure, GatewayUpdate, Interpretation, PaymentOutcome, PaymentUpdate,
-    RefundId, RefundOutcome, RefundStatus, RefundUpdate,
-};
+use crate::domain::{ChargeId, ChargeStatus, Failure, Interpretation, RefundId, RefundStatus};
+use crate::webhooks::{apply_payment, apply_refund};
 
 /// What a verified Standard Webhooks event says about paybridge's charges and refunds.
 ///
@@ -48,31 +46,25 @@ pub fn interpret(event_type: &str, payload: &str) -> Interpretation {
                 .or_else(|| data.get("amount"))
                 .and_then(|v| v.as_i64())
                 .unwrap_or(0);
-            Interpretation::Apply(vec![GatewayUpdate::Payment(PaymentUpdate {
-                gateway_ref: gateway_ref.clone(),
-                charge_id: meta("paybridge_charge_id").and_then(|c| ChargeId::parse(&c).ok()),
-                outcome: PaymentOutcome {
-                    gateway_ref: gateway_ref.unwrap_or_default(),
-                    status,
-                    captured: if status.is_captured() { captured } else { 0 },
-                    failure,
-                },
-                captured_if_automatic: false,
-            })])
+            apply_payment(
+                gateway_ref,
+                meta("paybridge_charge_id").and_then(|c| ChargeId::parse(&c).ok()),
+                status,
+                if status.is_captured() { captured } else { 0 },
+                failure,
+                false,
+            )
         }
         "refund" => {
             let Some(status) = RefundStatus::ALL.into_iter().find(|s| s.as_str() == status) else {
                 return Interpretation::Ignore(format!("unknown refund status `{status}`"));
             };
-            Interpretation::Apply(vec![GatewayUpdate::Refund(RefundUpdate {
-                gateway_ref: gateway_ref.clone(),
-                refund_id: meta("paybridge_refund_id").and_then(|r| RefundId::parse(&r).ok()),
-                outcome: RefundOutcome {
-                    gateway_ref: gateway_ref.unwrap_or_default(),
-                    status,
-                    failure,
-                },
-            })])
+            apply_refund(
+                gateway_ref,
+                meta("paybridge_refund_id").and_then(|r| RefundId::parse(&r).ok()),
+                status,
+                failure,
+            )
         }
         _ => Interpretation::Ignore(format!("{event_type} does not change charges or refunds")),
     }
@@ -81,6 +73,7 @@ pub fn interpret(event_type: &str, payload: &str) -> Interpretation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::GatewayUpdate;
 
     #[test]
     fn generic_events_name_a_status_and_an_object() {

@@ -19,13 +19,13 @@ use crate::ports::GatewayError;
 #[derive(Deserialize)]
 pub(crate) struct PaymentIntent {
     pub(crate) id: String,
-    pub(crate) status: String,
+    status: String,
     #[serde(default)]
-    pub(crate) amount: Option<i64>,
+    amount: Option<i64>,
     #[serde(default)]
-    pub(crate) amount_received: Option<i64>,
+    amount_received: Option<i64>,
     #[serde(default)]
-    pub(crate) last_payment_error: Option<StripeError>,
+    last_payment_error: Option<StripeError>,
 }
 
 #[derive(Deserialize, Default)]
@@ -68,12 +68,7 @@ pub(crate) fn outcome_of(pi: PaymentIntent) -> Result<PaymentOutcome, GatewayErr
         "requires_action" | "requires_confirmation" => ChargeStatus::RequiresAction,
         "canceled" => ChargeStatus::Canceled,
         "requires_payment_method" => ChargeStatus::Failed,
-        other => {
-            return Err(GatewayError::unknown(
-                format!("unexpected PaymentIntent status `{other}`"),
-                None,
-            ));
-        }
+        other => return Err(unmapped("PaymentIntent", other)),
     };
     let failure = match status {
         ChargeStatus::Failed => Some(
@@ -105,9 +100,9 @@ pub(crate) fn outcome_of(pi: PaymentIntent) -> Result<PaymentOutcome, GatewayErr
 #[derive(Deserialize)]
 pub(crate) struct StripeRefund {
     pub(crate) id: String,
-    pub(crate) status: String,
+    status: String,
     #[serde(default)]
-    pub(crate) failure_reason: Option<String>,
+    failure_reason: Option<String>,
 }
 
 /// Maps a Stripe Refund to an outcome.
@@ -117,12 +112,7 @@ pub(crate) fn refund_outcome(r: StripeRefund) -> Result<RefundOutcome, GatewayEr
         "pending" | "requires_action" => RefundStatus::Pending,
         "failed" => RefundStatus::Failed,
         "canceled" => RefundStatus::Canceled,
-        other => {
-            return Err(GatewayError::unknown(
-                format!("unexpected refund status `{other}`"),
-                None,
-            ));
-        }
+        other => return Err(unmapped("refund", other)),
     };
     let failure = (status == RefundStatus::Failed).then(|| Failure {
         code: r
@@ -136,4 +126,9 @@ pub(crate) fn refund_outcome(r: StripeRefund) -> Result<RefundOutcome, GatewayEr
         status,
         failure,
     })
+}
+
+/// A status paybridge does not map: the outcome is unknown, not failed.
+fn unmapped(object: &str, status: &str) -> GatewayError {
+    GatewayError::unknown(format!("unexpected {object} status `{status}`"), None)
 }

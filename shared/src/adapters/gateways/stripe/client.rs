@@ -20,53 +20,43 @@ impl StripeGateway {
         form: &[(String, String)],
         idempotency_key: &str,
     ) -> Result<(u16, Vec<u8>, Option<Duration>), GatewayError> {
-        let result = self
+        let request = self
             .http
             .post(format!("{}{path}", self.base_url))
-            .bearer_auth(self.api_key.expose())
-            .header("Stripe-Version", STRIPE_VERSION)
             .header("Idempotency-Key", idempotency_key)
-            .form(form)
-            .send()
-            .await;
-        let response = match result {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(GatewayError::unknown(
-                    transport_message(&e),
-                    Some(Box::new(e)),
-                ));
-            }
-        };
-        let status = response.status().as_u16();
-        let retry_after = retry_after(response.headers());
-        match response.bytes().await {
-            Ok(b) => Ok((status, b.to_vec(), retry_after)),
-            Err(e) => Err(GatewayError::unknown(
-                "the response body was cut off",
-                Some(Box::new(e)),
-            )),
-        }
+            .form(form);
+        self.send(request).await
     }
 
-    /// GETs `path_and_query`; transport failures are unknown outcomes.
+    /// GETs `path_and_query`; transport failures are unknown outcomes. A `Retry-After` on the
+    /// answer is not passed on.
     pub(super) async fn get_raw(
         &self,
         path_and_query: &str,
     ) -> Result<(u16, Vec<u8>, Option<Duration>), GatewayError> {
-        let response = self
-            .http
-            .get(format!("{}{path_and_query}", self.base_url))
+        let request = self.http.get(format!("{}{path_and_query}", self.base_url));
+        let (status, body, _) = self.send(request).await?;
+        Ok((status, body, None))
+    }
+
+    /// Sends `request` with the API key and the pinned version: a transport failure or a body cut
+    /// off is an unknown outcome; any HTTP answer is returned with its `Retry-After`.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>, Option<Duration>), GatewayError> {
+        let response = request
             .bearer_auth(self.api_key.expose())
             .header("Stripe-Version", STRIPE_VERSION)
             .send()
             .await
             .map_err(|e| GatewayError::unknown(transport_message(&e), Some(Box::new(e))))?;
         let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
         let body = response.bytes().await.map_err(|e| {
             GatewayError::unknown("the response body was cut off", Some(Box::new(e)))
         })?;
-        Ok((status, body.to_vec(), None))
+        Ok((status, body.to_vec(), retry_after))
     }
 }
 
