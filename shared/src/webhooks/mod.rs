@@ -5,7 +5,7 @@
 //! Signatures are compared in constant time. A verifier's output is a list of
 //! [`VerifiedEvent`]s ready to be recorded — with card numbers already masked. Each sender's
 //! `interpret` reads a recorded event back into an [`Interpretation`] for the apply-event use case;
-//! [`apply_payment`] and [`apply_refund`] build the updates they have in common.
+//! `apply_payment` and `apply_refund` build the updates they have in common.
 
 pub mod adyen;
 pub mod standard;

@@ -1,4 +1,5 @@
-//! HTTP details every gateway connector reads the same way.
+//! HTTP details every gateway connector reads the same way, kept once so the connectors cannot
+//! drift apart.
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! - `verify`: basic auth and each item's `hmacSignature`, parsing a verified batch into
 //!   [`VerifiedEvent`](crate::domain::VerifiedEvent)s, and signing items (tests, demo).
 //! - `interpret`: a recorded item's payload → [`Interpretation`](crate::domain::Interpretation).
-//! - [`amount`]: Adyen's minor units both ways, shared with the Adyen adapter.
+//! - `amount`: Adyen's minor units both ways, shared with the Adyen adapter.
 
 pub(crate) mod amount;
 mod interpret;

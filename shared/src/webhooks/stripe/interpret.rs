@@ -1,7 +1,7 @@
 //! What a verified Stripe event means for paybridge's charges and refunds: `payment_intent.*`
 //! events update a charge, `charge.refunded`, `charge.refund.updated` and `refund.*` events a
 //! refund, read into [`Interpretation`]s for the apply-event use case. Pure; the objects are read
-//! as in [`objects`](super::objects), the same reading the Stripe adapter gives API answers.
+//! as in `objects`, the same reading the Stripe adapter gives API answers.
 
 use super::objects::{PaymentIntent, StripeRefund, outcome_of, refund_outcome};
 use crate::domain::{

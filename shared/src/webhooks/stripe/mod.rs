@@ -3,7 +3,7 @@
 //! - `verify`: the `Stripe-Signature` check, parsing a verified body into a
 //!   [`VerifiedEvent`](crate::domain::VerifiedEvent), and signing (tests, demo, reconciler).
 //! - `interpret`: a recorded event's payload → [`Interpretation`](crate::domain::Interpretation).
-//! - [`objects`]: Stripe's PaymentIntent and Refund objects and their status mapping, shared with
+//! - `objects`: Stripe's PaymentIntent and Refund objects and their status mapping, shared with
 //!   the Stripe adapter, which reads its API answers the same way.
 
 mod interpret;

@@ -12,7 +12,7 @@
 //!   cancel report the charge as it was, and the webhook moves it on.
 //! - Adyen's minor units differ from ISO 4217 for a few currencies (CLP and ISK have 2 decimals at
 //!   Adyen, IDR has 0); amounts are converted at this edge
-//!   ([`crate::webhooks::adyen::amount`], shared with the webhook interpreter).
+//!   (`webhooks::adyen::amount`, shared with the webhook interpreter).
 //!
 //! - `client`: the HTTP calls, error answers and transport failures.
 //! - `wire`: Adyen's JSON, private to this adapter.
