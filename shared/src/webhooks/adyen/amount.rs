@@ -28,3 +28,23 @@ pub(crate) fn iso_minor(value: i64, currency: &str) -> i64 {
         _ => value,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adyens_minor_units_convert_back_to_iso_4217() {
+        for (minor, currency) in [
+            (1999, "eur"),
+            (5000, "clp"),
+            (2790, "isk"),
+            (1_500_000, "idr"),
+        ] {
+            let money = Money::parse(minor, currency).unwrap();
+            let at_adyen = adyen_minor(money).unwrap();
+            assert_eq!(iso_minor(at_adyen, &currency.to_ascii_uppercase()), minor);
+        }
+        assert_eq!(adyen_minor(Money::parse(1_500_050, "idr").unwrap()), None);
+    }
+}

@@ -95,3 +95,100 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
         (code, _) => Interpretation::Ignore(format!("{code} does not change charges or refunds")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::GatewayUpdate;
+
+    fn item(fields: serde_json::Value) -> String {
+        fields.to_string()
+    }
+
+    #[test]
+    fn an_authorisation_names_the_payment_by_psp_reference_and_the_charge_by_merchant_reference() {
+        let charge = ChargeId::generate();
+        let payload = item(
+            serde_json::json!({"eventCode": "AUTHORISATION", "success": "true",
+            "pspReference": "PSP1", "merchantReference": charge.to_string(),
+            "amount": {"value": 1999, "currency": "EUR"}}),
+        );
+        match interpret("AUTHORISATION", &payload) {
+            Interpretation::Apply(u) => match &u[..] {
+                [GatewayUpdate::Payment(p)] => {
+                    assert_eq!(
+                        (p.gateway_ref.as_deref(), p.charge_id.as_ref()),
+                        (Some("PSP1"), Some(&charge))
+                    );
+                    assert_eq!(
+                        (
+                            p.outcome.status,
+                            p.outcome.captured,
+                            p.captured_if_automatic
+                        ),
+                        (ChargeStatus::Authorized, 0, true)
+                    );
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_capture_names_the_original_payment_and_reports_iso_minor_units() {
+        let payload = item(
+            serde_json::json!({"eventCode": "CAPTURE", "success": "true",
+            "pspReference": "MOD1", "originalReference": "PSP1",
+            "amount": {"value": 500_000, "currency": "CLP"}}),
+        );
+        match interpret("CAPTURE", &payload) {
+            Interpretation::Apply(u) => assert!(
+                matches!(&u[..], [GatewayUpdate::Payment(p)] if p.gateway_ref.as_deref() == Some("PSP1")
+                    && p.outcome.status == ChargeStatus::Succeeded && p.outcome.captured == 5000),
+                "{u:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_refund_keeps_adyens_reason_and_disputes_are_ignored() {
+        let refund = RefundId::generate();
+        let payload = item(
+            serde_json::json!({"eventCode": "REFUND", "success": "false",
+            "pspReference": "REF1", "merchantReference": refund.to_string(), "reason": "Insufficient balance"}),
+        );
+        match interpret("REFUND", &payload) {
+            Interpretation::Apply(u) => match &u[..] {
+                [GatewayUpdate::Refund(r)] => {
+                    assert_eq!(
+                        (r.gateway_ref.as_deref(), r.refund_id.as_ref()),
+                        (Some("REF1"), Some(&refund))
+                    );
+                    assert_eq!(r.outcome.status, RefundStatus::Failed);
+                    assert_eq!(
+                        r.outcome.failure,
+                        Some(Failure {
+                            code: "refund_failed".into(),
+                            message: "Insufficient balance".into()
+                        })
+                    );
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            interpret(
+                "CHARGEBACK",
+                r#"{"eventCode":"CHARGEBACK","success":"true"}"#
+            ),
+            Interpretation::Ignore(_)
+        ));
+        assert!(matches!(
+            interpret("AUTHORISATION", "not json"),
+            Interpretation::Ignore(_)
+        ));
+    }
+}

@@ -208,6 +208,7 @@ fn payment_reference(charge: &Charge) -> Result<&str, GatewayError> {
     }
 }
 
+/// A refusal this adapter raises itself, without sending anything to Adyen ([`NOT_SENT`]).
 fn refused_locally(code: &str, message: impl Into<String>) -> GatewayError {
     GatewayError::Refused {
         status: NOT_SENT,
