@@ -99,86 +99,94 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::GatewayUpdate;
+    use crate::domain::{GatewayUpdate, PaymentUpdate, RefundUpdate};
 
-    fn item(fields: serde_json::Value) -> String {
-        fields.to_string()
+    /// The one update an interpretation applies; anything else fails the test.
+    fn only_update(i: Interpretation) -> GatewayUpdate {
+        match i {
+            Interpretation::Apply(mut u) if u.len() == 1 => u.remove(0),
+            other => panic!("expected one update, got {other:?}"),
+        }
+    }
+
+    fn payment(event_code: &str, item: serde_json::Value) -> PaymentUpdate {
+        match only_update(interpret(event_code, &item.to_string())) {
+            GatewayUpdate::Payment(p) => p,
+            other => panic!("expected a payment update, got {other:?}"),
+        }
+    }
+
+    fn refund(event_code: &str, item: serde_json::Value) -> RefundUpdate {
+        match only_update(interpret(event_code, &item.to_string())) {
+            GatewayUpdate::Refund(r) => r,
+            other => panic!("expected a refund update, got {other:?}"),
+        }
     }
 
     #[test]
     fn an_authorisation_names_the_payment_by_psp_reference_and_the_charge_by_merchant_reference() {
         let charge = ChargeId::generate();
-        let payload = item(
+        let p = payment(
+            "AUTHORISATION",
             serde_json::json!({"eventCode": "AUTHORISATION", "success": "true",
-            "pspReference": "PSP1", "merchantReference": charge.to_string(),
-            "amount": {"value": 1999, "currency": "EUR"}}),
+                "pspReference": "PSP1", "merchantReference": charge.to_string(),
+                "amount": {"value": 1999, "currency": "EUR"}}),
         );
-        match interpret("AUTHORISATION", &payload) {
-            Interpretation::Apply(u) => match &u[..] {
-                [GatewayUpdate::Payment(p)] => {
-                    assert_eq!(
-                        (p.gateway_ref.as_deref(), p.charge_id.as_ref()),
-                        (Some("PSP1"), Some(&charge))
-                    );
-                    assert_eq!(
-                        (
-                            p.outcome.status,
-                            p.outcome.captured,
-                            p.captured_if_automatic
-                        ),
-                        (ChargeStatus::Authorized, 0, true)
-                    );
-                }
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(
+            (p.gateway_ref.as_deref(), p.charge_id.as_ref()),
+            (Some("PSP1"), Some(&charge))
+        );
+        assert_eq!(
+            (
+                p.outcome.status,
+                p.outcome.captured,
+                p.captured_if_automatic
+            ),
+            (ChargeStatus::Authorized, 0, true)
+        );
     }
 
     #[test]
     fn a_capture_names_the_original_payment_and_reports_iso_minor_units() {
-        let payload = item(
+        let p = payment(
+            "CAPTURE",
             serde_json::json!({"eventCode": "CAPTURE", "success": "true",
-            "pspReference": "MOD1", "originalReference": "PSP1",
-            "amount": {"value": 500_000, "currency": "CLP"}}),
+                "pspReference": "MOD1", "originalReference": "PSP1",
+                "amount": {"value": 500_000, "currency": "CLP"}}),
         );
-        match interpret("CAPTURE", &payload) {
-            Interpretation::Apply(u) => assert!(
-                matches!(&u[..], [GatewayUpdate::Payment(p)] if p.gateway_ref.as_deref() == Some("PSP1")
-                    && p.outcome.status == ChargeStatus::Succeeded && p.outcome.captured == 5000),
-                "{u:?}"
+        assert_eq!(
+            (
+                p.gateway_ref.as_deref(),
+                p.outcome.status,
+                p.outcome.captured
             ),
-            other => panic!("{other:?}"),
-        }
+            (Some("PSP1"), ChargeStatus::Succeeded, 5000)
+        );
     }
 
     #[test]
     fn a_failed_refund_keeps_adyens_reason_and_disputes_are_ignored() {
-        let refund = RefundId::generate();
-        let payload = item(
-            serde_json::json!({"eventCode": "REFUND", "success": "false",
-            "pspReference": "REF1", "merchantReference": refund.to_string(), "reason": "Insufficient balance"}),
+        let id = RefundId::generate();
+        let r = refund(
+            "REFUND",
+            serde_json::json!({"eventCode": "REFUND", "success": "false", "pspReference": "REF1",
+                "merchantReference": id.to_string(), "reason": "Insufficient balance"}),
         );
-        match interpret("REFUND", &payload) {
-            Interpretation::Apply(u) => match &u[..] {
-                [GatewayUpdate::Refund(r)] => {
-                    assert_eq!(
-                        (r.gateway_ref.as_deref(), r.refund_id.as_ref()),
-                        (Some("REF1"), Some(&refund))
-                    );
-                    assert_eq!(r.outcome.status, RefundStatus::Failed);
-                    assert_eq!(
-                        r.outcome.failure,
-                        Some(Failure {
-                            code: "refund_failed".into(),
-                            message: "Insufficient balance".into()
-                        })
-                    );
-                }
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(
+            (
+                r.gateway_ref.as_deref(),
+                r.refund_id.as_ref(),
+                r.outcome.status
+            ),
+            (Some("REF1"), Some(&id), RefundStatus::Failed)
+        );
+        assert_eq!(
+            r.outcome.failure,
+            Some(Failure {
+                code: "refund_failed".into(),
+                message: "Insufficient balance".into()
+            })
+        );
         assert!(matches!(
             interpret(
                 "CHARGEBACK",
