@@ -4,11 +4,14 @@
 //!
 //! - [`domain`]: pure types and rules — money, ids, charge/refund state machines, events, PCI
 //!   masking, work messages. No I/O.
-//! - [`webhooks`]: signature verification and parsing for Stripe, Adyen and Standard Webhooks,
-//!   as pure functions with the clock passed in.
+//! - [`webhooks`]: one folder per sender (Stripe, Adyen, Standard Webhooks): signature
+//!   verification and parsing, as pure functions with the clock passed in, and `interpret`, what a
+//!   recorded event means for charges and refunds.
 //! - [`ports`]: the traits use cases depend on (`EventStore`, `WorkQueue`, `SecretSource`).
 //! - [`services`]: one use case per module (`record_webhook`, …), generic over the ports.
-//! - [`adapters`]: DynamoDB, SQS and Secrets Manager implementations of the ports.
+//! - [`adapters`]: DynamoDB, SQS and Secrets Manager implementations of the ports, and the
+//!   gateway connectors (`adapters::gateways::{stripe, adyen}`, each split into the gateway type,
+//!   its HTTP client, its private wire format and its answer mapping).
 //! - [`error`]: the one error type and its one HTTP mapping.
 //! - `http` (feature `lambda`): what the HTTP functions share — idempotency-key and deadline
 //!   extraction, response building.

@@ -1,7 +1,7 @@
 //! Use case: apply a recorded gateway event to its charge or refund (dispatched by the retry
 //! worker for an `apply_event` work message).
 //!
-//! The event's stored payload is interpreted by its gateway's module into updates; each update
+//! The event's stored payload is interpreted by its sender's webhook module into updates; each update
 //! finds its charge or refund — by the gateway's object id (the `GWREF` pointer written with every
 //! charge and refund) or by the id paybridge sent along (Stripe metadata, Adyen
 //! `merchantReference`), which also works when the event overtakes paybridge's own write — and
@@ -12,7 +12,6 @@
 //! - An event for an object paybridge does not know (yet) is retried with backoff; after the last
 //!   attempt it is recorded as `orphaned` and counted, not dropped silently.
 
-use crate::adapters::gateways::{adyen, stripe};
 use crate::domain::{
     Charge, ChargeStatus, EventStatus, Gateway, GatewayUpdate, Interpretation, PaymentUpdate,
     Refund, RefundUpdate,
@@ -22,7 +21,7 @@ use crate::ports::{
     ChargeStore, EventStore, GatewayObject, GatewayRefLookup, RefundStore, StoreError, WorkQueue,
 };
 use crate::telemetry::{Metric, Metrics};
-use crate::webhooks::standard;
+use crate::webhooks::{adyen, standard, stripe};
 
 /// What applying an event came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +38,7 @@ pub enum Applied {
     Orphaned,
 }
 
-/// The gateway module's reading of an event.
+/// The sender's webhook module's reading of an event.
 pub fn interpret(gateway: Gateway, event_type: &str, payload: &str) -> Interpretation {
     match gateway {
         Gateway::Stripe => stripe::interpret(event_type, payload),

@@ -1,5 +1,6 @@
 //! Every retry schedule of the use cases in one place: how long to wait before asking a gateway
-//! again, and how to back off after losing an optimistic write.
+//! again, before delivering a billing notification again, and how to back off after losing an
+//! optimistic write.
 
 use std::future::Future;
 use std::time::Duration;
@@ -62,6 +63,28 @@ pub fn retry_delay(attempt: u32, gateway_hint: Option<Duration>) -> Duration {
         .min(Duration::from_secs(900))
 }
 
+/// The wait before a notification's second delivery attempt; it doubles per attempt up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The longest wait between two attempts that paybridge chooses itself.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// SQS cannot hide a message for longer than 12 hours, whatever billing asks for.
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+/// The wait after failed attempt `attempt` (1-based): [`FIRST_BACKOFF`] doubling per attempt up
+/// to [`MAX_BACKOFF`], less a random quarter at most so that notifications held up by the same
+/// outage do not all come back at once — and never less than billing's `Retry-After`.
+pub fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let base = FIRST_BACKOFF
+        .as_secs()
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
+        .min(MAX_BACKOFF.as_secs());
+    let spread = base / 4;
+    let jitter = (uuid::Uuid::new_v4().as_u128() % (u128::from(spread) + 1)) as u64;
+    Duration::from_secs(base - jitter).max(retry_after.unwrap_or_default().min(MAX_VISIBILITY))
+}
+
 /// How often an optimistic write is re-read and tried again before giving up with 409.
 pub const CONFLICT_RETRIES: u32 = 25;
 
@@ -112,6 +135,19 @@ mod tests {
         assert_eq!(
             retry_delay(1, Some(Duration::from_secs(5000))),
             Duration::from_secs(900)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_stays_within_sqs_limits() {
+        for attempt in 1..=40 {
+            let d = backoff(attempt, None).as_secs();
+            let base = (30u64 << (attempt - 1).min(20)).min(3600);
+            assert!(d >= base * 3 / 4 && d <= base, "attempt {attempt}: {d}s");
+        }
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(100_000))),
+            MAX_VISIBILITY
         );
     }
 }

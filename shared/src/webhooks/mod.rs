@@ -1,9 +1,11 @@
-//! Webhook verification and parsing, one module per sender.
+//! Webhook verification, parsing and interpretation, one folder per sender.
 //!
 //! Each verifier is a pure function over the raw body bytes, the request headers, the configured
 //! secrets (current first, then previous during a rotation) and the current time, passed in.
 //! Signatures are compared in constant time. A verifier's output is a list of
-//! [`VerifiedEvent`]s ready to be recorded — with card numbers already masked.
+//! [`VerifiedEvent`]s ready to be recorded — with card numbers already masked. Each sender's
+//! `interpret` reads a recorded event back into an [`Interpretation`] for the apply-event use case;
+//! `apply_payment` and `apply_refund` build the updates they have in common.
 
 pub mod adyen;
 pub mod standard;
@@ -12,9 +14,12 @@ pub mod stripe;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::domain::VerifiedEvent;
 use crate::domain::event::MAX_EVENT_ID_LEN;
 use crate::domain::pci;
+use crate::domain::{
+    ChargeId, ChargeStatus, Failure, GatewayUpdate, Interpretation, PaymentOutcome, PaymentUpdate,
+    RefundId, RefundOutcome, RefundStatus, RefundUpdate, VerifiedEvent,
+};
 
 /// Why a webhook was refused. `reason()` names it for metrics; the HTTP answer says little more,
 /// so a forger learns nothing.
@@ -105,6 +110,48 @@ pub(crate) fn event(
         supported,
         payload: masked_payload(payload),
     }
+}
+
+/// An event's update of one payment: `gateway_ref` is the gateway's id of it (and of the
+/// outcome), `charge_id` the id paybridge sent along, if the event echoes it.
+pub(crate) fn apply_payment(
+    gateway_ref: Option<String>,
+    charge_id: Option<ChargeId>,
+    status: ChargeStatus,
+    captured: i64,
+    failure: Option<Failure>,
+    captured_if_automatic: bool,
+) -> Interpretation {
+    Interpretation::Apply(vec![GatewayUpdate::Payment(PaymentUpdate {
+        gateway_ref: gateway_ref.clone(),
+        charge_id,
+        outcome: PaymentOutcome {
+            gateway_ref: gateway_ref.unwrap_or_default(),
+            status,
+            captured,
+            failure,
+        },
+        captured_if_automatic,
+    })])
+}
+
+/// An event's update of one refund: `gateway_ref` is the gateway's id of it (and of the outcome),
+/// `refund_id` the id paybridge sent along, if the event echoes it.
+pub(crate) fn apply_refund(
+    gateway_ref: Option<String>,
+    refund_id: Option<RefundId>,
+    status: RefundStatus,
+    failure: Option<Failure>,
+) -> Interpretation {
+    Interpretation::Apply(vec![GatewayUpdate::Refund(RefundUpdate {
+        gateway_ref: gateway_ref.clone(),
+        refund_id,
+        outcome: RefundOutcome {
+            gateway_ref: gateway_ref.unwrap_or_default(),
+            status,
+            failure,
+        },
+    })])
 }
 
 #[cfg(test)]

@@ -2,8 +2,14 @@
 //!
 //! One HTTP stack for all of them: reqwest on rustls, with a short connect timeout and an overall
 //! request timeout, no redirects followed.
+//!
+//! Each connector is a folder: `mod.rs` (the gateway type and its port implementations),
+//! `client.rs` (HTTP calls, error answers, transport failures), `wire.rs` (the gateway's JSON or
+//! forms, private to it) and `mapping.rs` (answers → outcomes). What a gateway's objects and
+//! amounts mean is shared with its webhook interpreter from [`crate::webhooks`], the lower layer.
 
 pub mod adyen;
+mod http;
 pub mod stripe;
 
 use std::time::Duration;

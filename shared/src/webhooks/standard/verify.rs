@@ -10,12 +10,9 @@ use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 
-use super::{VerifyError, checked_id, event, hmac_sha256, mac_eq, within_tolerance};
-use crate::domain::{
-    ChargeId, ChargeStatus, Failure, Gateway, GatewayUpdate, Interpretation, PaymentOutcome,
-    PaymentUpdate, RefundId, RefundOutcome, RefundStatus, RefundUpdate, VerifiedEvent,
-};
+use crate::domain::{Gateway, VerifiedEvent};
 use crate::secrets::SecretString;
+use crate::webhooks::{VerifyError, checked_id, event, hmac_sha256, mac_eq, within_tolerance};
 
 /// Event-type prefixes paybridge acts on from generic senders: the payload is
 /// `{"type": "charge.succeeded", "data": {"id": "<the sender's object id>", …}}`.
@@ -118,77 +115,6 @@ pub fn parse(webhook_id: &str, body: &[u8]) -> Result<VerifiedEvent, VerifyError
         supported,
         value,
     ))
-}
-
-/// What a verified Standard Webhooks event says about paybridge's charges and refunds.
-///
-/// Generic senders report `charge.<status>` (or `payment.<status>`) and `refund.<status>` with
-/// `data.id` = their own id of the object and, optionally, `data.metadata.paybridge_charge_id` /
-/// `paybridge_refund_id`; `data.amount_captured` (else `data.amount`) is what a succeeded payment
-/// captured. Statuses are paybridge's names (`succeeded`, `failed`, `canceled`, `authorized`, …).
-pub fn interpret(event_type: &str, payload: &str) -> Interpretation {
-    let Ok(event) = serde_json::from_str::<serde_json::Value>(payload) else {
-        return Interpretation::Ignore("unreadable payload".into());
-    };
-    let data = event.get("data").cloned().unwrap_or_default();
-    let gateway_ref = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-    let meta = |key: &str| {
-        data.pointer(&format!("/metadata/{key}"))
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
-    let failure = data
-        .get("failure_code")
-        .and_then(|v| v.as_str())
-        .map(|code| Failure {
-            code: code.to_owned(),
-            message: data
-                .get("failure_message")
-                .and_then(|v| v.as_str())
-                .unwrap_or(code)
-                .to_owned(),
-        });
-    let Some((kind, status)) = event_type.split_once('.') else {
-        return Interpretation::Ignore(format!("{event_type} is not <object>.<status>"));
-    };
-    match kind {
-        "charge" | "payment" => {
-            let Some(status) = ChargeStatus::ALL.into_iter().find(|s| s.as_str() == status) else {
-                return Interpretation::Ignore(format!("unknown payment status `{status}`"));
-            };
-            let captured = data
-                .get("amount_captured")
-                .or_else(|| data.get("amount"))
-                .and_then(|v| v.as_i64())
-                .unwrap_or(0);
-            Interpretation::Apply(vec![GatewayUpdate::Payment(PaymentUpdate {
-                gateway_ref: gateway_ref.clone(),
-                charge_id: meta("paybridge_charge_id").and_then(|c| ChargeId::parse(&c).ok()),
-                outcome: PaymentOutcome {
-                    gateway_ref: gateway_ref.unwrap_or_default(),
-                    status,
-                    captured: if status.is_captured() { captured } else { 0 },
-                    failure,
-                },
-                captured_if_automatic: false,
-            })])
-        }
-        "refund" => {
-            let Some(status) = RefundStatus::ALL.into_iter().find(|s| s.as_str() == status) else {
-                return Interpretation::Ignore(format!("unknown refund status `{status}`"));
-            };
-            Interpretation::Apply(vec![GatewayUpdate::Refund(RefundUpdate {
-                gateway_ref: gateway_ref.clone(),
-                refund_id: meta("paybridge_refund_id").and_then(|r| RefundId::parse(&r).ok()),
-                outcome: RefundOutcome {
-                    gateway_ref: gateway_ref.unwrap_or_default(),
-                    status,
-                    failure,
-                },
-            })])
-        }
-        _ => Interpretation::Ignore(format!("{event_type} does not change charges or refunds")),
-    }
 }
 
 #[cfg(test)]
@@ -340,29 +266,6 @@ mod tests {
             verify(a_headers(A_SIG), A_BODY, &s(&["", "whsec_"]), A_TS, 300),
             Err(VerifyError::NotConfigured)
         );
-    }
-
-    #[test]
-    fn generic_events_name_a_status_and_an_object() {
-        let p = r#"{"type":"charge.succeeded","data":{"id":"pay_1","amount":500}}"#;
-        match interpret("charge.succeeded", p) {
-            Interpretation::Apply(u) => assert!(
-                matches!(&u[..], [GatewayUpdate::Payment(x)] if x.outcome.status == ChargeStatus::Succeeded && x.outcome.captured == 500)
-            ),
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            interpret("refund.failed", r#"{"data":{"id":"r1"}}"#),
-            Interpretation::Apply(_)
-        ));
-        assert!(matches!(
-            interpret("charge.exploded", "{}"),
-            Interpretation::Ignore(_)
-        ));
-        assert!(matches!(
-            interpret("dispute.created", "{}"),
-            Interpretation::Ignore(_)
-        ));
     }
 
     #[test]

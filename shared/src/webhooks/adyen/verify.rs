@@ -10,9 +10,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use super::{VerifyError, checked_id, event, hmac_sha256, mac_eq};
 use crate::domain::{Gateway, VerifiedEvent};
 use crate::secrets::{BasicAuth, SecretString};
+use crate::webhooks::{VerifyError, checked_id, event, hmac_sha256, mac_eq};
 
 /// Event codes paybridge acts on; every other code is recorded as ignored.
 pub const SUPPORTED_CODES: &[&str] = &[

@@ -7,9 +7,9 @@
 
 use serde::Deserialize;
 
-use super::{VerifyError, checked_id, event, hmac_sha256, mac_eq, within_tolerance};
 use crate::domain::{Gateway, VerifiedEvent};
 use crate::secrets::SecretString;
+use crate::webhooks::{VerifyError, checked_id, event, hmac_sha256, mac_eq, within_tolerance};
 
 /// Event types paybridge acts on; every other type is recorded as ignored.
 pub const SUPPORTED_TYPES: &[&str] = &[

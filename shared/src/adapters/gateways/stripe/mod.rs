@@ -1,0 +1,206 @@
+//! [`StripeGateway`]: the payment and refund ports on Stripe's PaymentIntents API
+//! (form-encoded, pinned `Stripe-Version`).
+//!
+//! Every mutating call carries paybridge's own deterministic `Idempotency-Key`, so a retry after a
+//! timeout is answered with the first result rather than acted on twice. Stripe keeps keys for at
+//! least 24 hours; retries must stop well before that (the retry use case bounds them).
+//!
+//! - `client`: the HTTP calls, transport failures and error answers.
+//! - `wire`: the request forms and Stripe's error body, private to this adapter.
+//! - `mapping`: answers → [`PaymentOutcome`] / [`RefundOutcome`] (402 card errors are failed
+//!   payments, not errors), reading Stripe's objects as the webhook interpreter does.
+
+mod client;
+mod mapping;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::domain::{Charge, Money, PaymentOutcome, Refund, RefundOutcome};
+use crate::ports::{GatewayError, PaymentGateway, PaymentRequest, RefundGateway};
+use crate::secrets::SecretString;
+
+/// The API version paybridge is written against.
+pub const STRIPE_VERSION: &str = "2024-06-20";
+
+/// Stripe's PaymentIntents API.
+#[derive(Clone)]
+pub struct StripeGateway {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: SecretString,
+}
+
+impl fmt::Debug for StripeGateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeGateway")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StripeGateway {
+    pub fn new(http: reqwest::Client, base_url: impl Into<String>, api_key: SecretString) -> Self {
+        StripeGateway {
+            http,
+            base_url: base_url.into(),
+            api_key,
+        }
+    }
+
+    /// POSTs `form` to `path` with `idempotency_key` and maps the answer to a payment outcome.
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(String, String)],
+        idempotency_key: &str,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        let (status, body, retry_after) = self.post_raw(path, form, idempotency_key).await?;
+        mapping::classify(status, &body, retry_after)
+    }
+}
+
+impl crate::ports::UndeliveredEvents for StripeGateway {
+    async fn undelivered_events(
+        &self,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, GatewayError> {
+        #[derive(Deserialize)]
+        struct Page {
+            data: Vec<serde_json::Value>,
+            #[serde(default)]
+            has_more: bool,
+        }
+        let mut events = Vec::new();
+        let mut after: Option<String> = None;
+        while events.len() < limit {
+            let mut query =
+                format!("/v1/events?delivery_success=false&limit=100&created[gte]={since}");
+            if let Some(a) = &after {
+                query.push_str(&format!("&starting_after={a}"));
+            }
+            let (status, body, retry_after) = self.get_raw(&query).await?;
+            if status != 200 {
+                return Err(client::error_of(status, &body, retry_after));
+            }
+            let page: Page = serde_json::from_slice(&body).map_err(|e| {
+                GatewayError::unknown("Stripe's event list was unreadable", Some(Box::new(e)))
+            })?;
+            after = page
+                .data
+                .last()
+                .and_then(|e| e.get("id"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            let more = page.has_more && after.is_some();
+            events.extend(page.data.into_iter().map(|e| e.to_string().into_bytes()));
+            if !more {
+                break;
+            }
+        }
+        events.truncate(limit);
+        Ok(events)
+    }
+}
+
+impl PaymentGateway for StripeGateway {
+    async fn create_payment(
+        &self,
+        request: &PaymentRequest<'_>,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        let form = wire::payment_form(request.charge);
+        self.post("/v1/payment_intents", &form, &request.idempotency_key)
+            .await
+    }
+
+    async fn capture(
+        &self,
+        charge: &Charge,
+        amount: Money,
+        idempotency_key: &str,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        let pi = reference(charge)?;
+        let form = vec![("amount_to_capture".to_owned(), amount.minor().to_string())];
+        self.post(
+            &format!("/v1/payment_intents/{pi}/capture"),
+            &form,
+            idempotency_key,
+        )
+        .await
+    }
+
+    async fn cancel(
+        &self,
+        charge: &Charge,
+        idempotency_key: &str,
+    ) -> Result<PaymentOutcome, GatewayError> {
+        let pi = reference(charge)?;
+        self.post(
+            &format!("/v1/payment_intents/{pi}/cancel"),
+            &[],
+            idempotency_key,
+        )
+        .await
+    }
+
+    async fn retrieve(&self, charge: &Charge) -> Result<PaymentOutcome, GatewayError> {
+        let pi = reference(charge)?;
+        let (status, body, retry_after) =
+            self.get_raw(&format!("/v1/payment_intents/{pi}")).await?;
+        mapping::classify(status, &body, retry_after)
+    }
+}
+
+impl RefundGateway for StripeGateway {
+    async fn refund(
+        &self,
+        charge: &Charge,
+        refund: &Refund,
+    ) -> Result<RefundOutcome, GatewayError> {
+        let pi = reference(charge)?;
+        let form = wire::refund_form(charge, refund, pi);
+        let (status, body, retry_after) = self
+            .post_raw("/v1/refunds", &form, &refund.gateway_idempotency_key())
+            .await?;
+        mapping::classify_refund(status, &body, retry_after)
+    }
+
+    async fn retrieve_refund(
+        &self,
+        _charge: &Charge,
+        refund: &Refund,
+    ) -> Result<RefundOutcome, GatewayError> {
+        let re = refund
+            .gateway_ref
+            .as_deref()
+            .filter(|r| {
+                r.starts_with("re_") && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+            .ok_or(GatewayError::Refused {
+                status: 0,
+                code: "no_gateway_reference".into(),
+                message: "the refund has no Stripe refund id to look up".into(),
+            })?;
+        let (status, body, retry_after) = self.get_raw(&format!("/v1/refunds/{re}")).await?;
+        mapping::classify_refund(status, &body, retry_after)
+    }
+}
+
+fn reference(charge: &Charge) -> Result<&str, GatewayError> {
+    charge
+        .gateway_ref
+        .as_deref()
+        .filter(|r| {
+            r.starts_with("pi_") && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .ok_or(GatewayError::Refused {
+            status: 0,
+            code: "no_gateway_reference".into(),
+            message: "the charge has no Stripe PaymentIntent to act on".into(),
+        })
+}

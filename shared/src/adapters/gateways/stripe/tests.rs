@@ -1,0 +1,129 @@
+//! The Stripe adapter's answer mapping and `Debug`, without a network.
+
+use std::time::Duration;
+
+use super::StripeGateway;
+use super::mapping::{classify, classify_refund};
+use crate::domain::{ChargeStatus, RefundStatus};
+use crate::ports::GatewayError;
+use crate::secrets::SecretString;
+
+#[test]
+fn payment_intent_statuses_map_to_charge_statuses() {
+    let cases = [
+        (
+            r#"{"id":"pi_1","status":"succeeded","amount_received":1999}"#,
+            ChargeStatus::Succeeded,
+            1999,
+        ),
+        (
+            r#"{"id":"pi_1","status":"requires_capture"}"#,
+            ChargeStatus::Authorized,
+            0,
+        ),
+        (
+            r#"{"id":"pi_1","status":"processing"}"#,
+            ChargeStatus::Processing,
+            0,
+        ),
+        (
+            r#"{"id":"pi_1","status":"requires_action"}"#,
+            ChargeStatus::RequiresAction,
+            0,
+        ),
+        (
+            r#"{"id":"pi_1","status":"canceled"}"#,
+            ChargeStatus::Canceled,
+            0,
+        ),
+    ];
+    for (body, status, captured) in cases {
+        let o = classify(200, body.as_bytes(), None).unwrap();
+        assert_eq!(
+            (o.status, o.captured, o.gateway_ref.as_str()),
+            (status, captured, "pi_1"),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn a_card_error_is_a_failed_payment_with_the_decline_code() {
+    let body = br#"{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card has insufficient funds.","payment_intent":{"id":"pi_9","status":"requires_payment_method"}}}"#;
+    let o = classify(402, body, None).unwrap();
+    assert_eq!(o.status, ChargeStatus::Failed);
+    assert_eq!(o.gateway_ref, "pi_9");
+    assert_eq!(o.failure.unwrap().code, "insufficient_funds");
+    // localstripe's shape: no decline_code, no payment_intent.
+    let o = classify(402, br#"{"error":{"code":"card_declined","message":"Your card was declined.","type":"invalid_request_error"}}"#, None).unwrap();
+    assert_eq!(o.failure.unwrap().code, "card_declined");
+}
+
+#[test]
+fn throttling_server_errors_and_unreadable_successes_are_unknown_outcomes() {
+    match classify(429, b"{}", Some(Duration::from_secs(2))) {
+        Err(GatewayError::Unknown { retry_after, .. }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(2)))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        classify(503, b"oops", None),
+        Err(GatewayError::Unknown { .. })
+    ));
+    assert!(matches!(
+        classify(200, b"<html>", None),
+        Err(GatewayError::Unknown { .. })
+    ));
+}
+
+#[test]
+fn other_client_errors_are_refusals() {
+    let body = br#"{"error":{"type":"idempotency_error","message":"Keys for idempotent requests can only be used with the same parameters they were first used with."}}"#;
+    match classify(400, body, None) {
+        Err(GatewayError::Refused { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (400, "idempotency_error"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn refund_answers_map_to_refund_statuses() {
+    let ok = classify_refund(200, br#"{"id":"re_1","status":"succeeded"}"#, None).unwrap();
+    assert_eq!(
+        (ok.gateway_ref.as_str(), ok.status),
+        ("re_1", RefundStatus::Succeeded)
+    );
+    let pending = classify_refund(200, br#"{"id":"re_2","status":"pending"}"#, None).unwrap();
+    assert_eq!(pending.status, RefundStatus::Pending);
+    let failed = classify_refund(
+        200,
+        br#"{"id":"re_3","status":"failed","failure_reason":"expired_or_canceled_card"}"#,
+        None,
+    )
+    .unwrap();
+    assert_eq!(failed.failure.unwrap().code, "expired_or_canceled_card");
+    assert!(matches!(
+        classify_refund(503, b"", None),
+        Err(GatewayError::Unknown { .. })
+    ));
+    assert!(matches!(
+        classify_refund(
+            400,
+            br#"{"error":{"code":"charge_already_refunded","message":"x"}}"#,
+            None
+        ),
+        Err(GatewayError::Refused { .. })
+    ));
+}
+
+#[test]
+fn the_api_key_is_not_in_debug_output() {
+    let g = StripeGateway::new(
+        reqwest::Client::new(),
+        "http://127.0.0.1:1",
+        SecretString::new("sk_test_secret"),
+    );
+    assert!(!format!("{g:?}").contains("sk_test_secret"));
+}

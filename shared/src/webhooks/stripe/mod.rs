@@ -1,0 +1,14 @@
+//! Stripe webhooks, from the signed request to what it means for paybridge.
+//!
+//! - `verify`: the `Stripe-Signature` check, parsing a verified body into a
+//!   [`VerifiedEvent`](crate::domain::VerifiedEvent), and signing (tests, demo, reconciler).
+//! - `interpret`: a recorded event's payload → [`Interpretation`](crate::domain::Interpretation).
+//! - `objects`: Stripe's PaymentIntent and Refund objects and their status mapping, shared with
+//!   the Stripe adapter, which reads its API answers the same way.
+
+mod interpret;
+pub(crate) mod objects;
+mod verify;
+
+pub use interpret::interpret;
+pub use verify::{SUPPORTED_TYPES, parse, sign, verify};
