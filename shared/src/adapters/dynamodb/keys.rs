@@ -73,16 +73,28 @@ fn beside_charge(charge: &ChargeId, prefix: &str, id: &str) -> Key {
     (charge_pk(charge), format!("{prefix}{id}"))
 }
 
-/// A lookup pointer by id: `{prefix}{id}` / `{sk}`.
-fn pointer(prefix: &str, id: &str, sk: &str) -> Key {
-    (format!("{prefix}{id}"), sk.to_owned())
+/// A lookup pointer by id: `{prefix}{id}` / `{prefix without its #}` (`REFUND#rf_…` / `REFUND`).
+fn pointer(prefix: &str, id: &str) -> Key {
+    (
+        format!("{prefix}{id}"),
+        prefix.trim_end_matches('#').to_owned(),
+    )
 }
+
+// ---- the partitions of the sparse indexes: work in flight (GSI2) and the outbox (GSI1)
+
+/// Charges whose outcome is still open (pending, processing).
+pub const OPEN_CHARGES: &str = "OPEN#charge";
+/// Refunds whose outcome is still open (pending).
+pub const OPEN_REFUNDS: &str = "OPEN#refund";
+/// Events not yet processed (received or queued).
+pub const OPEN_EVENTS: &str = "OPEN#event";
+/// Notifications not yet delivered or given up.
+pub const OUTBOX_PENDING: &str = "OUTBOX#pending";
 
 // ---- charges
 
 pub const CHARGE_SK: &str = "CHARGE";
-/// The GSI2 partition of charges whose outcome is still open.
-pub const OPEN_CHARGES: &str = "OPEN#charge";
 
 /// The partition of a charge, its refunds and its notifications.
 pub fn charge_pk(id: &ChargeId) -> String {
@@ -100,9 +112,6 @@ pub fn invoice_gsi1pk(invoice_id: &str) -> String {
 // ---- refunds
 
 pub const REFUND_SK_PREFIX: &str = "REFUND#";
-pub const REFUND_POINTER_SK: &str = "REFUND";
-/// The GSI2 partition of refunds whose outcome is still open.
-pub const OPEN_REFUNDS: &str = "OPEN#refund";
 
 pub fn refund(charge: &ChargeId, id: &RefundId) -> Key {
     beside_charge(charge, REFUND_SK_PREFIX, id.as_str())
@@ -110,15 +119,12 @@ pub fn refund(charge: &ChargeId, id: &RefundId) -> Key {
 
 /// The pointer `REFUND#{id}` / `REFUND` → charge id, for lookup by refund id.
 pub fn refund_pointer(id: &RefundId) -> Key {
-    pointer(REFUND_SK_PREFIX, id.as_str(), REFUND_POINTER_SK)
+    pointer(REFUND_SK_PREFIX, id.as_str())
 }
 
 // ---- notifications (the outbox)
 
 pub const NOTIFICATION_SK_PREFIX: &str = "NOTIFICATION#";
-pub const NOTIFICATION_POINTER_SK: &str = "NOTIFICATION";
-/// The GSI1 partition of notifications not yet delivered or given up.
-pub const OUTBOX_PENDING: &str = "OUTBOX#pending";
 
 pub fn notification(charge: &ChargeId, id: &NotificationId) -> Key {
     beside_charge(charge, NOTIFICATION_SK_PREFIX, id.as_str())
@@ -126,7 +132,7 @@ pub fn notification(charge: &ChargeId, id: &NotificationId) -> Key {
 
 /// The pointer `NOTIFICATION#{id}` / `NOTIFICATION` → charge id, for lookup by notification id.
 pub fn notification_pointer(id: &NotificationId) -> Key {
-    pointer(NOTIFICATION_SK_PREFIX, id.as_str(), NOTIFICATION_POINTER_SK)
+    pointer(NOTIFICATION_SK_PREFIX, id.as_str())
 }
 
 // ---- gateway references
@@ -137,9 +143,6 @@ pub fn gateway_ref(gateway: Gateway, reference: &str) -> Key {
 }
 
 // ---- gateway events
-
-/// The GSI2 partition of events not yet processed (received or queued).
-pub const OPEN_EVENTS: &str = "OPEN#event";
 
 pub fn event(gateway: Gateway, event_id: &str) -> Key {
     (format!("EVENT#{gateway}#{event_id}"), "EVENT".to_owned())

@@ -72,16 +72,24 @@ fn not_configured(gateway: Gateway) -> GatewayError {
     }
 }
 
+/// Calls `$call` on the connector of gateway `$gw` (bound as `$g`), or refuses with
+/// `gateway_not_configured` when the secret has no credentials for it.
+macro_rules! route {
+    ($router:expr, $gw:expr, |$g:ident| $call:expr) => {
+        match ($gw, &$router.stripe, &$router.adyen) {
+            (Gateway::Stripe, Some($g), _) => $call.await,
+            (Gateway::Adyen, _, Some($g)) => $call.await,
+            (other, _, _) => Err(not_configured(other)),
+        }
+    };
+}
+
 impl PaymentGateway for GatewayRouter {
     async fn create_payment(
         &self,
         request: &PaymentRequest<'_>,
     ) -> Result<PaymentOutcome, GatewayError> {
-        match (request.charge.gateway, &self.stripe, &self.adyen) {
-            (Gateway::Stripe, Some(g), _) => g.create_payment(request).await,
-            (Gateway::Adyen, _, Some(g)) => g.create_payment(request).await,
-            (other, _, _) => Err(not_configured(other)),
-        }
+        route!(self, request.charge.gateway, |g| g.create_payment(request))
     }
 
     async fn capture(
@@ -90,27 +98,15 @@ impl PaymentGateway for GatewayRouter {
         amount: Money,
         key: &str,
     ) -> Result<PaymentOutcome, GatewayError> {
-        match (charge.gateway, &self.stripe, &self.adyen) {
-            (Gateway::Stripe, Some(g), _) => g.capture(charge, amount, key).await,
-            (Gateway::Adyen, _, Some(g)) => g.capture(charge, amount, key).await,
-            (other, _, _) => Err(not_configured(other)),
-        }
+        route!(self, charge.gateway, |g| g.capture(charge, amount, key))
     }
 
     async fn cancel(&self, charge: &Charge, key: &str) -> Result<PaymentOutcome, GatewayError> {
-        match (charge.gateway, &self.stripe, &self.adyen) {
-            (Gateway::Stripe, Some(g), _) => g.cancel(charge, key).await,
-            (Gateway::Adyen, _, Some(g)) => g.cancel(charge, key).await,
-            (other, _, _) => Err(not_configured(other)),
-        }
+        route!(self, charge.gateway, |g| g.cancel(charge, key))
     }
 
     async fn retrieve(&self, charge: &Charge) -> Result<PaymentOutcome, GatewayError> {
-        match (charge.gateway, &self.stripe, &self.adyen) {
-            (Gateway::Stripe, Some(g), _) => g.retrieve(charge).await,
-            (Gateway::Adyen, _, Some(g)) => g.retrieve(charge).await,
-            (other, _, _) => Err(not_configured(other)),
-        }
+        route!(self, charge.gateway, |g| g.retrieve(charge))
     }
 }
 
@@ -120,11 +116,7 @@ impl RefundGateway for GatewayRouter {
         charge: &Charge,
         refund: &Refund,
     ) -> Result<RefundOutcome, GatewayError> {
-        match (charge.gateway, &self.stripe, &self.adyen) {
-            (Gateway::Stripe, Some(g), _) => g.refund(charge, refund).await,
-            (Gateway::Adyen, _, Some(g)) => g.refund(charge, refund).await,
-            (other, _, _) => Err(not_configured(other)),
-        }
+        route!(self, charge.gateway, |g| g.refund(charge, refund))
     }
 
     async fn retrieve_refund(
@@ -132,11 +124,7 @@ impl RefundGateway for GatewayRouter {
         charge: &Charge,
         refund: &Refund,
     ) -> Result<RefundOutcome, GatewayError> {
-        match (charge.gateway, &self.stripe, &self.adyen) {
-            (Gateway::Stripe, Some(g), _) => g.retrieve_refund(charge, refund).await,
-            (Gateway::Adyen, _, Some(g)) => g.retrieve_refund(charge, refund).await,
-            (other, _, _) => Err(not_configured(other)),
-        }
+        route!(self, charge.gateway, |g| g.retrieve_refund(charge, refund))
     }
 }
 

@@ -175,32 +175,32 @@ impl RefundGateway for StripeGateway {
         _charge: &Charge,
         refund: &Refund,
     ) -> Result<RefundOutcome, GatewayError> {
-        let re = refund
-            .gateway_ref
-            .as_deref()
-            .filter(|r| {
-                r.starts_with("re_") && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            })
-            .ok_or(GatewayError::Refused {
-                status: 0,
-                code: "no_gateway_reference".into(),
-                message: "the refund has no Stripe refund id to look up".into(),
-            })?;
+        let missing = "the refund has no Stripe refund id to look up";
+        let re = object_id(refund.gateway_ref.as_deref(), "re_", missing)?;
         let (status, body, retry_after) = self.get_raw(&format!("/v1/refunds/{re}")).await?;
         mapping::classify_refund(status, &body, retry_after)
     }
 }
 
 fn reference(charge: &Charge) -> Result<&str, GatewayError> {
-    charge
-        .gateway_ref
-        .as_deref()
+    let missing = "the charge has no Stripe PaymentIntent to act on";
+    object_id(charge.gateway_ref.as_deref(), "pi_", missing)
+}
+
+/// A Stripe object id with `prefix` (`pi_…`, `re_…`) safe to put in a path, or a refusal saying
+/// what is `missing` (nothing was sent).
+fn object_id<'a>(
+    gateway_ref: Option<&'a str>,
+    prefix: &str,
+    missing: &str,
+) -> Result<&'a str, GatewayError> {
+    gateway_ref
         .filter(|r| {
-            r.starts_with("pi_") && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            r.starts_with(prefix) && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         })
-        .ok_or(GatewayError::Refused {
+        .ok_or_else(|| GatewayError::Refused {
             status: 0,
             code: "no_gateway_reference".into(),
-            message: "the charge has no Stripe PaymentIntent to act on".into(),
+            message: missing.into(),
         })
 }
