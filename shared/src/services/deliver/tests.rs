@@ -145,6 +145,14 @@ fn notification(created_at: i64) -> Notification {
     }
 }
 
+/// A notification in the log as `status` after `attempts` attempts.
+fn stored_as(status: DeliveryStatus, attempts: u32) -> Notification {
+    let mut n = notification(NOW);
+    n.status = status;
+    n.attempts = attempts;
+    n
+}
+
 fn unavailable(retry_after: Option<u64>) -> NotifyOutcome {
     NotifyOutcome::RetryLater {
         status: Some(503),
@@ -250,9 +258,7 @@ async fn billings_retry_after_is_never_cut_short() {
 
 #[tokio::test]
 async fn an_already_delivered_notification_is_not_sent_again() {
-    let mut n = notification(NOW);
-    n.status = DeliveryStatus::Delivered;
-    n.attempts = 1;
+    let n = stored_as(DeliveryStatus::Delivered, 1);
     let (store, billing) = (FakeStore::with(&n), FakeBilling::default());
     let got = deliver(&store, &billing, &n.id, 3, MAX_ATTEMPTS, NOW).await;
     assert_eq!(got.unwrap(), Delivery::Delivered);
@@ -262,9 +268,7 @@ async fn an_already_delivered_notification_is_not_sent_again() {
 
 #[tokio::test]
 async fn a_failed_notification_is_sent_when_its_message_comes_back() {
-    let mut n = notification(NOW);
-    n.status = DeliveryStatus::Failed;
-    n.attempts = 8;
+    let n = stored_as(DeliveryStatus::Failed, 8);
     let (store, billing) = (FakeStore::with(&n), FakeBilling::default());
     let got = deliver(&store, &billing, &n.id, 1, MAX_ATTEMPTS, NOW).await;
     assert_eq!(got.unwrap(), Delivery::Delivered);
@@ -365,9 +369,7 @@ async fn resend_puts_any_notification_back_to_pending_and_queues_it() {
         DeliveryStatus::Pending,
         DeliveryStatus::Delivered,
     ] {
-        let mut n = notification(NOW);
-        n.status = was;
-        n.attempts = 8;
+        let mut n = stored_as(was, 8);
         n.last_status = Some(410);
         n.last_error = Some("gone".into());
         let store = FakeStore::with(&n);
@@ -389,9 +391,7 @@ async fn resend_puts_any_notification_back_to_pending_and_queues_it() {
 
 #[tokio::test]
 async fn a_resent_notification_is_delivered_by_its_message() {
-    let mut n = notification(NOW);
-    n.status = DeliveryStatus::Failed;
-    n.attempts = 1;
+    let n = stored_as(DeliveryStatus::Failed, 1);
     let store = FakeStore::with(&n);
     let queue = FakeQueue::default();
     resend(&store, &queue, &n.id).await.unwrap();
