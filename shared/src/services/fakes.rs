@@ -70,6 +70,21 @@ impl MemStore {
         }
     }
 
+    /// What a committed save writes besides the object: its gateway-reference pointer and the
+    /// notifications it causes (the outbox).
+    fn add_pointer_and_outbox(
+        &self,
+        gateway: Gateway,
+        reference: Option<&str>,
+        target: GatewayObject,
+        notifications: &[Notification],
+    ) {
+        if let Some(r) = reference.filter(|r| !r.is_empty()) {
+            (self.gateway_refs.lock().unwrap()).insert((gateway, r.to_owned()), target);
+        }
+        self.add_outbox(notifications);
+    }
+
     fn add_outbox(&self, notifications: &[Notification]) {
         let mut map = self.notifications.lock().unwrap();
         for n in notifications {
@@ -176,13 +191,9 @@ impl ChargeStore for MemStore {
             Self::check_version(&map, &charge.id, charge.version, |c| c.version)?;
             map.insert(charge.id.clone(), charge.clone());
         }
-        if let Some(r) = charge.gateway_ref.as_deref().filter(|r| !r.is_empty()) {
-            self.gateway_refs.lock().unwrap().insert(
-                (charge.gateway, r.to_owned()),
-                GatewayObject::Charge(charge.id.clone()),
-            );
-        }
-        self.add_outbox(notifications);
+        let target = GatewayObject::Charge(charge.id.clone());
+        let reference = charge.gateway_ref.as_deref();
+        self.add_pointer_and_outbox(charge.gateway, reference, target, notifications);
         Ok(())
     }
 
@@ -241,13 +252,9 @@ impl RefundStore for MemStore {
             }
             refunds.insert(refund.id.clone(), refund.clone());
         }
-        if let Some(r) = refund.gateway_ref.as_deref().filter(|r| !r.is_empty()) {
-            self.gateway_refs.lock().unwrap().insert(
-                (refund.gateway, r.to_owned()),
-                GatewayObject::Refund(refund.id.clone()),
-            );
-        }
-        self.add_outbox(notifications);
+        let target = GatewayObject::Refund(refund.id.clone());
+        let reference = refund.gateway_ref.as_deref();
+        self.add_pointer_and_outbox(refund.gateway, reference, target, notifications);
         Ok(())
     }
 }
@@ -410,57 +417,48 @@ impl<T: Clone> CloneAnswer for Result<T, GatewayError> {
     }
 }
 
-impl PaymentGateway for ScriptedGateway {
-    async fn create_payment(
+impl ScriptedGateway {
+    /// Records `call` and answers it from `script`.
+    fn called<T: Clone>(
         &self,
-        request: &PaymentRequest<'_>,
-    ) -> Result<PaymentOutcome, GatewayError> {
-        (self.calls.lock().unwrap()).push(format!("create {}", request.idempotency_key));
-        Self::next(&self.payments)
+        call: String,
+        script: &Mutex<Vec<Result<T, GatewayError>>>,
+    ) -> Result<T, GatewayError> {
+        self.calls.lock().unwrap().push(call);
+        Self::next(script)
+    }
+}
+
+impl PaymentGateway for ScriptedGateway {
+    async fn create_payment(&self, r: &PaymentRequest<'_>) -> Result<PaymentOutcome, GatewayError> {
+        self.called(format!("create {}", r.idempotency_key), &self.payments)
     }
 
     async fn capture(
         &self,
-        _charge: &Charge,
-        amount: Money,
-        idempotency_key: &str,
+        _: &Charge,
+        a: Money,
+        key: &str,
     ) -> Result<PaymentOutcome, GatewayError> {
-        (self.calls.lock().unwrap()).push(format!("capture {} {idempotency_key}", amount.minor()));
-        Self::next(&self.payments)
+        self.called(format!("capture {} {key}", a.minor()), &self.payments)
     }
 
-    async fn cancel(
-        &self,
-        _charge: &Charge,
-        idempotency_key: &str,
-    ) -> Result<PaymentOutcome, GatewayError> {
-        (self.calls.lock().unwrap()).push(format!("cancel {idempotency_key}"));
-        Self::next(&self.payments)
+    async fn cancel(&self, _: &Charge, key: &str) -> Result<PaymentOutcome, GatewayError> {
+        self.called(format!("cancel {key}"), &self.payments)
     }
 
     async fn retrieve(&self, charge: &Charge) -> Result<PaymentOutcome, GatewayError> {
-        (self.calls.lock().unwrap()).push(format!("retrieve {}", charge.id));
-        Self::next(&self.payments)
+        self.called(format!("retrieve {}", charge.id), &self.payments)
     }
 }
 
 impl RefundGateway for ScriptedGateway {
-    async fn refund(
-        &self,
-        _charge: &Charge,
-        refund: &Refund,
-    ) -> Result<RefundOutcome, GatewayError> {
-        (self.calls.lock().unwrap()).push(format!("refund {}", refund.id));
-        Self::next(&self.refunds)
+    async fn refund(&self, _: &Charge, refund: &Refund) -> Result<RefundOutcome, GatewayError> {
+        self.called(format!("refund {}", refund.id), &self.refunds)
     }
 
-    async fn retrieve_refund(
-        &self,
-        _charge: &Charge,
-        refund: &Refund,
-    ) -> Result<RefundOutcome, GatewayError> {
-        (self.calls.lock().unwrap()).push(format!("retrieve_refund {}", refund.id));
-        Self::next(&self.refunds)
+    async fn retrieve_refund(&self, _: &Charge, r: &Refund) -> Result<RefundOutcome, GatewayError> {
+        self.called(format!("retrieve_refund {}", r.id), &self.refunds)
     }
 }
 
