@@ -11,7 +11,7 @@ use crate::domain::ChargeStatus;
 use crate::error::{Code, Error};
 use crate::ports::{BillingStore, PaymentGateway, WorkQueue};
 use crate::services::ApiResponse;
-use crate::services::idempotency::{self, Call, Claim};
+use crate::services::idempotency::{self, Call};
 
 pub async fn cancel_charge(
     deps: &ChargeDeps<'_, impl BillingStore, impl PaymentGateway, impl WorkQueue>,
@@ -19,15 +19,8 @@ pub async fn cancel_charge(
     id: &str,
 ) -> Result<ApiResponse, Error> {
     let id = charge_id(id)?;
-    let (request, ttl) = (serde_json::Value::Null, deps.idempotency_ttl);
-    let claim = Claim::new(
-        "cancel_charge",
-        call,
-        id.as_str(),
-        &request,
-        id.to_string(),
-        ttl,
-    );
+    let request = serde_json::Value::Null;
+    let claim = deps.claim("cancel_charge", call, id.as_str(), &request, id.to_string());
     idempotency::run(deps.store, claim, |_| async {
         let charge = load_charge(deps.store, &id).await?;
         match charge.status {

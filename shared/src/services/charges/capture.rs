@@ -13,7 +13,7 @@ use crate::domain::{ChargeStatus, Money};
 use crate::error::{Code, Error};
 use crate::ports::{BillingStore, PaymentGateway, WorkQueue};
 use crate::services::ApiResponse;
-use crate::services::idempotency::{self, Call, Claim};
+use crate::services::idempotency::{self, Call};
 use crate::services::request::parse_body;
 
 #[derive(Deserialize, Default)]
@@ -31,15 +31,7 @@ pub async fn capture_charge(
 ) -> Result<ApiResponse, Error> {
     let id = charge_id(id)?;
     let (parsed, json): (Body, serde_json::Value) = parse_body(body, true)?;
-    let ttl = deps.idempotency_ttl;
-    let claim = Claim::new(
-        "capture_charge",
-        call,
-        id.as_str(),
-        &json,
-        id.to_string(),
-        ttl,
-    );
+    let claim = deps.claim("capture_charge", call, id.as_str(), &json, id.to_string());
     idempotency::run(deps.store, claim, |_| async {
         let charge = load_charge(deps.store, &id).await?;
         if charge.status != ChargeStatus::Authorized {

@@ -142,6 +142,28 @@ pub struct ChargeDeps<'a, S, G, Q> {
     pub idempotency_ttl: Duration,
 }
 
+impl<S, G, Q> ChargeDeps<'_, S, G, Q> {
+    /// The idempotency claim of `call` for `operation` on `scope` (the route's path, or the id
+    /// of the charge it acts on) with request JSON `request`, proposing `resource_id`.
+    pub fn claim<'c>(
+        &self,
+        operation: &'static str,
+        call: Call<'c>,
+        scope: &str,
+        request: &serde_json::Value,
+        resource_id: String,
+    ) -> Claim<'c> {
+        Claim::new(
+            operation,
+            call,
+            scope,
+            request,
+            resource_id,
+            self.idempotency_ttl,
+        )
+    }
+}
+
 /// Outcome of one gateway call for a pending charge.
 pub enum Attempt {
     Known(Charge),
@@ -210,8 +232,7 @@ pub async fn create_charge(
 ) -> Result<ApiResponse, Error> {
     let (request, json) = NewCharge::parse(body)?;
     let proposed = ChargeId::generate().to_string();
-    let ttl = deps.idempotency_ttl;
-    let claim = Claim::new("create_charge", call, "/charges", &json, proposed, ttl);
+    let claim = deps.claim("create_charge", call, "/charges", &json, proposed);
     idempotency::run(deps.store, claim, |resource_id| async move {
         run(deps, request, &resource_id, call.now_ms / 1000).await
     })

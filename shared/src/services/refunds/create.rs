@@ -24,7 +24,7 @@ use crate::ports::{
 use crate::services::ApiResponse;
 use crate::services::charges::create::ChargeDeps;
 use crate::services::charges::read::charge_id;
-use crate::services::idempotency::{self, Call, Claim};
+use crate::services::idempotency::{self, Call};
 use crate::services::request::{check_metadata, parse_body};
 use crate::services::retry_policy::retry_delay;
 use crate::telemetry::Metric;
@@ -83,15 +83,8 @@ pub async fn refund_charge(
 ) -> Result<ApiResponse, Error> {
     let charge_id = charge_id(charge)?;
     let (request, json) = NewRefund::parse(body)?;
-    let (proposed, ttl) = (RefundId::generate().to_string(), deps.idempotency_ttl);
-    let claim = Claim::new(
-        "refund_charge",
-        call,
-        charge_id.as_str(),
-        &json,
-        proposed,
-        ttl,
-    );
+    let proposed = RefundId::generate().to_string();
+    let claim = deps.claim("refund_charge", call, charge_id.as_str(), &json, proposed);
     idempotency::run(deps.store, claim, |refund_id| async move {
         run(deps, &charge_id, request, &refund_id, call.now_ms / 1000).await
     })
