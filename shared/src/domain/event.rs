@@ -135,3 +135,10 @@ pub enum Interpretation {
     /// Nothing paybridge tracks changes (and why, for the log).
     Ignore(String),
 }
+
+impl Interpretation {
+    /// Whether the event changes nothing paybridge tracks.
+    pub fn is_ignored(&self) -> bool {
+        matches!(self, Interpretation::Ignore(_))
+    }
+}
