@@ -337,6 +337,22 @@ impl Table {
         .await
     }
 
+    /// An item beside its charge found by its own id: reads the pointer at `pointer` (which
+    /// names the charge), then the item at `key(charge)`. `None` if either is missing.
+    pub(crate) async fn through_pointer(
+        &self,
+        pointer: keys::Key,
+        key: impl FnOnce(&crate::domain::ChargeId) -> keys::Key,
+    ) -> Result<Option<Item>, StoreError> {
+        let Some(lookup) = self.get_at(pointer).await? else {
+            return Ok(None);
+        };
+        let charge_id = (lookup.get("charge_id").and_then(|v| v.as_s().ok()))
+            .and_then(|c| crate::domain::ChargeId::parse(c).ok())
+            .ok_or_else(|| StoreError::Invalid("a lookup pointer without a charge id".into()))?;
+        Ok(self.get_at(key(&charge_id)).await?)
+    }
+
     /// Reads one item (strongly consistent).
     pub async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, TableError> {
         self.get_at((pk.to_owned(), sk.to_owned())).await

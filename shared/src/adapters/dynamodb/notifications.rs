@@ -12,18 +12,10 @@ impl NotificationStore for Table {
         &self,
         id: &NotificationId,
     ) -> Result<Option<Notification>, StoreError> {
-        let Some(lookup) = self.get_at(keys::notification_pointer(id)).await? else {
-            return Ok(None);
-        };
-        let charge_id = lookup
-            .get("charge_id")
-            .and_then(|v| v.as_s().ok())
-            .and_then(|c| ChargeId::parse(c).ok())
-            .ok_or_else(|| {
-                StoreError::Invalid("notification pointer without a charge id".into())
-            })?;
-        self.get_at(keys::notification(&charge_id, id))
-            .await?
+        let key = |charge: &ChargeId| keys::notification(charge, id);
+        (self
+            .through_pointer(keys::notification_pointer(id), key)
+            .await?)
             .map(from_item)
             .transpose()
     }

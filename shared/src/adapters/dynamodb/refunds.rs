@@ -148,16 +148,8 @@ impl RefundStore for Table {
     }
 
     async fn get_refund(&self, id: &RefundId) -> Result<Option<Refund>, StoreError> {
-        let Some(lookup) = self.get_at(keys::refund_pointer(id)).await? else {
-            return Ok(None);
-        };
-        let charge_id = lookup
-            .get("charge_id")
-            .and_then(|v| v.as_s().ok())
-            .and_then(|c| ChargeId::parse(c).ok())
-            .ok_or_else(|| StoreError::Invalid("refund pointer without a charge id".into()))?;
-        self.get_at(keys::refund(&charge_id, id))
-            .await?
+        let key = |charge: &ChargeId| keys::refund(charge, id);
+        (self.through_pointer(keys::refund_pointer(id), key).await?)
             .map(from_item)
             .transpose()
     }
