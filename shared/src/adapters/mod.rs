@@ -1,6 +1,6 @@
 //! Adapters: the ports implemented with AWS services and gateway HTTP APIs.
 //!
-//! Every AWS client is built from [`aws_config`], which honours `AWS_ENDPOINT_URL`, so the same
+//! Every AWS client is built from [`aws_config()`], which honours `AWS_ENDPOINT_URL`, so the same
 //! code talks to AWS in the cloud and to moto server locally.
 
 pub mod billing;

@@ -7,7 +7,7 @@
 //! - a body the worker cannot read (not JSON, or a message version it does not know) is put on
 //!   the dead-letter queue at once with the reason, so it never loops;
 //! - a retryable failure, or an event whose object is not known yet, comes back after a backoff
-//!   ([`retry_policy::retry_delay`]) by changing the message's visibility, counting towards the
+//!   ([`retry_policy::retry_delay`](crate::services::retry_policy::retry_delay)) by changing the message's visibility, counting towards the
 //!   queue's maxReceiveCount;
 //! - a gateway retry that is still unknown is handed on to a new, delayed message (it counts its
 //!   own attempts), so the received one is done;

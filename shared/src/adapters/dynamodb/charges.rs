@@ -1,6 +1,6 @@
 //! Charge records (keys in [`super::keys`]): found by id, by invoice through GSI1, and by
 //! gateway reference through the pointer written in the same transaction as the charge
-//! ([`super::gateway_refs`]).
+//! (`gateway_refs`).
 
 use std::collections::BTreeMap;
 

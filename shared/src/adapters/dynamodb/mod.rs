@@ -3,7 +3,7 @@
 //! [`Table`] offers the few write shapes every use case is built from — put-if-absent, put at an
 //! expected version, and all-or-nothing transactions of those — with every lost condition
 //! surfacing as [`TableError::ConditionFailed`]. The typed stores ([`Table`] implements
-//! [`EventStore`]) convert records at this edge with private wire structs.
+//! [`EventStore`](crate::ports::EventStore)) convert records at this edge with private wire structs.
 //!
 //! Keys (see docs/data-model.md): `pk`/`sk` strings; `expires_at` is the TTL attribute.
 

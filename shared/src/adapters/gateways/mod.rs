@@ -1,4 +1,4 @@
-//! Payment gateway connectors behind the [`PaymentGateway`](crate::ports::PaymentGateway) port.
+//! Payment gateway connectors behind the [`crate::ports::PaymentGateway`] port.
 //!
 //! One HTTP stack for all of them: reqwest on rustls, with a short connect timeout and an overall
 //! request timeout, no redirects followed.
