@@ -73,6 +73,14 @@ async fn get(app: &Charges, path: &str, query: &[(&str, &str)]) -> Reply {
     call(app, get_event(route, path, query)).await
 }
 
+/// Authorizes a 19.99 EUR charge (capture later) and returns its id.
+async fn authorized_charge(h: &Harness) -> String {
+    let body = charge_body(&unique("inv_"), "pm_card_visa", false);
+    let reply = post(&h.app, "/charges", Some(&unique("key-")), &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()["id"].as_str().unwrap().to_owned()
+}
+
 fn charge_body(invoice: &str, payment_method: &str, capture: bool) -> Value {
     json!({
         "invoice_id": invoice, "amount": 1999, "currency": "eur", "gateway": "stripe",
@@ -519,14 +527,7 @@ async fn a_retry_after_a_crashed_request_finishes_the_charge_the_crashed_request
 #[tokio::test]
 async fn a_partial_capture_records_the_captured_amount() {
     let h = harness().await;
-    let reply = post(
-        &h.app,
-        "/charges",
-        Some(&unique("key-")),
-        &charge_body(&unique("inv_"), "pm_card_visa", false),
-    )
-    .await;
-    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    let id = authorized_charge(&h).await;
     let too_much = post(
         &h.app,
         &format!("/charges/{id}/capture"),
@@ -558,14 +559,7 @@ async fn a_partial_capture_records_the_captured_amount() {
 #[tokio::test]
 async fn a_card_number_in_a_capture_body_is_refused_and_nothing_is_captured() {
     let h = harness().await;
-    let reply = post(
-        &h.app,
-        "/charges",
-        Some(&unique("key-")),
-        &charge_body(&unique("inv_"), "pm_card_visa", false),
-    )
-    .await;
-    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    let id = authorized_charge(&h).await;
     for body in [
         json!({"amount": 1200, "note": "4242 4242 4242 4242"}),
         json!({"amount": 4242424242424242_i64}),
