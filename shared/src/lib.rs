@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! Modules import downward only — `domain` ← `webhooks` ← `ports` ← `services` ← `adapters` ←
+//! Modules import downward only — `domain` ← `ports` ← `webhooks` ← `services` ← `adapters` ←
 //! the functions — and no two files import each other.
 //!
 //! - [`domain`]: pure types and rules — money, ids, the gateway names, the charge and refund

@@ -11,6 +11,11 @@ use std::time::Duration;
 use crate::domain::Gateway;
 use crate::domain::WorkMessage;
 use crate::domain::event::EventRecord;
+use crate::domain::idempotency::{IdempotencyRecord, StoredResponse};
+use crate::domain::{Charge, Money, PaymentOutcome};
+use crate::domain::{ChargeId, Notification, NotificationId};
+use crate::domain::{Refund, RefundId, RefundOutcome};
+use crate::error::Code;
 use crate::error::{BoxError, Error};
 use crate::secrets::Secrets;
 
@@ -172,8 +177,6 @@ pub trait SecretSource: Send + Sync {
 
 // ---- payment gateways -------------------------------------------------------------------------
 
-use crate::domain::{Charge, Money, PaymentOutcome};
-
 /// A gateway call failed without a usable answer.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -266,8 +269,6 @@ pub trait PaymentGateway: Send + Sync {
 
 // ---- idempotency ------------------------------------------------------------------------------
 
-use crate::domain::idempotency::{IdempotencyRecord, StoredResponse};
-
 /// What inserting an idempotency record found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claimed {
@@ -315,8 +316,6 @@ pub trait IdempotencyStore: Send + Sync {
 
 // ---- charges ----------------------------------------------------------------------------------
 
-use crate::domain::{ChargeId, Notification, NotificationId};
-
 /// Charge records.
 pub trait ChargeStore: Send + Sync {
     /// Writes a new charge. `Conflict` if one with its id exists.
@@ -345,9 +344,6 @@ pub trait ChargeStore: Send + Sync {
 }
 
 // ---- refunds ----------------------------------------------------------------------------------
-
-use crate::domain::{Refund, RefundId, RefundOutcome};
-use crate::error::Code;
 
 /// What reserving a refund's amount found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

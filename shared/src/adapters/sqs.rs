@@ -36,16 +36,17 @@ impl SqsWorkQueue {
 
     /// Puts a raw body on the queue (the DLQ for messages the worker cannot read, redrive).
     pub async fn send_raw(&self, body: &str, reason: &str) -> Result<(), QueueError> {
-        self.send_body(body, ("dead_letter_reason", reason), Duration::ZERO)
-            .await
+        // No delay of ours: the queue's own default applies.
+        (self.send_body(body, ("dead_letter_reason", reason), None)).await
     }
 
-    /// Sends `body` with one string attribute, visible after `delay` (SQS caps it at 15 minutes).
+    /// Sends `body` with one string attribute, visible after `delay` if given (SQS caps it at
+    /// 15 minutes).
     async fn send_body(
         &self,
         body: &str,
         (name, value): (&str, &str),
-        delay: Duration,
+        delay: Option<Duration>,
     ) -> Result<(), QueueError> {
         let attribute = MessageAttributeValue::builder()
             .data_type("String")
@@ -56,7 +57,7 @@ impl SqsWorkQueue {
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
-            .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
+            .set_delay_seconds(delay.map(|d| d.min(MAX_DELAY).as_secs() as i32))
             .message_attributes(name, attribute)
             .send()
             .await
@@ -184,6 +185,6 @@ impl DeadLetters for SqsWorkQueue {
 impl WorkQueue for SqsWorkQueue {
     async fn send(&self, message: &WorkMessage, delay: Duration) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError(Box::new(e)))?;
-        (self.send_body(&body, ("work_key", &message.dedup_key()), delay)).await
+        (self.send_body(&body, ("work_key", &message.dedup_key()), Some(delay))).await
     }
 }

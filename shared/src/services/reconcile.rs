@@ -230,30 +230,29 @@ where
         summary.events_requeued += 1;
     }
 
+    // Stripe's list of events it failed to deliver (the only gateway that keeps one).
+    let since = now - settings.events_window.as_secs() as i64;
+    match gateways
+        .undelivered_events(since, settings.limit as usize)
+        .await
     {
-        let since = now - settings.events_window.as_secs() as i64;
-        match gateways
-            .undelivered_events(since, settings.limit as usize)
-            .await
-        {
-            Ok(raw_events) => {
-                for raw in raw_events {
-                    let Ok(event) = stripe_webhooks::parse(&raw) else {
-                        continue;
-                    };
-                    let recorded =
-                        record_webhook::record(store, queue, &settings.intake, vec![event], now)
-                            .await?;
-                    summary.events_recovered += recorded
-                        .events
-                        .iter()
-                        .filter(|(_, _, o)| matches!(o, Outcome::Queued | Outcome::Requeued))
-                        .count();
-                }
+        Ok(raw_events) => {
+            for raw in raw_events {
+                let Ok(event) = stripe_webhooks::parse(&raw) else {
+                    continue;
+                };
+                let recorded =
+                    record_webhook::record(store, queue, &settings.intake, vec![event], now)
+                        .await?;
+                summary.events_recovered += recorded
+                    .events
+                    .iter()
+                    .filter(|(_, _, o)| matches!(o, Outcome::Queued | Outcome::Requeued))
+                    .count();
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list Stripe's undelivered events; next run tries again")
-            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list Stripe's undelivered events; next run tries again")
         }
     }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-use super::keys::{Index, SortRange};
+use super::keys::{Index, Paging, SortRange};
 use super::{Item, Table, Write, gateway_refs, keys, outbox};
 use crate::domain::Gateway;
 use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, Notification};
@@ -156,7 +156,9 @@ impl ChargeStore for Table {
 
     async fn charges_for_invoice(&self, invoice_id: &str) -> Result<Vec<Charge>, StoreError> {
         let partition = keys::invoice_gsi1pk(invoice_id);
-        let items = (self.query_partition(Index::Gsi1, partition, SortRange::All, 1000)).await?;
+        // As many pages as it takes to read 1000 charges (the last page kept whole).
+        let paging = Paging::AtLeast(1000);
+        let items = (self.query_partition(Index::Gsi1, partition, SortRange::All, paging)).await?;
         let is_charge =
             |i: &Item| i.get("sk").and_then(|v| v.as_s().ok()) == Some(&keys::CHARGE_SK.to_owned());
         items.into_iter().filter(is_charge).map(from_item).collect()

@@ -49,6 +49,18 @@ impl Index {
     }
 }
 
+/// How many pages a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paging {
+    /// One page of at most this many items (DynamoDB's `Limit`): a batch of work to look at.
+    OnePage(i32),
+    /// Pages until this many items or more have been read (no `Limit`; the last page is kept
+    /// whole).
+    AtLeast(usize),
+    /// Every page.
+    All,
+}
+
 /// Which items of a partition a query reads, by sort key.
 #[derive(Debug, Clone, Copy)]
 pub enum SortRange<'a> {

@@ -270,14 +270,14 @@ impl Table {
         }
     }
 
-    /// The items of one partition of `index`, in sort-key order, at most `max_items` (paging as
-    /// needed). Table queries are strongly consistent; index queries cannot be.
+    /// The items of one partition of `index`, in sort-key order, read as `paging` says. Table
+    /// queries are strongly consistent; index queries cannot be.
     pub(crate) async fn query_partition(
         &self,
         index: keys::Index,
         partition: String,
         range: keys::SortRange<'_>,
-        max_items: usize,
+        paging: keys::Paging,
     ) -> Result<Vec<Item>, StoreError> {
         let (pk, sk) = index.key_attributes();
         let condition = match range {
@@ -292,8 +292,11 @@ impl Table {
         };
         let mut items = Vec::new();
         let mut start = None;
+        let limit = match paging {
+            keys::Paging::OnePage(n) => Some(n),
+            keys::Paging::AtLeast(_) | keys::Paging::All => None,
+        };
         loop {
-            let page = i32::try_from(max_items - items.len()).unwrap_or(i32::MAX);
             let out = self
                 .client
                 .query()
@@ -303,7 +306,7 @@ impl Table {
                 .expression_attribute_values(":pk", AttributeValue::S(partition.clone()))
                 .set_exclusive_start_key(start.take())
                 .set_consistent_read((index == keys::Index::Table).then_some(true))
-                .limit(page);
+                .set_limit(limit);
             let out = match &bound {
                 Some(b) => out.expression_attribute_values(":sk", AttributeValue::S(b.clone())),
                 None => out,
@@ -313,8 +316,13 @@ impl Table {
                 .await
                 .map_err(|e| StoreError::from(classify(e)))?;
             items.extend(out.items.unwrap_or_default());
+            let more = match paging {
+                keys::Paging::OnePage(_) => false,
+                keys::Paging::AtLeast(n) => items.len() < n,
+                keys::Paging::All => true,
+            };
             match out.last_evaluated_key {
-                Some(k) if items.len() < max_items => start = Some(k),
+                Some(k) if more => start = Some(k),
                 _ => return Ok(items),
             }
         }
@@ -327,14 +335,8 @@ impl Table {
         charge: &crate::domain::ChargeId,
         prefix: &str,
     ) -> Result<Vec<Item>, StoreError> {
-        let range = keys::SortRange::BeginsWith(prefix);
-        (self.query_partition(
-            keys::Index::Table,
-            keys::charge_pk(charge),
-            range,
-            usize::MAX,
-        ))
-        .await
+        let (range, partition) = (keys::SortRange::BeginsWith(prefix), keys::charge_pk(charge));
+        (self.query_partition(keys::Index::Table, partition, range, keys::Paging::All)).await
     }
 
     /// An item beside its charge found by its own id: reads the pointer at `pointer` (which

@@ -1,7 +1,7 @@
 //! The delivery log of billing notifications: read one, record an attempt, list a charge's, and
 //! list the pending ones for the outbox sweep. Items and keys are [`super::outbox`]'s.
 
-use super::keys::{Index, SortRange};
+use super::keys::{Index, Paging, SortRange};
 use super::outbox::{from_item, to_item};
 use super::{Table, keys};
 use crate::domain::{ChargeId, Notification, NotificationId};
@@ -46,8 +46,8 @@ impl NotificationStore for Table {
         limit: i32,
     ) -> Result<Vec<Notification>, StoreError> {
         let partition = keys::OUTBOX_PENDING.to_owned();
-        let max = usize::try_from(limit).unwrap_or(0);
-        (self.query_partition(Index::Gsi1, partition, SortRange::Before(before), max))
+        let range = SortRange::Before(before);
+        (self.query_partition(Index::Gsi1, partition, range, Paging::OnePage(limit)))
             .await?
             .into_iter()
             .map(from_item)

@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::events::read_event;
-use super::keys::{self, Index, OPEN_CHARGES, OPEN_EVENTS, OPEN_REFUNDS, SortRange};
+use super::keys::{self, Index, OPEN_CHARGES, OPEN_EVENTS, OPEN_REFUNDS, Paging, SortRange};
 use super::{Item, Table, TableError, charges, classify, key_attributes};
 use crate::domain::event::EventRecord;
 use crate::domain::{Charge, Refund};
@@ -19,9 +19,8 @@ impl Table {
         before: i64,
         limit: i32,
     ) -> Result<Vec<Item>, StoreError> {
-        let max = usize::try_from(limit).unwrap_or(0);
-        let range = SortRange::Before(before);
-        (self.query_partition(Index::Gsi2, partition.to_owned(), range, max)).await
+        let (range, paging) = (SortRange::Before(before), Paging::OnePage(limit));
+        (self.query_partition(Index::Gsi2, partition.to_owned(), range, paging)).await
     }
 }
 

@@ -13,9 +13,6 @@ use crate::ports::{ChargeStore, PaymentGateway, WorkQueue};
 use crate::services::retry_policy;
 use crate::telemetry::Metric;
 
-/// Attempts after which a charge is left to the reconciler.
-pub const MAX_ATTEMPTS: u32 = retry_policy::GATEWAY_RETRY_ATTEMPTS;
-
 /// What the worker does next.
 pub type RetryOutcome = retry_policy::RetryOutcome<ChargeStatus>;
 
