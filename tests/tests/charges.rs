@@ -587,3 +587,21 @@ async fn a_card_number_in_a_capture_body_is_refused_and_nothing_is_captured() {
         (Some("authorized"), Some(0))
     );
 }
+
+#[tokio::test]
+async fn billing_cannot_set_the_metadata_keys_webhooks_find_their_charge_by() {
+    let h = harness().await;
+    let invoice = unique("inv_");
+    for key in ["paybridge_charge_id", "invoice_id", "paybridge_anything"] {
+        let mut body = charge_body(&invoice, "pm_card_visa", true);
+        body["metadata"] = json!({ key: "ch_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4" });
+        let reply = post(&h.app, "/charges", Some(&unique("key-")), &body).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (422, "invalid_metadata"),
+            "{key}"
+        );
+    }
+    let listed = get(&h.app, "/charges", &[("invoice_id", invoice.as_str())]).await;
+    assert_eq!(listed.json()["data"], json!([]), "nothing was stored");
+}

@@ -178,6 +178,21 @@ fn metadata_cases() -> Vec<(Value, bool, &'static str)> {
         ),
         (one(String::new(), "v".into()), false, "an empty key"),
         (one("a[b]".into(), "v".into()), false, "a key with brackets"),
+        (
+            one("invoice_id".into(), "v".into()),
+            false,
+            "paybridge's invoice key",
+        ),
+        (
+            one("paybridge_charge_id".into(), "v".into()),
+            false,
+            "a paybridge_ key",
+        ),
+        (
+            one("invoice".into(), "v".into()),
+            true,
+            "a key like, not equal to, ours",
+        ),
     ]
 }
 
@@ -1174,4 +1189,17 @@ async fn the_answers_the_handlers_give_before_any_io_are_documented() {
         too_large.contains(&MAX_REQUEST_BYTES.to_string()),
         "{too_large}"
     );
+}
+
+#[test]
+fn the_metadata_schema_refuses_exactly_what_the_parser_refuses() {
+    let doc = document();
+    let metadata = json!({"$ref": "#/components/schemas/Metadata"});
+    for (value, ok, what) in metadata_cases() {
+        assert_eq!(
+            shape(doc, &metadata, &value, "metadata").is_ok(),
+            ok,
+            "metadata: {what}"
+        );
+    }
 }

@@ -428,3 +428,24 @@ async fn refusals_change_nothing() {
     );
     assert_eq!(h.proxy.posts_forwarded("/v1/refunds"), 0);
 }
+
+#[tokio::test]
+async fn billing_cannot_set_the_metadata_keys_webhooks_find_their_refund_by() {
+    let h = harness().await;
+    let charge = captured_charge(&h, true).await;
+    for key in ["paybridge_refund_id", "paybridge_charge_id", "invoice_id"] {
+        let body =
+            json!({"amount": 100, "metadata": { key: "rf_0190b1c2d3e4f5a6b7c8d9e0f1a2b3c4" }});
+        let reply = refund(&h, &charge, &unique("key-"), &body).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (422, "invalid_metadata"),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        charge_amounts(&h, &charge).await,
+        (10_000, 0, 0, "succeeded".to_owned()),
+        "nothing was reserved or refunded"
+    );
+}

@@ -134,6 +134,14 @@ pub struct PaymentOutcome {
     pub failure: Option<Failure>,
 }
 
+/// Whether `key` is a metadata key paybridge writes on the gateway's objects itself —
+/// `invoice_id`, `paybridge_charge_id`, `paybridge_refund_id` and every other `paybridge_…` —
+/// so billing may not set it: webhooks find their charge and refund by these, and a value of
+/// billing's would point them elsewhere.
+pub fn is_reserved_metadata_key(key: &str) -> bool {
+    key == "invoice_id" || key.starts_with("paybridge_")
+}
+
 /// A charge: one attempt to collect an amount for an invoice through one gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::domain::charge::is_reserved_metadata_key;
 use crate::domain::pci;
 use crate::error::{Code, Error};
 
@@ -67,6 +68,14 @@ pub fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), Error> 
             Code::InvalidMetadata,
             format!(
                 "metadata allows {MAX_METADATA_KEYS} keys of 1-{MAX_METADATA_KEY_LEN} characters (no brackets) with values of at most {MAX_METADATA_VALUE_LEN}"
+            ),
+        ));
+    }
+    if let Some(key) = metadata.keys().find(|k| is_reserved_metadata_key(k)) {
+        return Err(Error::new(
+            Code::InvalidMetadata,
+            format!(
+                "metadata key `{key}` is paybridge's own: it sets `invoice_id` and the `paybridge_` keys on the gateway's objects itself"
             ),
         ));
     }

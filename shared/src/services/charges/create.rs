@@ -365,6 +365,33 @@ mod tests {
     }
 
     #[test]
+    fn metadata_keys_paybridge_sets_itself_are_refused() {
+        for key in [
+            "invoice_id",
+            "paybridge_charge_id",
+            "paybridge_refund_id",
+            "paybridge_x",
+        ] {
+            let body = GOOD.replace(r#"{"plan":"pro"}"#, &format!(r#"{{"{key}":"v"}}"#));
+            let err = parse(&body).unwrap_err();
+            assert_eq!(
+                (err.kind().status(), err.code()),
+                (422, "invalid_metadata"),
+                "{key}"
+            );
+            assert!(err.message().contains(key), "{}", err.message());
+        }
+        let similar = GOOD.replace(
+            r#"{"plan":"pro"}"#,
+            r#"{"invoice":"v","my_paybridge_id":"v"}"#,
+        );
+        assert!(
+            parse(&similar).is_ok(),
+            "only paybridge's own keys are refused"
+        );
+    }
+
+    #[test]
     fn a_card_number_anywhere_is_refused() {
         for body in [
             GOOD.replace("pm_card_visa", "4242424242424242"),

@@ -276,3 +276,19 @@ fn only_alphanumeric_psp_references_reach_a_url() {
     c.gateway_ref = Some("QFQTPCQ8HXSKGK82".into());
     assert_eq!(payment_reference(&c).unwrap(), "QFQTPCQ8HXSKGK82");
 }
+
+#[test]
+fn billings_metadata_never_overrides_paybridges_own_keys() {
+    let mut c = charge(true);
+    c.metadata = BTreeMap::from([
+        ("invoice_id".into(), "inv_other".into()),
+        ("paybridge_charge_id".into(), "ch_other".into()),
+        ("plan".into(), "pro".into()),
+    ]);
+    let json = serde_json::to_value(payment_body(&c, "cus_1", "M").unwrap()).unwrap();
+    assert_eq!(
+        json["metadata"],
+        serde_json::json!({"invoice_id": "inv_1", "plan": "pro"})
+    );
+    assert_eq!(json["reference"], c.id.as_str());
+}

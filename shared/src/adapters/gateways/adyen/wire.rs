@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{RETURN_URL, refused_locally};
+use crate::domain::charge::is_reserved_metadata_key;
 use crate::domain::{Charge, Money};
 use crate::ports::GatewayError;
 use crate::webhooks::adyen::amount;
@@ -127,12 +128,12 @@ pub(super) fn payment_body<'a>(
     shopper: &'a str,
     merchant_account: &'a str,
 ) -> Result<PaymentBody<'a>, GatewayError> {
-    let mut metadata: BTreeMap<&str, &str> = charge
-        .metadata
-        .iter()
+    let mut metadata: BTreeMap<&str, &str> = (charge.metadata.iter())
+        .filter(|(k, _)| !is_reserved_metadata_key(k))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    // The charge's own invoice wins over a caller's metadata entry of the same name.
+    // The charge's own invoice, never a caller's entry of the same name (the parser refuses
+    // those already).
     metadata.insert("invoice_id", &charge.invoice_id);
     Ok(PaymentBody {
         amount: AdyenAmount::of(charge.amount)?,

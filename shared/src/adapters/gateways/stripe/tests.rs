@@ -127,3 +127,54 @@ fn the_api_key_is_not_in_debug_output() {
     );
     assert!(!format!("{g:?}").contains("sk_test_secret"));
 }
+
+/// The values a form gives metadata key `key` (a key named twice would leave the choice to Stripe).
+fn metadata_values<'a>(form: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+    let name = format!("metadata[{key}]");
+    (form.iter().filter(|(k, _)| *k == name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[test]
+fn billings_metadata_never_overrides_paybridges_own_keys() {
+    use std::collections::BTreeMap;
+
+    use super::wire::{payment_form, refund_form};
+    use crate::domain::{Money, Refund, RefundId};
+
+    let billing = BTreeMap::from([
+        ("invoice_id".to_owned(), "inv_other".to_owned()),
+        ("paybridge_charge_id".to_owned(), "ch_other".to_owned()),
+        ("paybridge_refund_id".to_owned(), "rf_other".to_owned()),
+        ("plan".to_owned(), "pro".to_owned()),
+    ]);
+    let mut charge = crate::domain::charge::example(0);
+    charge.metadata = billing.clone();
+    let form = payment_form(&charge);
+    assert_eq!(
+        metadata_values(&form, "paybridge_charge_id"),
+        [charge.id.as_str()]
+    );
+    assert_eq!(metadata_values(&form, "invoice_id"), ["inv_1"]);
+    assert_eq!(
+        metadata_values(&form, "paybridge_refund_id"),
+        Vec::<&str>::new()
+    );
+    assert_eq!(metadata_values(&form, "plan"), ["pro"]);
+
+    let amount = Money::parse(500, "eur").unwrap();
+    let mut refund = Refund::pending(RefundId::generate(), &charge.id, amount, charge.gateway, 0);
+    refund.metadata = billing;
+    let form = refund_form(&charge, &refund, "pi_1");
+    assert_eq!(
+        metadata_values(&form, "paybridge_refund_id"),
+        [refund.id.as_str()]
+    );
+    assert_eq!(
+        metadata_values(&form, "paybridge_charge_id"),
+        [charge.id.as_str()]
+    );
+    assert_eq!(metadata_values(&form, "invoice_id"), Vec::<&str>::new());
+    assert_eq!(metadata_values(&form, "plan"), ["pro"]);
+}

@@ -3,8 +3,11 @@
 //! PaymentIntent and Refund objects are read in [`crate::webhooks::stripe::objects`], shared
 //! with the webhook interpreter.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
+use crate::domain::charge::is_reserved_metadata_key;
 use crate::domain::{Charge, Refund};
 use crate::webhooks::stripe::objects::StripeError;
 
@@ -27,8 +30,6 @@ pub(super) fn payment_form(c: &Charge) -> Vec<(String, String)> {
             "capture_method".into(),
             if c.capture { "automatic" } else { "manual" }.into(),
         ),
-        ("metadata[paybridge_charge_id]".into(), c.id.to_string()),
-        ("metadata[invoice_id]".into(), c.invoice_id.clone()),
     ];
     if let Some(customer) = &c.customer {
         form.push(("customer".into(), customer.clone()));
@@ -36,9 +37,14 @@ pub(super) fn payment_form(c: &Charge) -> Vec<(String, String)> {
     if let Some(description) = &c.description {
         form.push(("description".into(), description.clone()));
     }
-    for (k, v) in &c.metadata {
-        form.push((format!("metadata[{k}]"), v.clone()));
-    }
+    push_metadata(
+        &mut form,
+        &c.metadata,
+        [
+            ("paybridge_charge_id", c.id.as_str()),
+            ("invoice_id", &c.invoice_id),
+        ],
+    );
     form
 }
 
@@ -47,20 +53,33 @@ pub(super) fn refund_form(charge: &Charge, refund: &Refund, pi: &str) -> Vec<(St
     let mut form = vec![
         ("payment_intent".to_owned(), pi.to_owned()),
         ("amount".to_owned(), refund.amount.minor().to_string()),
-        (
-            "metadata[paybridge_refund_id]".to_owned(),
-            refund.id.to_string(),
-        ),
-        (
-            "metadata[paybridge_charge_id]".to_owned(),
-            charge.id.to_string(),
-        ),
     ];
     if let Some(reason) = refund.reason {
         form.push(("reason".to_owned(), reason.as_str().to_owned()));
     }
-    for (k, v) in &refund.metadata {
+    push_metadata(
+        &mut form,
+        &refund.metadata,
+        [
+            ("paybridge_refund_id", refund.id.as_str()),
+            ("paybridge_charge_id", charge.id.as_str()),
+        ],
+    );
+    form
+}
+
+/// Billing's metadata, then paybridge's own `ours` — last, and with billing's entries of a
+/// reserved key dropped (the request parser refuses them already), so ours always win: a form
+/// that names a key twice would leave it to Stripe which one it keeps.
+fn push_metadata<const N: usize>(
+    form: &mut Vec<(String, String)>,
+    billing: &BTreeMap<String, String>,
+    ours: [(&str, &str); N],
+) {
+    for (k, v) in billing.iter().filter(|(k, _)| !is_reserved_metadata_key(k)) {
         form.push((format!("metadata[{k}]"), v.clone()));
     }
-    form
+    for (k, v) in ours {
+        form.push((format!("metadata[{k}]"), v.to_owned()));
+    }
 }
