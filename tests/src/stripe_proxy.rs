@@ -6,7 +6,8 @@
 //!   request while the first is still in flight gets Stripe's 409 `idempotency_key_in_use`.
 //! - **Lost responses**: [`StripeProxy::lose_next_create_responses`] makes the proxy forward the
 //!   next PaymentIntent creations to localstripe — so the payment happens — and then hold the
-//!   answer past any client timeout, as a network failure after the charge would.
+//!   answer past any client timeout, as a network failure after the charge would;
+//!   [`StripeProxy::lose_next_capture_responses`] does the same to captures.
 //! - **Counting**: how many POSTs per path (PaymentIntents, refunds) reached localstripe.
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +27,7 @@ struct ProxyState {
     remembered: Mutex<HashMap<String, (u16, Bytes)>>,
     in_flight: Mutex<HashSet<String>>,
     lose_next: AtomicU32,
+    lose_next_captures: AtomicU32,
     forwarded: std::sync::Mutex<HashMap<String, u32>>,
     /// When set, `GET /v1/events` lists only events about these object ids — playing Stripe's
     /// `delivery_success=false` (localstripe does not track deliveries).
@@ -47,6 +49,7 @@ impl StripeProxy {
             remembered: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
             lose_next: AtomicU32::new(0),
+            lose_next_captures: AtomicU32::new(0),
             forwarded: std::sync::Mutex::new(HashMap::new()),
             undelivered_objects: std::sync::Mutex::new(None),
         });
@@ -67,6 +70,12 @@ impl StripeProxy {
     /// never arrive in time.
     pub fn lose_next_create_responses(&self, n: u32) {
         self.state.lose_next.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` captures (`POST /v1/payment_intents/{id}/capture`) reach localstripe — so
+    /// the money is taken — but their answers never arrive in time.
+    pub fn lose_next_capture_responses(&self, n: u32) {
+        self.state.lose_next_captures.store(n, Ordering::SeqCst);
     }
 
     /// From now on, the event list shows only events about `objects`, as if Stripe had failed to
@@ -173,11 +182,11 @@ async fn proxy(
     } else {
         body
     };
-    if is_create
-        && s.lose_next
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-    {
+    let is_capture = method == Method::POST && uri.path().ends_with("/capture");
+    let take = |counter: &AtomicU32| {
+        (counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))).is_ok()
+    };
+    if (is_create && take(&s.lose_next)) || (is_capture && take(&s.lose_next_captures)) {
         // The payment happened; the answer is "lost" past every client timeout.
         tokio::time::sleep(Duration::from_secs(30)).await;
     }

@@ -9,9 +9,10 @@ use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::stripe::StripeGateway;
 use paybridge::adapters::gateways::{GatewayRouter, http_client};
 use paybridge::adapters::sqs::SqsWorkQueue;
-use paybridge::domain::{ChargeId, ChargeStatus, WorkMessage};
+use paybridge::domain::{ChargeId, ChargeStatus, PaymentOutcome, WorkMessage};
 use paybridge::ports::ChargeStore;
 use paybridge::services::charges::retry::{RetryOutcome, retry_charge};
+use paybridge::services::charges::settle;
 use paybridge_tests::stripe_proxy::StripeProxy;
 use paybridge_tests::{Reply, Stack, api_request, get_event, post_event, stack, unique};
 use serde_json::{Value, json};
@@ -604,4 +605,66 @@ async fn billing_cannot_set_the_metadata_keys_webhooks_find_their_charge_by() {
     }
     let listed = get(&h.app, "/charges", &[("invoice_id", invoice.as_str())]).await;
     assert_eq!(listed.json()["data"], json!([]), "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_capture_retried_with_its_key_after_its_answer_was_lost_and_a_webhook_came_is_done() {
+    let h = harness().await;
+    let id = authorized_charge(&h).await;
+    let key = unique("key-");
+    let capture = format!("/charges/{id}/capture");
+
+    // Stripe captures, but the answer never arrives: billing sees a retryable 502.
+    h.proxy.lose_next_capture_responses(1);
+    let lost = post(&h.app, &capture, Some(&key), &json!({})).await;
+    assert_eq!(
+        (lost.status, lost.error_code().as_str()),
+        (502, "gateway_error")
+    );
+    let path = format!("/v1/payment_intents/{}/capture", lost_pi(&h, &id).await);
+    assert_eq!(h.proxy.posts_forwarded(&path), 1, "the money was taken");
+
+    // The webhook (payment_intent.succeeded) moves the charge to succeeded meanwhile.
+    let charge_id = ChargeId::parse(&id).unwrap();
+    let charge = h.app.store.get_charge(&charge_id).await.unwrap().unwrap();
+    let outcome = PaymentOutcome {
+        gateway_ref: charge.gateway_ref.clone().unwrap(),
+        status: ChargeStatus::Succeeded,
+        captured: 1999,
+        failure: None,
+    };
+    let now = paybridge_tests::unix_now();
+    settle(&h.app.store, &h.app.queue, charge, &outcome, now)
+        .await
+        .unwrap();
+
+    // Billing retries with the same key: the capture it asked for is done.
+    let retried = post(&h.app, &capture, Some(&key), &json!({})).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(
+        (
+            retried.json()["status"].as_str(),
+            retried.json()["captured"].as_i64()
+        ),
+        (Some("succeeded"), Some(1999))
+    );
+    assert_eq!(h.proxy.posts_forwarded(&path), 1, "not captured twice");
+    let again = post(&h.app, &capture, Some(&key), &json!({})).await;
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (200, retried.body.as_str()),
+        "and replayed from then on"
+    );
+}
+
+/// The PaymentIntent of charge `id`.
+async fn lost_pi(h: &Harness, id: &str) -> String {
+    let charge = (h.app.store)
+        .get_charge(&ChargeId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    charge
+        .gateway_ref
+        .expect("an authorized charge has its PaymentIntent")
 }

@@ -67,21 +67,35 @@ impl<'a> Claim<'a> {
     }
 }
 
+/// What the operation [`run`] runs is told about its key.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// The resource this key is about: new, or the one an earlier request with the key chose.
+    pub resource_id: String,
+    /// Whether an earlier request with this key got part of the way (it crashed, or its
+    /// gateway answer was lost): its effect may already have happened.
+    pub resumed: bool,
+}
+
 /// Runs `operation` under `claim`: a replay answers from the record without running it;
-/// otherwise `operation` gets the resource id to use (new, or the one a crashed request with this
-/// key chose) and its answer is stored for replay — or, after an error, the key is released so
-/// the caller's retry runs again.
+/// otherwise `operation` learns the resource id to use and whether an earlier request with this
+/// key got part of the way, and its answer is stored for replay — or, after an error, the key
+/// is released so the caller's retry runs again.
 pub async fn run<S, F, Fut>(store: &S, claim: Claim<'_>, operation: F) -> Result<ApiResponse, Error>
 where
     S: IdempotencyStore,
-    F: FnOnce(String) -> Fut,
+    F: FnOnce(Running) -> Fut,
     Fut: Future<Output = Result<ApiResponse, Error>>,
 {
     let guard = match begin(store, claim).await? {
         Begun::Replay(stored) => return Ok(ApiResponse::replay(stored)),
         Begun::Run(guard) => guard,
     };
-    let result = operation(guard.resource_id.clone()).await;
+    let running = Running {
+        resource_id: guard.resource_id.clone(),
+        resumed: guard.resumed,
+    };
+    let result = operation(running).await;
     guard.finish(store, result).await
 }
 

@@ -1,7 +1,9 @@
 //! Use case: capture an authorized charge — `POST /charges/{id}/capture` `{"amount": n}?`.
 //!
-//! Only an `authorized` charge can be captured (409 otherwise). The gateway call carries the
-//! charge's `capture` idempotency key. Stripe answers synchronously (→ `succeeded`, 200); Adyen
+//! Only an `authorized` charge can be captured (409 otherwise) — except on a retry with the key of
+//! a capture whose gateway answer was lost: if the charge is captured by then (a webhook told
+//! us), that capture is answered as done, 200 with the charge, and the gateway is not asked
+//! again. The gateway call carries the charge's `capture` idempotency key. Stripe answers synchronously (→ `succeeded`, 200); Adyen
 //! acknowledges the request and confirms with a CAPTURE webhook (→ still `authorized`, 202).
 
 use serde::Deserialize;
@@ -32,8 +34,13 @@ pub async fn capture_charge(
     let id = charge_id(id)?;
     let (parsed, json): (Body, serde_json::Value) = parse_body(body, true)?;
     let claim = deps.claim("capture_charge", call, id.as_str(), &json, id.to_string());
-    idempotency::run(deps.store, claim, |_| async {
+    idempotency::run(deps.store, claim, |running| async move {
         let charge = load_charge(deps.store, &id).await?;
+        if running.resumed && charge.status.is_captured() {
+            // An earlier request with this key reached the gateway, which captured; its answer
+            // was lost and a webhook has told us since. The capture billing asked for is done.
+            return Ok(answer(&charge, true));
+        }
         if charge.status != ChargeStatus::Authorized {
             return Err(Error::new(
                 Code::ChargeNotCapturable,

@@ -233,8 +233,8 @@ pub async fn create_charge(
     let (request, json) = NewCharge::parse(body)?;
     let proposed = ChargeId::generate().to_string();
     let claim = deps.claim("create_charge", call, "/charges", &json, proposed);
-    idempotency::run(deps.store, claim, |resource_id| async move {
-        run(deps, request, &resource_id, call.now_ms / 1000).await
+    idempotency::run(deps.store, claim, |running| async move {
+        run(deps, request, &running.resource_id, call.now_ms / 1000).await
     })
     .await
 }

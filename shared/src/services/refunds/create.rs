@@ -85,8 +85,15 @@ pub async fn refund_charge(
     let (request, json) = NewRefund::parse(body)?;
     let proposed = RefundId::generate().to_string();
     let claim = deps.claim("refund_charge", call, charge_id.as_str(), &json, proposed);
-    idempotency::run(deps.store, claim, |refund_id| async move {
-        run(deps, &charge_id, request, &refund_id, call.now_ms / 1000).await
+    idempotency::run(deps.store, claim, |running| async move {
+        run(
+            deps,
+            &charge_id,
+            request,
+            &running.resource_id,
+            call.now_ms / 1000,
+        )
+        .await
     })
     .await
 }
