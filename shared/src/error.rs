@@ -64,6 +64,8 @@ pub enum Code {
     ChargeNotCapturable,
     ChargeNotFound,
     ChargeNotRefundable,
+    /// A dispute of the charge is open or was lost: a refund could pay the customer twice.
+    ChargeDisputed,
     ChargePending,
     ConcurrentUpdate,
     CurrencyMismatch,
@@ -88,6 +90,7 @@ pub enum Code {
     NotificationNotFound,
     PayloadTooLarge,
     RefundNotFound,
+    DisputeNotFound,
     RequestInProgress,
     RouteNotFound,
     TemporarilyUnavailable,
@@ -98,7 +101,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 38] = [
+    pub const ALL: [Code; 40] = [
         Code::AmountExceedsRefundable,
         Code::CardDataRefused,
         Code::ChargeCaptured,
@@ -106,6 +109,7 @@ impl Code {
         Code::ChargeNotCapturable,
         Code::ChargeNotFound,
         Code::ChargeNotRefundable,
+        Code::ChargeDisputed,
         Code::ChargePending,
         Code::ConcurrentUpdate,
         Code::CurrencyMismatch,
@@ -130,6 +134,7 @@ impl Code {
         Code::NotificationNotFound,
         Code::PayloadTooLarge,
         Code::RefundNotFound,
+        Code::DisputeNotFound,
         Code::RequestInProgress,
         Code::RouteNotFound,
         Code::TemporarilyUnavailable,
@@ -149,6 +154,7 @@ impl Code {
             Code::ChargeNotCapturable => "charge_not_capturable",
             Code::ChargeNotFound => "charge_not_found",
             Code::ChargeNotRefundable => "charge_not_refundable",
+            Code::ChargeDisputed => "charge_disputed",
             Code::ChargePending => "charge_pending",
             Code::ConcurrentUpdate => "concurrent_update",
             Code::CurrencyMismatch => "currency_mismatch",
@@ -173,6 +179,7 @@ impl Code {
             Code::NotificationNotFound => "notification_not_found",
             Code::PayloadTooLarge => "payload_too_large",
             Code::RefundNotFound => "refund_not_found",
+            Code::DisputeNotFound => "dispute_not_found",
             Code::RequestInProgress => "request_in_progress",
             Code::RouteNotFound => "route_not_found",
             Code::TemporarilyUnavailable => "temporarily_unavailable",
@@ -187,6 +194,7 @@ impl Code {
         match self {
             Code::AmountExceedsRefundable
             | Code::CardDataRefused
+            | Code::ChargeDisputed
             | Code::CurrencyMismatch
             | Code::IdempotencyKeyReused
             | Code::InvalidAmount
@@ -202,6 +210,7 @@ impl Code {
             | Code::DeliveryInProgress
             | Code::RequestInProgress => Kind::Conflict,
             Code::ChargeNotFound
+            | Code::DisputeNotFound
             | Code::EventNotFound
             | Code::NotificationNotFound
             | Code::RefundNotFound

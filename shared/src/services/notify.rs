@@ -7,7 +7,9 @@
 
 use serde_json::json;
 
-use crate::domain::{Charge, DeliveryStatus, Notification, NotificationId, Refund, WorkMessage};
+use crate::domain::{
+    Charge, DeliveryStatus, Dispute, Notification, NotificationId, Refund, WorkMessage,
+};
 use crate::ports::WorkQueue;
 use crate::services::views;
 
@@ -47,6 +49,20 @@ fn notification(
 pub fn for_charge(charge: &Charge, now: i64) -> Notification {
     let (kind, data) = (("charge", charge.status.as_str()), views::charge(charge));
     notification(charge, kind, charge.id.as_str(), data, now)
+}
+
+/// `charge.updated` with the charge as it is now: its amounts moved but its status did not (a
+/// dispute withdrew or reinstated funds).
+pub fn for_charge_update(charge: &Charge, now: i64) -> Notification {
+    let (kind, data) = (("charge", "updated"), views::charge(charge));
+    notification(charge, kind, charge.id.as_str(), data, now)
+}
+
+/// `kind` (`dispute.opened|updated|won|lost`) with the dispute as it is now.
+pub fn for_dispute(charge: &Charge, dispute: &Dispute, kind: &str, now: i64) -> Notification {
+    let (object, status) = kind.split_once('.').unwrap_or(("dispute", "updated"));
+    let data = views::dispute(charge, dispute);
+    notification(charge, (object, status), dispute.id.as_str(), data, now)
 }
 
 /// `refund.<status>` with the refund as it is now.

@@ -32,13 +32,26 @@ pub(crate) fn answer(charge: &Charge, done: bool) -> ApiResponse {
 pub async fn settle(
     store: &impl ChargeStore,
     queue: &impl WorkQueue,
+    charge: Charge,
+    outcome: &PaymentOutcome,
+    now: i64,
+) -> Result<Charge, Error> {
+    settle_at(store, queue, charge, outcome, None, now).await
+}
+
+/// [`settle`] for an outcome the gateway timed (`observed_at`: its event's time), which orders
+/// the status flips only a gateway makes.
+pub async fn settle_at(
+    store: &impl ChargeStore,
+    queue: &impl WorkQueue,
     mut charge: Charge,
     outcome: &PaymentOutcome,
+    observed_at: Option<i64>,
     now: i64,
 ) -> Result<Charge, Error> {
     for attempt in 0..CONFLICT_RETRIES {
         let before = charge.status;
-        if !charge.apply(outcome, now) {
+        if !charge.apply_at(outcome, observed_at, now) {
             return Ok(charge);
         }
         charge.version += 1;

@@ -4,7 +4,8 @@
 //!    charge's; `reason`; `metadata`; unknown fields refused; card numbers refused).
 //! 2. Claim the idempotency key.
 //! 3. Reserve the amount on the charge and store the refund, in one conditional transaction.
-//!    Not captured → 409; more than is refundable (counting refunds in flight) → 422.
+//!    Not captured → 409; disputed (a dispute open or lost) → 422 `charge_disputed`; more than
+//!    is refundable (counting refunds in flight and funds disputes withdrew) → 422.
 //! 4. Call the gateway with the refund's own idempotency key; settle what it says (201), or keep
 //!    the refund `pending` and queue a retry when the answer is unknown (202).
 
@@ -166,6 +167,19 @@ async fn reserve<S: ChargeStore + RefundStore>(
                 format!(
                     "only a captured charge can be refunded; this one is {}",
                     charge.status.as_str()
+                ),
+            ));
+        }
+        if charge.dispute_blocks_refunds() {
+            let open: Vec<String> = (charge.disputes.iter())
+                .filter(|d| d.status.blocks_refunds())
+                .map(|d| format!("{} ({})", d.id, d.status.as_str()))
+                .collect();
+            return Err(Error::new(
+                Code::ChargeDisputed,
+                format!(
+                    "the charge is disputed: {}; a refund now could pay the customer twice (the dispute decides where the money goes)",
+                    open.join(", ")
                 ),
             ));
         }
