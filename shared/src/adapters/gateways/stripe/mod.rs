@@ -24,8 +24,10 @@ use crate::domain::{Charge, Money, PaymentOutcome, Refund, RefundOutcome};
 use crate::ports::{GatewayError, PaymentGateway, PaymentRequest, RefundGateway};
 use crate::secrets::SecretString;
 
-/// The API version paybridge is written against.
-pub const STRIPE_VERSION: &str = "2024-06-20";
+/// The API version paybridge is written against, sent on every request. Webhook endpoints keep
+/// the version they were created with, so the webhook interpreter reads older shapes too;
+/// docs/stripe-api.md lists what changed since 2024-06-20 and what paybridge does about it.
+pub const STRIPE_VERSION: &str = "2026-11-18.endive";
 
 /// Stripe's PaymentIntents API.
 #[derive(Clone)]

@@ -178,3 +178,22 @@ fn billings_metadata_never_overrides_paybridges_own_keys() {
     assert_eq!(metadata_values(&form, "invoice_id"), Vec::<&str>::new());
     assert_eq!(metadata_values(&form, "plan"), ["pro"]);
 }
+
+/// 2026-09-30.endive answers 400 `payment_method_types_no_longer_supported` to a PaymentIntent
+/// create, update or confirm that names `payment_method_types`; paybridge's forms never do.
+#[test]
+fn no_form_names_payment_method_types_which_endive_refuses() {
+    use super::wire::{payment_form, refund_form};
+    use crate::domain::{Money, Refund, RefundId};
+
+    let charge = crate::domain::charge::example(0);
+    let amount = Money::parse(500, "eur").unwrap();
+    let refund = Refund::pending(RefundId::generate(), &charge.id, amount, charge.gateway, 0);
+    for form in [payment_form(&charge), refund_form(&charge, &refund, "pi_1")] {
+        assert!(
+            form.iter()
+                .all(|(k, _)| !k.starts_with("payment_method_types")),
+            "{form:?}"
+        );
+    }
+}
