@@ -406,20 +406,124 @@ fn every_refund_status_stripe_publishes_is_mapped() {
 }
 
 #[test]
-fn charge_refunded_is_read_from_embedded_refunds_and_otherwise_left_to_refund_events() {
+fn charge_refunded_gives_the_gateways_total_and_any_embedded_refunds() {
     let [ch_now, ch_then] = charges();
     let [re_now, _] = refunds();
-    // Without embedded refunds (the default since 2022-11-15) the refund.* events report them.
+    // Without embedded refunds (the default since 2022-11-15) the refund.* events report them;
+    // `amount_refunded` is the gateway's total, which they must explain.
     let mut bare = ch_now.json.clone();
     bare["refunds"] = json!(null);
+    bare["payment_intent"] = json!("pi_fixture");
+    let total = bare["amount_refunded"].as_i64().expect("amount_refunded");
+    match interpret("charge.refunded", &event("charge.refunded", &bare)) {
+        Interpretation::Apply(updates) => assert!(
+            matches!(&updates[..], [GatewayUpdate::RefundedTotal(t)] if t.payment_ref == "pi_fixture" && t.total.amount == total),
+            "{updates:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A Charge not made through a PaymentIntent is not one of paybridge's.
+    bare["payment_intent"] = json!(null);
     assert!(interpret("charge.refunded", &event("charge.refunded", &bare)).is_ignored());
     // An endpoint that expands them, or Stripe's published Charge with its list filled in.
     let mut with_refund = ch_then.json.clone();
     with_refund["refunds"]["data"] = json!([re_now.json]);
+    with_refund["payment_intent"] = json!(null);
     match interpret("charge.refunded", &event("charge.refunded", &with_refund)) {
         Interpretation::Apply(updates) => assert!(
             matches!(&updates[..], [GatewayUpdate::Refund(u)] if u.gateway_ref.as_deref() == re_now.json["id"].as_str()),
             "{updates:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_refund_without_paybridge_metadata_names_its_payment_for_adoption() {
+    for f in refunds() {
+        let mut refund = f.json.clone();
+        refund["metadata"] = json!({});
+        refund["payment_intent"] = json!("pi_dashboard");
+        refund["status"] = json!("succeeded");
+        match interpret("refund.created", &event("refund.created", &refund)) {
+            Interpretation::Apply(updates) => match &updates[..] {
+                [GatewayUpdate::Refund(u)] => {
+                    assert_eq!(u.refund_id, None, "{}", f.version);
+                    assert_eq!(u.payment_ref.as_deref(), Some("pi_dashboard"));
+                    let reported = u.reported.as_ref().expect("the refund's amount");
+                    assert_eq!(
+                        (reported.amount, reported.currency.as_str()),
+                        (
+                            f.json["amount"].as_i64().unwrap(),
+                            f.json["currency"].as_str().unwrap()
+                        )
+                    );
+                    assert_eq!(u.outcome.status, RefundStatus::Succeeded);
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_dispute_status_stripe_publishes_is_read_from_the_dispute_object() {
+    for f in disputes() {
+        for status in enum_values("dispute.status", f.version == OLDER) {
+            for event_type in [
+                "charge.dispute.created",
+                "charge.dispute.updated",
+                "charge.dispute.closed",
+            ] {
+                let mut dispute = f.json.clone();
+                dispute["status"] = json!(status);
+                dispute["payment_intent"] = json!("pi_disputed");
+                match interpret(event_type, &event(event_type, &dispute)) {
+                    Interpretation::Apply(updates) => match &updates[..] {
+                        [GatewayUpdate::Dispute(u)] => {
+                            assert_eq!(u.observation.status.as_str(), status);
+                            assert_eq!(u.payment_ref.as_deref(), Some("pi_disputed"));
+                            assert_eq!(u.observation.gateway_ref, f.json["id"].as_str().unwrap());
+                            assert_eq!(u.observation.amount, f.json["amount"].as_i64().unwrap());
+                            assert_eq!(
+                                u.observation.evidence_due_by,
+                                f.json["evidence_details"]["due_by"].as_i64()
+                            );
+                            assert_eq!(u.observation.funds_withdrawn, 0, "no balance transactions");
+                        }
+                        other => panic!("{other:?}"),
+                    },
+                    other => panic!("{} {status}: {other:?}", f.version),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn funds_withdrawn_and_reinstated_come_from_the_disputes_balance_transactions() {
+    let [dp, _] = disputes();
+    let amount = dp.json["amount"].as_i64().unwrap();
+    let mut dispute = dp.json.clone();
+    dispute["payment_intent"] = json!("pi_disputed");
+    dispute["status"] = json!("won");
+    dispute["balance_transactions"] = json!([{"amount": -amount}, {"amount": amount}]);
+    match interpret("charge.dispute.closed", &event("charge.dispute.closed", &dispute)) {
+        Interpretation::Apply(u) => assert!(
+            matches!(&u[..], [GatewayUpdate::Dispute(d)] if (d.observation.funds_withdrawn, d.observation.funds_reinstated) == (amount, amount)),
+            "{u:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // The funds_withdrawn event says so even if its balance transactions are not expanded.
+    dispute["balance_transactions"] = json!([]);
+    dispute["status"] = json!("needs_response");
+    let e = event("charge.dispute.funds_withdrawn", &dispute);
+    match interpret("charge.dispute.funds_withdrawn", &e) {
+        Interpretation::Apply(u) => assert!(
+            matches!(&u[..], [GatewayUpdate::Dispute(d)] if d.observation.funds_withdrawn == amount),
+            "{u:?}"
         ),
         other => panic!("{other:?}"),
     }
