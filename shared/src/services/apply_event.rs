@@ -325,7 +325,7 @@ where
         ..Refund::pending(RefundId::generate(), &charge.id, amount, charge.gateway, now)
     };
     refund.apply_at(&u.outcome, u.observed_at, now);
-    let status_before = charge.status;
+    let before = charge.clone();
     let minor = refund.amount.minor();
     match refund.status {
         RefundStatus::Succeeded => charge.reinstate_refund(minor, now),
@@ -335,9 +335,7 @@ where
     charge.updated_at = now;
     charge.version += 1;
     let mut notifications = vec![notify::for_refund(&charge, &refund, now)];
-    if charge.status != status_before {
-        notifications.push(notify::for_charge(&charge, now));
-    }
+    notifications.extend(notify::for_charge_change(&before, &charge, now));
     match store.adopt_refund(&refund, &charge, &notifications).await {
         Ok(()) => {
             tracing::warn!(refund_id = %refund.id, charge_id = %charge.id, gateway_ref = ?refund.gateway_ref, amount = minor, status = refund.status.as_str(), "a refund made outside paybridge was adopted");

@@ -28,19 +28,14 @@ pub async fn settle(
     now: i64,
 ) -> Result<Charge, Error> {
     for attempt in 0..CONFLICT_RETRIES {
-        let disputed_before = (charge.disputed(), charge.refundable());
-        let status_before = charge.status;
+        let before = charge.clone();
         let Some((index, kind)) = charge.apply_dispute(observation, now) else {
             return Ok(charge);
         };
         charge.version += 1;
         let dispute = &charge.disputes[index];
         let mut notifications = vec![notify::for_dispute(&charge, dispute, kind, now)];
-        if (charge.disputed(), charge.refundable()) != disputed_before
-            && charge.status == status_before
-        {
-            notifications.push(notify::for_charge_update(&charge, now));
-        }
+        notifications.extend(notify::for_charge_change(&before, &charge, now));
         match store.save_charge(&charge, &notifications).await {
             Ok(()) => {
                 let dispute = &charge.disputes[index];

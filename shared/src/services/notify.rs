@@ -51,11 +51,20 @@ pub fn for_charge(charge: &Charge, now: i64) -> Notification {
     notification(charge, kind, charge.id.as_str(), data, now)
 }
 
-/// `charge.updated` with the charge as it is now: its amounts moved but its status did not (a
-/// dispute withdrew or reinstated funds).
-pub fn for_charge_update(charge: &Charge, now: i64) -> Notification {
-    let (kind, data) = (("charge", "updated"), views::charge(charge));
-    notification(charge, kind, charge.id.as_str(), data, now)
+/// The charge's notification for a change from `before` to `charge`, if billing must hear of it:
+/// `charge.<status>` when the status moved, `charge.updated` when only money it reports moved
+/// (captured, refunded, disputed — a second partial refund, funds a dispute withdrew), none for a
+/// change billing does not see (a reservation, the gateway's time of an event).
+pub fn for_charge_change(before: &Charge, charge: &Charge, now: i64) -> Option<Notification> {
+    let money = |c: &Charge| (c.captured, c.refunded, c.disputed());
+    if charge.status != before.status {
+        Some(for_charge(charge, now))
+    } else if money(charge) != money(before) {
+        let (kind, data) = (("charge", "updated"), views::charge(charge));
+        Some(notification(charge, kind, charge.id.as_str(), data, now))
+    } else {
+        None
+    }
 }
 
 /// `kind` (`dispute.opened|updated|won|lost`) with the dispute as it is now.

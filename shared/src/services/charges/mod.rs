@@ -50,17 +50,15 @@ pub async fn settle_at(
     now: i64,
 ) -> Result<Charge, Error> {
     for attempt in 0..CONFLICT_RETRIES {
-        let before = charge.status;
+        let before = charge.clone();
         if !charge.apply_at(outcome, observed_at, now) {
             return Ok(charge);
         }
         charge.version += 1;
         // One notification per real state change, written with the change (outbox).
-        let notifications = if charge.status != before {
-            vec![notify::for_charge(&charge, now)]
-        } else {
-            Vec::new()
-        };
+        let notifications: Vec<_> = notify::for_charge_change(&before, &charge, now)
+            .into_iter()
+            .collect();
         match store.save_charge(&charge, &notifications).await {
             Ok(()) => {
                 tracing::info!(charge_id = %charge.id, status = charge.status.as_str(), "charge updated");

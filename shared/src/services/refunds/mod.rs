@@ -59,7 +59,7 @@ pub async fn settle_at<S: ChargeStore + RefundStore>(
                 .await?
                 .ok_or_else(|| Error::internal("the refund's charge does not exist", None))?;
             let amount = refund.amount.minor();
-            let charge_status_before = c.status;
+            let charge_before = c.clone();
             match (before, updated.status) {
                 (RefundStatus::Pending, RefundStatus::Succeeded) => {
                     c.settle_refund(amount, true, now)
@@ -77,9 +77,7 @@ pub async fn settle_at<S: ChargeStore + RefundStore>(
             // One notification per real state change: the refund's, and the charge's when its
             // refund overlay moved.
             notifications.push(notify::for_refund(&c, &updated, now));
-            if c.status != charge_status_before {
-                notifications.push(notify::for_charge(&c, now));
-            }
+            notifications.extend(notify::for_charge_change(&charge_before, &c, now));
             c.version += 1;
             charge = Some(c);
         }
