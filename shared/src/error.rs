@@ -58,6 +58,7 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Code {
     AmountExceedsRefundable,
+    AmountNotRepresentable,
     CardDataRefused,
     ChargeCaptured,
     ChargeFailed,
@@ -101,8 +102,9 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 40] = [
+    pub const ALL: [Code; 41] = [
         Code::AmountExceedsRefundable,
+        Code::AmountNotRepresentable,
         Code::CardDataRefused,
         Code::ChargeCaptured,
         Code::ChargeFailed,
@@ -148,6 +150,7 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::AmountExceedsRefundable => "amount_exceeds_refundable",
+            Code::AmountNotRepresentable => "amount_not_representable",
             Code::CardDataRefused => "card_data_refused",
             Code::ChargeCaptured => "charge_captured",
             Code::ChargeFailed => "charge_failed",
@@ -193,6 +196,7 @@ impl Code {
     pub fn kind(self) -> Kind {
         match self {
             Code::AmountExceedsRefundable
+            | Code::AmountNotRepresentable
             | Code::CardDataRefused
             | Code::ChargeDisputed
             | Code::CurrencyMismatch

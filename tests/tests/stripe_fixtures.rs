@@ -509,7 +509,10 @@ fn funds_withdrawn_and_reinstated_come_from_the_disputes_balance_transactions() 
     dispute["payment_intent"] = json!("pi_disputed");
     dispute["status"] = json!("won");
     dispute["balance_transactions"] = json!([{"amount": -amount}, {"amount": amount}]);
-    match interpret("charge.dispute.closed", &event("charge.dispute.closed", &dispute)) {
+    match interpret(
+        "charge.dispute.closed",
+        &event("charge.dispute.closed", &dispute),
+    ) {
         Interpretation::Apply(u) => assert!(
             matches!(&u[..], [GatewayUpdate::Dispute(d)] if (d.observation.funds_withdrawn, d.observation.funds_reinstated) == (amount, amount)),
             "{u:?}"

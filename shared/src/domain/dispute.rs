@@ -235,7 +235,12 @@ mod tests {
     use DisputeStatus::*;
     use proptest::prelude::*;
 
-    fn obs(stage: u8, status: DisputeStatus, withdrawn: i64, reinstated: i64) -> DisputeObservation {
+    fn obs(
+        stage: u8,
+        status: DisputeStatus,
+        withdrawn: i64,
+        reinstated: i64,
+    ) -> DisputeObservation {
         DisputeObservation {
             gateway_ref: "du_1".into(),
             status,
@@ -252,9 +257,18 @@ mod tests {
     #[test]
     fn a_stripe_dispute_moves_forward_and_stays_decided() {
         let mut d = Dispute::opened(&obs(0, NeedsResponse, 0, 0), 1);
-        assert_eq!(d.apply(&obs(0, NeedsResponse, 1999, 0), 2), DisputeChange::Details);
-        assert_eq!(d.apply(&obs(0, UnderReview, 1999, 0), 3), DisputeChange::Status);
-        assert_eq!(d.apply(&obs(0, NeedsResponse, 1999, 0), 4), DisputeChange::Nothing);
+        assert_eq!(
+            d.apply(&obs(0, NeedsResponse, 1999, 0), 2),
+            DisputeChange::Details
+        );
+        assert_eq!(
+            d.apply(&obs(0, UnderReview, 1999, 0), 3),
+            DisputeChange::Status
+        );
+        assert_eq!(
+            d.apply(&obs(0, NeedsResponse, 1999, 0), 4),
+            DisputeChange::Nothing
+        );
         assert_eq!(d.apply(&obs(0, Won, 1999, 1999), 5), DisputeChange::Status);
         assert_eq!(d.apply(&obs(0, Lost, 1999, 0), 6), DisputeChange::Nothing);
         assert_eq!((d.status, d.net_withdrawn(), d.version), (Won, 0, 4));

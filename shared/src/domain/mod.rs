@@ -17,12 +17,12 @@ pub mod transition;
 pub mod work;
 
 pub use charge::{Charge, ChargeStatus, PaymentOutcome};
+pub use dispute::{Dispute, DisputeChange, DisputeObservation, DisputeStatus};
 pub use event::{
     DisputeUpdate, EventStatus, GatewayUpdate, Interpretation, PaymentUpdate, RefundUpdate,
     RefundedTotal, Reported, VerifiedEvent,
 };
 pub use gateway::Gateway;
-pub use dispute::{Dispute, DisputeChange, DisputeObservation, DisputeStatus};
 pub use ids::{ChargeId, DisputeId, IdError, NotificationId, RefundId};
 pub use money::{Currency, Money, MoneyError};
 pub use notification::{DeliveryStatus, Notification};

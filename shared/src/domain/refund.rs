@@ -166,9 +166,7 @@ impl Refund {
         let newer = observed_at.is_some_and(|t| self.status_at.is_none_or(|s| t > s));
         let t = match (self.status, outcome.status) {
             (RefundStatus::Failed, RefundStatus::Succeeded) if newer => Transition::Advance,
-            (RefundStatus::Succeeded, RefundStatus::Failed)
-                if observed_at.is_some() && !newer =>
-            {
+            (RefundStatus::Succeeded, RefundStatus::Failed) if observed_at.is_some() && !newer => {
                 // Older than the success that is known: stale.
                 Transition::Stale
             }

@@ -170,8 +170,7 @@ async fn find_charge<S: ChargeStore + GatewayRefLookup>(
     // The id came from the event: believe it only if the charge is at this gateway and not
     // already tied to another payment.
     Ok(charge.filter(|c| {
-        c.gateway == gateway
-            && (c.gateway_ref.is_none() || c.gateway_ref.as_deref() == gateway_ref)
+        c.gateway == gateway && (c.gateway_ref.is_none() || c.gateway_ref.as_deref() == gateway_ref)
     }))
 }
 
@@ -205,13 +204,25 @@ async fn apply_payment<S>(
 where
     S: ChargeStore + GatewayRefLookup,
 {
-    let Some(charge) = find_charge(store, gateway, u.gateway_ref.as_deref(), u.charge_id.as_ref()).await? else {
+    let Some(charge) = find_charge(
+        store,
+        gateway,
+        u.gateway_ref.as_deref(),
+        u.charge_id.as_ref(),
+    )
+    .await?
+    else {
         return Ok(Found::Missing);
     };
     let total = charge.amount.minor();
-    if let Some(why) = contradiction(u.reported.as_ref(), &charge.amount, total)
-        .or_else(|| (u.outcome.captured > total).then(|| format!("the event reports {} captured of a {total} charge", u.outcome.captured)))
-    {
+    if let Some(why) = contradiction(u.reported.as_ref(), &charge.amount, total).or_else(|| {
+        (u.outcome.captured > total).then(|| {
+            format!(
+                "the event reports {} captured of a {total} charge",
+                u.outcome.captured
+            )
+        })
+    }) {
         return Ok(Found::Contradicts(format!("charge {}: {why}", charge.id)));
     }
     let mut outcome = u.outcome.clone();
@@ -255,13 +266,17 @@ where
     for _ in 0..CONFLICT_RETRIES {
         if let Some(refund) = find_refund(store, gateway, u).await? {
             let amount = refund.amount.minor();
-            if let Some(why) = contradiction(u.reported.as_ref(), &refund.amount, amount)
-                .or_else(|| u.reported.as_ref().filter(|r| r.amount != amount).map(|r| format!("the event reports {}, the refund is {amount}", r.amount)))
+            if let Some(why) =
+                contradiction(u.reported.as_ref(), &refund.amount, amount).or_else(|| {
+                    u.reported
+                        .as_ref()
+                        .filter(|r| r.amount != amount)
+                        .map(|r| format!("the event reports {}, the refund is {amount}", r.amount))
+                })
             {
                 return Ok(Found::Contradicts(format!("refund {}: {why}", refund.id)));
             }
-            super::refunds::settle_at(store, queue, refund, &u.outcome, u.observed_at, now)
-                .await?;
+            super::refunds::settle_at(store, queue, refund, &u.outcome, u.observed_at, now).await?;
             return Ok(Found::Done);
         }
         if u.refund_id.is_some() {
@@ -322,7 +337,13 @@ where
     let mut refund = Refund {
         gateway_ref: Some(gateway_ref),
         external: true,
-        ..Refund::pending(RefundId::generate(), &charge.id, amount, charge.gateway, now)
+        ..Refund::pending(
+            RefundId::generate(),
+            &charge.id,
+            amount,
+            charge.gateway,
+            now,
+        )
     };
     refund.apply_at(&u.outcome, u.observed_at, now);
     let before = charge.clone();
@@ -361,7 +382,14 @@ async fn apply_dispute<S>(
 where
     S: ChargeStore + GatewayRefLookup,
 {
-    let Some(charge) = find_charge(store, gateway, u.payment_ref.as_deref(), u.charge_id.as_ref()).await? else {
+    let Some(charge) = find_charge(
+        store,
+        gateway,
+        u.payment_ref.as_deref(),
+        u.charge_id.as_ref(),
+    )
+    .await?
+    else {
         return Ok(Found::Missing);
     };
     let o = &u.observation;

@@ -203,7 +203,10 @@ impl ChargeStore for MemStore {
     ) -> Result<Option<Charge>, StoreError> {
         self.up()?;
         let map = self.charges.lock().unwrap();
-        Ok(map.values().find(|c| c.disputes.iter().any(|d| &d.id == id)).cloned())
+        Ok(map
+            .values()
+            .find(|c| c.disputes.iter().any(|d| &d.id == id))
+            .cloned())
     }
 
     async fn charges_for_invoice(&self, invoice_id: &str) -> Result<Vec<Charge>, StoreError> {
@@ -245,13 +248,18 @@ impl RefundStore for MemStore {
             let mut charges = self.charges.lock().unwrap();
             let mut refunds = self.refunds.lock().unwrap();
             let mut refs = self.gateway_refs.lock().unwrap();
-            if refunds.contains_key(&refund.id) || refs.contains_key(&(refund.gateway, reference.clone())) {
+            if refunds.contains_key(&refund.id)
+                || refs.contains_key(&(refund.gateway, reference.clone()))
+            {
                 return Err(StoreError::Conflict);
             }
             Self::check_version(&charges, &charge.id, charge.version, |c| c.version)?;
             charges.insert(charge.id.clone(), charge.clone());
             refunds.insert(refund.id.clone(), refund.clone());
-            refs.insert((refund.gateway, reference), GatewayObject::Refund(refund.id.clone()));
+            refs.insert(
+                (refund.gateway, reference),
+                GatewayObject::Refund(refund.id.clone()),
+            );
         }
         self.add_outbox(notifications);
         Ok(())

@@ -5,11 +5,15 @@
 //! Signatures are compared in constant time. A verifier's output is a list of
 //! [`VerifiedEvent`]s ready to be recorded — with card numbers already masked. Each sender's
 //! `interpret` reads a recorded event back into an [`Interpretation`] for the apply-event use case;
-//! `apply_payment` and `apply_refund` build the updates they have in common.
+//! `apply_payment` and `apply_refund` build the updates they have in common. [`amount`] holds each
+//! gateway's minor units, used both ways at the edge (adapters and interpreters).
 
 pub mod adyen;
+pub mod amount;
 pub mod standard;
 pub mod stripe;
+
+pub use amount::{NotRepresentable, gateway_amount};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

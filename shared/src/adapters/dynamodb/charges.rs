@@ -11,8 +11,7 @@ use super::keys::{Index, Paging, SortRange};
 use super::{Item, Table, Write, gateway_refs, keys, outbox, pointer_item};
 use crate::domain::Gateway;
 use crate::domain::{
-    Charge, ChargeId, ChargeStatus, Dispute, DisputeId, DisputeStatus, Failure, Money,
-    Notification,
+    Charge, ChargeId, ChargeStatus, Dispute, DisputeId, DisputeStatus, Failure, Money, Notification,
 };
 use crate::ports::{ChargeStore, GatewayObject, StoreError};
 
@@ -230,7 +229,9 @@ impl ChargeStore for Table {
     }
 
     async fn charge_of_dispute(&self, id: &DisputeId) -> Result<Option<Charge>, StoreError> {
-        (self.through_pointer(keys::dispute_pointer(id), keys::charge).await?)
+        (self
+            .through_pointer(keys::dispute_pointer(id), keys::charge)
+            .await?)
             .map(from_item)
             .transpose()
     }

@@ -69,9 +69,7 @@ pub async fn settle_at<S: ChargeStore + RefundStore>(
                 }
                 (RefundStatus::Succeeded, RefundStatus::Failed) => c.reverse_refund(amount, now),
                 // Adyen retried the refund by itself after REFUND_FAILED.
-                (RefundStatus::Failed, RefundStatus::Succeeded) => {
-                    c.reinstate_refund(amount, now)
-                }
+                (RefundStatus::Failed, RefundStatus::Succeeded) => c.reinstate_refund(amount, now),
                 _ => {}
             }
             // One notification per real state change: the refund's, and the charge's when its

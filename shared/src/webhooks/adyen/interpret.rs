@@ -153,7 +153,13 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
         }));
     }
     match (event_code, success) {
-        ("AUTHORISATION", true) => one(payment(psp.clone(), ChargeStatus::Authorized, 0, None, true)),
+        ("AUTHORISATION", true) => one(payment(
+            psp.clone(),
+            ChargeStatus::Authorized,
+            0,
+            None,
+            true,
+        )),
         ("AUTHORISATION", false) => one(payment(
             psp.clone(),
             ChargeStatus::Failed,
@@ -177,7 +183,13 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
             failure("capture_failed"),
             false,
         )),
-        ("CANCELLATION", true) => one(payment(original.clone(), ChargeStatus::Canceled, 0, None, false)),
+        ("CANCELLATION", true) => one(payment(
+            original.clone(),
+            ChargeStatus::Canceled,
+            0,
+            None,
+            false,
+        )),
         // Adyen cancels an uncaptured payment or refunds a captured one: whichever applies to
         // the charge is the one its state machine accepts (a captured charge cannot be canceled,
         // an uncaptured one has nothing to refund).

@@ -4,11 +4,11 @@
 //! [`Interpretation`]s for the apply-event use case. Pure; the objects are read
 //! as in `objects`, the same reading the Stripe adapter gives API answers.
 
+use super::amount::iso_minor;
 use super::objects::{PaymentIntent, StripeRefund, outcome_of, refund_outcome};
 use crate::domain::{
     ChargeId, ChargeStatus, DisputeObservation, DisputeStatus, DisputeUpdate, GatewayUpdate,
-    Interpretation, PaymentOutcome, PaymentUpdate, RefundId, RefundUpdate, RefundedTotal,
-    Reported,
+    Interpretation, PaymentOutcome, PaymentUpdate, RefundId, RefundUpdate, RefundedTotal, Reported,
 };
 
 fn metadata_id<T>(
@@ -35,11 +35,13 @@ fn id_of(object: &serde_json::Value, key: &str) -> Option<String> {
     }
 }
 
-/// `amount` and `currency` of a Stripe object, as an amount the event reports.
+/// `amount_key` and `currency` of a Stripe object, as an amount the event reports: in ISO 4217
+/// minor units (Stripe's are not always those: ISK and UGX are ×100 at Stripe).
 fn reported(object: &serde_json::Value, amount_key: &str) -> Option<Reported> {
+    let currency = text(object, "currency")?.to_ascii_lowercase();
     Some(Reported {
-        amount: object.get(amount_key)?.as_i64()?,
-        currency: text(object, "currency")?.to_ascii_lowercase(),
+        amount: iso_minor(object.get(amount_key)?.as_i64()?, &currency),
+        currency,
     })
 }
 
@@ -60,10 +62,7 @@ fn refund_update(object: &serde_json::Value, observed_at: Option<i64>) -> Option
 /// A Stripe Dispute object: its status as Stripe states it, and the funds its balance
 /// transactions moved (Stripe: "zero, one, or two balance transactions that show funds
 /// withdrawn and reinstated").
-fn dispute_update(
-    object: &serde_json::Value,
-    event_type: &str,
-) -> Result<GatewayUpdate, String> {
+fn dispute_update(object: &serde_json::Value, event_type: &str) -> Result<GatewayUpdate, String> {
     let id = text(object, "id").ok_or("the dispute has no id")?;
     let status_text = text(object, "status").unwrap_or_default();
     let status = DisputeStatus::parse(&status_text)
@@ -78,7 +77,12 @@ fn dispute_update(
                 .collect()
         })
         .unwrap_or_default();
-    let count = |negative: bool| moves.iter().filter(|a| (**a < 0) == negative && **a != 0).count() as i64;
+    let count = |negative: bool| {
+        moves
+            .iter()
+            .filter(|a| (**a < 0) == negative && **a != 0)
+            .count() as i64
+    };
     let mut withdrawn = count(true) * total.amount;
     let mut reinstated = count(false) * total.amount;
     // The event says so even when the balance transactions are not expanded.
@@ -148,9 +152,11 @@ pub fn interpret(event_type: &str, payload: &str) -> Interpretation {
         "charge.captured" => {
             let (Some(pi), Some(captured)) = (
                 id_of(&object, "payment_intent"),
-                object.get("amount_captured").and_then(|v| v.as_i64()),
+                reported(&object, "amount_captured").map(|r| r.amount),
             ) else {
-                return Interpretation::Ignore("a charge.captured without its PaymentIntent".into());
+                return Interpretation::Ignore(
+                    "a charge.captured without its PaymentIntent".into(),
+                );
             };
             Interpretation::Apply(vec![GatewayUpdate::Payment(PaymentUpdate {
                 gateway_ref: Some(pi.clone()),
@@ -253,7 +259,10 @@ mod tests {
             Interpretation::Apply(u) => assert_eq!(u.len(), 2),
             other => panic!("{other:?}"),
         }
-        assert!(interpret("charge.dispute.created", "{}").is_ignored(), "no dispute object");
+        assert!(
+            interpret("charge.dispute.created", "{}").is_ignored(),
+            "no dispute object"
+        );
         assert!(interpret("payment_intent.succeeded", "not json").is_ignored());
     }
 }

@@ -6,7 +6,8 @@
 //! least 24 hours; retries must stop well before that (the retry use case bounds them).
 //!
 //! - `client`: the HTTP calls, transport failures and error answers.
-//! - `wire`: the request forms and Stripe's error body, private to this adapter.
+//! - `wire`: the request forms (amounts in Stripe's minor units, see
+//!   [`crate::webhooks::stripe`]'s `amount`) and Stripe's error body, private to this adapter.
 //! - `mapping`: answers → [`PaymentOutcome`] / [`RefundOutcome`] (402 card errors are failed
 //!   payments, not errors), reading Stripe's objects as the webhook interpreter does.
 
@@ -115,7 +116,7 @@ impl PaymentGateway for StripeGateway {
         &self,
         request: &PaymentRequest<'_>,
     ) -> Result<PaymentOutcome, GatewayError> {
-        let form = wire::payment_form(request.charge);
+        let form = wire::payment_form(request.charge)?;
         self.post("/v1/payment_intents", &form, &request.idempotency_key)
             .await
     }
@@ -127,7 +128,7 @@ impl PaymentGateway for StripeGateway {
         idempotency_key: &str,
     ) -> Result<PaymentOutcome, GatewayError> {
         let pi = reference(charge)?;
-        let form = vec![("amount_to_capture".to_owned(), amount.minor().to_string())];
+        let form = vec![("amount_to_capture".to_owned(), wire::stripe_amount(amount)?)];
         self.post(
             &format!("/v1/payment_intents/{pi}/capture"),
             &form,
@@ -165,7 +166,7 @@ impl RefundGateway for StripeGateway {
         refund: &Refund,
     ) -> Result<RefundOutcome, GatewayError> {
         let pi = reference(charge)?;
-        let form = wire::refund_form(charge, refund, pi);
+        let form = wire::refund_form(charge, refund, pi)?;
         let (status, body, retry_after) = self
             .post_raw("/v1/refunds", &form, &refund.gateway_idempotency_key())
             .await?;
