@@ -765,7 +765,9 @@ class Fake:
         """Signs `item` and queues its delivery; returns its record (also in /_paybridge/notifications)."""
         item = dict(item)
         item.setdefault("merchantAccountCode", self.merchant)
-        item.setdefault("eventDate", event_date())
+        # The event happens when Adyen would send it: a retry scheduled `extra_delay` later (a
+        # re-capture, a re-sent refund) carries a later eventDate, as Adyen's does.
+        item.setdefault("eventDate", event_date(time.time() + self.notify_delay + extra_delay))
         additional = dict(item.get("additionalData") or {})
         additional.pop("hmacSignature", None)
         item["additionalData"] = additional

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use paybridge::adapters::dynamodb::Table;
 use paybridge::domain::{EventStatus, Gateway};
-use paybridge::ports::EventStore;
+use paybridge::ports::{EventStore, NotificationStore};
 use paybridge_tests::{eventually, stack, unique};
 use serde_json::{Value, json};
 
@@ -182,5 +182,263 @@ async fn a_pending_adyen_charge_succeeds_when_the_local_adyens_authorisation_arr
         (&settled["status"], &settled["captured"]),
         (&json!("succeeded"), &json!(1999)),
         "{settled}"
+    );
+}
+
+// ---- the gateway's truth, end to end: Adyen's late failures, its retries, disputes and
+// Customer Area refunds, sent by the local Adyen's control endpoints (docs/local-stack.md)
+// through the gateway's /webhooks/adyen to the worker.
+
+impl LocalAdyen {
+    async fn create(&self, capture: bool) -> Value {
+        let body = json!({
+            "invoice_id": unique("inv_"), "amount": 1999, "currency": "eur", "gateway": "adyen",
+            "payment_method": "stored_ok", "customer": "shopper_local", "capture": capture
+        });
+        let (status, charge) = self
+            .json(
+                self.http
+                    .post(format!("{}/charges", self.gateway))
+                    .header("idempotency-key", unique("adyen-truth-"))
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(status, 201, "{charge}");
+        let id = charge["id"].as_str().unwrap().to_owned();
+        let want = if capture { "succeeded" } else { "authorized" };
+        self.until(&id, &format!("{id} {want}"), |c| c["status"] == want)
+            .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.json(
+            self.http
+                .post(format!("{}{path}", self.gateway))
+                .header("idempotency-key", unique("adyen-truth-"))
+                .json(&body),
+        )
+        .await
+    }
+
+    async fn control(&self, path: &str, body: Value) {
+        let (status, answer) = self
+            .json(
+                self.http
+                    .post(format!("{}/_paybridge/{path}", self.fake))
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(status, 202, "{path}: {answer}");
+    }
+
+    /// The charge once `done` holds for it.
+    async fn until(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        eventually(PIPELINE, what, || async {
+            let charge = self.get_charge(id).await;
+            done(&charge).then_some(charge)
+        })
+        .await
+    }
+
+    async fn notification_types(&self, id: &str) -> Vec<String> {
+        let charge = paybridge::domain::ChargeId::parse(id).unwrap();
+        (self.table.notifications_for_charge(&charge).await.unwrap())
+            .into_iter()
+            .map(|n| n.event_type)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_late_capture_failed_and_adyens_own_recapture_reach_the_charge_and_billing() {
+    let a = local_adyen().await;
+    let charge = a.create(false).await;
+    let (id, psp) = (
+        charge["id"].as_str().unwrap().to_owned(),
+        charge["gateway_ref"].as_str().unwrap().to_owned(),
+    );
+    let (status, answer) = a.post(&format!("/charges/{id}/capture"), json!({})).await;
+    assert_eq!(status, 202, "{answer}");
+    a.until(&id, "captured", |c| c["status"] == "succeeded")
+        .await;
+
+    // A technical failure: CAPTURE_FAILED, then Adyen's re-capture with the same pspReference.
+    a.control(
+        &format!("payments/{psp}/capture-failed"),
+        json!({"reason": "technical"}),
+    )
+    .await;
+    let types = eventually(
+        PIPELINE,
+        "charge.capture_failed then charge.succeeded",
+        || async {
+            let types = a.notification_types(&id).await;
+            let failed = types.iter().position(|t| t == "charge.capture_failed");
+            failed
+                .filter(|i| types[i + 1..].iter().any(|t| t == "charge.succeeded"))
+                .map(|_| types)
+        },
+    )
+    .await;
+    let now = a.get_charge(&id).await;
+    assert_eq!(
+        (&now["status"], &now["captured"], &now["failure"]),
+        (&json!("succeeded"), &json!(1999), &Value::Null),
+        "{now} {types:?}"
+    );
+
+    // A failure for good leaves the charge where billing can act on it.
+    let other = a.create(false).await;
+    let (id, psp) = (
+        other["id"].as_str().unwrap().to_owned(),
+        other["gateway_ref"].as_str().unwrap().to_owned(),
+    );
+    a.post(&format!("/charges/{id}/capture"), json!({})).await;
+    a.until(&id, "captured", |c| c["status"] == "succeeded")
+        .await;
+    a.control(
+        &format!("payments/{psp}/capture-failed"),
+        json!({"reason": "expired"}),
+    )
+    .await;
+    let failed = a
+        .until(&id, "capture_failed", |c| c["status"] == "capture_failed")
+        .await;
+    assert_eq!(
+        (&failed["captured"], &failed["failure"]["code"]),
+        (&json!(0), &json!("capture_failed"))
+    );
+}
+
+#[tokio::test]
+async fn adyens_retried_refund_after_refund_failed_succeeds_it_again_without_a_second_reservation()
+{
+    let a = local_adyen().await;
+    let charge = a.create(true).await;
+    let id = charge["id"].as_str().unwrap().to_owned();
+    let (status, refund) = a
+        .post(&format!("/charges/{id}/refunds"), json!({"amount": 500}))
+        .await;
+    assert_eq!(status, 202, "{refund}");
+    let refund_id = refund["id"].as_str().unwrap().to_owned();
+    a.until(&id, "refunded", |c| c["refunded"] == 500).await;
+    a.control(
+        &format!("refunds/{refund_id}/refund-failed"),
+        json!({"reason": "technical"}),
+    )
+    .await;
+    let types = eventually(
+        PIPELINE,
+        "refund.failed, then refund.succeeded again",
+        || async {
+            let types = a.notification_types(&id).await;
+            let failed = types.iter().position(|t| t == "refund.failed");
+            failed
+                .filter(|i| types[i + 1..].iter().any(|t| t == "refund.succeeded"))
+                .map(|_| types)
+        },
+    )
+    .await;
+    let now = a.get_charge(&id).await;
+    assert_eq!(
+        (&now["status"], &now["refunded"], &now["refundable"]),
+        (&json!("partially_refunded"), &json!(500), &json!(1499)),
+        "{now} {types:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_adyen_chargeback_blocks_refunds_until_it_is_reversed() {
+    let a = local_adyen().await;
+    let charge = a.create(true).await;
+    let (id, psp) = (
+        charge["id"].as_str().unwrap().to_owned(),
+        charge["gateway_ref"].as_str().unwrap().to_owned(),
+    );
+    a.control(
+        &format!("payments/{psp}/dispute"),
+        json!({"eventCode": "NOTIFICATION_OF_CHARGEBACK"}),
+    )
+    .await;
+    a.control(
+        &format!("payments/{psp}/dispute"),
+        json!({"eventCode": "CHARGEBACK", "disputeStatus": "Undefended"}),
+    )
+    .await;
+    let disputed = a
+        .until(&id, "funds withdrawn", |c| c["disputed"] == 1999)
+        .await;
+    assert_eq!(disputed["disputes"][0]["status"], "needs_response");
+    let (status, refused) = a
+        .post(&format!("/charges/{id}/refunds"), json!({"amount": 100}))
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (422, &json!("charge_disputed"))
+    );
+    a.control(
+        &format!("payments/{psp}/dispute"),
+        json!({"eventCode": "CHARGEBACK_REVERSED", "disputeStatus": "Won"}),
+    )
+    .await;
+    let won = a
+        .until(&id, "reversed", |c| c["disputes"][0]["status"] == "won")
+        .await;
+    assert_eq!(
+        (&won["disputed"], &won["refundable"]),
+        (&json!(0), &json!(1999))
+    );
+    let types = a.notification_types(&id).await;
+    for t in ["dispute.opened", "dispute.won"] {
+        assert_eq!(
+            types.iter().filter(|x| *x == t).count(),
+            1,
+            "{t}: {types:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_customer_area_refund_is_adopted_and_refund_the_rest_asks_adyen_for_exactly_the_remainder()
+ {
+    let a = local_adyen().await;
+    let charge = a.create(true).await;
+    let (id, psp) = (
+        charge["id"].as_str().unwrap().to_owned(),
+        charge["gateway_ref"].as_str().unwrap().to_owned(),
+    );
+    a.control(
+        &format!("payments/{psp}/dashboard-refund"),
+        json!({"amount": 500}),
+    )
+    .await;
+    a.until(&id, "the outside refund adopted", |c| c["refunded"] == 500)
+        .await;
+    let (status, rest) = a.post(&format!("/charges/{id}/refunds"), json!({})).await;
+    assert_eq!(status, 202, "{rest}");
+    assert_eq!(rest["amount"], 1499);
+    let done = a
+        .until(&id, "refunded", |c| c["status"] == "refunded")
+        .await;
+    assert_eq!(done["refunded"], 1999);
+    let requests = a.fake_list("requests").await;
+    let refunds: Vec<&Value> = (requests.iter())
+        .filter(|r| {
+            r["path"].as_str().unwrap_or_default() == format!("/v72/payments/{psp}/refunds")
+        })
+        .collect();
+    assert_eq!(refunds.len(), 1, "{refunds:#?}");
+    assert_eq!(
+        refunds[0]["body"]["amount"]["value"], 1499,
+        "{:#?}",
+        refunds[0]
+    );
+    assert_eq!(
+        a.notification_types(&id)
+            .await
+            .iter()
+            .filter(|t| t.starts_with("refund."))
+            .count(),
+        2
     );
 }
