@@ -45,7 +45,17 @@ fn reported(object: &serde_json::Value, amount_key: &str) -> Option<Reported> {
     })
 }
 
+/// Stripe's own Refund of an amount that was never captured (reason `expired_uncaptured_charge`):
+/// before 2025-03-31.basil a partial capture or a cancellation created one. No money moved back
+/// to the customer, so it is not a refund of paybridge's charge.
+fn releases_uncaptured(object: &serde_json::Value) -> bool {
+    object.get("reason").and_then(|v| v.as_str()) == Some("expired_uncaptured_charge")
+}
+
 fn refund_update(object: &serde_json::Value, observed_at: Option<i64>) -> Option<GatewayUpdate> {
+    if releases_uncaptured(object) {
+        return None;
+    }
     let refund: StripeRefund = serde_json::from_value(object.clone()).ok()?;
     let gateway_ref = refund.id.clone();
     let outcome = refund_outcome(refund).ok()?;
@@ -198,6 +208,14 @@ pub fn interpret(event_type: &str, payload: &str) -> Interpretation {
                 Interpretation::Apply(updates)
             }
         }
+        "charge.refund.updated" | "refund.created" | "refund.updated" | "refund.failed"
+            if releases_uncaptured(&object) =>
+        {
+            Interpretation::Ignore(
+                "Stripe's release of an uncaptured amount (expired_uncaptured_charge), not a refund"
+                    .into(),
+            )
+        }
         "charge.refund.updated" | "refund.created" | "refund.updated" | "refund.failed" => {
             match refund_update(&object, observed_at) {
                 Some(update) => Interpretation::Apply(vec![update]),
@@ -237,6 +255,23 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stripes_release_of_an_uncaptured_amount_is_not_a_refund_to_adopt() {
+        let object = serde_json::json!({"id": "re_9", "object": "refund", "status": "succeeded", "amount": 499,
+            "currency": "eur", "payment_intent": "pi_9", "reason": "expired_uncaptured_charge", "metadata": {}});
+        let payload = serde_json::json!({"data": {"object": object}}).to_string();
+        assert!(interpret("refund.created", &payload).is_ignored());
+        let charge = serde_json::json!({"data": {"object": {"id": "ch_1", "payment_intent": "pi_9",
+            "amount_refunded": 0, "currency": "eur", "refunds": {"data": [object]}}}});
+        match interpret("charge.refunded", &charge.to_string()) {
+            Interpretation::Apply(u) => assert!(
+                matches!(&u[..], [GatewayUpdate::RefundedTotal(_)]),
+                "{u:?}"
+            ),
             other => panic!("{other:?}"),
         }
     }
