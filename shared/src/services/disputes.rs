@@ -9,11 +9,11 @@ use serde_json::json;
 
 use crate::domain::{Charge, DisputeId, DisputeObservation};
 use crate::error::{Code, Error};
-use crate::ports::{ChargeStore, StoreError, WorkQueue};
+use crate::ports::{ChargeStore, WorkQueue};
 use crate::services::ApiResponse;
 use crate::services::charges::read::{charge_id, load_charge};
+use crate::services::charges::update;
 use crate::services::notify;
-use crate::services::retry_policy::{CONFLICT_RETRIES, reread_after_conflict, still_contended};
 use crate::services::views;
 use crate::telemetry::{Metric, Metrics};
 
@@ -23,39 +23,31 @@ use crate::telemetry::{Metric, Metrics};
 pub async fn settle(
     store: &impl ChargeStore,
     queue: &impl WorkQueue,
-    mut charge: Charge,
+    charge: Charge,
     observation: &DisputeObservation,
     now: i64,
 ) -> Result<Charge, Error> {
-    for attempt in 0..CONFLICT_RETRIES {
+    let (charge, saved) = update(store, queue, charge, |charge| {
         let before = charge.clone();
-        let Some((index, kind)) = charge.apply_dispute(observation, now) else {
-            return Ok(charge);
-        };
-        charge.version += 1;
+        let (index, kind) = charge.apply_dispute(observation, now)?;
         let dispute = &charge.disputes[index];
-        let mut notifications = vec![notify::for_dispute(&charge, dispute, kind, now)];
-        notifications.extend(notify::for_charge_change(&before, &charge, now));
-        match store.save_charge(&charge, &notifications).await {
-            Ok(()) => {
-                let dispute = &charge.disputes[index];
-                tracing::info!(charge_id = %charge.id, dispute_id = %dispute.id, status = dispute.status.as_str(), funds_withdrawn = dispute.funds_withdrawn, funds_reinstated = dispute.funds_reinstated, "dispute updated");
-                Metrics::new("retry-worker")
-                    .dimension("Gateway", charge.gateway.as_str())
-                    .dimension("Status", dispute.status.as_str())
-                    .count(Metric::DisputeChanged)
-                    .emit();
-                notify::enqueue(queue, &notifications).await;
-                return Ok(charge);
-            }
-            Err(StoreError::Conflict) => {
-                let reread = store.get_charge(&charge.id);
-                charge = reread_after_conflict(attempt, "charge", reread).await?;
-            }
-            Err(e) => return Err(e.into()),
-        }
+        let mut notifications = vec![notify::for_dispute(charge, dispute, kind, now)];
+        notifications.extend(notify::for_charge_change(&before, charge, now));
+        Some(notifications)
+    })
+    .await?;
+    if let Some(dispute) =
+        (charge.disputes.iter()).find(|d| d.gateway_ref == observation.gateway_ref)
+        && saved
+    {
+        tracing::info!(charge_id = %charge.id, dispute_id = %dispute.id, status = dispute.status.as_str(), funds_withdrawn = dispute.funds_withdrawn, funds_reinstated = dispute.funds_reinstated, "dispute updated");
+        Metrics::new("retry-worker")
+            .dimension("Gateway", charge.gateway.as_str())
+            .dimension("Status", dispute.status.as_str())
+            .count(Metric::DisputeChanged)
+            .emit();
     }
-    Err(still_contended("charge"))
+    Ok(charge)
 }
 
 /// `GET /charges/{id}/disputes`: the charge's disputes, oldest first.

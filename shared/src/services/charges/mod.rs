@@ -44,26 +44,46 @@ pub async fn settle(
 pub async fn settle_at(
     store: &impl ChargeStore,
     queue: &impl WorkQueue,
-    mut charge: Charge,
+    charge: Charge,
     outcome: &PaymentOutcome,
     observed_at: Option<i64>,
     now: i64,
 ) -> Result<Charge, Error> {
-    for attempt in 0..CONFLICT_RETRIES {
+    let (charge, saved) = update(store, queue, charge, |charge| {
         let before = charge.clone();
-        if !charge.apply_at(outcome, observed_at, now) {
-            return Ok(charge);
-        }
-        charge.version += 1;
         // One notification per real state change, written with the change (outbox).
-        let notifications: Vec<_> = notify::for_charge_change(&before, &charge, now)
-            .into_iter()
-            .collect();
+        (charge.apply_at(outcome, observed_at, now)).then(|| {
+            notify::for_charge_change(&before, charge, now)
+                .into_iter()
+                .collect()
+        })
+    })
+    .await?;
+    if saved {
+        tracing::info!(charge_id = %charge.id, status = charge.status.as_str(), "charge updated");
+    }
+    Ok(charge)
+}
+
+/// Applies `change` to the charge and writes it at the next version with the notifications
+/// `change` returns (an outbox: then queued for delivery); `None` means nothing changed, and
+/// nothing is written. On a concurrent write it re-reads the charge and applies `change` again,
+/// so neither writer's change is lost. Returns the charge as stored and whether it was written.
+pub(crate) async fn update(
+    store: &impl ChargeStore,
+    queue: &impl WorkQueue,
+    mut charge: Charge,
+    change: impl Fn(&mut Charge) -> Option<Vec<crate::domain::Notification>>,
+) -> Result<(Charge, bool), Error> {
+    for attempt in 0..CONFLICT_RETRIES {
+        let Some(notifications) = change(&mut charge) else {
+            return Ok((charge, false));
+        };
+        charge.version += 1;
         match store.save_charge(&charge, &notifications).await {
             Ok(()) => {
-                tracing::info!(charge_id = %charge.id, status = charge.status.as_str(), "charge updated");
                 notify::enqueue(queue, &notifications).await;
-                return Ok(charge);
+                return Ok((charge, true));
             }
             Err(StoreError::Conflict) => {
                 let reread = store.get_charge(&charge.id);

@@ -268,10 +268,9 @@ mod tests {
         let charge = serde_json::json!({"data": {"object": {"id": "ch_1", "payment_intent": "pi_9",
             "amount_refunded": 0, "currency": "eur", "refunds": {"data": [object]}}}});
         match interpret("charge.refunded", &charge.to_string()) {
-            Interpretation::Apply(u) => assert!(
-                matches!(&u[..], [GatewayUpdate::RefundedTotal(_)]),
-                "{u:?}"
-            ),
+            Interpretation::Apply(u) => {
+                assert!(matches!(&u[..], [GatewayUpdate::RefundedTotal(_)]), "{u:?}")
+            }
             other => panic!("{other:?}"),
         }
     }
