@@ -2,6 +2,7 @@
 """Run localstripe (a stateful fake Stripe API) on 127.0.0.1:PORT only, as Stripe's test mode.
 
 Usage: python scripts/localstripe_server.py PORT [--webhook-delay S] [--async-delay S] [--api-version V]
+                                             [--enforce-refund-limits]
 
 Differences from the stock `localstripe --port N` command, both on purpose:
 - it binds 127.0.0.1 only (the stock command binds every interface, IPv4 and IPv6);
@@ -61,6 +62,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--webhook-delay", type=float, help="seconds from an event to its delivery (default 1)")
     parser.add_argument("--async-delay", type=float, help="seconds until a dispute opens or a refund fails (default 0.3)")
     parser.add_argument("--api-version", help="the API version of events (default: the current one)")
+    parser.add_argument("--enforce-refund-limits", action="store_true",
+                        help="refuse refunds beyond what is left, as Stripe does (off: tests/tests/refunds.rs needs it off)")
     args = parser.parse_args(argv)
 
     from aiohttp import web
@@ -75,7 +78,7 @@ def main(argv: list[str]) -> int:
     import stripe_test_mode
 
     # Before localstripe's server module is imported: it builds its routes from the patched classes.
-    stripe_test_mode.install(args.api_version, args.webhook_delay, args.async_delay)
+    stripe_test_mode.install(args.api_version, args.webhook_delay, args.async_delay, args.enforce_refund_limits)
     from localstripe import server
 
     stripe_test_mode.install_server(server.app)

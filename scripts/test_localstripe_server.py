@@ -105,7 +105,8 @@ class LocalStripeTestMode(unittest.TestCase):
         port = free_port()
         cls.url = f"http://{HOST}:{port}"
         cls.server = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, str(SCRIPTS / "localstripe_server.py"), str(port), "--webhook-delay", "0.05", "--async-delay", "0.05"],
+            [sys.executable, str(SCRIPTS / "localstripe_server.py"), str(port), "--webhook-delay", "0.05", "--async-delay", "0.05",
+             "--enforce-refund-limits"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20

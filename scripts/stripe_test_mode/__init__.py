@@ -27,8 +27,10 @@ from . import cards, context, control, disputes, events, payments, refunds, shap
 __all__ = ["install", "context"]
 
 
-def install(api_version: str | None = None, webhook_delay: float | None = None, async_delay: float | None = None) -> None:
+def install(api_version: str | None = None, webhook_delay: float | None = None, async_delay: float | None = None,
+            enforce_refund_limits: bool = False) -> None:
     """Patches localstripe's resources; call before `localstripe.server` is imported."""
+    context.SETTINGS.enforce_refund_limits = enforce_refund_limits
     if api_version is not None:
         context.SETTINGS.api_version = api_version
     if webhook_delay is not None:

@@ -1,8 +1,9 @@
 """Refunds as Stripe's test mode makes them, whoever asks (paybridge, or a "dashboard refund":
 `POST /v1/refunds` without paybridge's metadata, with `payment_intent=` or `charge=`).
 
-- Refused before anything is stored: a charge already fully refunded (`charge_already_refunded`),
-  more than is left (`amount_too_large`), a charged-back charge (`charge_disputed`).
+- Refused before anything is stored: a charged-back charge (`charge_disputed`); with
+  `--enforce-refund-limits` also a charge already fully refunded (`charge_already_refunded`) and
+  more than is left (`amount_too_large`).
 - A refund sends `refund.created` and `charge.refunded` (the Charge, with `amount_refunded` and
   `refunded`; refunds are not embedded from 2022-11-15 on); `POST /v1/refunds/{id}` sends
   `refund.updated` with `previous_attributes`.
@@ -18,7 +19,7 @@ from localstripe import resources
 from localstripe.resources import UserError, try_convert_to_int
 
 from . import cards
-from .context import emit, later
+from .context import SETTINGS, emit, later
 
 
 def charge_of(data: dict):
@@ -41,6 +42,8 @@ def refuse_what_stripe_refuses(data: dict) -> None:
     for key, dispute in resources.store.items():
         if key.startswith("dispute:") and dispute.charge == charge.id and not dispute._inquiry and dispute.status != "won":
             raise UserError(400, f"Charge {charge.id} has been charged back; cannot issue a refund.", {"code": "charge_disputed"})
+    if not SETTINGS.enforce_refund_limits:
+        return
     left = charge.amount - charge.amount_refunded
     if left <= 0:
         raise UserError(400, f"Charge {charge.id} has already been refunded.", {"code": "charge_already_refunded"})
