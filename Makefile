@@ -1,7 +1,7 @@
 # paybridge - developer entry points (GNU make).
 #
 #   make test        lint the template, start a throw-away local stack + functions, cargo test --workspace
-#   make dev         the whole stack: gateway on 3000, billing receiver 3900, moto, localstripe, functions
+#   make dev         the whole stack: gateway on 3000, billing receiver 3900, moto, localstripe, local Adyen, functions
 #   make demo        a scripted walk through paybridge against a running `make dev`
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint (plain and serverless rules)
 #   make build       release arm64 zips of every function (cargo lambda build), not part of test
@@ -31,6 +31,7 @@ FUNCTIONS := webhook-intake charges refunds retry-worker reconciler
 DEV_STATE := .stack/dev
 MOTO_PORT ?= 4566
 STRIPE_PORT ?= 8420
+ADYEN_PORT ?= 8430
 LAMBDA_PORT ?= 9000
 GATEWAY_PORT ?= 3000
 # The billing receiver's port; empty = the port of billing.endpoint in local/secrets.json (3900).
@@ -89,7 +90,7 @@ test: lint-template
 
 # In the foreground until Ctrl-C; BILLING_RECEIVER=0 leaves the billing receiver out.
 dev: $(VENV_STAMP)
-	$(STACK) dev --state-dir $(DEV_STATE) --moto-port $(MOTO_PORT) --stripe-port $(STRIPE_PORT) \
+	$(STACK) dev --state-dir $(DEV_STATE) --moto-port $(MOTO_PORT) --stripe-port $(STRIPE_PORT) --adyen-port $(ADYEN_PORT) \
 	  --lambda-port $(LAMBDA_PORT) --gateway-port $(GATEWAY_PORT) $(if $(RECEIVER_PORT),--receiver-port $(RECEIVER_PORT),)
 
 # Against the `make dev` running in another terminal (standard library Python only).
@@ -98,14 +99,14 @@ demo:
 	  $(if $(RECEIVER_PORT),--receiver http://127.0.0.1:$(RECEIVER_PORT),)
 
 stack-up: $(VENV_STAMP)
-	$(STACK) up --state-dir $(DEV_STATE) --moto-port $(MOTO_PORT) --stripe-port $(STRIPE_PORT)
+	$(STACK) up --state-dir $(DEV_STATE) --moto-port $(MOTO_PORT) --stripe-port $(STRIPE_PORT) --adyen-port $(ADYEN_PORT)
 	@echo "load it into a shell with: set -a; . $(DEV_STATE)/env; set +a"
 
 # Also stops the gateway, receiver and cargo lambda watch of a `make dev` that was killed hard.
 stack-down:
 	@$(STACK_STOP) down --state-dir $(DEV_STATE)
 
-# Wipes every table item, message, secret and Stripe object, then provisions again (stack keeps running).
+# Wipes every table item, message, secret, Stripe object and local Adyen payment, then provisions again (stack keeps running).
 stack-reset: $(VENV_STAMP)
 	$(STACK) reset --state-dir $(DEV_STATE)
 

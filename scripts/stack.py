@@ -1,27 +1,30 @@
 #!/usr/bin/env python3
 """The local paybridge stack, and the one owner of its processes.
 
-    stack.py up        --state-dir DIR [--moto-port N] [--stripe-port N]
-    stack.py provision --state-dir DIR            (or --moto-url URL --stripe-url URL)
-    stack.py reset     --state-dir DIR            (wipe moto + localstripe, provision again)
+    stack.py up        --state-dir DIR [--moto-port N] [--stripe-port N] [--adyen-port N]
+    stack.py provision --state-dir DIR            (or --moto-url URL --stripe-url URL --adyen-url URL)
+    stack.py reset     --state-dir DIR            (wipe moto, localstripe and the local Adyen, provision again)
     stack.py down      --state-dir DIR            (stop everything started in DIR)
     stack.py status    --state-dir DIR
-    stack.py dev       --state-dir DIR [--moto-port 4566] [--stripe-port 8420] [--lambda-port 9000]
+    stack.py dev       --state-dir DIR [--moto-port 4566] [--stripe-port 8420] [--adyen-port 8430] [--lambda-port 9000]
                        [--gateway-port 3000] [--receiver-port N] [--no-receiver]      (make dev)
     stack.py run       --state-dir DIR [--functions] -- COMMAND [ARGS...]           (make test)
     stack.py clean     [--root .stack]            (stop every stack under ROOT, delete ROOT)
 
-`up` starts moto server (DynamoDB, SQS, Secrets Manager) and localstripe in the background on
-127.0.0.1 (port 0 or omitted: a free port), waits until they answer, provisions, and writes
+`up` starts moto server (DynamoDB, SQS, Secrets Manager), localstripe and the local Adyen
+(scripts/adyen_fake.py) in the background on 127.0.0.1 (port 0 or omitted: a free port), waits
+until they answer, provisions, and writes
 DIR/env. `provision` creates every AWS::DynamoDB::Table, AWS::SQS::Queue and
 AWS::SecretsManager::Secret of template.yaml in moto, from the same properties, and writes DIR/env:
 the functions' environment variables resolved against those local resources, plus what a local
-run needs (endpoint, region, dummy credentials, localstripe URL). It is idempotent: run it again
+run needs (endpoint, region, dummy credentials, the localstripe and local Adyen URLs: no function
+of a local stack calls a gateway on the internet). It is idempotent: run it again
 against a running moto at will. `down` stops what `up`, `dev` or `run` started in DIR (process
 groups; safe to call twice), `status` tells what runs.
 
 `dev` is `make dev`: `up` on the fixed ports, the functions built, then the billing receiver,
-`cargo lambda watch` and the local gateway, output to this terminal, until Ctrl-C or until one of
+`cargo lambda watch` and the local gateway (the local Adyen's notifications then go to its
+/webhooks/adyen), output to this terminal, until Ctrl-C or until one of
 them ends; then everything is stopped. `run` is `make test`: `up` on free ports (with
 `--functions` also the functions' own localstripe, the receiver, cargo lambda watch and the
 gateway, logs in DIR), COMMAND with DIR/env (and PAYBRIDGE_GATEWAY_URL, PAYBRIDGE_RECEIVER_URL,
@@ -30,7 +33,7 @@ exits with COMMAND's status, DIR removed if it is 0 and kept with the logs other
 also stops leftovers of hard-killed runs whose pid files are gone.
 
 DIR holds: moto.pid / moto.port / moto.log, localstripe.pid / localstripe.port /
-localstripe.log, the NAME.pid of every other process started there (gateway, receiver,
+localstripe.log, adyen.pid / adyen.port / adyen.log, the NAME.pid of every other process started there (gateway, receiver,
 cargo-lambda, localstripe-functions) with its log, resources.json (what was provisioned) and env
 (`export NAME=value` lines, readable by a POSIX shell and by `cargo lambda watch --env-file`).
 """
@@ -71,8 +74,14 @@ DEFAULT_SECRETS = ROOT / "local" / "secrets.json"
 START_TIMEOUT_SECS = 30.0
 STOP_TIMEOUT_SECS = 10.0
 
-SERVICES = ("moto", "localstripe")
-SERVER_SCRIPTS = {"moto": SCRIPTS / "moto_server.py", "localstripe": SCRIPTS / "localstripe_server.py"}
+SERVICES = ("moto", "localstripe", "adyen")
+SERVER_SCRIPTS = {
+    "moto": SCRIPTS / "moto_server.py",
+    "localstripe": SCRIPTS / "localstripe_server.py",
+    "adyen": SCRIPTS / "adyen_fake.py",
+}
+# The Checkout API version paybridge's Adyen adapter speaks (the path prefix of AdyenApiBase).
+ADYEN_API_VERSION = "v72"
 
 TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
@@ -490,7 +499,7 @@ def write_env(path: Path, env: dict[str, str]) -> None:
     tmp.replace(path)
 
 
-def provision(state_dir: Path, moto_url: str, stripe_url: str, template_path: Path, secrets_path: Path) -> Path:
+def provision(state_dir: Path, moto_url: str, stripe_url: str, adyen_url: str, template_path: Path, secrets_path: Path) -> Path:
     template = load_template(template_path)
     provisioner = Provisioner(template, moto_url, secrets_path)
     created = provisioner.run()
@@ -504,6 +513,9 @@ def provision(state_dir: Path, moto_url: str, stripe_url: str, template_path: Pa
             "AWS_SECRET_ACCESS_KEY": "test",
             "PAYBRIDGE_STRIPE_API_BASE": stripe_url,
             "PAYBRIDGE_LOCALSTRIPE_URL": stripe_url,
+            # The local Adyen, in place of the template's AdyenApiBase (Adyen's test endpoint).
+            "PAYBRIDGE_ADYEN_API_BASE": f"{adyen_url}/{ADYEN_API_VERSION}",
+            "PAYBRIDGE_ADYEN_FAKE_URL": adyen_url,
             "PAYBRIDGE_MOTO_URL": moto_url,
             # moto serialises every DynamoDB request (see moto_server.py), so under the
             # concurrency tests a call can queue for seconds; AWS itself needs no such patience.
@@ -533,12 +545,13 @@ PROGRAMS = {
     "moto": "moto_server.py",
     "localstripe": "localstripe_server.py",
     "localstripe-functions": "localstripe_server.py",
+    "adyen": "adyen_fake.py",
     "receiver": "billing_receiver.py",
     "cargo-lambda": "lambda watch",
     "gateway": "local_gateway.py",
 }
 # The order things are stopped in: callers before what they call.
-STOP_ORDER = ("gateway", "cargo-lambda", "receiver", "localstripe-functions", "localstripe", "moto")
+STOP_ORDER = ("gateway", "cargo-lambda", "receiver", "localstripe-functions", "adyen", "localstripe", "moto")
 HELPERS = ("gateway", "cargo-lambda", "receiver", "localstripe-functions")
 
 
@@ -826,8 +839,11 @@ def log_tail(path: Path, lines: int = 25) -> str:
     return "\n".join("    " + line for line in text[-lines:]) or "    (empty log)"
 
 
+HEALTH_PATHS = {"localstripe": "/v1/customers?limit=1", "adyen": "/_paybridge/health", "moto": "/moto-api/"}
+
+
 def answers(service: str, port: int) -> bool:
-    url = f"http://{HOST}:{port}/v1/customers?limit=1" if service == "localstripe" else f"http://{HOST}:{port}/moto-api/"
+    url = f"http://{HOST}:{port}{HEALTH_PATHS[service]}"
     request = urllib.request.Request(url)
     if service == "localstripe":
         request.add_header("Authorization", "Bearer sk_test_stackcheck")
@@ -840,11 +856,13 @@ def answers(service: str, port: int) -> bool:
         return False
 
 
-def start(state_dir: Path, service: str, port: int) -> subprocess.Popen[bytes]:
+def start(state_dir: Path, service: str, port: int, secrets: Path) -> subprocess.Popen[bytes]:
     log_path = state_dir / f"{service}.log"
+    # The local Adyen reads its API key, merchant account and HMAC key from the local secret.
+    extra = ["--secrets", str(secrets.resolve())] if service == "adyen" else []
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-u", str(SERVER_SCRIPTS[service]), str(port)],
+            [sys.executable, "-u", str(SERVER_SCRIPTS[service]), str(port), *extra],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -1053,14 +1071,16 @@ def file_ready(path: Path) -> Callable[[], bool]:
 # --------------------------------------------------------------------------- commands
 
 
-def urls(ports: dict[str, int]) -> tuple[str, str]:
-    return f"http://{HOST}:{ports['moto']}", f"http://{HOST}:{ports['localstripe']}"
+def urls(ports: dict[str, int]) -> tuple[str, str, str]:
+    """(moto URL, localstripe URL, local Adyen URL) of these ports."""
+    return tuple(f"http://{HOST}:{ports[service]}" for service in SERVICES)  # type: ignore[return-value]
 
 
-def up(state_dir: Path, moto_port: int, stripe_port: int, template: Path, secrets: Path) -> tuple[str, str, Path]:
-    """Start moto + localstripe (port 0: a free one), provision; (moto URL, localstripe URL, env file)."""
+def up(state_dir: Path, moto_port: int, stripe_port: int, adyen_port: int, template: Path, secrets: Path) -> tuple[str, str, str, Path]:
+    """Start moto, localstripe and the local Adyen (port 0: a free one), provision;
+    (moto URL, localstripe URL, local Adyen URL, env file)."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    wanted = {"moto": moto_port or 0, "localstripe": stripe_port or 0}
+    wanted = {"moto": moto_port or 0, "localstripe": stripe_port or 0, "adyen": adyen_port or 0}
     ports: dict[str, int] = {}
     started: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
@@ -1082,7 +1102,7 @@ def up(state_dir: Path, moto_port: int, stripe_port: int, template: Path, secret
                 port = wanted[service] or free_port()
                 if port_in_use(port):
                     raise StackError(f"port {HOST}:{port} for {service} is already taken by another process")
-                process = start(state_dir, service, port)
+                process = start(state_dir, service, port, secrets)
                 started.append((service, process))
                 try:
                     wait_until_up(state_dir, service, process, port, deadline)
@@ -1098,8 +1118,8 @@ def up(state_dir: Path, moto_port: int, stripe_port: int, template: Path, secret
                     log(f"{service} did not start on port {port}; trying another port")
             log(f"{service} up on {HOST}:{port} (pid {process.pid})")
             ports[service] = port
-        moto_url, stripe_url = urls(ports)
-        env_path = provision(state_dir, moto_url, stripe_url, template, secrets)
+        moto_url, stripe_url, adyen_url = urls(ports)
+        env_path = provision(state_dir, moto_url, stripe_url, adyen_url, template, secrets)
     except BaseException:
         # Leave nothing half-started behind.
         for service, process in started:
@@ -1112,28 +1132,42 @@ def up(state_dir: Path, moto_port: int, stripe_port: int, template: Path, secret
         raise
     print(f"moto:        {moto_url}")
     print(f"localstripe: {stripe_url}")
+    print(f"adyen:       {adyen_url}/{ADYEN_API_VERSION}  (control: {adyen_url}/_paybridge/)")
     print(f"env file:    {env_path}", flush=True)
-    return moto_url, stripe_url, env_path
+    return moto_url, stripe_url, adyen_url, env_path
+
+
+def point_adyen_at(adyen_url: str, webhook_url: str) -> None:
+    """Sends the local Adyen's notifications to `webhook_url` (the local gateway's /webhooks/adyen)."""
+    request = urllib.request.Request(
+        f"{adyen_url}/_paybridge/config", data=json.dumps({"webhook_url": webhook_url}).encode(), method="POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback only
+            pass
+    except (urllib.error.URLError, OSError) as exc:
+        raise StackError(f"cannot point the local Adyen at {webhook_url}: {exc}") from exc
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    up(args.state_dir, args.moto_port, args.stripe_port, args.template, args.secrets)
+    up(args.state_dir, args.moto_port, args.stripe_port, args.adyen_port, args.template, args.secrets)
     return 0
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir
-    moto_url, stripe_url = args.moto_url, args.stripe_url
-    if not (moto_url and stripe_url):
+    moto_url, stripe_url, adyen_url = args.moto_url, args.stripe_url, args.adyen_url
+    if not (moto_url and stripe_url and adyen_url):
         ports = {}
         for service in SERVICES:
             live = running(state_dir, service)
             if not live:
-                raise StackError(f"{service} is not running from {state_dir}; run `up` (or pass --moto-url/--stripe-url)")
+                raise StackError(f"{service} is not running from {state_dir}; run `up` (or pass --moto-url/--stripe-url/--adyen-url)")
             ports[service] = live[1]
-        default_moto, default_stripe = urls(ports)
-        moto_url, stripe_url = moto_url or default_moto, stripe_url or default_stripe
-    provision(state_dir, moto_url, stripe_url, args.template, args.secrets)
+        default_moto, default_stripe, default_adyen = urls(ports)
+        moto_url, stripe_url, adyen_url = moto_url or default_moto, stripe_url or default_stripe, adyen_url or default_adyen
+    provision(state_dir, moto_url, stripe_url, adyen_url, args.template, args.secrets)
     return 0
 
 
@@ -1145,14 +1179,15 @@ def cmd_reset(args: argparse.Namespace) -> int:
         if not live:
             raise StackError(f"{service} is not running from {state_dir}; nothing to reset (use `up`)")
         ports[service] = live[1]
-    moto_url, stripe_url = urls(ports)
-    for method, url in (("POST", f"{moto_url}/moto-api/reset"), ("DELETE", f"{stripe_url}/_config/data")):
+    moto_url, stripe_url, adyen_url = urls(ports)
+    wipes = (("POST", f"{moto_url}/moto-api/reset"), ("DELETE", f"{stripe_url}/_config/data"), ("POST", f"{adyen_url}/_paybridge/reset"))
+    for method, url in wipes:
         request = urllib.request.Request(url, method=method)
         request.add_header("Authorization", "Bearer sk_test_stackreset")
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback only
             pass
-    log("moto and localstripe data wiped (localstripe webhook registrations survive a wipe)")
-    provision(state_dir, moto_url, stripe_url, args.template, args.secrets)
+    log("moto, localstripe and local Adyen data wiped (localstripe's webhook registrations and the local Adyen's webhook URL survive a wipe)")
+    provision(state_dir, moto_url, stripe_url, adyen_url, args.template, args.secrets)
     return 0
 
 
@@ -1191,7 +1226,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if live:
             pid, port = live
             health = "answering" if answers(service, port) else "NOT answering"
-            print(f"{service:12} running  pid {pid:<7} http://{HOST}:{port}  {health}")
+            path = f"/{ADYEN_API_VERSION}" if service == "adyen" else ""
+            print(f"{service:12} running  pid {pid:<7} http://{HOST}:{port}{path}  {health}")
             all_up = all_up and health == "answering"
         else:
             print(f"{service:12} stopped")
@@ -1210,12 +1246,15 @@ paybridge local stack (state in {state}/, env file {state}/env)
   gateway           http://127.0.0.1:{gateway}        template.yaml's routes; retry-worker fed from the work queue
   billing receiver  {billing}
   localstripe       http://127.0.0.1:{stripe}        its webhooks go to http://127.0.0.1:{gateway}/webhooks/stripe
+  local Adyen       http://127.0.0.1:{adyen}/v72    Checkout v72; notifications to http://127.0.0.1:{gateway}/webhooks/adyen; control: /_paybridge/
   moto (AWS APIs)   http://127.0.0.1:{moto}        DynamoDB, SQS, Secrets Manager
   functions         http://127.0.0.1:{lam}        cargo lambda watch: {served} (rebuilt when you save)
-Logs: this terminal; also {state}/gateway.log, receiver.log, moto.log, localstripe.log.
+Logs: this terminal; also {state}/gateway.log, receiver.log, moto.log, localstripe.log, adyen.log.
 Try it: make demo   (or curl, e.g.:)
   curl -s http://127.0.0.1:{gateway}/charges -H 'content-type: application/json' -H 'Idempotency-Key: try-1' \\
     -d '{{"invoice_id":"inv_1","amount":1999,"currency":"eur","gateway":"stripe","payment_method":"pm_card_visa"}}'
+  curl -s http://127.0.0.1:{gateway}/charges -H 'content-type: application/json' -H 'Idempotency-Key: try-2' \\
+    -d '{{"invoice_id":"inv_2","amount":1999,"currency":"eur","gateway":"adyen","payment_method":"stored_ok","customer":"shopper_1"}}'
 Ctrl-C stops everything.
 """
 
@@ -1238,7 +1277,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     receiver_port = args.receiver_port or billing_port(args.secrets)
     if args.receiver and args.receiver_port and not os.environ.get("PAYBRIDGE_BILLING_URL"):
         os.environ["PAYBRIDGE_BILLING_URL"] = f"http://{HOST}:{receiver_port}/paybridge"
-    ports = [("moto", args.moto_port), ("localstripe", args.stripe_port), ("cargo-lambda", args.lambda_port), ("gateway", args.gateway_port)]
+    ports = [
+        ("moto", args.moto_port), ("localstripe", args.stripe_port), ("the local Adyen", args.adyen_port),
+        ("cargo-lambda", args.lambda_port), ("gateway", args.gateway_port),
+    ]
     if args.receiver:
         ports.append(("billing receiver", receiver_port))
     for what, port in ports:
@@ -1252,7 +1294,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     supervisor = Supervisor(state, say)
     status = 1
     try:
-        _, stripe_url, env_path = up(state_dir, args.moto_port, args.stripe_port, args.template, args.secrets)
+        _, stripe_url, adyen_url, env_path = up(state_dir, args.moto_port, args.stripe_port, args.adyen_port, args.template, args.secrets)
         served = served_functions()
         say(f"building {' '.join(served)} (a few minutes the first time; later only what changed)")
         build_started = time.monotonic()
@@ -1289,6 +1331,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         # Until the gateway serves, has registered with localstripe and reaches cargo lambda watch
         # (the gateway itself gives up after 120 s and ends).
         supervisor.wait_for("the gateway", "gateway", file_ready(ready_file), None, None)
+        point_adyen_at(adyen_url, f"http://{HOST}:{args.gateway_port}/webhooks/adyen")
 
         if args.receiver:
             billing = f"http://127.0.0.1:{receiver_port}        verifies and prints notifications; curl -s http://127.0.0.1:{receiver_port}/received"
@@ -1297,7 +1340,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             billing = f"not started (BILLING_RECEIVER=0); notifications go to {target}"
         print(
             DEV_BANNER.format(
-                state=state_dir, gateway=args.gateway_port, billing=billing, stripe=args.stripe_port,
+                state=state_dir, gateway=args.gateway_port, billing=billing, stripe=args.stripe_port, adyen=args.adyen_port,
                 moto=args.moto_port, lam=args.lambda_port, served=" ".join(served),
             ),
             flush=True,
@@ -1343,7 +1386,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     status = 0
     child: subprocess.Popen[bytes] | None = None
     try:
-        _, _, env_path = up(state_dir, 0, 0, args.template, args.secrets)
+        _, _, adyen_url, env_path = up(state_dir, 0, 0, 0, args.template, args.secrets)
         extra: dict[str, str] = {}
         if args.functions:
             python = [sys.executable, "-u"]
@@ -1411,9 +1454,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             supervisor.wait_for("the local gateway", "gateway", file_ready(ready_file), 180, gateway_log)
             gateway_url = ready_file.read_text().strip()
+            point_adyen_at(adyen_url, f"{gateway_url}/webhooks/adyen")
             say(
                 f"local gateway {gateway_url} (cargo lambda watch on :{lambda_port}), billing receiver {receiver_url}, "
-                f"functions' localstripe {stripe_url}"
+                f"functions' localstripe {stripe_url}, local Adyen {adyen_url} (notifications to the gateway)"
             )
             extra = {
                 "PAYBRIDGE_GATEWAY_URL": gateway_url,
@@ -1473,11 +1517,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="SAM template (default: template.yaml)")
         p.add_argument("--secrets", type=Path, default=DEFAULT_SECRETS, help="local secret value (default: local/secrets.json)")
 
-    p_up = sub.add_parser("up", help="start moto + localstripe, provision, write DIR/env")
+    p_up = sub.add_parser("up", help="start moto, localstripe and the local Adyen, provision, write DIR/env")
     common(p_up)
     provisioning(p_up)
     p_up.add_argument("--moto-port", type=int, default=0, help="0 or omitted: a free port")
     p_up.add_argument("--stripe-port", type=int, default=0, help="0 or omitted: a free port")
+    p_up.add_argument("--adyen-port", type=int, default=0, help="0 or omitted: a free port")
     p_up.set_defaults(func=cmd_up)
 
     p_prov = sub.add_parser("provision", help="(re)create the template's resources in moto, write DIR/env")
@@ -1485,9 +1530,10 @@ def main(argv: list[str] | None = None) -> int:
     provisioning(p_prov)
     p_prov.add_argument("--moto-url", help="default: the moto that `up` started in DIR")
     p_prov.add_argument("--stripe-url", help="default: the localstripe that `up` started in DIR")
+    p_prov.add_argument("--adyen-url", help="default: the local Adyen that `up` started in DIR")
     p_prov.set_defaults(func=cmd_provision)
 
-    p_reset = sub.add_parser("reset", help="wipe all data in moto and localstripe, then provision again")
+    p_reset = sub.add_parser("reset", help="wipe all data in moto, localstripe and the local Adyen, then provision again")
     common(p_reset)
     provisioning(p_reset)
     p_reset.set_defaults(func=cmd_reset)
@@ -1496,7 +1542,7 @@ def main(argv: list[str] | None = None) -> int:
     common(p_down)
     p_down.set_defaults(func=cmd_down)
 
-    p_status = sub.add_parser("status", help="show what runs from DIR (exit 3 unless moto and localstripe answer)")
+    p_status = sub.add_parser("status", help="show what runs from DIR (exit 3 unless moto, localstripe and the local Adyen answer)")
     common(p_status)
     p_status.set_defaults(func=cmd_status)
 
@@ -1509,6 +1555,7 @@ def main(argv: list[str] | None = None) -> int:
     provisioning(p_dev)
     p_dev.add_argument("--moto-port", type=int, default=4566)
     p_dev.add_argument("--stripe-port", type=int, default=8420)
+    p_dev.add_argument("--adyen-port", type=int, default=8430, help="the local Adyen (default %(default)s)")
     p_dev.add_argument("--lambda-port", type=int, default=9000, help="cargo lambda watch (default %(default)s)")
     p_dev.add_argument("--gateway-port", type=int, default=3000)
     p_dev.add_argument(

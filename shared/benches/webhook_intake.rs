@@ -16,7 +16,7 @@ use sha2::Sha256;
 /// A 3 KiB `payment_intent.succeeded` event, shaped like Stripe's.
 fn stripe_body() -> Vec<u8> {
     let mut body = serde_json::json!({
-        "id": "evt_3QbenchmarkAAAAAAAAAAAAA", "object": "event", "api_version": "2024-06-20",
+        "id": "evt_3QbenchmarkAAAAAAAAAAAAA", "object": "event", "api_version": "2026-11-18.endive",
         "created": 1_764_230_400, "type": "payment_intent.succeeded", "livemode": false,
         "pending_webhooks": 1, "request": {"id": "req_abc", "idempotency_key": "paybridge-ch_1-create"},
         "data": {"object": {

@@ -58,12 +58,15 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Code {
     AmountExceedsRefundable,
+    AmountNotRepresentable,
     CardDataRefused,
     ChargeCaptured,
     ChargeFailed,
     ChargeNotCapturable,
     ChargeNotFound,
     ChargeNotRefundable,
+    /// A dispute of the charge is open or was lost: a refund could pay the customer twice.
+    ChargeDisputed,
     ChargePending,
     ConcurrentUpdate,
     CurrencyMismatch,
@@ -88,6 +91,7 @@ pub enum Code {
     NotificationNotFound,
     PayloadTooLarge,
     RefundNotFound,
+    DisputeNotFound,
     RequestInProgress,
     RouteNotFound,
     TemporarilyUnavailable,
@@ -98,14 +102,16 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 38] = [
+    pub const ALL: [Code; 41] = [
         Code::AmountExceedsRefundable,
+        Code::AmountNotRepresentable,
         Code::CardDataRefused,
         Code::ChargeCaptured,
         Code::ChargeFailed,
         Code::ChargeNotCapturable,
         Code::ChargeNotFound,
         Code::ChargeNotRefundable,
+        Code::ChargeDisputed,
         Code::ChargePending,
         Code::ConcurrentUpdate,
         Code::CurrencyMismatch,
@@ -130,6 +136,7 @@ impl Code {
         Code::NotificationNotFound,
         Code::PayloadTooLarge,
         Code::RefundNotFound,
+        Code::DisputeNotFound,
         Code::RequestInProgress,
         Code::RouteNotFound,
         Code::TemporarilyUnavailable,
@@ -143,12 +150,14 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::AmountExceedsRefundable => "amount_exceeds_refundable",
+            Code::AmountNotRepresentable => "amount_not_representable",
             Code::CardDataRefused => "card_data_refused",
             Code::ChargeCaptured => "charge_captured",
             Code::ChargeFailed => "charge_failed",
             Code::ChargeNotCapturable => "charge_not_capturable",
             Code::ChargeNotFound => "charge_not_found",
             Code::ChargeNotRefundable => "charge_not_refundable",
+            Code::ChargeDisputed => "charge_disputed",
             Code::ChargePending => "charge_pending",
             Code::ConcurrentUpdate => "concurrent_update",
             Code::CurrencyMismatch => "currency_mismatch",
@@ -173,6 +182,7 @@ impl Code {
             Code::NotificationNotFound => "notification_not_found",
             Code::PayloadTooLarge => "payload_too_large",
             Code::RefundNotFound => "refund_not_found",
+            Code::DisputeNotFound => "dispute_not_found",
             Code::RequestInProgress => "request_in_progress",
             Code::RouteNotFound => "route_not_found",
             Code::TemporarilyUnavailable => "temporarily_unavailable",
@@ -186,7 +196,9 @@ impl Code {
     pub fn kind(self) -> Kind {
         match self {
             Code::AmountExceedsRefundable
+            | Code::AmountNotRepresentable
             | Code::CardDataRefused
+            | Code::ChargeDisputed
             | Code::CurrencyMismatch
             | Code::IdempotencyKeyReused
             | Code::InvalidAmount
@@ -202,6 +214,7 @@ impl Code {
             | Code::DeliveryInProgress
             | Code::RequestInProgress => Kind::Conflict,
             Code::ChargeNotFound
+            | Code::DisputeNotFound
             | Code::EventNotFound
             | Code::NotificationNotFound
             | Code::RefundNotFound

@@ -13,7 +13,7 @@ use crate::domain::WorkMessage;
 use crate::domain::event::EventRecord;
 use crate::domain::idempotency::{IdempotencyRecord, StoredResponse};
 use crate::domain::{Charge, Money, PaymentOutcome};
-use crate::domain::{ChargeId, Notification, NotificationId};
+use crate::domain::{ChargeId, DisputeId, Notification, NotificationId};
 use crate::domain::{Refund, RefundId, RefundOutcome};
 use crate::error::Code;
 use crate::error::{BoxError, Error};
@@ -336,6 +336,12 @@ pub trait ChargeStore: Send + Sync {
         notifications: &[Notification],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The charge a dispute of ours is on (disputes live on their charge).
+    fn charge_of_dispute(
+        &self,
+        id: &DisputeId,
+    ) -> impl Future<Output = Result<Option<Charge>, StoreError>> + Send;
+
     /// The charges of an invoice, oldest first.
     fn charges_for_invoice(
         &self,
@@ -364,6 +370,17 @@ pub trait RefundStore: Send + Sync {
         &self,
         refund: &Refund,
     ) -> impl Future<Output = Result<Reserved, StoreError>> + Send;
+
+    /// Stores a refund made outside paybridge (adopted from the gateway's event) with its charge
+    /// at the next version, the gateway reference → refund pointer — which must not exist yet, so
+    /// two events about one outside refund adopt it once — and the notifications, all or nothing.
+    /// `Conflict` if the pointer exists or the charge moved.
+    fn adopt_refund(
+        &self,
+        refund: &Refund,
+        charge: &Charge,
+        notifications: &[Notification],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn get_refund(
         &self,

@@ -78,7 +78,9 @@ pub enum Metric {
     ChargeSucceeded,
     DeadLettered,
     DeliveryLatency,
+    DisputeChanged,
     EventApplied,
+    EventContradicts,
     EventIgnored,
     EventOrphaned,
     GatewayLatency,
@@ -94,6 +96,7 @@ pub enum Metric {
     ReconcileFixed,
     ReconcileUnknown,
     RefundAmount,
+    RefundAdopted,
     RefundFailed,
     RefundRequested,
     RefundRetryExhausted,
@@ -112,7 +115,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 41] = [
+    pub const ALL: [Metric; 44] = [
         Metric::BatchFailures,
         Metric::BatchSize,
         Metric::ChargeCreated,
@@ -123,7 +126,9 @@ impl Metric {
         Metric::ChargeSucceeded,
         Metric::DeadLettered,
         Metric::DeliveryLatency,
+        Metric::DisputeChanged,
         Metric::EventApplied,
+        Metric::EventContradicts,
         Metric::EventIgnored,
         Metric::EventOrphaned,
         Metric::GatewayLatency,
@@ -139,6 +144,7 @@ impl Metric {
         Metric::ReconcileFixed,
         Metric::ReconcileUnknown,
         Metric::RefundAmount,
+        Metric::RefundAdopted,
         Metric::RefundFailed,
         Metric::RefundRequested,
         Metric::RefundRetryExhausted,
@@ -169,7 +175,9 @@ impl Metric {
             Metric::ChargeSucceeded => "ChargeSucceeded",
             Metric::DeadLettered => "DeadLettered",
             Metric::DeliveryLatency => "DeliveryLatency",
+            Metric::DisputeChanged => "DisputeChanged",
             Metric::EventApplied => "EventApplied",
+            Metric::EventContradicts => "EventContradicts",
             Metric::EventIgnored => "EventIgnored",
             Metric::EventOrphaned => "EventOrphaned",
             Metric::GatewayLatency => "GatewayLatency",
@@ -185,6 +193,7 @@ impl Metric {
             Metric::ReconcileFixed => "ReconcileFixed",
             Metric::ReconcileUnknown => "ReconcileUnknown",
             Metric::RefundAmount => "RefundAmount",
+            Metric::RefundAdopted => "RefundAdopted",
             Metric::RefundFailed => "RefundFailed",
             Metric::RefundRequested => "RefundRequested",
             Metric::RefundRetryExhausted => "RefundRetryExhausted",

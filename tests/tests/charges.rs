@@ -668,3 +668,93 @@ async fn lost_pi(h: &Harness, id: &str) -> String {
         .gateway_ref
         .expect("an authorized charge has its PaymentIntent")
 }
+
+/// A Stripe object as localstripe holds it (`/v1/payment_intents/pi_…`, `/v1/refunds/re_…`),
+/// read around paybridge and the proxy: what Stripe was sent.
+async fn at_localstripe(stack: &Stack, path: &str) -> Value {
+    let api_key = stack.secrets.stripe.as_ref().unwrap().api_key.clone();
+    reqwest::Client::new()
+        .get(format!("{}{path}", stack.config.stripe_api_base))
+        .bearer_auth(api_key.expose())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_5000_isk_charge_reaches_stripe_as_500000_and_reads_back_as_5000() {
+    let h = harness().await;
+    let body = json!({"invoice_id": unique("inv_"), "amount": 5000, "currency": "isk",
+                      "gateway": "stripe", "payment_method": "pm_card_visa"});
+    let reply = post(&h.app, "/charges", Some(&unique("key-")), &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let charge = reply.json();
+    assert_eq!(
+        (
+            charge["status"].as_str(),
+            charge["amount"].as_i64(),
+            charge["captured"].as_i64()
+        ),
+        (Some("succeeded"), Some(5000), Some(5000)),
+        "billing sees 5000 ISK, read back from Stripe's 500000"
+    );
+    let pi = charge["gateway_ref"].as_str().unwrap();
+    let at_stripe = at_localstripe(&h.stack, &format!("/v1/payment_intents/{pi}")).await;
+    assert_eq!(
+        (at_stripe["amount"].as_i64(), at_stripe["currency"].as_str()),
+        (Some(500_000), Some("isk")),
+        "Stripe keeps ISK two-decimal: 5000 kr is 500000, not 50 kr"
+    );
+}
+
+#[tokio::test]
+async fn amounts_the_gateway_cannot_take_are_refused_with_422_before_anything_is_stored_or_sent() {
+    let h = harness().await;
+    let invoice = unique("inv_");
+    for (amount, currency, gateway) in [(5055, "kwd", "stripe"), (1_500_050, "idr", "adyen")] {
+        let body = json!({"invoice_id": invoice, "amount": amount, "currency": currency,
+                          "gateway": gateway, "payment_method": "pm_card_visa", "customer": "cus_1"});
+        let reply = post(&h.app, "/charges", Some(&unique("key-")), &body).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (422, "amount_not_representable"),
+            "{amount} {currency} at {gateway}: {}",
+            reply.body
+        );
+        assert!(reply.body.contains(&amount.to_string()), "{}", reply.body);
+    }
+    let list = get(&h.app, "/charges", &[("invoice_id", &invoice)]).await;
+    assert_eq!(list.json()["data"], json!([]), "nothing stored");
+    assert_eq!(h.proxy.creates_forwarded(), 0, "nothing sent to Stripe");
+
+    // A capture amount is checked the same way, before the gateway is asked.
+    let body = json!({"invoice_id": unique("inv_"), "amount": 5000, "currency": "kwd",
+                      "gateway": "stripe", "payment_method": "pm_card_visa", "capture": false});
+    let reply = post(&h.app, "/charges", Some(&unique("key-")), &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    let pi = reply.json()["gateway_ref"].as_str().unwrap().to_owned();
+    let capture = post(
+        &h.app,
+        &format!("/charges/{id}/capture"),
+        Some(&unique("key-")),
+        &json!({"amount": 1255}),
+    )
+    .await;
+    assert_eq!(
+        (capture.status, capture.error_code().as_str()),
+        (422, "amount_not_representable"),
+        "{}",
+        capture.body
+    );
+    assert_eq!(
+        h.proxy
+            .posts_forwarded(&format!("/v1/payment_intents/{pi}/capture")),
+        0
+    );
+    let read = get(&h.app, &format!("/charges/{id}"), &[]).await;
+    assert_eq!(read.json()["status"], "authorized");
+}

@@ -449,3 +449,77 @@ async fn billing_cannot_set_the_metadata_keys_webhooks_find_their_refund_by() {
         "nothing was reserved or refunded"
     );
 }
+
+/// A captured charge of `amount` minor units of `currency` at Stripe; returns (id, PaymentIntent).
+async fn captured_in(h: &Harness, amount: i64, currency: &str) -> (String, String) {
+    let body = json!({"invoice_id": unique("inv_"), "amount": amount, "currency": currency,
+                      "gateway": "stripe", "payment_method": "pm_card_visa"});
+    let reply = Reply::from_response(
+        charges::handler::handle(
+            &h.charges,
+            post_event("POST /charges", "/charges", Some(&unique("key-")), &body),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let charge = reply.json();
+    (
+        charge["id"].as_str().unwrap().to_owned(),
+        charge["gateway_ref"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn an_isk_refund_reaches_stripe_in_stripes_minor_units() {
+    let h = harness().await;
+    let (charge, _) = captured_in(&h, 5000, "isk").await;
+    let reply = refund(&h, &charge, &unique("key-"), &json!({"amount": 1200})).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.json()["amount"], 1200);
+    let re = reply.json()["gateway_ref"].as_str().unwrap().to_owned();
+    let api_key = h._stack.secrets.stripe.as_ref().unwrap().api_key.clone();
+    let at_stripe: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/refunds/{re}",
+            h._stack.config.stripe_api_base
+        ))
+        .bearer_auth(api_key.expose())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(at_stripe["amount"], 120_000, "1200 kr is 120000 at Stripe");
+    assert_eq!(
+        charge_amounts(&h, &charge).await,
+        (5000, 1200, 0, "partially_refunded".into())
+    );
+}
+
+#[tokio::test]
+async fn a_refund_stripe_cannot_take_is_refused_with_422_and_reserves_and_sends_nothing() {
+    let h = harness().await;
+    let (charge, _) = captured_in(&h, 5000, "kwd").await;
+    let reply = refund(&h, &charge, &unique("key-"), &json!({"amount": 1255})).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (422, "amount_not_representable"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        charge_amounts(&h, &charge).await,
+        (5000, 0, 0, "succeeded".into()),
+        "nothing reserved"
+    );
+    assert_eq!(h.proxy.posts_forwarded("/v1/refunds"), 0, "nothing sent");
+    let list = get(
+        &h,
+        "GET /charges/{id}/refunds",
+        &format!("/charges/{charge}/refunds"),
+    )
+    .await;
+    assert_eq!(list.json()["data"], json!([]), "no refund stored");
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use lambda_http::Body;
 use paybridge::adapters::dynamodb::Table;
+use paybridge::adapters::gateways::stripe::STRIPE_VERSION;
 use paybridge::adapters::secrets_manager::SecretsManagerSource;
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::domain::{EventStatus, Gateway, WorkMessage};
@@ -90,10 +91,11 @@ fn error_code(reply: &Reply) -> String {
     v["error"]["code"].as_str().unwrap_or_default().to_owned()
 }
 
-/// A Stripe event body of about 3 KiB, shaped like a real `payment_intent.succeeded`.
+/// A Stripe event body shaped like a real `payment_intent.succeeded` (with a card-details block
+/// of the kind older API versions embedded, for the masking to walk through).
 fn stripe_event(event_id: &str, event_type: &str, pi: &str) -> Vec<u8> {
     json!({
-        "id": event_id, "object": "event", "api_version": "2024-06-20", "created": unix_now(),
+        "id": event_id, "object": "event", "api_version": STRIPE_VERSION, "created": unix_now(),
         "type": event_type, "livemode": false, "pending_webhooks": 1,
         "request": {"id": "req_1", "idempotency_key": "paybridge-ch_1-create"},
         "data": {"object": {

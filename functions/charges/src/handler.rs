@@ -7,6 +7,7 @@ use paybridge::error::Code;
 use paybridge::http::{Routed, call, error_response, idempotency_key, to_response};
 use paybridge::services::ApiResponse;
 use paybridge::services::charges::{cancel, capture, create, read};
+use paybridge::services::disputes;
 
 /// Everything a request needs, built once at init (shared with the other billing function).
 pub type Charges = paybridge::http::BillingApp;
@@ -45,6 +46,10 @@ async fn route(app: &Charges, req: &Request) -> Result<ApiResponse, Error> {
             let key = idempotency_key(req)?;
             cancel::cancel_charge(&app.deps(), call(req, &key), id).await
         }
+        (&Method::GET, ["charges", id, "disputes"]) => {
+            disputes::list_disputes(&app.store, id).await
+        }
+        (&Method::GET, ["disputes", id]) => disputes::get_dispute(&app.store, id).await,
         _ => Err(Error::new(
             Code::RouteNotFound,
             format!("no route {method} {path}"),

@@ -6,11 +6,26 @@
 //! ```
 //! A late or duplicate gateway event never moves a charge backwards: [`ChargeStatus::advance`]
 //! tells the caller whether an observed status is news, old news, or a contradiction to ignore.
+//!
+//! Transitions legal **only because a gateway makes them** (the gateway is the source of truth
+//! for money; see [`Charge::apply_at`]):
+//! - `failed → succeeded | authorized`: a success after a failure (Stripe confirms a
+//!   PaymentIntent again after `requires_payment_method`; Adyen authorises a payment it refused).
+//!   Money taken always wins.
+//! - `authorized | succeeded → capture_failed`: Adyen's `CAPTURE_FAILED` after `CAPTURE`; nothing
+//!   was taken after all.
+//! - `capture_failed → succeeded`: Adyen re-captured by itself (`CAPTURE` again, "Transaction
+//!   Recaptured").
+//!
+//! The last two flip a status back and forth, so they are ordered by the gateway's own event time:
+//! an observation older than the one that set the current status is stale. Refund and dispute
+//! overlays (`partially_refunded`, `refunded`, the charge's `disputes`) follow the amounts.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::dispute::{Dispute, DisputeChange, DisputeObservation};
 use super::gateway::Gateway;
 use super::ids::ChargeId;
 use super::money::{Currency, Money};
@@ -38,10 +53,13 @@ pub enum ChargeStatus {
     PartiallyRefunded,
     /// Everything captured was refunded.
     Refunded,
+    /// The gateway reported the capture failed after all (Adyen `CAPTURE_FAILED`): nothing was
+    /// taken; billing decides what to do (charge again, or ask the customer).
+    CaptureFailed,
 }
 
 impl ChargeStatus {
-    pub const ALL: [ChargeStatus; 9] = [
+    pub const ALL: [ChargeStatus; 10] = [
         ChargeStatus::Pending,
         ChargeStatus::RequiresAction,
         ChargeStatus::Processing,
@@ -51,6 +69,7 @@ impl ChargeStatus {
         ChargeStatus::Canceled,
         ChargeStatus::PartiallyRefunded,
         ChargeStatus::Refunded,
+        ChargeStatus::CaptureFailed,
     ];
 
     /// Position on the forward path; statuses of equal rank are alternative outcomes.
@@ -60,7 +79,10 @@ impl ChargeStatus {
             ChargeStatus::RequiresAction => 1,
             ChargeStatus::Processing => 2,
             ChargeStatus::Authorized => 3,
-            ChargeStatus::Succeeded | ChargeStatus::Failed | ChargeStatus::Canceled => 4,
+            ChargeStatus::Succeeded
+            | ChargeStatus::Failed
+            | ChargeStatus::Canceled
+            | ChargeStatus::CaptureFailed => 4,
             ChargeStatus::PartiallyRefunded => 5,
             ChargeStatus::Refunded => 6,
         }
@@ -78,15 +100,8 @@ impl ChargeStatus {
             ChargeStatus::Canceled => "canceled",
             ChargeStatus::PartiallyRefunded => "partially_refunded",
             ChargeStatus::Refunded => "refunded",
+            ChargeStatus::CaptureFailed => "capture_failed",
         }
-    }
-
-    /// No gateway outcome can change a final status (refunds aside, which move `succeeded` on).
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            ChargeStatus::Failed | ChargeStatus::Canceled | ChargeStatus::Refunded
-        )
     }
 
     /// Money was taken from the customer: refunds are possible.
@@ -107,7 +122,10 @@ impl ChargeStatus {
             ChargeStatus::PartiallyRefunded | ChargeStatus::Refunded
         );
         let allowed = match self {
-            ChargeStatus::Failed | ChargeStatus::Canceled | ChargeStatus::Refunded => false,
+            ChargeStatus::Failed
+            | ChargeStatus::Canceled
+            | ChargeStatus::Refunded
+            | ChargeStatus::CaptureFailed => false,
             // Only refunds move a succeeded charge on.
             ChargeStatus::Succeeded | ChargeStatus::PartiallyRefunded => {
                 refund_step && next.rank() > self.rank()
@@ -157,6 +175,11 @@ pub struct Charge {
     pub refunded: i64,
     pub refund_reserved: i64,
     pub failure: Option<Failure>,
+    /// The gateway's time (unix seconds) of the event that set `status`, when it said; orders the
+    /// status flips only a gateway makes (see the module doc).
+    pub status_at: Option<i64>,
+    /// The charge's disputes, as the gateway reports them.
+    pub disputes: Vec<Dispute>,
     /// The customer's stored payment method at the gateway (a token, never card data).
     pub payment_method: String,
     pub customer: Option<String>,
@@ -193,6 +216,8 @@ impl Charge {
             refunded: 0,
             refund_reserved: 0,
             failure: None,
+            status_at: None,
+            disputes: Vec::new(),
             payment_method: payment_method.into(),
             customer: None,
             capture: true,
@@ -214,9 +239,59 @@ impl Charge {
         self.amount.currency()
     }
 
-    /// What can still be refunded: captured, less refunded, less reserved by refunds in flight.
+    /// What can still be refunded: captured, less refunded, less reserved by refunds in flight,
+    /// less what disputes took back; nothing while a dispute is open or after one was lost.
     pub fn refundable(&self) -> i64 {
-        (self.captured - self.refunded - self.refund_reserved).max(0)
+        if self.dispute_blocks_refunds() {
+            return 0;
+        }
+        (self.captured - self.refunded - self.refund_reserved - self.disputed()).max(0)
+    }
+
+    /// Net minor units the gateway took back for disputes (withdrawn less reinstated).
+    pub fn disputed(&self) -> i64 {
+        self.disputes.iter().map(Dispute::net_withdrawn).sum()
+    }
+
+    /// A dispute is open, or was lost: a refund could pay the customer twice.
+    pub fn dispute_blocks_refunds(&self) -> bool {
+        self.disputes.iter().any(|d| d.status.blocks_refunds())
+    }
+
+    /// Applies what the gateway reports about one of this charge's disputes (a new one is
+    /// added). Returns the dispute's index and the notification type its change calls for, if
+    /// anything changed.
+    pub fn apply_dispute(
+        &mut self,
+        observation: &DisputeObservation,
+        now: i64,
+    ) -> Option<(usize, &'static str)> {
+        let found = self
+            .disputes
+            .iter()
+            .position(|d| d.gateway_ref == observation.gateway_ref);
+        let (index, kind) = match found {
+            Some(i) => match self.disputes[i].apply(observation, now) {
+                DisputeChange::Nothing => return None,
+                DisputeChange::Status => (i, self.disputes[i].notification_type(false)),
+                DisputeChange::Details => (i, "dispute.updated"),
+            },
+            None => {
+                let d = Dispute::opened(observation, now);
+                let kind = d.notification_type(true);
+                self.disputes.push(d);
+                (self.disputes.len() - 1, kind)
+            }
+        };
+        self.updated_at = now;
+        Some((index, kind))
+    }
+
+    /// A refund that had failed succeeded after all (Adyen retried it): its amount counts as
+    /// refunded again. Nothing is reserved for it any more, so only `refunded` moves.
+    pub fn reinstate_refund(&mut self, amount: i64, now: i64) {
+        self.refunded = (self.refunded + amount).min(self.captured);
+        self.sync_refund_status(now);
     }
 
     /// Moves `amount` of a refund in flight from reserved to refunded (the refund succeeded) or
@@ -251,15 +326,51 @@ impl Charge {
     /// Applies what the gateway said. Returns whether anything changed (the caller then writes
     /// at `version + 1` and notifies). A stale outcome changes nothing.
     pub fn apply(&mut self, outcome: &PaymentOutcome, now: i64) -> bool {
+        self.apply_at(outcome, None, now)
+    }
+
+    /// Whether the gateway's observation of `next`, made at its time `observed_at`, moves this
+    /// charge: a forward step, or one of the transitions only a gateway makes (module doc).
+    fn moves_to(&self, next: ChargeStatus, observed_at: Option<i64>) -> bool {
+        use ChargeStatus::*;
+        let newer = observed_at.is_some_and(|t| self.status_at.is_none_or(|s| t > s));
+        match (self.status, next) {
+            (Failed, Succeeded | Authorized) => true,
+            (Authorized | Succeeded, CaptureFailed) | (CaptureFailed, Succeeded) => newer,
+            (current, next) => current.advance(next) == Transition::Advance,
+        }
+    }
+
+    /// [`Charge::apply`] for an observation the gateway timed (`observed_at`, unix seconds).
+    pub fn apply_at(
+        &mut self,
+        outcome: &PaymentOutcome,
+        observed_at: Option<i64>,
+        now: i64,
+    ) -> bool {
         let mut changed = false;
         if self.gateway_ref.is_none() && !outcome.gateway_ref.is_empty() {
             self.gateway_ref = Some(outcome.gateway_ref.clone());
             changed = true;
         }
-        if self.status.advance(outcome.status) == Transition::Advance {
+        if outcome.status == self.status {
+            // The same news again: remember the latest time it was told.
+            if observed_at > self.status_at {
+                self.status_at = observed_at;
+                changed = true;
+            }
+        } else if self.moves_to(outcome.status, observed_at) {
+            if self.status == ChargeStatus::Failed {
+                // Money taken wins: the earlier decline no longer describes the charge.
+                self.failure = None;
+            }
             self.status = outcome.status;
+            self.status_at = observed_at.or(self.status_at);
             if outcome.failure.is_some() {
                 self.failure = outcome.failure.clone();
+            }
+            if outcome.status == ChargeStatus::CaptureFailed {
+                self.captured = 0;
             }
             changed = true;
         }

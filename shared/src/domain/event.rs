@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::charge::PaymentOutcome;
+use super::dispute::DisputeObservation;
 use super::gateway::Gateway;
 use super::ids::{ChargeId, RefundId};
 use super::refund::RefundOutcome;
@@ -25,6 +26,9 @@ pub enum EventStatus {
     Ignored,
     /// No charge or refund matched after the last retry.
     Orphaned,
+    /// Not applied: its amount or currency contradicts paybridge's record. Counted
+    /// (`EventContradicts`) and left for a person (docs/runbook.md).
+    Flagged,
 }
 
 impl EventStatus {
@@ -35,6 +39,7 @@ impl EventStatus {
             EventStatus::Processed => "processed",
             EventStatus::Ignored => "ignored",
             EventStatus::Orphaned => "orphaned",
+            EventStatus::Flagged => "flagged",
         }
     }
 }
@@ -110,6 +115,19 @@ pub struct PaymentUpdate {
     pub outcome: PaymentOutcome,
     /// Adyen AUTHORISATION: `authorized` means `succeeded` for a charge captured at once.
     pub captured_if_automatic: bool,
+    /// The gateway's time of the event (unix seconds), for the transitions it orders.
+    pub observed_at: Option<i64>,
+    /// The amount the event reports for the payment (ISO 4217 minor units), checked against
+    /// the charge before anything is applied.
+    pub reported: Option<Reported>,
+}
+
+/// An amount an event reports, in ISO 4217 minor units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reported {
+    pub amount: i64,
+    /// Lowercase ISO 4217 code, as the gateway sent it (lowercased).
+    pub currency: String,
 }
 
 /// News about a refund, and how to find it.
@@ -118,6 +136,30 @@ pub struct RefundUpdate {
     pub gateway_ref: Option<String>,
     pub refund_id: Option<RefundId>,
     pub outcome: RefundOutcome,
+    /// The gateway's id of the refunded payment (`pi_…`, the payment's pspReference): finds
+    /// the charge of a refund made outside paybridge, which is then adopted.
+    pub payment_ref: Option<String>,
+    /// The refund's amount, checked against our refund and used to adopt an outside one.
+    pub reported: Option<Reported>,
+    pub observed_at: Option<i64>,
+}
+
+/// News about a dispute of a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeUpdate {
+    /// The gateway's id of the disputed payment (`pi_…`, a pspReference).
+    pub payment_ref: Option<String>,
+    /// Our charge id, when the event echoes it (Adyen merchantReference).
+    pub charge_id: Option<ChargeId>,
+    pub observation: DisputeObservation,
+}
+
+/// The gateway's total refunded on a payment (Stripe `charge.refunded`'s `amount_refunded`),
+/// checked against paybridge's: the refund events must explain every unit of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundedTotal {
+    pub payment_ref: String,
+    pub total: Reported,
 }
 
 /// One change an event reports.
@@ -125,6 +167,8 @@ pub struct RefundUpdate {
 pub enum GatewayUpdate {
     Payment(PaymentUpdate),
     Refund(RefundUpdate),
+    Dispute(DisputeUpdate),
+    RefundedTotal(RefundedTotal),
 }
 
 /// What the worker should do with an event.

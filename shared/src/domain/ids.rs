@@ -1,4 +1,4 @@
-//! Typed, prefixed identifiers (`ch_…`, `rf_…`, `ntf_…`).
+//! Typed, prefixed identifiers (`ch_…`, `rf_…`, `dp_…`, `ntf_…`).
 //!
 //! The prefix tells a human what an id names; the type tells the compiler. Ids are generated from
 //! UUIDv7 (time-ordered, so DynamoDB keys and logs sort by creation) and parsed strictly: an id
@@ -77,6 +77,10 @@ prefixed_id!(
 prefixed_id!(
     /// Our id of a refund.
     RefundId, "rf_", "refund"
+);
+prefixed_id!(
+    /// Our id of a dispute (the gateway's own id is its `gateway_ref`).
+    DisputeId, "dp_", "dispute"
 );
 prefixed_id!(
     /// Our id of a billing notification (the Standard Webhooks `webhook-id` billing sees).

@@ -4,6 +4,7 @@
 //! beside the code.
 
 pub mod charge;
+pub mod dispute;
 pub mod event;
 pub mod gateway;
 pub mod idempotency;
@@ -16,11 +17,13 @@ pub mod transition;
 pub mod work;
 
 pub use charge::{Charge, ChargeStatus, PaymentOutcome};
+pub use dispute::{Dispute, DisputeChange, DisputeObservation, DisputeStatus};
 pub use event::{
-    EventStatus, GatewayUpdate, Interpretation, PaymentUpdate, RefundUpdate, VerifiedEvent,
+    DisputeUpdate, EventStatus, GatewayUpdate, Interpretation, PaymentUpdate, RefundUpdate,
+    RefundedTotal, Reported, VerifiedEvent,
 };
 pub use gateway::Gateway;
-pub use ids::{ChargeId, IdError, NotificationId, RefundId};
+pub use ids::{ChargeId, DisputeId, IdError, NotificationId, RefundId};
 pub use money::{Currency, Money, MoneyError};
 pub use notification::{DeliveryStatus, Notification};
 pub use refund::{Refund, RefundOutcome, RefundReason, RefundStatus};

@@ -104,6 +104,13 @@ impl Currency {
             .ok_or_else(|| MoneyError::UnknownCurrency(code.chars().take(8).collect()))
     }
 
+    /// Every currency paybridge accepts, in code order.
+    pub fn all() -> impl Iterator<Item = Currency> {
+        CURRENCIES
+            .iter()
+            .filter_map(|(c, _)| Currency::parse(c).ok())
+    }
+
     /// The lower-case code, e.g. `"eur"`.
     pub fn code(&self) -> &str {
         // Only ASCII codes from `CURRENCIES` are ever stored.

@@ -3,8 +3,11 @@
 //! ```text
 //! pending → succeeded | failed | canceled
 //! succeeded → failed            (gateways report late failures: Stripe, Adyen REFUND_FAILED)
+//! failed → succeeded            (only Adyen: it retried the refund by itself after REFUND_FAILED)
 //! ```
-//! A failed or canceled refund releases its amount back to the charge.
+//! A failed or canceled refund releases its amount back to the charge. `failed → succeeded` is
+//! legal only because Adyen does it, and only for an observation the gateway timed later than the
+//! failure, so a late copy of the first success cannot undo the failure.
 
 use std::collections::BTreeMap;
 
@@ -100,6 +103,11 @@ pub struct Refund {
     pub reason: Option<RefundReason>,
     pub failure: Option<Failure>,
     pub metadata: BTreeMap<String, String>,
+    /// The gateway's time (unix seconds) of the event that set `status`, when it said.
+    pub status_at: Option<i64>,
+    /// Made outside paybridge (the gateway's dashboard, another integration) and adopted from
+    /// the gateway's event.
+    pub external: bool,
     pub version: u64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -125,6 +133,8 @@ impl Refund {
             reason: None,
             failure: None,
             metadata: BTreeMap::new(),
+            status_at: None,
+            external: false,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -139,12 +149,36 @@ impl Refund {
     /// Applies what the gateway said; returns the transition so the caller can move the charge's
     /// amounts (a success moves the amount from reserved to refunded, a failure releases it).
     pub fn apply(&mut self, outcome: &RefundOutcome, now: i64) -> Transition {
+        self.apply_at(outcome, None, now)
+    }
+
+    /// [`Refund::apply`] for an observation the gateway timed (`observed_at`, unix seconds).
+    pub fn apply_at(
+        &mut self,
+        outcome: &RefundOutcome,
+        observed_at: Option<i64>,
+        now: i64,
+    ) -> Transition {
         if self.gateway_ref.is_none() && !outcome.gateway_ref.is_empty() {
             self.gateway_ref = Some(outcome.gateway_ref.clone());
             self.updated_at = now;
         }
-        let t = self.status.advance(outcome.status);
+        let newer = observed_at.is_some_and(|t| self.status_at.is_none_or(|s| t > s));
+        let t = match (self.status, outcome.status) {
+            (RefundStatus::Failed, RefundStatus::Succeeded) if newer => Transition::Advance,
+            (RefundStatus::Succeeded, RefundStatus::Failed) if observed_at.is_some() && !newer => {
+                // Older than the success that is known: stale.
+                Transition::Stale
+            }
+            (current, next) => current.advance(next),
+        };
+        if t != Transition::Stale && observed_at > self.status_at {
+            self.status_at = observed_at;
+        }
         if t == Transition::Advance {
+            if outcome.status == RefundStatus::Succeeded {
+                self.failure = None;
+            }
             self.status = outcome.status;
             if outcome.failure.is_some() {
                 self.failure = outcome.failure.clone();

@@ -13,13 +13,15 @@
 //!   attempt it is recorded as `orphaned` and counted, not dropped silently.
 
 use crate::domain::{
-    Charge, ChargeStatus, EventStatus, Gateway, GatewayUpdate, Interpretation, PaymentUpdate,
-    Refund, RefundUpdate,
+    Charge, ChargeStatus, DisputeUpdate, EventStatus, Gateway, GatewayUpdate, Interpretation,
+    Money, PaymentUpdate, Refund, RefundId, RefundStatus, RefundUpdate, RefundedTotal, Reported,
 };
 use crate::error::{Code, Error};
 use crate::ports::{
     ChargeStore, EventStore, GatewayObject, GatewayRefLookup, RefundStore, StoreError, WorkQueue,
 };
+use crate::services::notify;
+use crate::services::retry_policy::{CONFLICT_RETRIES, still_contended};
 use crate::telemetry::{Metric, Metrics};
 use crate::webhooks::{adyen, standard, stripe};
 
@@ -28,7 +30,7 @@ use crate::webhooks::{adyen, standard, stripe};
 pub enum Applied {
     /// Applied (changes, if any, are stored with their notifications).
     Applied,
-    /// Already processed, ignored or orphaned before: nothing to do.
+    /// Already processed, ignored, orphaned or flagged before: nothing to do.
     AlreadyDone,
     /// Nothing paybridge tracks changes.
     Ignored(String),
@@ -36,6 +38,17 @@ pub enum Applied {
     NotYet,
     /// Still unknown at the last attempt: recorded as orphaned.
     Orphaned,
+    /// Its amount or currency contradicts the record: not applied, recorded as flagged for a
+    /// person.
+    Flagged(String),
+}
+
+/// What one update of an event came to.
+enum Found {
+    Done,
+    /// Its charge or refund is not known (yet), or the gateway's totals are not explained yet.
+    Missing,
+    Contradicts(String),
 }
 
 /// The sender's webhook module's reading of an event.
@@ -82,15 +95,24 @@ where
         let found = match update {
             GatewayUpdate::Payment(u) => apply_payment(store, queue, gateway, u, now).await?,
             GatewayUpdate::Refund(u) => apply_refund(store, queue, gateway, u, now).await?,
+            GatewayUpdate::Dispute(u) => apply_dispute(store, queue, gateway, u, now).await?,
+            GatewayUpdate::RefundedTotal(u) => check_refunded_total(store, gateway, u).await?,
         };
-        if !found {
-            missing += 1;
+        match found {
+            Found::Done => {}
+            Found::Missing => missing += 1,
+            Found::Contradicts(why) => {
+                finish(store, gateway, event_id, EventStatus::Flagged).await?;
+                tracing::error!(gateway = %gateway, event_id, event_type = %event.event_type, reason = %why, "the event contradicts paybridge's record: not applied, flagged for a person");
+                metrics().count(Metric::EventContradicts).emit();
+                return Ok(Applied::Flagged(why));
+            }
         }
     }
     if missing > 0 {
         if last_attempt {
             finish(store, gateway, event_id, EventStatus::Orphaned).await?;
-            tracing::error!(gateway = %gateway, event_id, event_type = %event.event_type, "no charge or refund matches this event after the last attempt: orphaned");
+            tracing::error!(gateway = %gateway, event_id, event_type = %event.event_type, "no charge or refund matches this event after the last attempt (or the gateway's refunded total is still unexplained): orphaned");
             metrics().count(Metric::EventOrphaned).emit();
             return Ok(Applied::Orphaned);
         }
@@ -115,26 +137,61 @@ async fn finish(
     }
 }
 
-/// Finds the charge an update is about. `None` if paybridge does not know it (yet).
+/// The charge paybridge keeps for the gateway's payment `reference`, if any.
+async fn charge_by_ref<S: ChargeStore + GatewayRefLookup>(
+    store: &S,
+    gateway: Gateway,
+    reference: Option<&str>,
+) -> Result<Option<Charge>, Error> {
+    let Some(reference) = reference.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    match store.find_gateway_ref(gateway, reference).await? {
+        Some(GatewayObject::Charge(id)) => Ok(store.get_charge(&id).await?),
+        _ => Ok(None),
+    }
+}
+
+/// Finds the charge an update is about: by the gateway's payment id, else by the id paybridge
+/// sent along. `None` if paybridge does not know it (yet).
 async fn find_charge<S: ChargeStore + GatewayRefLookup>(
     store: &S,
     gateway: Gateway,
-    u: &PaymentUpdate,
+    gateway_ref: Option<&str>,
+    charge_id: Option<&crate::domain::ChargeId>,
 ) -> Result<Option<Charge>, Error> {
-    if let Some(reference) = u.gateway_ref.as_deref()
-        && let Some(GatewayObject::Charge(id)) = store.find_gateway_ref(gateway, reference).await?
-    {
-        return Ok(store.get_charge(&id).await?);
+    if let Some(charge) = charge_by_ref(store, gateway, gateway_ref).await? {
+        return Ok(Some(charge));
     }
-    let Some(id) = &u.charge_id else {
+    let Some(id) = charge_id else {
         return Ok(None);
     };
     let charge = store.get_charge(id).await?;
     // The id came from the event: believe it only if the charge is at this gateway and not
     // already tied to another payment.
     Ok(charge.filter(|c| {
-        c.gateway == gateway && (c.gateway_ref.is_none() || c.gateway_ref == u.gateway_ref)
+        c.gateway == gateway && (c.gateway_ref.is_none() || c.gateway_ref.as_deref() == gateway_ref)
     }))
+}
+
+/// Why an amount the event reports contradicts the record, if it does: another currency, or
+/// more than `at_most`.
+fn contradiction(reported: Option<&Reported>, money: &Money, at_most: i64) -> Option<String> {
+    let r = reported?;
+    let currency = money.currency();
+    let currency = currency.code();
+    if !r.currency.eq_ignore_ascii_case(currency) {
+        return Some(format!(
+            "the event reports {} {}, the record is in {currency}",
+            r.amount, r.currency
+        ));
+    }
+    (r.amount > at_most).then(|| {
+        format!(
+            "the event reports {} {currency}, more than the {at_most} the record allows",
+            r.amount
+        )
+    })
 }
 
 async fn apply_payment<S>(
@@ -143,20 +200,38 @@ async fn apply_payment<S>(
     gateway: Gateway,
     u: &PaymentUpdate,
     now: i64,
-) -> Result<bool, Error>
+) -> Result<Found, Error>
 where
     S: ChargeStore + GatewayRefLookup,
 {
-    let Some(charge) = find_charge(store, gateway, u).await? else {
-        return Ok(false);
+    let Some(charge) = find_charge(
+        store,
+        gateway,
+        u.gateway_ref.as_deref(),
+        u.charge_id.as_ref(),
+    )
+    .await?
+    else {
+        return Ok(Found::Missing);
     };
+    let total = charge.amount.minor();
+    if let Some(why) = contradiction(u.reported.as_ref(), &charge.amount, total).or_else(|| {
+        (u.outcome.captured > total).then(|| {
+            format!(
+                "the event reports {} captured of a {total} charge",
+                u.outcome.captured
+            )
+        })
+    }) {
+        return Ok(Found::Contradicts(format!("charge {}: {why}", charge.id)));
+    }
     let mut outcome = u.outcome.clone();
     if u.captured_if_automatic && charge.capture && outcome.status == ChargeStatus::Authorized {
         outcome.status = ChargeStatus::Succeeded;
-        outcome.captured = charge.amount.minor();
+        outcome.captured = total;
     }
-    super::charges::settle(store, queue, charge, &outcome, now).await?;
-    Ok(true)
+    super::charges::settle_at(store, queue, charge, &outcome, u.observed_at, now).await?;
+    Ok(Found::Done)
 }
 
 async fn find_refund<S: RefundStore + GatewayRefLookup>(
@@ -184,13 +259,174 @@ async fn apply_refund<S>(
     gateway: Gateway,
     u: &RefundUpdate,
     now: i64,
-) -> Result<bool, Error>
+) -> Result<Found, Error>
 where
     S: ChargeStore + RefundStore + GatewayRefLookup,
 {
-    let Some(refund) = find_refund(store, gateway, u).await? else {
-        return Ok(false);
+    for _ in 0..CONFLICT_RETRIES {
+        if let Some(refund) = find_refund(store, gateway, u).await? {
+            let amount = refund.amount.minor();
+            if let Some(why) =
+                contradiction(u.reported.as_ref(), &refund.amount, amount).or_else(|| {
+                    u.reported
+                        .as_ref()
+                        .filter(|r| r.amount != amount)
+                        .map(|r| format!("the event reports {}, the refund is {amount}", r.amount))
+                })
+            {
+                return Ok(Found::Contradicts(format!("refund {}: {why}", refund.id)));
+            }
+            super::refunds::settle_at(store, queue, refund, &u.outcome, u.observed_at, now).await?;
+            return Ok(Found::Done);
+        }
+        if u.refund_id.is_some() {
+            // Ours, not stored yet (the event overtook our own write).
+            return Ok(Found::Missing);
+        }
+        let Some(charge) = charge_by_ref(store, gateway, u.payment_ref.as_deref()).await? else {
+            return Ok(Found::Missing);
+        };
+        match adopt_refund(store, queue, charge, u, now).await? {
+            Some(found) => return Ok(found),
+            // Someone adopted it, or moved the charge, meanwhile: look again.
+            None => continue,
+        }
+    }
+    Err(still_contended("refund"))
+}
+
+/// Makes a refund done outside paybridge (the gateway's dashboard, another integration) a
+/// paybridge refund of `charge`, with its notifications. `None` on a concurrent write.
+async fn adopt_refund<S>(
+    store: &S,
+    queue: &impl WorkQueue,
+    mut charge: Charge,
+    u: &RefundUpdate,
+    now: i64,
+) -> Result<Option<Found>, Error>
+where
+    S: ChargeStore + RefundStore,
+{
+    let Some(gateway_ref) = u.gateway_ref.clone().filter(|r| !r.is_empty()) else {
+        return Ok(Some(Found::Contradicts(format!(
+            "a refund of charge {} without the gateway's refund id",
+            charge.id
+        ))));
     };
-    super::refunds::settle(store, queue, refund, &u.outcome, now).await?;
-    Ok(true)
+    if !charge.status.is_captured() {
+        // Adyen's CANCEL_OR_REFUND of a payment that was never captured cancels it (its payment
+        // update does that); there is nothing to refund.
+        tracing::info!(charge_id = %charge.id, gateway_ref, "a refund of an uncaptured charge: nothing to adopt");
+        return Ok(Some(Found::Done));
+    }
+    let Some(reported) = &u.reported else {
+        return Ok(Some(Found::Contradicts(format!(
+            "refund {gateway_ref} of charge {}: the event gives no amount to adopt it with",
+            charge.id
+        ))));
+    };
+    let room = charge.captured - charge.refunded;
+    if let Some(why) = contradiction(Some(reported), &charge.amount, room) {
+        return Ok(Some(Found::Contradicts(format!(
+            "refund {gateway_ref} of charge {}: {why}",
+            charge.id
+        ))));
+    }
+    let amount = Money::new(reported.amount, charge.currency())
+        .map_err(|e| Error::internal(format!("an adopted refund's amount: {e}"), None))?;
+    let mut refund = Refund {
+        gateway_ref: Some(gateway_ref),
+        external: true,
+        ..Refund::pending(
+            RefundId::generate(),
+            &charge.id,
+            amount,
+            charge.gateway,
+            now,
+        )
+    };
+    refund.apply_at(&u.outcome, u.observed_at, now);
+    let before = charge.clone();
+    let minor = refund.amount.minor();
+    match refund.status {
+        RefundStatus::Succeeded => charge.reinstate_refund(minor, now),
+        RefundStatus::Pending => charge.refund_reserved += minor,
+        RefundStatus::Failed | RefundStatus::Canceled => {}
+    }
+    charge.updated_at = now;
+    charge.version += 1;
+    let mut notifications = vec![notify::for_refund(&charge, &refund, now)];
+    notifications.extend(notify::for_charge_change(&before, &charge, now));
+    match store.adopt_refund(&refund, &charge, &notifications).await {
+        Ok(()) => {
+            tracing::warn!(refund_id = %refund.id, charge_id = %charge.id, gateway_ref = ?refund.gateway_ref, amount = minor, status = refund.status.as_str(), "a refund made outside paybridge was adopted");
+            Metrics::new("retry-worker")
+                .dimension("Gateway", charge.gateway.as_str())
+                .count(Metric::RefundAdopted)
+                .emit();
+            notify::enqueue(queue, &notifications).await;
+            Ok(Some(Found::Done))
+        }
+        Err(StoreError::Conflict) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn apply_dispute<S>(
+    store: &S,
+    queue: &impl WorkQueue,
+    gateway: Gateway,
+    u: &DisputeUpdate,
+    now: i64,
+) -> Result<Found, Error>
+where
+    S: ChargeStore + GatewayRefLookup,
+{
+    let Some(charge) = find_charge(
+        store,
+        gateway,
+        u.payment_ref.as_deref(),
+        u.charge_id.as_ref(),
+    )
+    .await?
+    else {
+        return Ok(Found::Missing);
+    };
+    let o = &u.observation;
+    let reported = Reported {
+        amount: o.amount,
+        currency: o.currency.clone(),
+    };
+    if let Some(why) = contradiction(Some(&reported), &charge.amount, charge.amount.minor()) {
+        return Ok(Found::Contradicts(format!(
+            "dispute {} of charge {}: {why}",
+            o.gateway_ref, charge.id
+        )));
+    }
+    super::disputes::settle(store, queue, charge, o, now).await?;
+    Ok(Found::Done)
+}
+
+/// The gateway's refunded total must be explained by the refunds paybridge knows: equal, done;
+/// short of ours plus those in flight, wait for their events (retried, and orphaned — counted
+/// and alarmed — if it never adds up).
+async fn check_refunded_total<S>(
+    store: &S,
+    gateway: Gateway,
+    u: &RefundedTotal,
+) -> Result<Found, Error>
+where
+    S: ChargeStore + GatewayRefLookup,
+{
+    let Some(charge) = charge_by_ref(store, gateway, Some(&u.payment_ref)).await? else {
+        return Ok(Found::Missing);
+    };
+    if let Some(why) = contradiction(Some(&u.total), &charge.amount, charge.amount.minor()) {
+        return Ok(Found::Contradicts(format!("charge {}: {why}", charge.id)));
+    }
+    if u.total.amount == charge.refunded {
+        return Ok(Found::Done);
+    }
+    tracing::warn!(charge_id = %charge.id, gateway_total = u.total.amount, refunded = charge.refunded, reserved = charge.refund_reserved, "the gateway's refunded total is not explained yet by the refunds paybridge knows");
+    Ok(Found::Missing)
 }

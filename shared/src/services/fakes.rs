@@ -197,6 +197,18 @@ impl ChargeStore for MemStore {
         Ok(())
     }
 
+    async fn charge_of_dispute(
+        &self,
+        id: &crate::domain::DisputeId,
+    ) -> Result<Option<Charge>, StoreError> {
+        self.up()?;
+        let map = self.charges.lock().unwrap();
+        Ok(map
+            .values()
+            .find(|c| c.disputes.iter().any(|d| &d.id == id))
+            .cloned())
+    }
+
     async fn charges_for_invoice(&self, invoice_id: &str) -> Result<Vec<Charge>, StoreError> {
         self.up()?;
         let of_invoice = |c: &Charge| c.invoice_id == invoice_id;
@@ -222,6 +234,35 @@ impl RefundStore for MemStore {
         charge.version += 1;
         refunds.insert(refund.id.clone(), refund.clone());
         Ok(Reserved::Done)
+    }
+
+    async fn adopt_refund(
+        &self,
+        refund: &Refund,
+        charge: &Charge,
+        notifications: &[Notification],
+    ) -> Result<(), StoreError> {
+        self.up()?;
+        let reference = refund.gateway_ref.clone().unwrap_or_default();
+        {
+            let mut charges = self.charges.lock().unwrap();
+            let mut refunds = self.refunds.lock().unwrap();
+            let mut refs = self.gateway_refs.lock().unwrap();
+            if refunds.contains_key(&refund.id)
+                || refs.contains_key(&(refund.gateway, reference.clone()))
+            {
+                return Err(StoreError::Conflict);
+            }
+            Self::check_version(&charges, &charge.id, charge.version, |c| c.version)?;
+            charges.insert(charge.id.clone(), charge.clone());
+            refunds.insert(refund.id.clone(), refund.clone());
+            refs.insert(
+                (refund.gateway, reference),
+                GatewayObject::Refund(refund.id.clone()),
+            );
+        }
+        self.add_outbox(notifications);
+        Ok(())
     }
 
     async fn get_refund(&self, id: &RefundId) -> Result<Option<Refund>, StoreError> {

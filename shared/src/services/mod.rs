@@ -3,6 +3,7 @@
 pub mod apply_event;
 pub mod charges;
 pub mod deliver;
+pub mod disputes;
 #[cfg(test)]
 pub(crate) mod fakes;
 pub mod idempotency;

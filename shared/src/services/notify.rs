@@ -7,7 +7,9 @@
 
 use serde_json::json;
 
-use crate::domain::{Charge, DeliveryStatus, Notification, NotificationId, Refund, WorkMessage};
+use crate::domain::{
+    Charge, DeliveryStatus, Dispute, Notification, NotificationId, Refund, WorkMessage,
+};
 use crate::ports::WorkQueue;
 use crate::services::views;
 
@@ -47,6 +49,29 @@ fn notification(
 pub fn for_charge(charge: &Charge, now: i64) -> Notification {
     let (kind, data) = (("charge", charge.status.as_str()), views::charge(charge));
     notification(charge, kind, charge.id.as_str(), data, now)
+}
+
+/// The charge's notification for a change from `before` to `charge`, if billing must hear of it:
+/// `charge.<status>` when the status moved, `charge.updated` when only money it reports moved
+/// (captured, refunded, disputed — a second partial refund, funds a dispute withdrew), none for a
+/// change billing does not see (a reservation, the gateway's time of an event).
+pub fn for_charge_change(before: &Charge, charge: &Charge, now: i64) -> Option<Notification> {
+    let money = |c: &Charge| (c.captured, c.refunded, c.disputed());
+    if charge.status != before.status {
+        Some(for_charge(charge, now))
+    } else if money(charge) != money(before) {
+        let (kind, data) = (("charge", "updated"), views::charge(charge));
+        Some(notification(charge, kind, charge.id.as_str(), data, now))
+    } else {
+        None
+    }
+}
+
+/// `kind` (`dispute.opened|updated|won|lost`) with the dispute as it is now.
+pub fn for_dispute(charge: &Charge, dispute: &Dispute, kind: &str, now: i64) -> Notification {
+    let (object, status) = kind.split_once('.').unwrap_or(("dispute", "updated"));
+    let data = views::dispute(charge, dispute);
+    notification(charge, (object, status), dispute.id.as_str(), data, now)
 }
 
 /// `refund.<status>` with the refund as it is now.

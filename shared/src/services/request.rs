@@ -6,8 +6,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::domain::charge::is_reserved_metadata_key;
-use crate::domain::pci;
+use crate::domain::{Gateway, Money, pci};
 use crate::error::{Code, Error};
+use crate::webhooks::gateway_amount;
 
 /// Metadata limits (Stripe's: 50 keys, 40-character keys, 500-character values; paybridge adds two).
 pub const MAX_METADATA_KEYS: usize = 40;
@@ -80,4 +81,13 @@ pub fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), Error> 
         ));
     }
     Ok(())
+}
+
+/// Refuses with 422 `amount_not_representable` an amount `gateway` cannot take in its own minor
+/// units (see [`gateway_amount`]: a Stripe three-decimal amount not ending in 0, an Adyen IDR
+/// amount with a fraction of a rupiah). The use cases ask before anything is stored or sent.
+pub fn check_gateway_amount(gateway: Gateway, money: Money) -> Result<(), Error> {
+    gateway_amount(gateway, money)
+        .map(|_| ())
+        .map_err(|e| Error::new(Code::AmountNotRepresentable, e.to_string()))
 }

@@ -1,11 +1,11 @@
-//! The JSON views billing sees (the `Charge` and `Refund` schemas of openapi.json), used by the
+//! The JSON views billing sees (the `Charge`, `Refund` and `Dispute` schemas of openapi.json), used by the
 //! HTTP answers and by the notifications alike, so the two can never disagree.
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{Charge, Refund};
+use crate::domain::{Charge, Dispute, Refund};
 
 /// Unix seconds as RFC 3339 (UTC), the form of every timestamp billing sees.
 pub fn rfc3339(secs: i64) -> String {
@@ -29,12 +29,37 @@ pub fn charge(c: &Charge) -> Value {
         "capture": c.capture,
         "captured": c.captured,
         "refunded": c.refunded,
+        "disputed": c.disputed(),
+        "refundable": c.refundable(),
+        "disputes": c.disputes.iter().map(|d| dispute(c, d)).collect::<Vec<_>>(),
         "failure": c.failure.as_ref().map(|f| json!({"code": f.code, "message": f.message})),
         "customer": c.customer,
         "description": c.description,
         "metadata": c.metadata,
+        "version": c.version,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
+    })
+}
+
+/// A dispute of charge `c` as billing sees it (the `Dispute` schema of openapi.json).
+pub fn dispute(c: &Charge, d: &Dispute) -> Value {
+    json!({
+        "id": d.id,
+        "object": "dispute",
+        "charge_id": c.id,
+        "status": d.status.as_str(),
+        "amount": d.amount,
+        "currency": c.currency().code(),
+        "gateway": c.gateway.as_str(),
+        "gateway_ref": d.gateway_ref,
+        "reason": d.reason,
+        "evidence_due_by": d.evidence_due_by.map(rfc3339),
+        "funds_withdrawn": d.funds_withdrawn,
+        "funds_reinstated": d.funds_reinstated,
+        "version": d.version,
+        "created_at": rfc3339(d.created_at),
+        "updated_at": rfc3339(d.updated_at),
     })
 }
 
@@ -52,6 +77,8 @@ pub fn refund(r: &Refund) -> Value {
         "reason": r.reason.map(|x| x.as_str()),
         "failure": r.failure.as_ref().map(|f| json!({"code": f.code, "message": f.message})),
         "metadata": r.metadata,
+        "external": r.external,
+        "version": r.version,
         "created_at": rfc3339(r.created_at),
         "updated_at": rfc3339(r.updated_at),
     })

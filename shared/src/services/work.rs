@@ -200,7 +200,8 @@ where
                         Applied::Applied
                         | Applied::AlreadyDone
                         | Applied::Ignored(_)
-                        | Applied::Orphaned => Verdict::Done,
+                        | Applied::Orphaned
+                        | Applied::Flagged(_) => Verdict::Done,
                     },
                 );
             }

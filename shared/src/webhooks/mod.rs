@@ -5,11 +5,15 @@
 //! Signatures are compared in constant time. A verifier's output is a list of
 //! [`VerifiedEvent`]s ready to be recorded — with card numbers already masked. Each sender's
 //! `interpret` reads a recorded event back into an [`Interpretation`] for the apply-event use case;
-//! `apply_payment` and `apply_refund` build the updates they have in common.
+//! `apply_payment` and `apply_refund` build the updates they have in common. [`amount`] holds each
+//! gateway's minor units, used both ways at the edge (adapters and interpreters).
 
 pub mod adyen;
+pub mod amount;
 pub mod standard;
 pub mod stripe;
+
+pub use amount::{NotRepresentable, gateway_amount};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -113,16 +117,17 @@ pub(crate) fn event(
 }
 
 /// An event's update of one payment: `gateway_ref` is the gateway's id of it (and of the
-/// outcome), `charge_id` the id paybridge sent along, if the event echoes it.
-pub(crate) fn apply_payment(
+/// outcome), `charge_id` the id paybridge sent along, if the event echoes it. Untimed and without
+/// a reported amount; senders that have them set `observed_at` and `reported`.
+pub(crate) fn payment_update(
     gateway_ref: Option<String>,
     charge_id: Option<ChargeId>,
     status: ChargeStatus,
     captured: i64,
     failure: Option<Failure>,
     captured_if_automatic: bool,
-) -> Interpretation {
-    Interpretation::Apply(vec![GatewayUpdate::Payment(PaymentUpdate {
+) -> PaymentUpdate {
+    PaymentUpdate {
         gateway_ref: gateway_ref.clone(),
         charge_id,
         outcome: PaymentOutcome {
@@ -132,18 +137,40 @@ pub(crate) fn apply_payment(
             failure,
         },
         captured_if_automatic,
-    })])
+        observed_at: None,
+        reported: None,
+    }
+}
+
+/// [`payment_update`], as the one update of an event.
+pub(crate) fn apply_payment(
+    gateway_ref: Option<String>,
+    charge_id: Option<ChargeId>,
+    status: ChargeStatus,
+    captured: i64,
+    failure: Option<Failure>,
+    captured_if_automatic: bool,
+) -> Interpretation {
+    Interpretation::Apply(vec![GatewayUpdate::Payment(payment_update(
+        gateway_ref,
+        charge_id,
+        status,
+        captured,
+        failure,
+        captured_if_automatic,
+    ))])
 }
 
 /// An event's update of one refund: `gateway_ref` is the gateway's id of it (and of the outcome),
-/// `refund_id` the id paybridge sent along, if the event echoes it.
-pub(crate) fn apply_refund(
+/// `refund_id` the id paybridge sent along, if the event echoes it. Without the refunded payment,
+/// a time or an amount; senders that have them set them.
+pub(crate) fn refund_update(
     gateway_ref: Option<String>,
     refund_id: Option<RefundId>,
     status: RefundStatus,
     failure: Option<Failure>,
-) -> Interpretation {
-    Interpretation::Apply(vec![GatewayUpdate::Refund(RefundUpdate {
+) -> RefundUpdate {
+    RefundUpdate {
         gateway_ref: gateway_ref.clone(),
         refund_id,
         outcome: RefundOutcome {
@@ -151,7 +178,25 @@ pub(crate) fn apply_refund(
             status,
             failure,
         },
-    })])
+        payment_ref: None,
+        reported: None,
+        observed_at: None,
+    }
+}
+
+/// [`refund_update`], as the one update of an event.
+pub(crate) fn apply_refund(
+    gateway_ref: Option<String>,
+    refund_id: Option<RefundId>,
+    status: RefundStatus,
+    failure: Option<Failure>,
+) -> Interpretation {
+    Interpretation::Apply(vec![GatewayUpdate::Refund(refund_update(
+        gateway_ref,
+        refund_id,
+        status,
+        failure,
+    ))])
 }
 
 #[cfg(test)]

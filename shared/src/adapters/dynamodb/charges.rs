@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use super::keys::{Index, Paging, SortRange};
-use super::{Item, Table, Write, gateway_refs, keys, outbox};
+use super::{Item, Table, Write, gateway_refs, keys, outbox, pointer_item};
 use crate::domain::Gateway;
-use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, Notification};
+use crate::domain::{
+    Charge, ChargeId, ChargeStatus, Dispute, DisputeId, DisputeStatus, Failure, Money, Notification,
+};
 use crate::ports::{ChargeStore, GatewayObject, StoreError};
 
 #[skip_serializing_none]
@@ -43,11 +45,70 @@ struct ChargeItem {
     version: u64,
     created_at: i64,
     updated_at: i64,
-    /// Derived: captured − refunded − refund_reserved. Kept in the item so a refund can reserve
-    /// its amount with one conditional update (`refundable >= :amount`): DynamoDB conditions
-    /// cannot do arithmetic.
+    /// Derived: captured − refunded − refund_reserved − disputed, and 0 while a dispute blocks
+    /// refunds. Kept in the item so a refund can reserve its amount with one conditional update
+    /// (`refundable >= :amount`): DynamoDB conditions cannot do arithmetic.
     #[serde(default)]
     refundable: i64,
+    status_at: Option<i64>,
+    /// The charge's disputes, kept on the charge so a dispute and the refundable amount it
+    /// changes move in one conditional write (see docs/data-model.md).
+    #[serde(default)]
+    disputes: Vec<DisputeItem>,
+}
+
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize)]
+struct DisputeItem {
+    id: String,
+    gateway_ref: String,
+    status: DisputeStatus,
+    #[serde(default)]
+    stage: u8,
+    amount: i64,
+    reason: Option<String>,
+    evidence_due_by: Option<i64>,
+    funds_withdrawn: i64,
+    funds_reinstated: i64,
+    version: u64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl DisputeItem {
+    fn of(d: &Dispute) -> DisputeItem {
+        DisputeItem {
+            id: d.id.to_string(),
+            gateway_ref: d.gateway_ref.clone(),
+            status: d.status,
+            stage: d.stage,
+            amount: d.amount,
+            reason: d.reason.clone(),
+            evidence_due_by: d.evidence_due_by,
+            funds_withdrawn: d.funds_withdrawn,
+            funds_reinstated: d.funds_reinstated,
+            version: d.version,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+
+    fn dispute(self) -> Result<Dispute, String> {
+        Ok(Dispute {
+            id: DisputeId::parse(&self.id).map_err(|e| e.to_string())?,
+            gateway_ref: self.gateway_ref,
+            status: self.status,
+            stage: self.stage,
+            amount: self.amount,
+            reason: self.reason,
+            evidence_due_by: self.evidence_due_by,
+            funds_withdrawn: self.funds_withdrawn,
+            funds_reinstated: self.funds_reinstated,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
 }
 
 pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
@@ -78,6 +139,8 @@ pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
         created_at: c.created_at,
         updated_at: c.updated_at,
         refundable: c.refundable(),
+        status_at: c.status_at,
+        disputes: c.disputes.iter().map(DisputeItem::of).collect(),
         gsi2pk: open.then(|| keys::OPEN_CHARGES.to_owned()),
         gsi2sk: open.then(|| keys::time_ordered(c.updated_at, c.id.as_str())),
     };
@@ -99,6 +162,10 @@ pub(super) fn from_item(item: Item) -> Result<Charge, StoreError> {
         refunded: i.refunded,
         refund_reserved: i.refund_reserved,
         failure: i.failure,
+        status_at: i.status_at,
+        disputes: (i.disputes.into_iter().map(DisputeItem::dispute))
+            .collect::<Result<_, _>>()
+            .map_err(bad)?,
         payment_method: i.payment_method,
         customer: i.customer,
         capture: i.capture,
@@ -141,6 +208,13 @@ impl ChargeStore for Table {
                 &GatewayObject::Charge(charge.id.clone()),
             ));
         }
+        // The lookup by dispute id (an idempotent put: the pointer never changes).
+        for d in &charge.disputes {
+            writes.push(Write::Put(pointer_item(
+                keys::dispute_pointer(&d.id),
+                &[("charge_id", charge.id.as_str())],
+            )));
+        }
         writes.extend(outbox::writes(notifications)?);
         if writes.len() == 1 {
             let Some(Write::PutAtVersion(item, expected)) = writes.pop() else {
@@ -152,6 +226,14 @@ impl ChargeStore for Table {
                 .map_err(StoreError::from);
         }
         self.transact(writes).await.map_err(StoreError::from)
+    }
+
+    async fn charge_of_dispute(&self, id: &DisputeId) -> Result<Option<Charge>, StoreError> {
+        (self
+            .through_pointer(keys::dispute_pointer(id), keys::charge)
+            .await?)
+            .map(from_item)
+            .transpose()
     }
 
     async fn charges_for_invoice(&self, invoice_id: &str) -> Result<Vec<Charge>, StoreError> {

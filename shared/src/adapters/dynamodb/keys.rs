@@ -5,6 +5,7 @@
 //! | charge | `CHARGE#{id}` | `CHARGE` | `INVOICE#{invoice_id}` / `{created_at:020}#{id}` | `OPEN#charge` / `{updated_at:020}#{id}` while pending or processing |
 //! | refund | `CHARGE#{charge_id}` | `REFUND#{id}` | — | `OPEN#refund` / `{updated_at:020}#{id}` while pending |
 //! | refund pointer | `REFUND#{id}` | `REFUND` | — | — |
+//! | dispute pointer (the dispute itself lives on its charge item) | `DISPUTE#{id}` | `DISPUTE` | — | — |
 //! | notification | `CHARGE#{charge_id}` | `NOTIFICATION#{id}` | `OUTBOX#pending` / `{created_at:020}#{id}` while pending | — |
 //! | notification pointer | `NOTIFICATION#{id}` | `NOTIFICATION` | — | — |
 //! | gateway reference | `GWREF#{gateway}#{object_id}` | `GWREF` | — | — |
@@ -14,7 +15,7 @@
 //! Timestamps in sort keys are unix seconds padded to 20 digits, so string order is time order
 //! and [`before`] bounds a range query.
 
-use crate::domain::{ChargeId, Gateway, NotificationId, RefundId};
+use crate::domain::{ChargeId, DisputeId, Gateway, NotificationId, RefundId};
 
 /// A `(pk, sk)` pair.
 pub type Key = (String, String);
@@ -127,6 +128,11 @@ pub const REFUND_SK_PREFIX: &str = "REFUND#";
 
 pub fn refund(charge: &ChargeId, id: &RefundId) -> Key {
     beside_charge(charge, REFUND_SK_PREFIX, id.as_str())
+}
+
+/// The pointer `DISPUTE#{id}` / `DISPUTE` → charge id, for lookup by dispute id.
+pub fn dispute_pointer(id: &DisputeId) -> Key {
+    pointer("DISPUTE#", id.as_str())
 }
 
 /// The pointer `REFUND#{id}` / `REFUND` → charge id, for lookup by refund id.

@@ -41,6 +41,9 @@ struct RefundItem {
     failure: Option<Failure>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
+    status_at: Option<i64>,
+    #[serde(default)]
+    external: bool,
     version: u64,
     created_at: i64,
     updated_at: i64,
@@ -64,6 +67,8 @@ fn to_item(r: &Refund) -> Result<Item, StoreError> {
         reason: r.reason,
         failure: r.failure.clone(),
         metadata: r.metadata.clone(),
+        status_at: r.status_at,
+        external: r.external,
         version: r.version,
         created_at: r.created_at,
         updated_at: r.updated_at,
@@ -85,6 +90,8 @@ pub(super) fn from_item(item: Item) -> Result<Refund, StoreError> {
         reason: i.reason,
         failure: i.failure,
         metadata: i.metadata,
+        status_at: i.status_at,
+        external: i.external,
         version: i.version,
         created_at: i.created_at,
         updated_at: i.updated_at,
@@ -145,6 +152,34 @@ impl RefundStore for Table {
             Err(TableError::ConditionFailed { .. }) => Ok(Reserved::Refused),
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn adopt_refund(
+        &self,
+        refund: &Refund,
+        charge: &Charge,
+        notifications: &[Notification],
+    ) -> Result<(), StoreError> {
+        let reference = (refund.gateway_ref.as_deref().filter(|r| !r.is_empty()))
+            .ok_or_else(|| StoreError::Invalid("an adopted refund needs its gateway id".into()))?;
+        let expected = charge
+            .version
+            .checked_sub(1)
+            .ok_or_else(|| StoreError::Invalid("charge version 0 cannot be saved".into()))?;
+        let mut writes = vec![
+            Write::PutNew(to_item(refund)?),
+            Write::PutNew(pointer_item(
+                keys::refund_pointer(&refund.id),
+                &[("charge_id", refund.charge_id.as_str())],
+            )),
+            Write::PutNew(pointer_item(
+                keys::gateway_ref(refund.gateway, reference),
+                &[("kind", "refund"), ("target_id", refund.id.as_str())],
+            )),
+            Write::PutAtVersion(charges::to_item(charge)?, expected),
+        ];
+        writes.extend(outbox::writes(notifications)?);
+        self.transact(writes).await.map_err(StoreError::from)
     }
 
     async fn get_refund(&self, id: &RefundId) -> Result<Option<Refund>, StoreError> {

@@ -1,5 +1,8 @@
 //! Use case: capture an authorized charge — `POST /charges/{id}/capture` `{"amount": n}?`.
 //!
+//! An amount the charge's gateway cannot take in its own minor units is refused with 422
+//! `amount_not_representable` before the gateway is called.
+//!
 //! Only an `authorized` charge can be captured (409 otherwise) — except on a retry with the key of
 //! a capture whose gateway answer was lost: if the charge is captured by then (a webhook told
 //! us), that capture is answered as done, 200 with the charge, and the gateway is not asked
@@ -16,7 +19,7 @@ use crate::error::{Code, Error};
 use crate::ports::{BillingStore, PaymentGateway, WorkQueue};
 use crate::services::ApiResponse;
 use crate::services::idempotency::{self, Call};
-use crate::services::request::parse_body;
+use crate::services::request::{check_gateway_amount, parse_body};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +67,7 @@ pub async fn capture_charge(
                 ));
             }
         };
+        check_gateway_amount(charge.gateway, amount)?;
         let mut outcome = deps
             .gateway
             .capture(&charge, amount, &charge.gateway_idempotency_key("capture"))

@@ -1,7 +1,8 @@
 //! Use case: create a charge — `POST /charges` with an `Idempotency-Key`.
 //!
 //! 1. Parse strictly (unknown fields refused; a card number anywhere → 422, nothing stored or
-//!    logged).
+//!    logged; an amount the gateway cannot take in its own minor units → 422
+//!    `amount_not_representable`).
 //! 2. Claim the idempotency key (or replay / 409 / 422).
 //! 3. Store the charge as `pending` (or find the one a crashed attempt with this key stored).
 //! 4. Call the gateway with the charge's deterministic idempotency key.
@@ -27,7 +28,7 @@ use crate::services::idempotency::{self, Call, Claim};
 pub use crate::services::request::{
     MAX_METADATA_KEY_LEN, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LEN,
 };
-use crate::services::request::{check_metadata, parse_body};
+use crate::services::request::{check_gateway_amount, check_metadata, parse_body};
 use crate::services::retry_policy::retry_delay;
 use crate::telemetry::Metric;
 
@@ -92,6 +93,7 @@ impl NewCharge {
         };
         let amount = Money::parse(b.amount, &b.currency)
             .map_err(|e| Error::new(Code::InvalidAmount, e.to_string()))?;
+        check_gateway_amount(gateway, amount)?;
         check_metadata(&b.metadata)?;
         if b.description.as_ref().is_some_and(|d| d.len() > 1000) {
             return Err(Error::new(
@@ -362,6 +364,40 @@ mod tests {
             (0..41).map(|i| (format!("k{i}"), "v".into())).collect();
         let body = GOOD.replace(r#"{"plan":"pro"}"#, &serde_json::to_string(&many).unwrap());
         assert_eq!(code(&body).code(), "invalid_metadata");
+    }
+
+    #[test]
+    fn an_amount_the_gateway_cannot_take_in_its_minor_units_is_refused_with_422() {
+        let body = |amount: i64, currency: &str, gateway: &str| {
+            GOOD.replace("1999", &amount.to_string())
+                .replace("\"eur\"", &format!("\"{currency}\""))
+                .replace("\"stripe\"", &format!("\"{gateway}\""))
+        };
+        for (amount, currency, gateway) in [(5055, "kwd", "stripe"), (1_500_050, "idr", "adyen")] {
+            let err = parse(&body(amount, currency, gateway)).unwrap_err();
+            assert_eq!(
+                (err.kind().status(), err.code()),
+                (422, "amount_not_representable"),
+                "{amount} {currency} at {gateway}"
+            );
+            assert!(
+                err.message().contains(&amount.to_string()),
+                "{}",
+                err.message()
+            );
+        }
+        for (amount, currency, gateway) in [
+            (5050, "kwd", "stripe"),
+            (5055, "kwd", "adyen"),
+            (5000, "isk", "stripe"),
+            (1_500_050, "idr", "stripe"),
+            (1_500_000, "idr", "adyen"),
+        ] {
+            assert!(
+                parse(&body(amount, currency, gateway)).is_ok(),
+                "{amount} {currency} at {gateway}"
+            );
+        }
     }
 
     #[test]

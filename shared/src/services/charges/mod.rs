@@ -32,22 +32,33 @@ pub(crate) fn answer(charge: &Charge, done: bool) -> ApiResponse {
 pub async fn settle(
     store: &impl ChargeStore,
     queue: &impl WorkQueue,
-    mut charge: Charge,
+    charge: Charge,
     outcome: &PaymentOutcome,
     now: i64,
 ) -> Result<Charge, Error> {
+    settle_at(store, queue, charge, outcome, None, now).await
+}
+
+/// [`settle`] for an outcome the gateway timed (`observed_at`: its event's time), which orders
+/// the status flips only a gateway makes.
+pub async fn settle_at(
+    store: &impl ChargeStore,
+    queue: &impl WorkQueue,
+    mut charge: Charge,
+    outcome: &PaymentOutcome,
+    observed_at: Option<i64>,
+    now: i64,
+) -> Result<Charge, Error> {
     for attempt in 0..CONFLICT_RETRIES {
-        let before = charge.status;
-        if !charge.apply(outcome, now) {
+        let before = charge.clone();
+        if !charge.apply_at(outcome, observed_at, now) {
             return Ok(charge);
         }
         charge.version += 1;
         // One notification per real state change, written with the change (outbox).
-        let notifications = if charge.status != before {
-            vec![notify::for_charge(&charge, now)]
-        } else {
-            Vec::new()
-        };
+        let notifications: Vec<_> = notify::for_charge_change(&before, &charge, now)
+            .into_iter()
+            .collect();
         match store.save_charge(&charge, &notifications).await {
             Ok(()) => {
                 tracing::info!(charge_id = %charge.id, status = charge.status.as_str(), "charge updated");

@@ -4,7 +4,10 @@
 //!    charge's; `reason`; `metadata`; unknown fields refused; card numbers refused).
 //! 2. Claim the idempotency key.
 //! 3. Reserve the amount on the charge and store the refund, in one conditional transaction.
-//!    Not captured → 409; more than is refundable (counting refunds in flight) → 422.
+//!    Not captured → 409; disputed (a dispute open or lost) → 422 `charge_disputed`; more than
+//!    is refundable (counting refunds in flight and funds disputes withdrew) → 422; an amount
+//!    the charge's gateway cannot take in its own minor units → 422 `amount_not_representable`
+//!    (nothing reserved, nothing sent).
 //! 4. Call the gateway with the refund's own idempotency key; settle what it says (201), or keep
 //!    the refund `pending` and queue a retry when the answer is unknown (202).
 
@@ -25,7 +28,7 @@ use crate::services::ApiResponse;
 use crate::services::charges::create::ChargeDeps;
 use crate::services::charges::read::charge_id;
 use crate::services::idempotency::{self, Call};
-use crate::services::request::{check_metadata, parse_body};
+use crate::services::request::{check_gateway_amount, check_metadata, parse_body};
 use crate::services::retry_policy::retry_delay;
 use crate::telemetry::Metric;
 
@@ -169,6 +172,19 @@ async fn reserve<S: ChargeStore + RefundStore>(
                 ),
             ));
         }
+        if charge.dispute_blocks_refunds() {
+            let open: Vec<String> = (charge.disputes.iter())
+                .filter(|d| d.status.blocks_refunds())
+                .map(|d| format!("{} ({})", d.id, d.status.as_str()))
+                .collect();
+            return Err(Error::new(
+                Code::ChargeDisputed,
+                format!(
+                    "the charge is disputed: {}; a refund now could pay the customer twice (the dispute decides where the money goes)",
+                    open.join(", ")
+                ),
+            ));
+        }
         if let Some(currency) = &request.currency
             && !currency.eq_ignore_ascii_case(charge.currency().code())
         {
@@ -189,6 +205,7 @@ async fn reserve<S: ChargeStore + RefundStore>(
         }
         let amount_money = Money::new(amount, charge.currency())
             .map_err(|e| Error::new(Code::InvalidAmount, e.to_string()))?;
+        check_gateway_amount(charge.gateway, amount_money)?;
         let refund = Refund {
             reason: request.reason,
             metadata: request.metadata.clone(),
@@ -274,6 +291,67 @@ pub async fn attempt_refund<S: ChargeStore + RefundStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Charge, ChargeStatus, Gateway};
+    use crate::services::fakes::MemStore;
+
+    /// A KWD charge of 5.000 KWD captured through `gateway`, stored.
+    async fn captured_kwd(store: &MemStore, gateway: Gateway) -> Charge {
+        let mut charge = Charge::pending(
+            ChargeId::generate(),
+            "inv_1",
+            Money::parse(5000, "kwd").unwrap(),
+            gateway,
+            "pm_card_visa",
+            0,
+        );
+        charge.status = ChargeStatus::Succeeded;
+        charge.captured = 5000;
+        store.insert_charge(&charge).await.unwrap();
+        charge
+    }
+
+    fn asking(amount: i64) -> NewRefund {
+        NewRefund::parse(format!(r#"{{"amount":{amount}}}"#).as_bytes())
+            .unwrap()
+            .0
+    }
+
+    #[tokio::test]
+    async fn a_refund_the_gateway_cannot_take_reserves_and_stores_nothing() {
+        let store = MemStore::default();
+        let charge = captured_kwd(&store, Gateway::Stripe).await;
+        let id = RefundId::generate();
+        let err = reserve(&store, &charge.id, &id, &asking(1255), 0)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.kind().status(), err.code()),
+            (422, "amount_not_representable")
+        );
+        assert_eq!(store.get_refund(&id).await.unwrap(), None);
+        let after = store.get_charge(&charge.id).await.unwrap().unwrap();
+        assert_eq!((after.refund_reserved, after.version), (0, charge.version));
+
+        let refund = reserve(&store, &charge.id, &id, &asking(1250), 0)
+            .await
+            .unwrap()
+            .expect("a new refund");
+        assert_eq!(refund.amount.minor(), 1250);
+    }
+
+    #[tokio::test]
+    async fn the_check_follows_the_charges_gateway() {
+        let store = MemStore::default();
+        let charge = captured_kwd(&store, Gateway::Adyen).await;
+        let refund = reserve(&store, &charge.id, &RefundId::generate(), &asking(1255), 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            refund.map(|r| r.amount.minor()),
+            Some(1255),
+            "Adyen takes fils"
+        );
+    }
 
     #[test]
     fn only_json_objects_are_refund_requests() {

@@ -23,17 +23,32 @@ pub use crate::services::views::refund as view;
 pub async fn settle<S: ChargeStore + RefundStore>(
     store: &S,
     queue: &impl WorkQueue,
+    refund: Refund,
+    outcome: &RefundOutcome,
+    now: i64,
+) -> Result<Refund, Error> {
+    settle_at(store, queue, refund, outcome, None, now).await
+}
+
+/// [`settle`] for an outcome the gateway timed (`observed_at`: its event's time), which orders
+/// Adyen's `failed → succeeded` after it retried a refund by itself.
+pub async fn settle_at<S: ChargeStore + RefundStore>(
+    store: &S,
+    queue: &impl WorkQueue,
     mut refund: Refund,
     outcome: &RefundOutcome,
+    observed_at: Option<i64>,
     now: i64,
 ) -> Result<Refund, Error> {
     for attempt in 0..CONFLICT_RETRIES {
         let before = refund.status;
         let had_ref = refund.gateway_ref.is_some();
+        let time_before = refund.status_at;
         let mut updated = refund.clone();
-        let transition = updated.apply(outcome, now);
+        let transition = updated.apply_at(outcome, observed_at, now);
         let ref_learned = !had_ref && updated.gateway_ref.is_some();
-        if transition != Transition::Advance && !ref_learned {
+        let time_learned = updated.status_at != time_before;
+        if transition != Transition::Advance && !ref_learned && !time_learned {
             return Ok(refund);
         }
         let mut charge: Option<Charge> = None;
@@ -44,7 +59,7 @@ pub async fn settle<S: ChargeStore + RefundStore>(
                 .await?
                 .ok_or_else(|| Error::internal("the refund's charge does not exist", None))?;
             let amount = refund.amount.minor();
-            let charge_status_before = c.status;
+            let charge_before = c.clone();
             match (before, updated.status) {
                 (RefundStatus::Pending, RefundStatus::Succeeded) => {
                     c.settle_refund(amount, true, now)
@@ -53,14 +68,14 @@ pub async fn settle<S: ChargeStore + RefundStore>(
                     c.settle_refund(amount, false, now)
                 }
                 (RefundStatus::Succeeded, RefundStatus::Failed) => c.reverse_refund(amount, now),
+                // Adyen retried the refund by itself after REFUND_FAILED.
+                (RefundStatus::Failed, RefundStatus::Succeeded) => c.reinstate_refund(amount, now),
                 _ => {}
             }
             // One notification per real state change: the refund's, and the charge's when its
             // refund overlay moved.
             notifications.push(notify::for_refund(&c, &updated, now));
-            if c.status != charge_status_before {
-                notifications.push(notify::for_charge(&c, now));
-            }
+            notifications.extend(notify::for_charge_change(&charge_before, &c, now));
             c.version += 1;
             charge = Some(c);
         }

@@ -1,31 +1,39 @@
-//! Adyen's minor units, both ways: Adyen counts 2 decimals for CLP and ISK (ISO 4217: 0) and 0
-//! for IDR (ISO 4217: 2).
+//! Adyen's minor units, both ways, from Adyen's "Currency codes" page
+//! (docs.adyen.com/development-resources/currency-codes): its table gives CLP 2 decimals, CVE 0,
+//! IDR 0 and ISK 2, each marked "differs from standard", and says "For CLP, CVE, IDR, and ISK
+//! the ISO 4217 standard has a different number of decimals than shown in our currency codes
+//! table. When submitting amounts in minor units, the decimals in the table on this page are
+//! leading." Every other currency paybridge accepts has ISO's decimals there (BHD, JOD, KWD, OMR
+//! and TND 3; JPY, KRW, UGX, VND, XAF and XOF 0; the rest 2). CVE is not one paybridge accepts.
 //!
-//! One place for that fact: the Adyen adapter converts the amounts it sends with
-//! [`adyen_minor`], the webhook interpreter converts the amounts Adyen reports with
+//! So CLP and ISK are multiplied by 100 on the way out; IDR is divided by 100, and an IDR amount
+//! with a fraction of a rupiah cannot be sent. The Adyen adapter converts the amounts it sends
+//! with [`adyen_minor`], the webhook interpreter converts the amounts Adyen reports with
 //! [`iso_minor`]; the adapter imports this module, never the reverse.
 
-use crate::domain::Money;
+use crate::domain::{Currency, Gateway, Money};
+use crate::webhooks::amount::{NotRepresentable, Units};
 
-/// `money` in Adyen's minor units; `None` for an IDR amount with a fractional rupiah, which
-/// cannot be sent.
-pub(crate) fn adyen_minor(money: Money) -> Option<i64> {
-    let minor = money.minor();
-    match money.currency().code() {
-        // At most Money::MAX_MINOR * 100 = 10^13: no overflow.
-        "clp" | "isk" => Some(minor * 100),
-        "idr" if minor % 100 == 0 => Some(minor / 100),
-        "idr" => None,
-        _ => Some(minor),
+/// How Adyen counts `currency`.
+fn units(currency: Currency) -> Units {
+    match currency.code() {
+        "clp" | "isk" => Units::decimals(2),
+        "cve" | "idr" => Units::decimals(0),
+        _ => Units::decimals(currency.exponent()),
     }
 }
 
-/// Converts an amount in Adyen's minor units back to ISO 4217 minor units (see [`adyen_minor`]).
+/// `money` in Adyen's minor units; refused for an IDR amount with a fraction of a rupiah.
+pub(crate) fn adyen_minor(money: Money) -> Result<i64, NotRepresentable> {
+    units(money.currency()).send(Gateway::Adyen, money)
+}
+
+/// Converts an amount in Adyen's minor units, in `currency` (any case), back to ISO 4217 minor
+/// units (see [`adyen_minor`]); a currency paybridge does not know is taken as it is.
 pub(crate) fn iso_minor(value: i64, currency: &str) -> i64 {
-    match currency.to_ascii_lowercase().as_str() {
-        "clp" | "isk" => value / 100,
-        "idr" => value.saturating_mul(100),
-        _ => value,
+    match Currency::parse(currency) {
+        Ok(c) => units(c).receive(value, c),
+        Err(_) => value,
     }
 }
 
@@ -35,16 +43,20 @@ mod tests {
 
     #[test]
     fn adyens_minor_units_convert_back_to_iso_4217() {
-        for (minor, currency) in [
-            (1999, "eur"),
-            (5000, "clp"),
-            (2790, "isk"),
-            (1_500_000, "idr"),
+        for (minor, currency, at_adyen) in [
+            (1999, "eur", 1999),
+            (5000, "clp", 500_000),
+            (2790, "isk", 279_000),
+            (1_500_000, "idr", 15_000),
+            (500, "jpy", 500),
+            (5055, "kwd", 5055),
+            (5, "ugx", 5),
         ] {
             let money = Money::parse(minor, currency).unwrap();
-            let at_adyen = adyen_minor(money).unwrap();
+            assert_eq!(adyen_minor(money), Ok(at_adyen), "{currency}");
             assert_eq!(iso_minor(at_adyen, &currency.to_ascii_uppercase()), minor);
         }
-        assert_eq!(adyen_minor(Money::parse(1_500_050, "idr").unwrap()), None);
+        let refused = adyen_minor(Money::parse(1_500_050, "idr").unwrap()).unwrap_err();
+        assert_eq!((refused.gateway, refused.step), (Gateway::Adyen, 100));
     }
 }

@@ -1,28 +1,81 @@
-//! What a verified Adyen notification item means for paybridge's charges and refunds:
-//! AUTHORISATION, CAPTURE and CANCELLATION update a charge, REFUND and its failures a refund, read
-//! into [`Interpretation`]s for the apply-event use case. Pure; amounts come back to ISO 4217
-//! minor units through [`iso_minor`].
+//! What a verified Adyen notification item means for paybridge's charges, refunds and disputes:
+//! AUTHORISATION, CAPTURE (and CAPTURE_FAILED), CANCELLATION and CANCEL_OR_REFUND update a charge,
+//! REFUND and its failures a refund, the dispute codes a dispute, read into [`Interpretation`]s for
+//! the apply-event use case. Pure; amounts come back to ISO 4217 minor units through
+//! [`iso_minor`], and `eventDate` orders the flips only Adyen makes (a capture or refund that
+//! failed after succeeding, and succeeded again when Adyen retried it by itself).
 
 use super::amount::iso_minor;
-use crate::domain::{ChargeId, ChargeStatus, Failure, Interpretation, RefundId, RefundStatus};
-use crate::webhooks::{apply_payment, apply_refund};
+use crate::domain::{
+    ChargeId, ChargeStatus, DisputeObservation, DisputeStatus, DisputeUpdate, Failure,
+    GatewayUpdate, Interpretation, RefundId, RefundStatus, Reported,
+};
+use crate::webhooks::{payment_update, refund_update};
+
+/// Unix seconds of an ISO 8601 time with offset (`2024-01-01T12:00:00+01:00`).
+fn unix_secs(text: &str) -> Option<i64> {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+/// Adyen's dispute codes as stages of one chargeback chain, with the status each implies and the
+/// cumulative funds it moved (in multiples of the disputed amount: withdrawn, reinstated), per
+/// Adyen's "Dispute webhooks" page. `additionalData.disputeStatus`, when sent, refines the status.
+fn dispute_stage(code: &str) -> Option<(u8, DisputeStatus, i64, i64)> {
+    Some(match code {
+        "REQUEST_FOR_INFORMATION" => (0, DisputeStatus::WarningNeedsResponse, 0, 0),
+        "NOTIFICATION_OF_CHARGEBACK" => (1, DisputeStatus::NeedsResponse, 0, 0),
+        "CHARGEBACK" | "DISPUTE_OPENED_WITH_CHARGEBACK" => (2, DisputeStatus::NeedsResponse, 1, 0),
+        "DISPUTE_DEFENSE_PERIOD_ENDED" => (2, DisputeStatus::NeedsResponse, 1, 0),
+        "CHARGEBACK_REVERSED" => (3, DisputeStatus::Won, 1, 1),
+        "SECOND_CHARGEBACK" => (4, DisputeStatus::Lost, 2, 1),
+        // Pre-arbitration follows a reversal (won) or a second chargeback; funds only move
+        // again when it is lost.
+        "PREARBITRATION_WON" => (5, DisputeStatus::Won, 1, 1),
+        "PREARBITRATION_LOST" => (5, DisputeStatus::Lost, 2, 1),
+        _ => return None,
+    })
+}
+
+/// `additionalData.disputeStatus` as a status, if it says more than the code.
+fn dispute_status(text: &str) -> Option<DisputeStatus> {
+    Some(match text {
+        "Undefended" => DisputeStatus::NeedsResponse,
+        "Pending" | "Responded" => DisputeStatus::UnderReview,
+        "Won" => DisputeStatus::Won,
+        "Lost" | "Accepted" | "Expired" => DisputeStatus::Lost,
+        _ => return None,
+    })
+}
 
 /// What a verified Adyen notification item (its stored, masked JSON) says about paybridge's
 /// charges and refunds. Pure: the worker resolves and applies the result.
 ///
 /// paybridge sends its charge id as the payment's `reference` and its refund id as the refund's
 /// `reference`, so `merchantReference` names our object; `pspReference` is Adyen's id of the
-/// payment (AUTHORISATION) or of the modification, whose payment is `originalReference`.
+/// payment (AUTHORISATION), of the modification, or of the dispute, whose payment is
+/// `originalReference`. A refund whose `merchantReference` is not one of ours was made outside
+/// paybridge (Customer Area) and is adopted by its `originalReference`.
 pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
     let Ok(item) = serde_json::from_str::<serde_json::Value>(payload) else {
         return Interpretation::Ignore("unreadable payload".into());
     };
     let text = |key: &str| item.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let extra = |key: &str| {
+        item.pointer(&format!("/additionalData/{key}"))
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     let success = text("success").as_deref() == Some("true");
     let psp = text("pspReference");
-    let original = text("originalReference");
+    let original = text("originalReference").filter(|r| !r.is_empty());
     let merchant_reference = text("merchantReference");
     let reason = text("reason").filter(|r| !r.is_empty());
+    let observed_at = text("eventDate").as_deref().and_then(unix_secs);
     let currency = item
         .pointer("/amount/currency")
         .and_then(|v| v.as_str())
@@ -31,8 +84,12 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
     let value = item
         .pointer("/amount/value")
         .and_then(|v| v.as_i64())
-        .map(|v| iso_minor(v, &currency))
-        .unwrap_or(0);
+        .map(|v| iso_minor(v, &currency));
+    let reported = value.map(|amount| Reported {
+        amount,
+        currency: currency.to_ascii_lowercase(),
+    });
+    let value = value.unwrap_or(0);
     let failure = |code: &str| {
         Some(Failure {
             code: code.to_owned(),
@@ -50,48 +107,103 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
                    captured: i64,
                    failure: Option<Failure>,
                    captured_if_automatic: bool| {
-        apply_payment(
+        let mut u = payment_update(
             gateway_ref,
             charge_id.clone(),
             status,
             captured,
             failure,
             captured_if_automatic,
-        )
+        );
+        u.observed_at = observed_at;
+        u.reported = reported.clone();
+        GatewayUpdate::Payment(u)
     };
     let refund = |status: RefundStatus, failure: Option<Failure>| {
-        apply_refund(psp.clone(), refund_id.clone(), status, failure)
+        let mut u = refund_update(psp.clone(), refund_id.clone(), status, failure);
+        u.payment_ref = original.clone();
+        u.observed_at = observed_at;
+        u.reported = reported.clone();
+        GatewayUpdate::Refund(u)
     };
+    let one = |u: GatewayUpdate| Interpretation::Apply(vec![u]);
+    if let Some((stage, implied, withdrawn, reinstated)) = dispute_stage(event_code) {
+        let Some(payment_ref) = original.clone() else {
+            return Interpretation::Ignore(format!("{event_code} without originalReference"));
+        };
+        let status = extra("disputeStatus")
+            .as_deref()
+            .and_then(dispute_status)
+            .filter(|s| implied.is_closed() == s.is_closed() || stage == 2)
+            .unwrap_or(implied);
+        return one(GatewayUpdate::Dispute(DisputeUpdate {
+            payment_ref: Some(payment_ref.clone()),
+            charge_id: charge_id.clone(),
+            observation: DisputeObservation {
+                gateway_ref: psp.unwrap_or(payment_ref),
+                status,
+                stage,
+                amount: value,
+                currency: currency.to_ascii_lowercase(),
+                reason: extra("chargebackReasonCode").or(reason.clone()),
+                evidence_due_by: extra("defensePeriodEndsAt").as_deref().and_then(unix_secs),
+                funds_withdrawn: withdrawn * value,
+                funds_reinstated: reinstated * value,
+            },
+        }));
+    }
     match (event_code, success) {
-        ("AUTHORISATION", true) => payment(psp.clone(), ChargeStatus::Authorized, 0, None, true),
-        ("AUTHORISATION", false) => payment(
+        ("AUTHORISATION", true) => one(payment(
+            psp.clone(),
+            ChargeStatus::Authorized,
+            0,
+            None,
+            true,
+        )),
+        ("AUTHORISATION", false) => one(payment(
             psp.clone(),
             ChargeStatus::Failed,
             0,
             failure("refused"),
             false,
-        ),
-        ("CAPTURE", true) => payment(
+        )),
+        ("CAPTURE", true) => one(payment(
             original.clone(),
             ChargeStatus::Succeeded,
             value,
             None,
             false,
-        ),
-        ("CANCELLATION", true) => payment(original.clone(), ChargeStatus::Canceled, 0, None, false),
-        ("REFUND", true) => refund(RefundStatus::Succeeded, None),
+        )),
+        // After CAPTURE: nothing was taken after all (Adyen's "CAPTURE_FAILED and REFUND_FAILED
+        // reasons"); a technical failure is re-captured by Adyen, which sends CAPTURE again.
+        ("CAPTURE_FAILED", _) | ("CAPTURE", false) => one(payment(
+            original.clone(),
+            ChargeStatus::CaptureFailed,
+            0,
+            failure("capture_failed"),
+            false,
+        )),
+        ("CANCELLATION", true) => one(payment(
+            original.clone(),
+            ChargeStatus::Canceled,
+            0,
+            None,
+            false,
+        )),
+        // Adyen cancels an uncaptured payment or refunds a captured one: whichever applies to
+        // the charge is the one its state machine accepts (a captured charge cannot be canceled,
+        // an uncaptured one has nothing to refund).
+        ("CANCEL_OR_REFUND", true) => Interpretation::Apply(vec![
+            payment(original.clone(), ChargeStatus::Canceled, 0, None, false),
+            refund(RefundStatus::Succeeded, None),
+        ]),
+        ("REFUND", true) => one(refund(RefundStatus::Succeeded, None)),
         ("REFUND", false) | ("REFUND_FAILED", _) | ("REFUNDED_REVERSED", _) => {
-            refund(RefundStatus::Failed, failure("refund_failed"))
+            one(refund(RefundStatus::Failed, failure("refund_failed")))
         }
-        ("CAPTURE_FAILED", _) | ("CAPTURE", false) => Interpretation::Ignore(
-            "the capture failed at Adyen; the charge stays authorized".into(),
-        ),
-        ("CANCELLATION", false) => Interpretation::Ignore(
+        ("CANCELLATION", false) | ("CANCEL_OR_REFUND", false) => Interpretation::Ignore(
             "the cancellation failed at Adyen; the charge is unchanged".into(),
         ),
-        (code, _) if code.contains("CHARGEBACK") => {
-            Interpretation::Ignore("disputes are recorded but not modelled yet".into())
-        }
         (code, _) => Interpretation::Ignore(format!("{code} does not change charges or refunds")),
     }
 }
@@ -192,7 +304,8 @@ mod tests {
                 "CHARGEBACK",
                 r#"{"eventCode":"CHARGEBACK","success":"true"}"#
             )
-            .is_ignored()
+            .is_ignored(),
+            "a chargeback without its payment"
         );
         assert!(interpret("AUTHORISATION", "not json").is_ignored());
     }

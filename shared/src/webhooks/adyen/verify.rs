@@ -24,10 +24,15 @@ pub const SUPPORTED_CODES: &[&str] = &[
     "REFUND",
     "REFUND_FAILED",
     "REFUNDED_REVERSED",
+    "REQUEST_FOR_INFORMATION",
+    "NOTIFICATION_OF_CHARGEBACK",
+    "DISPUTE_OPENED_WITH_CHARGEBACK",
     "CHARGEBACK",
     "CHARGEBACK_REVERSED",
     "SECOND_CHARGEBACK",
-    "NOTIFICATION_OF_CHARGEBACK",
+    "PREARBITRATION_WON",
+    "PREARBITRATION_LOST",
+    "DISPUTE_DEFENSE_PERIOD_ENDED",
 ];
 
 #[derive(Deserialize)]
@@ -52,6 +57,8 @@ struct Item {
     amount: Option<Amount>,
     event_code: String,
     success: String,
+    #[serde(default)]
+    event_date: Option<String>,
     additional_data: Option<AdditionalData>,
 }
 
@@ -160,7 +167,13 @@ pub fn verify_and_parse(
             "false"
         };
         let supported = SUPPORTED_CODES.contains(&code.as_str());
-        let event_id = format!("{psp}:{code}:{success}");
+        // Adyen sends the same pspReference, code and success again when it retries a failed
+        // capture or refund by itself ("Transaction Recaptured"); its eventDate tells that new
+        // event from a redelivery of the old one, which repeats the eventDate.
+        let event_id = match item.event_date.as_deref().filter(|d| !d.is_empty()) {
+            Some(date) => checked_id(&format!("{psp}:{code}:{success}:{date}"), "eventDate")?,
+            None => format!("{psp}:{code}:{success}"),
+        };
         events.push(event(
             Gateway::Adyen,
             event_id,
@@ -217,9 +230,35 @@ mod tests {
     fn published_python_library_vector_verifies() {
         let events = verify_and_parse(&batch(vec![vector1_item()]), &key(KEY1)).unwrap();
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].event_id, "7914073381342284:AUTHORISATION:true");
+        assert_eq!(
+            events[0].event_id,
+            "7914073381342284:AUTHORISATION:true:2019-05-06T17:15:34.121+02:00"
+        );
         assert_eq!(events[0].object_ref.as_deref(), Some("7914073381342284"));
         assert!(events[0].supported);
+    }
+
+    #[test]
+    fn a_retried_refund_after_refund_failed_is_a_new_event_and_a_redelivery_is_not() {
+        // Adyen's retry of a failed refund repeats pspReference, code and success; eventDate
+        // differs. A redelivery repeats everything. (The HMAC does not cover eventDate, so the
+        // vector still verifies with a changed date.)
+        let id = |date: Option<&str>| {
+            let mut item = vector1_item();
+            match date {
+                Some(d) => item["eventDate"] = json!(d),
+                None => {
+                    item.as_object_mut().unwrap().remove("eventDate");
+                }
+            }
+            verify_and_parse(&batch(vec![item]), &key(KEY1)).unwrap()[0]
+                .event_id
+                .clone()
+        };
+        let first = id(Some("2019-05-06T17:15:34.121+02:00"));
+        assert_eq!(first, id(Some("2019-05-06T17:15:34.121+02:00")));
+        assert_ne!(first, id(Some("2019-05-07T09:00:00+02:00")));
+        assert_eq!(id(None), "7914073381342284:AUTHORISATION:true");
     }
 
     #[test]

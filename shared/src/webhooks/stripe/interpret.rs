@@ -1,11 +1,14 @@
-//! What a verified Stripe event means for paybridge's charges and refunds: `payment_intent.*`
-//! events update a charge, `charge.refunded`, `charge.refund.updated` and `refund.*` events a
-//! refund, read into [`Interpretation`]s for the apply-event use case. Pure; the objects are read
+//! What a verified Stripe event means for paybridge's charges, refunds and disputes:
+//! `payment_intent.*` and `charge.captured` events update a charge, `charge.refunded`,
+//! `charge.refund.updated` and `refund.*` events a refund, `charge.dispute.*` a dispute, read into
+//! [`Interpretation`]s for the apply-event use case. Pure; the objects are read
 //! as in `objects`, the same reading the Stripe adapter gives API answers.
 
+use super::amount::iso_minor;
 use super::objects::{PaymentIntent, StripeRefund, outcome_of, refund_outcome};
 use crate::domain::{
-    ChargeId, GatewayUpdate, Interpretation, PaymentUpdate, RefundId, RefundUpdate,
+    ChargeId, ChargeStatus, DisputeObservation, DisputeStatus, DisputeUpdate, GatewayUpdate,
+    Interpretation, PaymentOutcome, PaymentUpdate, RefundId, RefundUpdate, RefundedTotal, Reported,
 };
 
 fn metadata_id<T>(
@@ -19,7 +22,30 @@ fn metadata_id<T>(
         .and_then(|s| parse(s).ok())
 }
 
-fn refund_update(object: &serde_json::Value) -> Option<GatewayUpdate> {
+fn text(object: &serde_json::Value, key: &str) -> Option<String> {
+    object.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+}
+
+/// An id field that is a string, or an expanded object with an `id`.
+fn id_of(object: &serde_json::Value, key: &str) -> Option<String> {
+    match object.get(key)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Object(o) => o.get("id").and_then(|v| v.as_str()).map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// `amount_key` and `currency` of a Stripe object, as an amount the event reports: in ISO 4217
+/// minor units (Stripe's are not always those: ISK and UGX are ×100 at Stripe).
+fn reported(object: &serde_json::Value, amount_key: &str) -> Option<Reported> {
+    let currency = text(object, "currency")?.to_ascii_lowercase();
+    Some(Reported {
+        amount: iso_minor(object.get(amount_key)?.as_i64()?, &currency),
+        currency,
+    })
+}
+
+fn refund_update(object: &serde_json::Value, observed_at: Option<i64>) -> Option<GatewayUpdate> {
     let refund: StripeRefund = serde_json::from_value(object.clone()).ok()?;
     let gateway_ref = refund.id.clone();
     let outcome = refund_outcome(refund).ok()?;
@@ -27,16 +53,81 @@ fn refund_update(object: &serde_json::Value) -> Option<GatewayUpdate> {
         gateway_ref: Some(gateway_ref),
         refund_id: metadata_id(object, "paybridge_refund_id", RefundId::parse),
         outcome,
+        payment_ref: id_of(object, "payment_intent"),
+        reported: reported(object, "amount"),
+        observed_at,
+    }))
+}
+
+/// A Stripe Dispute object: its status as Stripe states it, and the funds its balance
+/// transactions moved (Stripe: "zero, one, or two balance transactions that show funds
+/// withdrawn and reinstated").
+fn dispute_update(object: &serde_json::Value, event_type: &str) -> Result<GatewayUpdate, String> {
+    let id = text(object, "id").ok_or("the dispute has no id")?;
+    let status_text = text(object, "status").unwrap_or_default();
+    let status = DisputeStatus::parse(&status_text)
+        .ok_or_else(|| format!("dispute status `{status_text}` not mapped"))?;
+    let total = reported(object, "amount").ok_or("the dispute has no amount or currency")?;
+    let moves: Vec<i64> = object
+        .get("balance_transactions")
+        .and_then(|b| b.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|t| t.get("amount").and_then(|a| a.as_i64()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let count = |negative: bool| {
+        moves
+            .iter()
+            .filter(|a| (**a < 0) == negative && **a != 0)
+            .count() as i64
+    };
+    let mut withdrawn = count(true) * total.amount;
+    let mut reinstated = count(false) * total.amount;
+    // The event says so even when the balance transactions are not expanded.
+    if event_type == "charge.dispute.funds_withdrawn" {
+        withdrawn = withdrawn.max(total.amount);
+    }
+    if event_type == "charge.dispute.funds_reinstated" {
+        withdrawn = withdrawn.max(total.amount);
+        reinstated = reinstated.max(total.amount);
+    }
+    Ok(GatewayUpdate::Dispute(DisputeUpdate {
+        payment_ref: id_of(object, "payment_intent"),
+        charge_id: metadata_id(object, "paybridge_charge_id", ChargeId::parse),
+        observation: DisputeObservation {
+            gateway_ref: id,
+            status,
+            stage: 0,
+            amount: total.amount,
+            currency: total.currency,
+            reason: text(object, "reason"),
+            evidence_due_by: object
+                .pointer("/evidence_details/due_by")
+                .and_then(|v| v.as_i64()),
+            funds_withdrawn: withdrawn,
+            funds_reinstated: reinstated,
+        },
     }))
 }
 
 /// What a verified Stripe event (its stored, masked JSON) says about paybridge's charges and
 /// refunds. Pure: the worker resolves and applies the result.
+///
+/// - `payment_intent.*`: the PaymentIntent's status (a success after a failure included).
+/// - `charge.captured`: the Charge's PaymentIntent captured `amount_captured`.
+/// - `charge.refunded`: refunds embedded by older API versions, and `amount_refunded` as the
+///   gateway's total, which the refund events must explain.
+/// - `refund.*`, `charge.refund.updated`: a refund, ours (metadata) or made outside paybridge
+///   (found by its `payment_intent` and adopted).
+/// - `charge.dispute.*`: the Dispute object, its status taken from the object.
 pub fn interpret(event_type: &str, payload: &str) -> Interpretation {
     let Ok(event) = serde_json::from_str::<serde_json::Value>(payload) else {
         return Interpretation::Ignore("unreadable payload".into());
     };
     let object = event.pointer("/data/object").cloned().unwrap_or_default();
+    let observed_at = event.get("created").and_then(|v| v.as_i64());
     match event_type {
         t if t.starts_with("payment_intent.") => {
             let Ok(pi) = serde_json::from_value::<PaymentIntent>(object.clone()) else {
@@ -51,35 +142,72 @@ pub fn interpret(event_type: &str, payload: &str) -> Interpretation {
                     charge_id: metadata_id(&object, "paybridge_charge_id", ChargeId::parse),
                     outcome,
                     captured_if_automatic: false,
+                    observed_at,
+                    reported: reported(&object, "amount"),
                 })]),
                 Err(e) => Interpretation::Ignore(format!("PaymentIntent status not mapped: {e}")),
             }
         }
-        // A Charge object with its refunds (older API versions list them inline).
+        // A Charge object: captured outside paybridge (the dashboard, another integration).
+        "charge.captured" => {
+            let (Some(pi), Some(captured)) = (
+                id_of(&object, "payment_intent"),
+                reported(&object, "amount_captured").map(|r| r.amount),
+            ) else {
+                return Interpretation::Ignore(
+                    "a charge.captured without its PaymentIntent".into(),
+                );
+            };
+            Interpretation::Apply(vec![GatewayUpdate::Payment(PaymentUpdate {
+                gateway_ref: Some(pi.clone()),
+                charge_id: metadata_id(&object, "paybridge_charge_id", ChargeId::parse),
+                outcome: PaymentOutcome {
+                    gateway_ref: pi,
+                    status: ChargeStatus::Succeeded,
+                    captured,
+                    failure: None,
+                },
+                captured_if_automatic: false,
+                observed_at,
+                reported: reported(&object, "amount"),
+            })])
+        }
+        // A Charge object: its refunds (older API versions list them inline), and the total.
         "charge.refunded" => {
-            let refunds: Vec<GatewayUpdate> = object
+            let mut updates: Vec<GatewayUpdate> = object
                 .pointer("/refunds/data")
                 .and_then(|d| d.as_array())
-                .map(|list| list.iter().filter_map(refund_update).collect())
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|r| refund_update(r, observed_at))
+                        .collect()
+                })
                 .unwrap_or_default();
-            if refunds.is_empty() {
-                // Newer API versions do not embed refunds; refund.* events carry them.
-                Interpretation::Ignore(
-                    "charge.refunded without embedded refunds (refund.* events report them)".into(),
-                )
+            if let (Some(pi), Some(total)) = (
+                id_of(&object, "payment_intent"),
+                reported(&object, "amount_refunded"),
+            ) {
+                updates.push(GatewayUpdate::RefundedTotal(RefundedTotal {
+                    payment_ref: pi,
+                    total,
+                }));
+            }
+            if updates.is_empty() {
+                Interpretation::Ignore("a charge.refunded without refunds or a total".into())
             } else {
-                Interpretation::Apply(refunds)
+                Interpretation::Apply(updates)
             }
         }
         "charge.refund.updated" | "refund.created" | "refund.updated" | "refund.failed" => {
-            match refund_update(&object) {
+            match refund_update(&object, observed_at) {
                 Some(update) => Interpretation::Apply(vec![update]),
                 None => Interpretation::Ignore("the event carries no readable refund".into()),
             }
         }
-        t if t.starts_with("charge.dispute.") => {
-            Interpretation::Ignore("disputes are recorded but not modelled yet".into())
-        }
+        t if t.starts_with("charge.dispute.") => match dispute_update(&object, t) {
+            Ok(update) => Interpretation::Apply(vec![update]),
+            Err(why) => Interpretation::Ignore(why),
+        },
         other => Interpretation::Ignore(format!("{other} does not change charges or refunds")),
     }
 }
@@ -131,7 +259,10 @@ mod tests {
             Interpretation::Apply(u) => assert_eq!(u.len(), 2),
             other => panic!("{other:?}"),
         }
-        assert!(interpret("charge.dispute.created", "{}").is_ignored());
+        assert!(
+            interpret("charge.dispute.created", "{}").is_ignored(),
+            "no dispute object"
+        );
         assert!(interpret("payment_intent.succeeded", "not json").is_ignored());
     }
 }

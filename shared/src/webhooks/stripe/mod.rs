@@ -5,7 +5,9 @@
 //! - `interpret`: a recorded event's payload → [`Interpretation`](crate::domain::Interpretation).
 //! - `objects`: Stripe's PaymentIntent and Refund objects and their status mapping, shared with
 //!   the Stripe adapter, which reads its API answers the same way.
+//! - `amount`: Stripe's minor units both ways, shared with the Stripe adapter.
 
+pub(crate) mod amount;
 mod interpret;
 pub(crate) mod objects;
 mod verify;

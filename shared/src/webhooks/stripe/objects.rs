@@ -24,6 +24,9 @@ pub(crate) struct PaymentIntent {
     amount: Option<i64>,
     #[serde(default)]
     amount_received: Option<i64>,
+    /// The currency of `amount` and `amount_received`, which are in Stripe's minor units.
+    #[serde(default)]
+    currency: String,
     #[serde(default)]
     last_payment_error: Option<StripeError>,
 }
@@ -85,7 +88,7 @@ pub(crate) fn outcome_of(pi: PaymentIntent) -> Result<PaymentOutcome, GatewayErr
     // Older API versions (and localstripe) do not send amount_received: a succeeded intent then
     // received its whole amount.
     let captured = if status == ChargeStatus::Succeeded {
-        pi.amount_received.or(pi.amount).unwrap_or(0)
+        super::amount::iso_minor(pi.amount_received.or(pi.amount).unwrap_or(0), &pi.currency)
     } else {
         0
     };

@@ -19,6 +19,7 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "payment_intent.amount_capturable_updated",
     "payment_intent.processing",
     "payment_intent.requires_action",
+    "charge.captured",
     "charge.refunded",
     "charge.refund.updated",
     "refund.created",

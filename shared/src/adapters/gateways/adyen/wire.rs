@@ -29,14 +29,10 @@ impl AdyenAmount {
 }
 
 /// `money` in Adyen's minor units (see [`amount`]); an IDR amount with a fractional rupiah cannot
-/// be sent and is refused.
+/// be sent and is refused (the use cases refuse it before they get here).
 pub(super) fn adyen_minor(money: Money) -> Result<i64, GatewayError> {
-    amount::adyen_minor(money).ok_or_else(|| {
-        refused_locally(
-            "amount_not_supported",
-            format!("Adyen takes IDR in whole rupiah; {money} has a fraction"),
-        )
-    })
+    amount::adyen_minor(money)
+        .map_err(|e| refused_locally("amount_not_representable", e.to_string()))
 }
 
 #[derive(Debug, Serialize)]

@@ -6,7 +6,8 @@
 //! least 24 hours; retries must stop well before that (the retry use case bounds them).
 //!
 //! - `client`: the HTTP calls, transport failures and error answers.
-//! - `wire`: the request forms and Stripe's error body, private to this adapter.
+//! - `wire`: the request forms (amounts in Stripe's minor units, see
+//!   [`crate::webhooks::stripe`]'s `amount`) and Stripe's error body, private to this adapter.
 //! - `mapping`: answers → [`PaymentOutcome`] / [`RefundOutcome`] (402 card errors are failed
 //!   payments, not errors), reading Stripe's objects as the webhook interpreter does.
 
@@ -24,8 +25,10 @@ use crate::domain::{Charge, Money, PaymentOutcome, Refund, RefundOutcome};
 use crate::ports::{GatewayError, PaymentGateway, PaymentRequest, RefundGateway};
 use crate::secrets::SecretString;
 
-/// The API version paybridge is written against.
-pub const STRIPE_VERSION: &str = "2024-06-20";
+/// The API version paybridge is written against, sent on every request. Webhook endpoints keep
+/// the version they were created with, so the webhook interpreter reads older shapes too;
+/// docs/stripe-api.md lists what changed since 2024-06-20 and what paybridge does about it.
+pub const STRIPE_VERSION: &str = "2026-11-18.endive";
 
 /// Stripe's PaymentIntents API.
 #[derive(Clone)]
@@ -113,7 +116,7 @@ impl PaymentGateway for StripeGateway {
         &self,
         request: &PaymentRequest<'_>,
     ) -> Result<PaymentOutcome, GatewayError> {
-        let form = wire::payment_form(request.charge);
+        let form = wire::payment_form(request.charge)?;
         self.post("/v1/payment_intents", &form, &request.idempotency_key)
             .await
     }
@@ -125,7 +128,7 @@ impl PaymentGateway for StripeGateway {
         idempotency_key: &str,
     ) -> Result<PaymentOutcome, GatewayError> {
         let pi = reference(charge)?;
-        let form = vec![("amount_to_capture".to_owned(), amount.minor().to_string())];
+        let form = vec![("amount_to_capture".to_owned(), wire::stripe_amount(amount)?)];
         self.post(
             &format!("/v1/payment_intents/{pi}/capture"),
             &form,
@@ -163,7 +166,7 @@ impl RefundGateway for StripeGateway {
         refund: &Refund,
     ) -> Result<RefundOutcome, GatewayError> {
         let pi = reference(charge)?;
-        let form = wire::refund_form(charge, refund, pi);
+        let form = wire::refund_form(charge, refund, pi)?;
         let (status, body, retry_after) = self
             .post_raw("/v1/refunds", &form, &refund.gateway_idempotency_key())
             .await?;

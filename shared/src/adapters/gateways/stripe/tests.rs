@@ -151,7 +151,7 @@ fn billings_metadata_never_overrides_paybridges_own_keys() {
     ]);
     let mut charge = crate::domain::charge::example(0);
     charge.metadata = billing.clone();
-    let form = payment_form(&charge);
+    let form = payment_form(&charge).unwrap();
     assert_eq!(
         metadata_values(&form, "paybridge_charge_id"),
         [charge.id.as_str()]
@@ -166,7 +166,7 @@ fn billings_metadata_never_overrides_paybridges_own_keys() {
     let amount = Money::parse(500, "eur").unwrap();
     let mut refund = Refund::pending(RefundId::generate(), &charge.id, amount, charge.gateway, 0);
     refund.metadata = billing;
-    let form = refund_form(&charge, &refund, "pi_1");
+    let form = refund_form(&charge, &refund, "pi_1").unwrap();
     assert_eq!(
         metadata_values(&form, "paybridge_refund_id"),
         [refund.id.as_str()]
@@ -177,4 +177,71 @@ fn billings_metadata_never_overrides_paybridges_own_keys() {
     );
     assert_eq!(metadata_values(&form, "invoice_id"), Vec::<&str>::new());
     assert_eq!(metadata_values(&form, "plan"), ["pro"]);
+}
+
+/// 2026-09-30.endive answers 400 `payment_method_types_no_longer_supported` to a PaymentIntent
+/// create, update or confirm that names `payment_method_types`; paybridge's forms never do.
+#[test]
+fn no_form_names_payment_method_types_which_endive_refuses() {
+    use super::wire::{payment_form, refund_form};
+    use crate::domain::{Money, Refund, RefundId};
+
+    let charge = crate::domain::charge::example(0);
+    let amount = Money::parse(500, "eur").unwrap();
+    let refund = Refund::pending(RefundId::generate(), &charge.id, amount, charge.gateway, 0);
+    for form in [
+        payment_form(&charge).unwrap(),
+        refund_form(&charge, &refund, "pi_1").unwrap(),
+    ] {
+        assert!(
+            form.iter()
+                .all(|(k, _)| !k.starts_with("payment_method_types")),
+            "{form:?}"
+        );
+    }
+}
+
+#[test]
+fn amounts_are_sent_and_read_in_stripes_minor_units() {
+    use super::wire::{payment_form, refund_form, stripe_amount};
+    use crate::domain::{Money, Refund, RefundId};
+
+    let form_amount = |form: &[(String, String)]| {
+        form.iter()
+            .find(|(k, _)| k == "amount")
+            .map(|(_, v)| v.clone())
+    };
+    let mut charge = crate::domain::charge::example(0);
+    charge.amount = Money::parse(5000, "isk").unwrap();
+    let form = payment_form(&charge).unwrap();
+    assert_eq!(
+        form_amount(&form).as_deref(),
+        Some("500000"),
+        "5000 ISK is 500000 at Stripe"
+    );
+    let refund = Refund::pending(
+        RefundId::generate(),
+        &charge.id,
+        Money::parse(1200, "isk").unwrap(),
+        charge.gateway,
+        0,
+    );
+    let form = refund_form(&charge, &refund, "pi_1").unwrap();
+    assert_eq!(form_amount(&form).as_deref(), Some("120000"));
+    assert_eq!(
+        stripe_amount(Money::parse(300, "ugx").unwrap()).unwrap(),
+        "30000"
+    );
+
+    charge.amount = Money::parse(5055, "kwd").unwrap();
+    assert!(matches!(
+        payment_form(&charge),
+        Err(GatewayError::Refused { status: 0, ref code, .. }) if code == "amount_not_representable"
+    ));
+
+    // What Stripe answers is read back in ISO minor units of the intent's own currency.
+    let body = br#"{"id":"pi_1","status":"succeeded","amount":500000,"amount_received":500000,"currency":"isk"}"#;
+    assert_eq!(classify(200, body, None).unwrap().captured, 5000);
+    let body = br#"{"id":"pi_1","status":"succeeded","amount":5120,"currency":"kwd"}"#;
+    assert_eq!(classify(200, body, None).unwrap().captured, 5120);
 }

@@ -1,14 +1,16 @@
 //! The Stripe adapter's request forms and error body: what paybridge sends to Stripe's
-//! form-encoded API and how Stripe's error answers read. Private to the adapter; the
-//! PaymentIntent and Refund objects are read in [`crate::webhooks::stripe::objects`], shared
-//! with the webhook interpreter.
+//! form-encoded API, with amounts in Stripe's minor units, and how Stripe's error answers read.
+//! Private to the adapter; the PaymentIntent and Refund objects are read in
+//! [`crate::webhooks::stripe::objects`], shared with the webhook interpreter.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use crate::domain::charge::is_reserved_metadata_key;
-use crate::domain::{Charge, Refund};
+use crate::domain::{Charge, Money, Refund};
+use crate::ports::GatewayError;
+use crate::webhooks::stripe::amount;
 use crate::webhooks::stripe::objects::StripeError;
 
 /// Stripe's error answer: `{"error": {"type": …, "code": …, "message": …}}`.
@@ -17,11 +19,23 @@ pub(super) struct ErrorBody {
     pub(super) error: StripeError,
 }
 
+/// `money` as a form value in Stripe's minor units (ISK and UGX ×100); an amount Stripe cannot
+/// take is refused without a request (the use cases refuse it before they get here).
+pub(super) fn stripe_amount(money: Money) -> Result<String, GatewayError> {
+    amount::stripe_minor(money)
+        .map(|v| v.to_string())
+        .map_err(|e| GatewayError::Refused {
+            status: 0,
+            code: "amount_not_representable".into(),
+            message: e.to_string(),
+        })
+}
+
 /// The form of `POST /v1/payment_intents`: an off-session, confirmed PaymentIntent for the
 /// charge's saved payment method, with paybridge's ids in its metadata.
-pub(super) fn payment_form(c: &Charge) -> Vec<(String, String)> {
+pub(super) fn payment_form(c: &Charge) -> Result<Vec<(String, String)>, GatewayError> {
     let mut form: Vec<(String, String)> = vec![
-        ("amount".into(), c.amount.minor().to_string()),
+        ("amount".into(), stripe_amount(c.amount)?),
         ("currency".into(), c.currency().code().into()),
         ("payment_method".into(), c.payment_method.clone()),
         ("confirm".into(), "true".into()),
@@ -45,14 +59,18 @@ pub(super) fn payment_form(c: &Charge) -> Vec<(String, String)> {
             ("invoice_id", &c.invoice_id),
         ],
     );
-    form
+    Ok(form)
 }
 
 /// The form of `POST /v1/refunds` for `refund` of the PaymentIntent `pi`.
-pub(super) fn refund_form(charge: &Charge, refund: &Refund, pi: &str) -> Vec<(String, String)> {
+pub(super) fn refund_form(
+    charge: &Charge,
+    refund: &Refund,
+    pi: &str,
+) -> Result<Vec<(String, String)>, GatewayError> {
     let mut form = vec![
         ("payment_intent".to_owned(), pi.to_owned()),
-        ("amount".to_owned(), refund.amount.minor().to_string()),
+        ("amount".to_owned(), stripe_amount(refund.amount)?),
     ];
     if let Some(reason) = refund.reason {
         form.push(("reason".to_owned(), reason.as_str().to_owned()));
@@ -65,7 +83,7 @@ pub(super) fn refund_form(charge: &Charge, refund: &Refund, pi: &str) -> Vec<(St
             ("paybridge_charge_id", charge.id.as_str()),
         ],
     );
-    form
+    Ok(form)
 }
 
 /// Billing's metadata, then paybridge's own `ours` — last, and with billing's entries of a
