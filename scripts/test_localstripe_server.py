@@ -33,7 +33,7 @@ SCRIPTS = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 SECRET = "whsec_test_" + uuid.uuid4().hex
 VERSION = "2024-06-20"  # what paybridge's Stripe adapter sends
-EVENT_VERSION = "2026-10-28.endive"
+EVENT_VERSION = "2026-11-18.endive"  # what paybridge pins on main
 DEADLINE = 5.0  # seconds for an event to arrive (deliveries leave after 0.05 s here)
 
 
@@ -262,7 +262,10 @@ class LocalStripeTestMode(unittest.TestCase):
         status, pi = self.call("POST", f"/v1/payment_intents/{pi['id']}/capture", {"amount_to_capture": "1200"})
         self.assertEqual((status, pi["status"], pi["amount_received"]), (200, "succeeded", 1200), pi)
         self.assertEqual(self.one(pi["id"], "payment_intent.succeeded")["amount_received"], 1200)
-        self.assertEqual(self.one(pi["latest_charge"], "charge.captured")["amount_captured"], 1200)
+        charge = self.one(pi["latest_charge"], "charge.captured")
+        self.assertEqual((charge["amount_captured"], charge["amount_refunded"], charge["refunded"]), (1200, 0, False))
+        status, rest = self.call("POST", "/v1/refunds", {"payment_intent": pi["id"]})
+        self.assertEqual((status, rest["amount"]), (200, 1200), rest)
 
     def test_a_canceled_payment_intent_sends_payment_intent_canceled(self) -> None:
         status, pi = self.pay("pm_card_visa", capture_method="manual")

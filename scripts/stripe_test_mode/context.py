@@ -10,8 +10,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-# The current stable Stripe API version (stripe-python 16.1.0 pins it). Events carry it.
-API_VERSION = "2026-10-28.endive"
+# The Stripe API version paybridge pins (STRIPE_VERSION in shared/src/adapters/gateways/stripe,
+# docs/stripe-api.md); Stripe's newest generally available one. Events carry it.
+API_VERSION = "2026-11-18.endive"
 # Before this version a PaymentIntent embeds its charges (`charges`) and a Charge its refunds.
 CHARGES_UNEMBEDDED = "2022-11-15"
 # From this version PaymentIntents and Charges no longer have `invoice` (basil).

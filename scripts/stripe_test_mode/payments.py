@@ -11,7 +11,8 @@
   `payment_method` (a late success after a failure).
 - Success sends `charge.succeeded` + `payment_intent.succeeded`; an authorization (manual capture)
   `charge.succeeded` + `payment_intent.amount_capturable_updated`; a capture `charge.captured` +
-  `payment_intent.succeeded`; a cancellation `payment_intent.canceled`.
+  `payment_intent.succeeded` (a partial one creates no Refund for the rest, as since basil); a
+  cancellation `payment_intent.canceled`.
 """
 
 from __future__ import annotations
@@ -229,6 +230,23 @@ def install() -> None:
         return original_capture(cls, id, amount_to_capture=amount_to_capture, **kwargs)
 
     pi_class._api_capture = classmethod(api_capture)
+
+    def charge_capture(self, amount, on_success=None):
+        # Since 2025-03-31.basil a partial capture creates no Refund for the uncaptured rest
+        # (localstripe's did): the charge's amount_captured says what was taken.
+        amount = resources.try_convert_to_int(self.amount if amount is None else amount)
+        if type(amount) is not int or not 0 <= amount <= self.amount or self.captured or self.status != "succeeded":
+            raise UserError(400, "Bad request")
+        self._amount_captured = amount
+
+        def captured():
+            self.captured = True
+            if on_success:
+                on_success()
+
+        self._trigger_payment(on_success=captured)
+
+    charge_class._capture = charge_capture
 
     original_cancel = pi_class._api_cancel.__func__
 

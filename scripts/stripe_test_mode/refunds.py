@@ -20,6 +20,7 @@ from localstripe.resources import UserError, try_convert_to_int
 
 from . import cards
 from .context import SETTINGS, emit, later
+from .shapes import captured_amount
 
 
 def charge_of(data: dict):
@@ -44,7 +45,7 @@ def refuse_what_stripe_refuses(data: dict) -> None:
             raise UserError(400, f"Charge {charge.id} has been charged back; cannot issue a refund.", {"code": "charge_disputed"})
     if not SETTINGS.enforce_refund_limits:
         return
-    left = charge.amount - charge.amount_refunded
+    left = captured_amount(charge) - charge.amount_refunded
     if left <= 0:
         raise UserError(400, f"Charge {charge.id} has already been refunded.", {"code": "charge_already_refunded"})
     amount = try_convert_to_int(data.get("amount"))
@@ -90,7 +91,7 @@ def install() -> None:
         refuse_what_stripe_refuses(data)
         charge = charge_of(data)
         if data.get("amount") is None and charge is not None and charge.status == "succeeded":
-            data["amount"] = charge.amount - charge.amount_refunded  # Stripe: what is left
+            data["amount"] = captured_amount(charge) - charge.amount_refunded  # Stripe: what is left
         refund = cls(**data)
         charge = resources.Charge._api_retrieve(refund.charge)
         emit("refund.created", refund)
