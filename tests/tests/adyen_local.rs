@@ -125,7 +125,14 @@ async fn an_adyen_charge_on_the_local_gateway_is_paid_by_the_local_adyen_and_its
 
     // Its signed AUTHORISATION went to the gateway's /webhooks/adyen, was accepted, recorded
     // once and applied by the worker.
-    let event_id = format!("{psp}:AUTHORISATION:true");
+    // The event id carries the item's eventDate (see shared/src/webhooks/adyen/verify.rs).
+    let notifications = a.fake_list("notifications").await;
+    let date = (notifications.iter())
+        .find(|n| n["pspReference"] == psp && n["eventCode"] == "AUTHORISATION")
+        .and_then(|n| n["item"]["eventDate"].as_str())
+        .unwrap_or_else(|| panic!("no AUTHORISATION for {psp}: {notifications:#?}"))
+        .to_owned();
+    let event_id = format!("{psp}:AUTHORISATION:true:{date}");
     eventually(
         PIPELINE,
         &format!("event {event_id} recorded and processed"),

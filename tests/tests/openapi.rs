@@ -1128,6 +1128,10 @@ async fn the_answers_the_handlers_give_before_any_io_are_documented() {
                 cases.push(refused("rf_nope", None, b"", 404, "refund_not_found"));
                 cases.push(refused(ID, None, b"", 404, "refund_not_found"));
             }
+            ("GET", "/disputes/{id}") => {
+                cases.push(refused("dp_nope", None, b"", 404, "dispute_not_found"));
+                cases.push(refused(ID, None, b"", 404, "dispute_not_found"));
+            }
             ("GET", _) => {
                 cases.push(refused("ch_nope", None, b"", 404, "charge_not_found"));
                 cases.push(refused(REFUND_ID, None, b"", 404, "charge_not_found"));

@@ -127,14 +127,19 @@ fn paged_conditions() -> Vec<(String, MetricRef)> {
         }
     }
     for gateway in ["stripe", "adyen", "standard"] {
-        out.push((
-            "OrphanedEventsAlarm",
-            metric(
-                NAMESPACE,
-                "EventOrphaned",
-                &[("Function", "retry-worker"), ("Gateway", gateway)],
-            ),
-        ));
+        for (alarm, name) in [
+            ("OrphanedEventsAlarm", "EventOrphaned"),
+            ("ContradictingEventsAlarm", "EventContradicts"),
+        ] {
+            out.push((
+                alarm,
+                metric(
+                    NAMESPACE,
+                    name,
+                    &[("Function", "retry-worker"), ("Gateway", gateway)],
+                ),
+            ));
+        }
     }
     let mut out: Vec<(String, MetricRef)> = out
         .into_iter()

@@ -547,7 +547,10 @@ async fn an_adyen_batch_is_verified_item_by_item_and_acknowledged_with_accepted(
     let auth = h
         .app
         .store
-        .get_event(Gateway::Adyen, &format!("{psp}:AUTHORISATION:true"))
+        .get_event(
+            Gateway::Adyen,
+            &format!("{psp}:AUTHORISATION:true:2026-11-27T10:00:00+01:00"),
+        )
         .await
         .unwrap();
     assert_eq!(auth.unwrap().status, EventStatus::Queued);

@@ -360,14 +360,18 @@ impl Charge {
                 changed = true;
             }
         } else if self.moves_to(outcome.status, observed_at) {
-            if self.status == ChargeStatus::Failed {
-                // Money taken wins: the earlier decline no longer describes the charge.
-                self.failure = None;
-            }
             self.status = outcome.status;
             self.status_at = observed_at.or(self.status_at);
-            if outcome.failure.is_some() {
-                self.failure = outcome.failure.clone();
+            if matches!(
+                outcome.status,
+                ChargeStatus::Failed | ChargeStatus::CaptureFailed
+            ) {
+                if outcome.failure.is_some() {
+                    self.failure = outcome.failure.clone();
+                }
+            } else {
+                // Money taken wins: an earlier decline or failed capture no longer describes it.
+                self.failure = None;
             }
             if outcome.status == ChargeStatus::CaptureFailed {
                 self.captured = 0;
