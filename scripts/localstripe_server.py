@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Run localstripe (a stateful fake Stripe API) on 127.0.0.1:PORT only.
+"""Run localstripe (a stateful fake Stripe API) on 127.0.0.1:PORT only, as Stripe's test mode.
 
-Usage: python scripts/localstripe_server.py PORT
+Usage: python scripts/localstripe_server.py PORT [--webhook-delay S] [--async-delay S] [--api-version V]
+                                             [--enforce-refund-limits]
 
 Differences from the stock `localstripe --port N` command, both on purpose:
 - it binds 127.0.0.1 only (the stock command binds every interface, IPv4 and IPv6);
@@ -12,10 +13,15 @@ Differences from the stock `localstripe --port N` command, both on purpose:
 - PaymentIntents accept `description` and Refunds accept `reason` (real Stripe does; localstripe
   1.15.10 refuses both as "Unexpected …"), so paybridge sends the same requests locally as in
   production; the event list accepts (and ignores) `delivery_success`.
+- Stripe's test mode (package `stripe_test_mode` beside this file): its test payment methods,
+  declines as 402 card errors, re-confirmation, refunds and disputes with their events, objects
+  in the shape of the current API version, and test-only control endpoints under `/_paybridge/`.
+  docs/local-stack.md ("localstripe as paybridge runs it") lists what still differs from Stripe.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
@@ -51,13 +57,17 @@ def accept_payment_intent_description(resources) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or not argv[0].isdigit():
-        print("usage: localstripe_server.py PORT", file=sys.stderr)
-        return 2
-    port = int(argv[0])
+    parser = argparse.ArgumentParser(prog="localstripe_server.py", description="localstripe as Stripe's test mode, on 127.0.0.1")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--webhook-delay", type=float, help="seconds from an event to its delivery (default 1)")
+    parser.add_argument("--async-delay", type=float, help="seconds until a dispute opens or a refund fails (default 0.3)")
+    parser.add_argument("--api-version", help="the API version of events (default: the current one)")
+    parser.add_argument("--enforce-refund-limits", action="store_true",
+                        help="refuse refunds beyond what is left, as Stripe does (off: tests/tests/refunds.rs needs it off)")
+    args = parser.parse_args(argv)
 
     from aiohttp import web
-    from localstripe import resources, server
+    from localstripe import resources
 
     # No persistence between runs or between concurrent stacks (see module docstring).
     resources.Store.dump_to_disk = lambda self: None
@@ -65,12 +75,20 @@ def main(argv: list[str]) -> int:
 
     accept_payment_intent_description(resources)
 
+    import stripe_test_mode
+
+    # Before localstripe's server module is imported: it builds its routes from the patched classes.
+    stripe_test_mode.install(args.api_version, args.webhook_delay, args.async_delay, args.enforce_refund_limits)
+    from localstripe import server
+
+    stripe_test_mode.install_server(server.app)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     access_log = logging.getLogger("aiohttp.access")
 
-    print(f"localstripe on http://{HOST}:{port}", flush=True)
+    print(f"localstripe on http://{HOST}:{args.port}", flush=True)
     # run_app handles SIGINT/SIGTERM itself and shuts the app down cleanly.
-    web.run_app(server.app, host=HOST, port=port, access_log=access_log, print=None)
+    web.run_app(server.app, host=HOST, port=args.port, access_log=access_log, print=None)
     return 0
 
 
