@@ -5,8 +5,8 @@
 
 Plays the billing system: it charges an invoice through the local gateway, watches localstripe's
 webhook come in and the signed billing notification reach the local billing receiver, replays a
-request, refunds part of the charge, authorizes and cancels another, sees a declined card, and
-sends a forged Stripe webhook. Every step prints what was sent and what came back.
+request, refunds part of the charge, authorizes and cancels another, sees a declined card, sees a
+refund made in Stripe's dashboard and a dispute reach billing, and sends a forged Stripe webhook. Every step prints what was sent and what came back.
 
 Standard library only. The receiver defaults to the billing.endpoint of local/secrets.json.
 """
@@ -139,6 +139,19 @@ class Demo:
             return []
         return [e for e in events if (e.get("data") or {}).get("object", {}).get("id") == object_id]
 
+    def stripe_call(self, method: str, path: str, form: dict[str, str] | None = None) -> Any:
+        """A call to localstripe's API, as Stripe's dashboard (or another integration) would make."""
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        req = urllib.request.Request(
+            f"{self.stripe}{path}", data=data, method=method,
+            headers={"Authorization": "Bearer sk_test_demo", "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310 - loopback only
+                return json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            raise DemoError(f"localstripe answered {method} {path} with {e.code}: {e.read()[:300]!r}") from e
+
     def signed_stripe_post(self, body: bytes, signature: str) -> Reply:
         return request(
             "POST",
@@ -244,7 +257,45 @@ class Demo:
         show("note", "a decline is an outcome, not an error: billing gets charge.failed")
         self.await_notification(declined["id"], "charge.failed")
 
-        step(9, "A forged Stripe webhook")
+        step(9, "Someone refunds in Stripe's dashboard")
+        print(f"   > POST {self.stripe}/v1/refunds   payment_intent={intent} amount=300 (no paybridge metadata)", flush=True)
+        outside = self.stripe_call("POST", "/v1/refunds", {"payment_intent": intent, "amount": "300"})
+        show("at Stripe", f"refund {outside['id']} {outside['status']}, 300 {outside['currency']} - paybridge did not ask for it")
+        adopted = poll(
+            "paybridge to adopt the dashboard refund",
+            lambda: [r for r in expect(self.get(f"/charges/{charge_id}/refunds"), 200, "GET /charges/{id}/refunds")["data"]
+                     if r.get("gateway_ref") == outside["id"]],
+        )[0]
+        show("paybridge", f"refund {adopted['id']} ({adopted['status']}, {adopted['amount']}, external: {adopted['external']})")
+        self.await_notification(charge_id, "refund.succeeded", adopted["id"])
+        self.await_notification(charge_id, "charge.updated")
+        reply = self.post(f"/charges/{charge_id}/refunds", {}, self.key("rest"), "no amount: refund the rest")
+        rest = expect(reply, 201, "POST /charges/{id}/refunds (the rest)")
+        show("answer", f"{reply.status} - refund {rest['id']} of {rest['amount']}: what Stripe has not refunded (1999 - 500 - 300)")
+        self.await_notification(charge_id, "charge.refunded")
+
+        step(10, "A customer disputes a charge")
+        disputed_body = dict(charge_body, invoice_id=f"{invoice}_disputed", payment_method="pm_card_createDispute")
+        reply = self.post("/charges", disputed_body, self.key("disputed"))
+        disputed = expect(reply, 201, "POST /charges (a card whose payment the customer will dispute)")
+        show("answer", f"{reply.status} - charge {disputed['id']} is {disputed['status']}")
+        self.await_notification(disputed["id"], "dispute.opened")
+        dispute = poll(
+            "the dispute's funds withdrawn",
+            lambda: [d for d in expect(self.get(f"/charges/{disputed['id']}/disputes"), 200, "GET /charges/{id}/disputes")["data"]
+                     if d["funds_withdrawn"] > 0],
+        )[0]
+        show("the dispute", f"{dispute['id']} {dispute['status']} ({dispute['reason']}), {dispute['funds_withdrawn']} withdrawn, evidence due {dispute['evidence_due_by']}")
+        reply = self.post(f"/charges/{disputed['id']}/refunds", {}, self.key("disputed-refund"), "refund it while disputed")
+        refused = expect(reply, 422, "POST /charges/{id}/refunds (disputed)")
+        show("answer", f"{reply.status} {refused['error']['code']} - a refund on top of a lost dispute pays the customer twice")
+        print(f"   > POST {self.stripe}/v1/disputes/{dispute['gateway_ref']}   evidence[uncategorized_text]=winning_evidence", flush=True)
+        self.stripe_call("POST", f"/v1/disputes/{dispute['gateway_ref']}", {"evidence[uncategorized_text]": "winning_evidence"})
+        self.await_notification(disputed["id"], "dispute.won", dispute["id"])
+        won = expect(self.get(f"/disputes/{dispute['id']}"), 200, "GET /disputes/{id}")
+        show("the dispute", f"{won['status']}: {won['funds_reinstated']} reinstated")
+
+        step(11, "A forged Stripe webhook")
         forged = json.dumps(
             {"id": f"evt_forged_{self.run_id}", "object": "event", "type": "payment_intent.succeeded",
              "data": {"object": {"id": intent, "object": "payment_intent", "status": "succeeded"}}}
@@ -255,12 +306,12 @@ class Demo:
         error = expect(reply, 400, "POST /webhooks/stripe (forged)")
         show("answer", f"{reply.status} {error['error']['code']} - {error['error']['message']}")
 
-        step(10, "What billing received")
+        step(12, "What billing received")
         if not self.receiver:
             show("billing", "no receiver to ask (make dev with BILLING_RECEIVER=0)")
         else:
             received = []
-            for cid in (charge_id, authorized["id"], declined["id"]):
+            for cid in (charge_id, authorized["id"], declined["id"], disputed["id"]):
                 received += self.notifications(cid)
             for n in received:
                 mark = "verified" if n.get("verified") else "NOT VERIFIED"
