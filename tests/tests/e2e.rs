@@ -449,3 +449,265 @@ async fn the_local_gateway_answers_unknown_routes_as_api_gateway_does_and_refuse
         .expect("read the event record");
     assert!(record.is_none(), "a forged event was recorded: {record:?}");
 }
+
+// ---- the gateway's truth, end to end through localstripe's test mode (scripts/stripe_test_mode):
+// disputes opened by `pm_card_createDispute` and decided by Stripe's evidence tokens, a refund made
+// at Stripe without paybridge, and a declined PaymentIntent confirmed again.
+
+impl EndToEnd {
+    /// A call to the functions' localstripe, as Stripe's dashboard or another integration makes.
+    async fn at_stripe(&self, path: &str, form: &[(&str, &str)]) -> Value {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.stripe))
+            .bearer_auth("sk_test_e2e")
+            .form(form)
+            .send()
+            .await
+            .expect("localstripe answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("a JSON answer");
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    async fn charge_with(&self, payment_method: &str) -> Value {
+        let body = json!({
+            "invoice_id": unique("inv_"), "amount": 1999, "currency": "eur", "gateway": "stripe",
+            "payment_method": payment_method, "capture": true
+        });
+        let created = self.post("/charges", &unique("e2e-"), &body).await;
+        assert_eq!(created.status, 201, "{created:?}");
+        created.body
+    }
+
+    /// The charge once `done` holds for it.
+    async fn charge_until(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        eventually(PIPELINE, what, || async {
+            let charge = self.get(&format!("/charges/{id}")).await;
+            done(&charge.body).then_some(charge.body)
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_dispute_won_and_a_dispute_lost_end_with_the_right_charge_and_one_verified_notification_per_change()
+ {
+    let e = end_to_end().await;
+    for (evidence, outcome, disputed) in [
+        ("winning_evidence", "won", 0),
+        ("losing_evidence", "lost", 1999),
+    ] {
+        let charge = e.charge_with("pm_card_createDispute").await;
+        let id = charge["id"].as_str().unwrap().to_owned();
+        let open = e
+            .charge_until(&id, "the dispute opened, its funds withdrawn", |c| {
+                c["disputes"][0]["funds_withdrawn"] == 1999
+            })
+            .await;
+        assert_eq!(
+            (
+                &open["disputes"][0]["status"],
+                &open["disputed"],
+                &open["refundable"]
+            ),
+            (&json!("needs_response"), &json!(1999), &json!(0)),
+            "{open}"
+        );
+        let refused = e
+            .post(
+                &format!("/charges/{id}/refunds"),
+                &unique("e2e-"),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(
+            (refused.status, &refused.body["error"]["code"]),
+            (422, &json!("charge_disputed")),
+            "{refused:?}"
+        );
+        let dispute = open["disputes"][0]["gateway_ref"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        e.at_stripe(
+            &format!("/v1/disputes/{dispute}"),
+            &[("evidence[uncategorized_text]", evidence)],
+        )
+        .await;
+        let decided = e
+            .charge_until(&id, &format!("the dispute {outcome}"), |c| {
+                c["disputes"][0]["status"] == outcome && c["disputed"] == disputed
+            })
+            .await;
+        let dispute_id = decided["disputes"][0]["id"].as_str().unwrap().to_owned();
+        let listed = e.get(&format!("/charges/{id}/disputes")).await;
+        assert_eq!(listed.body["data"][0]["id"], dispute_id.as_str());
+        let one = e.get(&format!("/disputes/{dispute_id}")).await;
+        assert_eq!((one.status, &one.body["status"]), (200, &json!(outcome)));
+
+        // Every change notified once, each verified by the receiver's Standard Webhooks library.
+        let outbox = e
+            .table
+            .notifications_for_charge(&ChargeId::parse(&id).unwrap())
+            .await
+            .unwrap();
+        let received = e.delivered(&id, outbox.len()).await;
+        assert_all_verified_once(&received);
+        assert_eq!(received.len(), outbox.len(), "{received:#?}");
+        assert_eq!(
+            count(&received, "dispute.opened", Some(&dispute_id)),
+            1,
+            "{received:#?}"
+        );
+        assert_eq!(
+            count(&received, &format!("dispute.{outcome}"), Some(&dispute_id)),
+            1,
+            "{received:#?}"
+        );
+        assert_eq!(
+            count(&received, "charge.succeeded", Some(&id)),
+            1,
+            "{received:#?}"
+        );
+        if outcome == "won" {
+            let after = e
+                .post(
+                    &format!("/charges/{id}/refunds"),
+                    &unique("e2e-"),
+                    &json!({}),
+                )
+                .await;
+            assert_eq!(
+                (after.status, &after.body["amount"]),
+                (201, &json!(1999)),
+                "{after:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refund_made_at_stripe_is_adopted_and_refund_the_rest_asks_stripe_for_exactly_the_remainder()
+ {
+    let e = end_to_end().await;
+    let charge = e.charge().await;
+    let (id, pi) = (
+        charge["id"].as_str().unwrap().to_owned(),
+        charge["gateway_ref"].as_str().unwrap().to_owned(),
+    );
+    let outside = e
+        .at_stripe("/v1/refunds", &[("payment_intent", &pi), ("amount", "500")])
+        .await;
+    let adopted = e
+        .charge_until(&id, "the dashboard refund adopted", |c| {
+            c["refunded"] == 500
+        })
+        .await;
+    assert_eq!(adopted["status"], "partially_refunded");
+    let refunds = e.get(&format!("/charges/{id}/refunds")).await.body;
+    assert_eq!(refunds["data"][0]["gateway_ref"], outside["id"]);
+    assert_eq!(refunds["data"][0]["external"], true);
+
+    let rest = e
+        .post(
+            &format!("/charges/{id}/refunds"),
+            &unique("e2e-"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (rest.status, &rest.body["amount"]),
+        (201, &json!(1499)),
+        "{rest:?}"
+    );
+    let at_stripe: Value = e
+        .http
+        .get(format!(
+            "{}/v1/refunds/{}",
+            e.stripe,
+            rest.body["gateway_ref"].as_str().unwrap()
+        ))
+        .bearer_auth("sk_test_e2e")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        at_stripe["amount"], 1499,
+        "Stripe was asked for the remainder: {at_stripe}"
+    );
+    e.charge_until(&id, "refunded", |c| c["status"] == "refunded")
+        .await;
+    let outbox = e
+        .table
+        .notifications_for_charge(&ChargeId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    let received = e.delivered(&id, outbox.len()).await;
+    assert_all_verified_once(&received);
+    assert_eq!(
+        count(&received, "refund.succeeded", None),
+        2,
+        "{received:#?}"
+    );
+    assert_eq!(
+        count(&received, "charge.partially_refunded", Some(&id)),
+        1,
+        "{received:#?}"
+    );
+    assert_eq!(
+        count(&received, "charge.refunded", Some(&id)),
+        1,
+        "{received:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_declined_payment_confirmed_again_at_stripe_succeeds_and_billing_is_told_both() {
+    let e = end_to_end().await;
+    let charge = e.charge_with("pm_card_visa_chargeDeclined").await;
+    assert_eq!(charge["status"], "failed", "{charge}");
+    assert_eq!(charge["failure"]["code"], "generic_decline", "{charge}");
+    let (id, pi) = (
+        charge["id"].as_str().unwrap().to_owned(),
+        charge["gateway_ref"]
+            .as_str()
+            .expect("the declined PaymentIntent")
+            .to_owned(),
+    );
+    e.at_stripe(
+        &format!("/v1/payment_intents/{pi}/confirm"),
+        &[("payment_method", "pm_card_visa")],
+    )
+    .await;
+    let paid = e
+        .charge_until(&id, "the late success applied", |c| {
+            c["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(
+        (&paid["captured"], &paid["failure"]),
+        (&json!(1999), &Value::Null)
+    );
+    let outbox = e
+        .table
+        .notifications_for_charge(&ChargeId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    let received = e.delivered(&id, outbox.len()).await;
+    assert_all_verified_once(&received);
+    assert_eq!(
+        count(&received, "charge.failed", Some(&id)),
+        1,
+        "{received:#?}"
+    );
+    assert_eq!(
+        count(&received, "charge.succeeded", Some(&id)),
+        1,
+        "{received:#?}"
+    );
+}
