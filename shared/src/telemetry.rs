@@ -98,6 +98,7 @@ pub enum Metric {
     RefundAmount,
     RefundAdopted,
     RefundFailed,
+    RefundedOverCaptured,
     RefundRequested,
     RefundRetryExhausted,
     RefundSucceeded,
@@ -115,7 +116,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 44] = [
+    pub const ALL: [Metric; 45] = [
         Metric::BatchFailures,
         Metric::BatchSize,
         Metric::ChargeCreated,
@@ -146,6 +147,7 @@ impl Metric {
         Metric::RefundAmount,
         Metric::RefundAdopted,
         Metric::RefundFailed,
+        Metric::RefundedOverCaptured,
         Metric::RefundRequested,
         Metric::RefundRetryExhausted,
         Metric::RefundSucceeded,
@@ -195,6 +197,7 @@ impl Metric {
             Metric::RefundAmount => "RefundAmount",
             Metric::RefundAdopted => "RefundAdopted",
             Metric::RefundFailed => "RefundFailed",
+            Metric::RefundedOverCaptured => "RefundedOverCaptured",
             Metric::RefundRequested => "RefundRequested",
             Metric::RefundRetryExhausted => "RefundRetryExhausted",
             Metric::RefundSucceeded => "RefundSucceeded",

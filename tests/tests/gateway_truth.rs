@@ -364,7 +364,16 @@ where
                 essentials(&view),
                 "order {order:?}: billing's refund"
             );
+            assert_eq!(
+                billing[r.id.as_str()]["version"],
+                view["version"],
+                "order {order:?}: a notification's data.version is the version stored with it"
+            );
         }
+        assert!(
+            billing[charge.id.as_str()]["version"].as_u64() <= view["version"].as_u64(),
+            "order {order:?}: a notification from the future"
+        );
         let mut seen = std::collections::HashSet::new();
         for n in &notifications {
             let body: Value = serde_json::from_str(&n.body).unwrap();
@@ -724,7 +733,7 @@ async fn adyen_charge(t: &Truth, capture: bool) -> (Charge, String) {
         None,
         charge.id.as_str(),
         charge.amount.minor(),
-        "2026-12-01T10:00:00+01:00",
+        "2026-11-01T10:00:00+01:00",
     ));
     assert_eq!(t.deliver(&authorised).await, Applied::Applied);
     (t.charge(&charge.id).await, psp)
@@ -756,15 +765,15 @@ async fn adyens_capture_failed_after_capture_and_its_recapture_end_succeeded_in_
             adyen_event(i)
         };
         vec![
-            item("CAPTURE", "2026-12-01T10:05:00+01:00", ""),
+            item("CAPTURE", "2026-11-01T10:05:00+01:00", ""),
             item(
                 "CAPTURE_FAILED",
-                "2026-12-02T03:00:00+01:00",
+                "2026-11-02T03:00:00+01:00",
                 "Capture rejected by card scheme because of a technical issue.",
             ),
             item(
                 "CAPTURE",
-                "2026-12-02T09:00:00+01:00",
+                "2026-11-02T09:00:00+01:00",
                 "Transaction Recaptured",
             ),
         ]
@@ -788,8 +797,8 @@ async fn adyens_capture_failed_after_capture_and_its_recapture_end_succeeded_in_
     let (charge, psp) = adyen_charge(&t, false).await;
     let modification = format!("{psp}C");
     for (code, date) in [
-        ("CAPTURE", "2026-12-01T10:05:00+01:00"),
-        ("CAPTURE_FAILED", "2026-12-02T03:00:00+01:00"),
+        ("CAPTURE", "2026-11-01T10:05:00+01:00"),
+        ("CAPTURE_FAILED", "2026-11-02T03:00:00+01:00"),
     ] {
         let e = adyen_event(adyen_item(
             code,
@@ -847,9 +856,9 @@ async fn adyens_retried_refund_after_refund_failed_succeeds_again_without_a_seco
             ))
         };
         vec![
-            item("REFUND", "2026-12-01T11:00:00+01:00"),
-            item("REFUND_FAILED", "2026-12-02T04:00:00+01:00"),
-            item("REFUND", "2026-12-02T10:00:00+01:00"),
+            item("REFUND", "2026-11-01T11:00:00+01:00"),
+            item("REFUND_FAILED", "2026-11-02T04:00:00+01:00"),
+            item("REFUND", "2026-11-02T10:00:00+01:00"),
         ]
     };
     let (end, types) = in_any_order(&t, setup, events).await;
@@ -893,11 +902,11 @@ async fn an_adyen_chargeback_reversed_and_charged_back_again_follows_adyens_stag
             item(
                 "NOTIFICATION_OF_CHARGEBACK",
                 "Undefended",
-                "2026-12-03T10:00:00+01:00",
+                "2026-11-03T10:00:00+01:00",
             ),
-            item("CHARGEBACK", "Undefended", "2026-12-04T10:00:00+01:00"),
-            item("CHARGEBACK_REVERSED", "Won", "2026-12-10T10:00:00+01:00"),
-            item("SECOND_CHARGEBACK", "Lost", "2026-12-20T10:00:00+01:00"),
+            item("CHARGEBACK", "Undefended", "2026-11-04T10:00:00+01:00"),
+            item("CHARGEBACK_REVERSED", "Won", "2026-11-10T10:00:00+01:00"),
+            item("SECOND_CHARGEBACK", "Lost", "2026-11-20T10:00:00+01:00"),
         ]
     };
     let (end, types) = in_any_order(&t, || adyen_charge(&t, true), events).await;
@@ -947,4 +956,134 @@ async fn events_whose_amount_or_currency_contradict_the_record_are_flagged_not_a
     let after = t.charge(&ChargeId::parse(id).unwrap()).await;
     assert_eq!(after.refunded, 300, "unchanged");
     assert!(t.charge(&charge.id).await.disputes.is_empty());
+}
+
+#[tokio::test]
+async fn an_outside_refund_that_overtakes_the_capture_waits_for_it_instead_of_being_dropped() {
+    let t = truth().await;
+    let (charge, psp) = adyen_charge(&t, false).await;
+    let refund = adyen_event(adyen_item(
+        "REFUND",
+        true,
+        &format!("{psp}R"),
+        Some(&psp),
+        charge.id.as_str(),
+        500,
+        "2026-11-01T12:00:00+01:00",
+    ));
+    assert_eq!(
+        t.deliver(&refund).await,
+        Applied::NotYet,
+        "authorized: not yet"
+    );
+    let capture = adyen_event(adyen_item(
+        "CAPTURE",
+        true,
+        &format!("{psp}C"),
+        Some(&psp),
+        charge.id.as_str(),
+        1999,
+        "2026-11-01T11:00:00+01:00",
+    ));
+    assert_eq!(t.deliver(&capture).await, Applied::Applied);
+    let again = apply_event(
+        &t.store,
+        &t.queue,
+        Gateway::Adyen,
+        &refund.event_id,
+        false,
+        unix_now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, Applied::Applied);
+    let after = t.charge(&charge.id).await;
+    assert_eq!(
+        (after.status, after.refunded),
+        (ChargeStatus::PartiallyRefunded, 500)
+    );
+}
+
+#[tokio::test]
+async fn a_capture_failed_after_refunds_keeps_them_counted_through_the_recapture() {
+    let t = truth().await;
+    let (charge, psp) = adyen_charge(&t, false).await;
+    let item = |code: &str, psp_ref: String, value: i64, date: &str| {
+        adyen_event(adyen_item(
+            code,
+            true,
+            &psp_ref,
+            Some(&psp),
+            charge.id.as_str(),
+            value,
+            date,
+        ))
+    };
+    let events = [
+        item(
+            "CAPTURE",
+            format!("{psp}C"),
+            1999,
+            "2026-11-01T11:00:00+01:00",
+        ),
+        item(
+            "REFUND",
+            format!("{psp}R"),
+            500,
+            "2026-11-01T12:00:00+01:00",
+        ),
+        item(
+            "CAPTURE_FAILED",
+            format!("{psp}C"),
+            1999,
+            "2026-11-02T03:00:00+01:00",
+        ),
+    ];
+    for e in &events {
+        assert_eq!(t.deliver(e).await, Applied::Applied);
+    }
+    let failed = t.charge(&charge.id).await;
+    assert_eq!(
+        (
+            failed.status,
+            failed.captured,
+            failed.refunded,
+            failed.refundable()
+        ),
+        (ChargeStatus::CaptureFailed, 0, 500, 0)
+    );
+    let recapture = item(
+        "CAPTURE",
+        format!("{psp}C"),
+        1999,
+        "2026-11-02T09:00:00+01:00",
+    );
+    assert_eq!(t.deliver(&recapture).await, Applied::Applied);
+    let after = t.charge(&charge.id).await;
+    assert_eq!(
+        (
+            after.status,
+            after.captured,
+            after.refunded,
+            after.refundable()
+        ),
+        (ChargeStatus::PartiallyRefunded, 1999, 500, 1499)
+    );
+}
+
+#[tokio::test]
+async fn an_adyen_event_dated_in_the_future_is_flagged_not_allowed_to_pin_the_charge() {
+    let t = truth().await;
+    let (charge, psp) = adyen_charge(&t, true).await;
+    let forged = adyen_event(adyen_item(
+        "CAPTURE_FAILED",
+        true,
+        &format!("{psp}C"),
+        Some(&psp),
+        charge.id.as_str(),
+        1999,
+        "9999-01-01T00:00:00+00:00",
+    ));
+    assert!(matches!(t.deliver(&forged).await, Applied::Flagged(_)));
+    assert_eq!(t.charge(&charge.id).await.status, ChargeStatus::Succeeded);
 }

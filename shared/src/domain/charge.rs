@@ -175,7 +175,7 @@ pub struct Charge {
     pub refunded: i64,
     pub refund_reserved: i64,
     pub failure: Option<Failure>,
-    /// The gateway's time (unix seconds) of the event that set `status`, when it said; orders the
+    /// The gateway's time (unix milliseconds) of the event that set `status`, when it said; orders the
     /// status flips only a gateway makes (see the module doc).
     pub status_at: Option<i64>,
     /// The charge's disputes, as the gateway reports them.
@@ -290,7 +290,7 @@ impl Charge {
     /// A refund that had failed succeeded after all (Adyen retried it): its amount counts as
     /// refunded again. Nothing is reserved for it any more, so only `refunded` moves.
     pub fn reinstate_refund(&mut self, amount: i64, now: i64) {
-        self.refunded = (self.refunded + amount).min(self.captured);
+        self.refunded += amount;
         self.sync_refund_status(now);
     }
 
@@ -301,7 +301,9 @@ impl Charge {
     pub fn settle_refund(&mut self, amount: i64, succeeded: bool, now: i64) {
         self.refund_reserved = (self.refund_reserved - amount).max(0);
         if succeeded {
-            self.refunded = (self.refunded + amount).min(self.captured);
+            // Not capped at `captured`: the gateway's figure is the truth, and the caller flags
+            // refunds that exceed what was captured.
+            self.refunded += amount;
         }
         self.sync_refund_status(now);
     }
@@ -336,12 +338,15 @@ impl Charge {
         let newer = observed_at.is_some_and(|t| self.status_at.is_none_or(|s| t > s));
         match (self.status, next) {
             (Failed, Succeeded | Authorized) => true,
-            (Authorized | Succeeded, CaptureFailed) | (CaptureFailed, Succeeded) => newer,
+            (Authorized | Succeeded | PartiallyRefunded | Refunded, CaptureFailed)
+            | (CaptureFailed, Succeeded) => newer,
+            // Billing voids what Adyen could not capture.
+            (CaptureFailed, Canceled) => true,
             (current, next) => current.advance(next) == Transition::Advance,
         }
     }
 
-    /// [`Charge::apply`] for an observation the gateway timed (`observed_at`, unix seconds).
+    /// [`Charge::apply`] for an observation the gateway timed (`observed_at`, unix milliseconds).
     pub fn apply_at(
         &mut self,
         outcome: &PaymentOutcome,
@@ -377,6 +382,11 @@ impl Charge {
                 self.captured = 0;
             }
             changed = true;
+            if outcome.status == ChargeStatus::Succeeded {
+                // A re-capture: refunds made meanwhile still count.
+                self.captured = self.captured.max(outcome.captured.min(self.amount.minor()));
+                self.sync_refund_status(now);
+            }
         }
         if outcome.captured > self.captured && self.status.is_captured() {
             self.captured = outcome.captured.min(self.amount.minor());
@@ -549,6 +559,50 @@ mod record_tests {
             (c.refunded, c.refundable()),
             (1499, 500),
             "a failed refund releases its amount"
+        );
+    }
+
+    #[test]
+    fn only_a_gateway_moves_a_charge_back_and_only_with_newer_news() {
+        let mut c = charge();
+        assert!(c.apply_at(&outcome(ChargeStatus::Succeeded, 1999), Some(1_000), 1));
+        let failed = PaymentOutcome {
+            failure: Some(Failure {
+                code: "capture_failed".into(),
+                message: "Capture rejected".into(),
+            }),
+            ..outcome(ChargeStatus::CaptureFailed, 0)
+        };
+        assert!(
+            !c.apply_at(&failed, Some(999), 2),
+            "older than the capture: stale"
+        );
+        assert!(!c.apply_at(&failed, None, 2), "untimed: stale");
+        assert!(c.apply_at(&failed, Some(2_000), 3));
+        assert_eq!((c.status, c.captured), (ChargeStatus::CaptureFailed, 0));
+        assert!(
+            c.apply_at(&outcome(ChargeStatus::Canceled, 0), None, 4),
+            "billing voids it"
+        );
+        assert_eq!(c.status, ChargeStatus::Canceled);
+        let mut late = charge();
+        late.apply(
+            &PaymentOutcome {
+                failure: Some(Failure {
+                    code: "card_declined".into(),
+                    message: "no".into(),
+                }),
+                ..outcome(ChargeStatus::Failed, 0)
+            },
+            1,
+        );
+        assert!(
+            late.apply(&outcome(ChargeStatus::Succeeded, 1999), 2),
+            "money taken wins"
+        );
+        assert_eq!(
+            (late.status, late.failure.clone()),
+            (ChargeStatus::Succeeded, None)
         );
     }
 

@@ -82,12 +82,13 @@ impl DisputeStatus {
         )
     }
 
-    /// While a dispute is open, or after it was lost, refunding the charge could pay the
-    /// customer twice: refunds are refused.
+    /// While a chargeback is open, or after it was lost, refunding the charge could pay the
+    /// customer twice: refunds are refused. An inquiry (`warning_*`) moved no money, and a refund
+    /// is the usual way to answer it (Stripe then closes it as `warning_closed`).
     pub fn blocks_refunds(self) -> bool {
-        !matches!(
+        matches!(
             self,
-            DisputeStatus::WarningClosed | DisputeStatus::Won | DisputeStatus::Prevented
+            DisputeStatus::NeedsResponse | DisputeStatus::UnderReview | DisputeStatus::Lost
         )
     }
 
@@ -283,11 +284,11 @@ mod tests {
     }
 
     #[test]
-    fn refunds_are_blocked_while_open_and_after_a_loss() {
+    fn refunds_are_blocked_while_a_chargeback_is_open_and_after_a_loss() {
         for s in DisputeStatus::ALL {
             assert_eq!(
                 s.blocks_refunds(),
-                !matches!(s, WarningClosed | Won | Prevented),
+                matches!(s, NeedsResponse | UnderReview | Lost),
                 "{s:?}"
             );
         }

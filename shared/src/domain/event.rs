@@ -115,7 +115,7 @@ pub struct PaymentUpdate {
     pub outcome: PaymentOutcome,
     /// Adyen AUTHORISATION: `authorized` means `succeeded` for a charge captured at once.
     pub captured_if_automatic: bool,
-    /// The gateway's time of the event (unix seconds), for the transitions it orders.
+    /// The gateway's time of the event (unix milliseconds), for the transitions it orders.
     pub observed_at: Option<i64>,
     /// The amount the event reports for the payment (ISO 4217 minor units), checked against
     /// the charge before anything is applied.

@@ -103,7 +103,7 @@ pub struct Refund {
     pub reason: Option<RefundReason>,
     pub failure: Option<Failure>,
     pub metadata: BTreeMap<String, String>,
-    /// The gateway's time (unix seconds) of the event that set `status`, when it said.
+    /// The gateway's time (unix milliseconds) of the event that set `status`, when it said.
     pub status_at: Option<i64>,
     /// Made outside paybridge (the gateway's dashboard, another integration) and adopted from
     /// the gateway's event.
@@ -152,7 +152,7 @@ impl Refund {
         self.apply_at(outcome, None, now)
     }
 
-    /// [`Refund::apply`] for an observation the gateway timed (`observed_at`, unix seconds).
+    /// [`Refund::apply`] for an observation the gateway timed (`observed_at`, unix milliseconds).
     pub fn apply_at(
         &mut self,
         outcome: &RefundOutcome,

@@ -174,10 +174,25 @@ async fn find_charge<S: ChargeStore + GatewayRefLookup>(
     }))
 }
 
+/// How far ahead of paybridge's clock a gateway's event time may be (clock skew).
+const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// Why the event's time cannot be believed, if it cannot: it orders the status flips only a
+/// gateway makes, and Adyen does not sign `eventDate`, so a time in the future (which would pin
+/// the status against every genuine later event) is refused.
+fn future_dated(observed_at: Option<i64>, now: i64) -> Option<String> {
+    let t = observed_at?;
+    (t > now.saturating_mul(1000) + MAX_CLOCK_SKEW_MS)
+        .then(|| format!("the event is dated {t} ms, in the future (now {now} s)"))
+}
+
 /// Why an amount the event reports contradicts the record, if it does: another currency, or
 /// more than `at_most`.
 fn contradiction(reported: Option<&Reported>, money: &Money, at_most: i64) -> Option<String> {
     let r = reported?;
+    if r.amount < 0 {
+        return Some(format!("the event reports a negative amount, {}", r.amount));
+    }
     let currency = money.currency();
     let currency = currency.code();
     if !r.currency.eq_ignore_ascii_case(currency) {
@@ -215,6 +230,9 @@ where
         return Ok(Found::Missing);
     };
     let total = charge.amount.minor();
+    if let Some(why) = future_dated(u.observed_at, now) {
+        return Ok(Found::Contradicts(format!("charge {}: {why}", charge.id)));
+    }
     if let Some(why) = contradiction(u.reported.as_ref(), &charge.amount, total).or_else(|| {
         (u.outcome.captured > total).then(|| {
             format!(
@@ -265,6 +283,9 @@ where
 {
     for _ in 0..CONFLICT_RETRIES {
         if let Some(refund) = find_refund(store, gateway, u).await? {
+            if let Some(why) = future_dated(u.observed_at, now) {
+                return Ok(Found::Contradicts(format!("refund {}: {why}", refund.id)));
+            }
             let amount = refund.amount.minor();
             if let Some(why) =
                 contradiction(u.reported.as_ref(), &refund.amount, amount).or_else(|| {
@@ -313,11 +334,16 @@ where
             charge.id
         ))));
     };
-    if !charge.status.is_captured() {
+    match charge.status {
         // Adyen's CANCEL_OR_REFUND of a payment that was never captured cancels it (its payment
-        // update does that); there is nothing to refund.
-        tracing::info!(charge_id = %charge.id, gateway_ref, "a refund of an uncaptured charge: nothing to adopt");
-        return Ok(Some(Found::Done));
+        // update, applied first, does that): there is nothing to refund.
+        ChargeStatus::Canceled | ChargeStatus::Failed => {
+            tracing::info!(charge_id = %charge.id, gateway_ref, "a refund of a charge that took nothing: nothing to adopt");
+            return Ok(Some(Found::Done));
+        }
+        // The refund overtook the capture's event (or Adyen's re-capture): retry until it lands.
+        s if !s.is_captured() => return Ok(Some(Found::Missing)),
+        _ => {}
     }
     let Some(reported) = &u.reported else {
         return Ok(Some(Found::Contradicts(format!(
@@ -407,9 +433,9 @@ where
     Ok(Found::Done)
 }
 
-/// The gateway's refunded total must be explained by the refunds paybridge knows: equal, done;
-/// short of ours plus those in flight, wait for their events (retried, and orphaned — counted
-/// and alarmed — if it never adds up).
+/// The gateway's refunded total must be explained by the refunds paybridge knows (refunded and in
+/// flight); more than that, wait for the refund events (retried, and orphaned — counted and
+/// alarmed — if it never adds up).
 async fn check_refunded_total<S>(
     store: &S,
     gateway: Gateway,
@@ -426,10 +452,10 @@ where
     }
     // Before 2025-03-31.basil, Stripe counted its release of an uncaptured remainder (after a
     // partial capture) in `amount_refunded`; endpoints created on such versions still do.
+    // Stripe counts pending refunds in it (paybridge reserves theirs), and an older event shows
+    // a smaller total: only money out that no refund explains is news.
     let uncaptured = (charge.amount.minor() - charge.captured).max(0);
-    if u.total.amount == charge.refunded
-        || uncaptured > 0 && u.total.amount == charge.refunded + uncaptured
-    {
+    if u.total.amount <= charge.refunded + charge.refund_reserved + uncaptured {
         return Ok(Found::Done);
     }
     tracing::warn!(charge_id = %charge.id, gateway_total = u.total.amount, refunded = charge.refunded, reserved = charge.refund_reserved, "the gateway's refunded total is not explained yet by the refunds paybridge knows");

@@ -76,10 +76,13 @@ pub(crate) async fn update(
     change: impl Fn(&mut Charge) -> Option<Vec<crate::domain::Notification>>,
 ) -> Result<(Charge, bool), Error> {
     for attempt in 0..CONFLICT_RETRIES {
+        // The next version, before `change` builds its notifications: `data.version` is the
+        // version stored with the change it reports.
+        charge.version += 1;
         let Some(notifications) = change(&mut charge) else {
+            charge.version -= 1;
             return Ok((charge, false));
         };
-        charge.version += 1;
         match store.save_charge(&charge, &notifications).await {
             Ok(()) => {
                 notify::enqueue(queue, &notifications).await;

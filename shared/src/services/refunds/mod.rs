@@ -46,6 +46,9 @@ pub async fn settle_at<S: ChargeStore + RefundStore>(
         let time_before = refund.status_at;
         let mut updated = refund.clone();
         let transition = updated.apply_at(outcome, observed_at, now);
+        // The next version, before any notification is built: `data.version` is the version
+        // stored with the change it reports.
+        updated.version += 1;
         let ref_learned = !had_ref && updated.gateway_ref.is_some();
         let time_learned = updated.status_at != time_before;
         if transition != Transition::Advance && !ref_learned && !time_learned {
@@ -60,6 +63,7 @@ pub async fn settle_at<S: ChargeStore + RefundStore>(
                 .ok_or_else(|| Error::internal("the refund's charge does not exist", None))?;
             let amount = refund.amount.minor();
             let charge_before = c.clone();
+            c.version += 1;
             match (before, updated.status) {
                 (RefundStatus::Pending, RefundStatus::Succeeded) => {
                     c.settle_refund(amount, true, now)
@@ -76,10 +80,18 @@ pub async fn settle_at<S: ChargeStore + RefundStore>(
             // refund overlay moved.
             notifications.push(notify::for_refund(&c, &updated, now));
             notifications.extend(notify::for_charge_change(&charge_before, &c, now));
-            c.version += 1;
+            if c.refunded > c.captured {
+                // The gateway refunded more than it captured, by paybridge's count (Adyen retried
+                // a failed refund after billing refunded its amount again, say). Recorded as the
+                // gateway says; a person must look.
+                tracing::error!(charge_id = %c.id, refund_id = %updated.id, refunded = c.refunded, captured = c.captured, "refunds exceed what was captured");
+                crate::telemetry::Metrics::new("retry-worker")
+                    .dimension("Gateway", c.gateway.as_str())
+                    .count(crate::telemetry::Metric::RefundedOverCaptured)
+                    .emit();
+            }
             charge = Some(c);
         }
-        updated.version += 1;
         match store
             .save_refund(&updated, charge.as_ref(), &notifications)
             .await

@@ -12,13 +12,19 @@ use crate::domain::{
 };
 use crate::webhooks::{payment_update, refund_update};
 
-/// Unix seconds of an ISO 8601 time with offset (`2024-01-01T12:00:00+01:00`).
-fn unix_secs(text: &str) -> Option<i64> {
+/// Unix milliseconds of an ISO 8601 time with offset (`2024-01-01T12:00:00.121+01:00`): Adyen's
+/// `eventDate` may carry milliseconds, and two events of one second must still be ordered.
+fn unix_ms(text: &str) -> Option<i64> {
     use time::OffsetDateTime;
     use time::format_description::well_known::Rfc3339;
     OffsetDateTime::parse(text, &Rfc3339)
         .ok()
-        .map(|t| t.unix_timestamp())
+        .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+}
+
+/// Unix seconds of the same.
+fn unix_secs(text: &str) -> Option<i64> {
+    unix_ms(text).map(|ms| ms.div_euclid(1000))
 }
 
 /// Adyen's dispute codes as stages of one chargeback chain, with the status each implies and the
@@ -75,7 +81,7 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
     let original = text("originalReference").filter(|r| !r.is_empty());
     let merchant_reference = text("merchantReference");
     let reason = text("reason").filter(|r| !r.is_empty());
-    let observed_at = text("eventDate").as_deref().and_then(unix_secs);
+    let observed_at = text("eventDate").as_deref().and_then(unix_ms);
     let currency = item
         .pointer("/amount/currency")
         .and_then(|v| v.as_str())
@@ -134,7 +140,11 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
         let status = extra("disputeStatus")
             .as_deref()
             .and_then(dispute_status)
-            .filter(|s| implied.is_closed() == s.is_closed() || stage == 2)
+            // `disputeStatus` is not signed: it may refine a stage, or tell a chargeback that
+            // cannot be defended (lost), but never decide one for the merchant.
+            .filter(|s| {
+                implied.is_closed() == s.is_closed() || stage == 2 && *s == DisputeStatus::Lost
+            })
             .unwrap_or(implied);
         return one(GatewayUpdate::Dispute(DisputeUpdate {
             payment_ref: Some(payment_ref.clone()),
@@ -147,8 +157,8 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
                 currency: currency.to_ascii_lowercase(),
                 reason: extra("chargebackReasonCode").or(reason.clone()),
                 evidence_due_by: extra("defensePeriodEndsAt").as_deref().and_then(unix_secs),
-                funds_withdrawn: withdrawn * value,
-                funds_reinstated: reinstated * value,
+                funds_withdrawn: withdrawn.saturating_mul(value),
+                funds_reinstated: reinstated.saturating_mul(value),
             },
         }));
     }
@@ -255,6 +265,36 @@ mod tests {
                 p.captured_if_automatic
             ),
             (ChargeStatus::Authorized, 0, true)
+        );
+    }
+
+    #[test]
+    fn an_unsigned_dispute_status_never_decides_a_chargeback_for_the_merchant() {
+        let item = |status: &str| {
+            serde_json::json!({"eventCode": "CHARGEBACK", "success": "true", "pspReference": "DSP1",
+                "originalReference": "PSP1", "amount": {"value": 1999, "currency": "EUR"},
+                "eventDate": "2026-11-01T10:00:00.250+01:00",
+                "additionalData": {"disputeStatus": status}})
+        };
+        for (status, expected) in [
+            ("Won", DisputeStatus::NeedsResponse),
+            ("Lost", DisputeStatus::Lost),
+            ("Pending", DisputeStatus::UnderReview),
+        ] {
+            match only_update(interpret("CHARGEBACK", &item(status).to_string())) {
+                GatewayUpdate::Dispute(d) => {
+                    assert_eq!(d.observation.status, expected, "{status}");
+                    assert_eq!(
+                        (d.observation.gateway_ref.as_str(), d.payment_ref.as_deref()),
+                        ("DSP1", Some("PSP1"))
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            unix_ms("2026-11-01T10:00:00.250+01:00"),
+            Some(1_793_523_600_250)
         );
     }
 

@@ -93,8 +93,8 @@ fn dispute_update(object: &serde_json::Value, event_type: &str) -> Result<Gatewa
             .filter(|a| (**a < 0) == negative && **a != 0)
             .count() as i64
     };
-    let mut withdrawn = count(true) * total.amount;
-    let mut reinstated = count(false) * total.amount;
+    let mut withdrawn = count(true).saturating_mul(total.amount);
+    let mut reinstated = count(false).saturating_mul(total.amount);
     // The event says so even when the balance transactions are not expanded.
     if event_type == "charge.dispute.funds_withdrawn" {
         withdrawn = withdrawn.max(total.amount);
@@ -137,7 +137,9 @@ pub fn interpret(event_type: &str, payload: &str) -> Interpretation {
         return Interpretation::Ignore("unreadable payload".into());
     };
     let object = event.pointer("/data/object").cloned().unwrap_or_default();
-    let observed_at = event.get("created").and_then(|v| v.as_i64());
+    // Stripe's `created` is in whole seconds; paybridge orders events in milliseconds.
+    let observed_at =
+        (event.get("created").and_then(|v| v.as_i64())).map(|s| s.saturating_mul(1000));
     match event_type {
         t if t.starts_with("payment_intent.") => {
             let Ok(pi) = serde_json::from_value::<PaymentIntent>(object.clone()) else {
