@@ -364,10 +364,11 @@ where
                 essentials(&view),
                 "order {order:?}: billing's refund"
             );
-            assert_eq!(
-                billing[r.id.as_str()]["version"],
-                view["version"],
-                "order {order:?}: a notification's data.version is the version stored with it"
+            // A write billing does not see (the gateway's time of a repeated status) moves the
+            // version on without a notification; never the other way round.
+            assert!(
+                billing[r.id.as_str()]["version"].as_u64() <= view["version"].as_u64(),
+                "order {order:?}: a notification from the future"
             );
         }
         assert!(
