@@ -8,6 +8,10 @@
 //!   next PaymentIntent creations to localstripe — so the payment happens — and then hold the
 //!   answer past any client timeout, as a network failure after the charge would;
 //!   [`StripeProxy::lose_next_capture_responses`] does the same to captures.
+//! - **Refusals**: [`StripeProxy::refuse_next_creates`] answers the next creations with a Stripe
+//!   error of the given status (401 `authentication_error`, as after a rolled key; 403
+//!   `permission_error`) before anything reaches localstripe, as Stripe refuses an unauthenticated
+//!   request before it looks at its `Idempotency-Key`.
 //! - **Counting**: how many POSTs per path (PaymentIntents, refunds) reached localstripe.
 
 use std::collections::{HashMap, HashSet};
@@ -28,6 +32,8 @@ struct ProxyState {
     in_flight: Mutex<HashSet<String>>,
     lose_next: AtomicU32,
     lose_next_captures: AtomicU32,
+    /// (how many, with which status) creations to refuse.
+    refuse_next: std::sync::Mutex<(u32, u16)>,
     forwarded: std::sync::Mutex<HashMap<String, u32>>,
     /// When set, `GET /v1/events` lists only events about these object ids — playing Stripe's
     /// `delivery_success=false` (localstripe does not track deliveries).
@@ -50,6 +56,7 @@ impl StripeProxy {
             in_flight: Mutex::new(HashSet::new()),
             lose_next: AtomicU32::new(0),
             lose_next_captures: AtomicU32::new(0),
+            refuse_next: std::sync::Mutex::new((0, 401)),
             forwarded: std::sync::Mutex::new(HashMap::new()),
             undelivered_objects: std::sync::Mutex::new(None),
         });
@@ -76,6 +83,14 @@ impl StripeProxy {
     /// the money is taken — but their answers never arrive in time.
     pub fn lose_next_capture_responses(&self, n: u32) {
         self.state.lose_next_captures.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` creations (PaymentIntents or refunds) are refused with `status` (401 or 403)
+    /// and never reach localstripe.
+    pub fn refuse_next_creates(&self, n: u32, status: u16) {
+        if let Ok(mut r) = self.state.refuse_next.lock() {
+            *r = (n, status);
+        }
     }
 
     /// From now on, the event list shows only events about `objects`, as if Stripe had failed to
@@ -108,6 +123,27 @@ async fn proxy(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let creating =
+        method == Method::POST && matches!(uri.path(), "/v1/payment_intents" | "/v1/refunds");
+    let refusal = s.refuse_next.lock().ok().and_then(|mut r| {
+        (creating && r.0 > 0).then(|| {
+            r.0 -= 1;
+            r.1
+        })
+    });
+    if let Some(status) = refusal {
+        let body = if status == 403 {
+            r#"{"error":{"type":"invalid_request_error","code":"secret_key_required","message":"The provided key does not have the required permissions for this endpoint."}}"#
+        } else {
+            r#"{"error":{"type":"invalid_request_error","message":"Invalid API Key provided: sk_test_****rolled"}}"#
+        };
+        return (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED),
+            [("content-type", "application/json")],
+            body,
+        )
+            .into_response();
+    }
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())

@@ -16,7 +16,7 @@ use paybridge::domain::event::EventRecord;
 use paybridge::domain::{
     Charge, ChargeId, ChargeStatus, EventStatus, Gateway, Transition, WorkMessage,
 };
-use paybridge::ports::{ChargeStore, EventStore, NotificationStore, WorkQueue};
+use paybridge::ports::{ChargeStore, EventStore, NotificationStore, RefundStore, WorkQueue};
 use paybridge::services::apply_event::{Applied, apply_event};
 use paybridge::webhooks::stripe;
 use paybridge_tests::builders;
@@ -509,6 +509,115 @@ async fn the_charge_and_refund_retries_are_dispatched_and_complete_against_local
     h.send(&WorkMessage::retry_refund(&refund_id, 1)).await;
     let (received, failed) = h.run_once().await;
     assert_eq!((received, failed.len()), (1, 0));
+    let charge = h.worker.store.get_charge(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (charge.refunded, charge.refund_reserved, charge.status),
+        (500, 0, ChargeStatus::PartiallyRefunded)
+    );
+    assert_eq!(h.proxy.posts_forwarded("/v1/refunds"), 1, "one refund");
+}
+
+/// Issue "incidents", 1: once an outcome is unknown, a refusal of a retry (401 after a rolled
+/// key, 403) is not the gateway's answer about the first request: the charge and the refund stay
+/// pending, and the next retry finds the truth — one PaymentIntent, one refund.
+#[tokio::test]
+async fn a_refusal_of_a_retry_after_an_unknown_outcome_never_settles_a_charge_or_refund_as_failed()
+{
+    let h = harness(5).await;
+    let gateway = || GatewayRouter {
+        stripe: Some(StripeGateway::new(
+            http_client(Duration::from_secs(2)),
+            &h.proxy.url,
+            h.stack.secrets.stripe.as_ref().unwrap().api_key.clone(),
+        )),
+        adyen: None,
+    };
+    let charges = charges::handler::Charges {
+        store: Table::from_conf(&h.stack.aws, &h.stack.config.table),
+        gateways: gateway(),
+        queue: SqsWorkQueue::from_conf(&h.stack.aws, &h.stack.new_queue().await),
+        idempotency_ttl: Duration::from_secs(3600),
+    };
+    h.proxy.lose_next_create_responses(1);
+    let body = json!({"invoice_id": unique("inv_"), "amount": 1999, "currency": "eur", "gateway": "stripe", "payment_method": "pm_card_visa"});
+    let reply = Reply::from_response(
+        charges::handler::handle(
+            &charges,
+            post_event("POST /charges", "/charges", Some(&unique("k-")), &body),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let id = ChargeId::parse(reply.json()["id"].as_str().unwrap()).unwrap();
+
+    h.proxy.refuse_next_creates(1, 401);
+    h.send(&WorkMessage::retry_charge(&id, 1)).await;
+    h.run_once().await;
+    let charge = h.worker.store.get_charge(&id).await.unwrap().unwrap();
+    assert_eq!(
+        charge.status,
+        ChargeStatus::Pending,
+        "a 401 to the retry is not a decline"
+    );
+    h.send(&WorkMessage::retry_charge(&id, 2)).await;
+    h.run_once().await;
+    let charge = h.worker.store.get_charge(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (charge.status, charge.captured),
+        (ChargeStatus::Succeeded, 1999)
+    );
+    assert_eq!(h.proxy.creates_forwarded(), 1, "one PaymentIntent");
+    let types: Vec<String> = (h.worker.store.notifications_for_charge(&id).await.unwrap())
+        .into_iter()
+        .map(|n| n.event_type)
+        .collect();
+    assert_eq!(
+        types,
+        ["charge.succeeded"],
+        "billing never heard charge.failed"
+    );
+
+    let refunds = refunds::handler::Refunds {
+        store: Table::from_conf(&h.stack.aws, &h.stack.config.table),
+        gateways: gateway(),
+        queue: SqsWorkQueue::from_conf(&h.stack.aws, &h.stack.new_queue().await),
+        idempotency_ttl: Duration::from_secs(3600),
+    };
+    h.proxy.lose_next_create_responses(1);
+    let key = unique("k-");
+    let path = format!("/charges/{id}/refunds");
+    let refund_request = || {
+        post_event(
+            "POST /charges/{id}/refunds",
+            &path,
+            Some(&key),
+            &json!({"amount": 500}),
+        )
+    };
+    let reply = Reply::from_response(
+        refunds::handler::handle(&refunds, refund_request())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let refund_id =
+        paybridge::domain::RefundId::parse(reply.json()["id"].as_str().unwrap()).unwrap();
+    h.proxy.refuse_next_creates(1, 403);
+    h.send(&WorkMessage::retry_refund(&refund_id, 1)).await;
+    h.run_once().await;
+    let refund = h
+        .worker
+        .store
+        .get_refund(&refund_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refund.status, paybridge::domain::RefundStatus::Pending);
+    let charge = h.worker.store.get_charge(&id).await.unwrap().unwrap();
+    assert_eq!(charge.refund_reserved, 500, "the reservation is kept");
+    h.send(&WorkMessage::retry_refund(&refund_id, 2)).await;
+    h.run_once().await;
     let charge = h.worker.store.get_charge(&id).await.unwrap().unwrap();
     assert_eq!(
         (charge.refunded, charge.refund_reserved, charge.status),

@@ -27,7 +27,7 @@ use crate::ports::{
     ChargeStore, EventStore, GatewayError, IdempotencyStore, NotificationStore, PaymentGateway,
     ReconcileItem, ReconcileStore, RefundGateway, RefundStore, UndeliveredEvents, WorkQueue,
 };
-use crate::services::charges::create::{Attempt, attempt_payment};
+use crate::services::charges::create::{Attempt, Earlier, attempt_payment};
 use crate::services::record_webhook::{self, IntakeSettings, Outcome};
 use crate::telemetry::{Metric, Metrics};
 use crate::webhooks::stripe as stripe_webhooks;
@@ -128,7 +128,8 @@ where
                 Err(e) => Ok(log_unknown("charge", id.as_str(), &e)),
             }
         } else if now - charge.created_at < KEY_WINDOW.as_secs() as i64 {
-            match attempt_payment(store, gateways, queue, charge, now).await? {
+            // A pending charge without a gateway reference: its first call's outcome is unknown.
+            match attempt_payment(store, gateways, queue, charge, Earlier::Unknown, now).await? {
                 Attempt::Known(c) => Ok(Some(c)),
                 Attempt::Unknown(..) => Ok(None),
             }
@@ -177,6 +178,7 @@ where
                 gateways,
                 queue,
                 refund.clone(),
+                Earlier::Unknown,
                 now,
             )
             .await?

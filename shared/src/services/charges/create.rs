@@ -172,12 +172,25 @@ pub enum Attempt {
     Unknown(Charge, Option<Duration>),
 }
 
+/// Whether an earlier attempt may have reached the gateway with this charge's key: once an
+/// outcome is unknown, only the gateway's answer about that key or object settles it — a refusal
+/// of a later request (401/403 after a rolled key, a gateway paybridge no longer has configured)
+/// says nothing about the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Earlier {
+    /// The first call with this key.
+    None,
+    /// A retry or a resumed request: the first call's outcome is unknown.
+    Unknown,
+}
+
 /// Calls the gateway for a pending charge and stores what it says.
 pub async fn attempt_payment(
     store: &impl ChargeStore,
     gateway: &impl PaymentGateway,
     queue: &impl WorkQueue,
     charge: Charge,
+    earlier: Earlier,
     now: i64,
 ) -> Result<Attempt, Error> {
     let request = PaymentRequest {
@@ -210,8 +223,18 @@ pub async fn attempt_payment(
             status,
             code,
             message,
+        }) if earlier == Earlier::Unknown => {
+            // The refusal is of this request, not an answer about the first: the charge stays
+            // pending, is retried and reconciled, and alarms if it never settles.
+            tracing::error!(charge_id = %charge.id, status, code = %code, reason = %message, "gateway refused a retry of a charge whose first outcome is unknown; it stays pending");
+            Ok(Attempt::Unknown(charge, None))
+        }
+        Err(GatewayError::Refused {
+            status,
+            code,
+            message,
         }) => {
-            // Nothing was taken: the charge fails with the gateway's reason.
+            // The first call, refused: nothing was taken, the charge fails with the reason.
             tracing::error!(charge_id = %charge.id, status, code = %code, "gateway refused the payment request");
             let outcome = PaymentOutcome {
                 gateway_ref: String::new(),
@@ -250,6 +273,7 @@ async fn run(
     let id = ChargeId::parse(resource_id)
         .map_err(|e| Error::internal("bad resource id in idempotency record", Some(Box::new(e))))?;
     let fresh = request.into_charge(id.clone(), now);
+    let mut earlier = Earlier::None;
     let charge = match deps.store.insert_charge(&fresh).await {
         Ok(()) => {
             tracing::info!(charge_id = %id, invoice_id = %fresh.invoice_id, "charge created");
@@ -259,18 +283,21 @@ async fn run(
                 .emit();
             fresh
         }
-        // A crashed attempt with this key stored it already: carry on from where it got to.
-        Err(StoreError::Conflict) => deps
-            .store
-            .get_charge(&id)
-            .await?
-            .ok_or_else(|| Error::internal("charge vanished", None))?,
+        // A crashed attempt with this key stored it already: carry on from where it got to. It may
+        // have reached the gateway.
+        Err(StoreError::Conflict) => {
+            earlier = Earlier::Unknown;
+            deps.store
+                .get_charge(&id)
+                .await?
+                .ok_or_else(|| Error::internal("charge vanished", None))?
+        }
         Err(e) => return Err(e.into()),
     };
     if charge.status != ChargeStatus::Pending {
         return Ok(ApiResponse::json(201, &view(&charge)));
     }
-    match attempt_payment(deps.store, deps.gateway, deps.queue, charge, now).await? {
+    match attempt_payment(deps.store, deps.gateway, deps.queue, charge, earlier, now).await? {
         Attempt::Known(charge) => {
             record_outcome_metric(&charge);
             Ok(ApiResponse::json(201, &view(&charge)))

@@ -6,7 +6,7 @@
 //! for which gateways remember idempotency keys); a charge still unknown after the last attempt
 //! stays `pending` for the reconciler, with an error log line and a metric.
 
-use super::create::{Attempt, attempt_payment, record_outcome_metric};
+use super::create::{Attempt, Earlier, attempt_payment, record_outcome_metric};
 use crate::domain::{ChargeId, ChargeStatus};
 use crate::error::{Code, Error};
 use crate::ports::{ChargeStore, PaymentGateway, WorkQueue};
@@ -31,7 +31,7 @@ pub async fn retry_charge(
     if charge.status != ChargeStatus::Pending {
         return Ok(RetryOutcome::Done(charge.status));
     }
-    match attempt_payment(store, gateway, queue, charge, now).await? {
+    match attempt_payment(store, gateway, queue, charge, Earlier::Unknown, now).await? {
         Attempt::Known(charge) => {
             tracing::info!(charge_id = %id, attempt, status = charge.status.as_str(), "pending charge resolved");
             record_outcome_metric(&charge);

@@ -25,7 +25,7 @@ use crate::ports::{
     ChargeStore, GatewayError, RefundGateway, RefundStore, RefundingStore, Reserved, WorkQueue,
 };
 use crate::services::ApiResponse;
-use crate::services::charges::create::ChargeDeps;
+use crate::services::charges::create::{ChargeDeps, Earlier};
 use crate::services::charges::read::charge_id;
 use crate::services::idempotency::{self, Call};
 use crate::services::request::{check_gateway_amount, check_metadata, parse_body};
@@ -110,13 +110,16 @@ async fn run(
 ) -> Result<ApiResponse, Error> {
     let refund_id = RefundId::parse(refund_id)
         .map_err(|e| Error::internal("bad resource id in idempotency record", Some(Box::new(e))))?;
-    let refund = match reserve(deps.store, charge_id, &refund_id, &request, now).await? {
-        Some(refund) => refund,
-        None => deps
-            .store
-            .get_refund(&refund_id)
-            .await?
-            .ok_or_else(|| Error::internal("refund vanished", None))?,
+    let (refund, earlier) = match reserve(deps.store, charge_id, &refund_id, &request, now).await? {
+        Some(refund) => (refund, Earlier::None),
+        // A crashed attempt with this key reserved it, and may have reached the gateway.
+        None => (
+            deps.store
+                .get_refund(&refund_id)
+                .await?
+                .ok_or_else(|| Error::internal("refund vanished", None))?,
+            Earlier::Unknown,
+        ),
     };
     if refund.status != RefundStatus::Pending || refund.gateway_ref.is_some() {
         // A crashed attempt with this key got this far already.
@@ -129,7 +132,7 @@ async fn run(
             &view(&refund),
         ));
     }
-    match attempt_refund(deps.store, deps.gateway, deps.queue, refund, now).await? {
+    match attempt_refund(deps.store, deps.gateway, deps.queue, refund, earlier, now).await? {
         (refund, None) => Ok(ApiResponse::json(
             if refund.status == RefundStatus::Pending {
                 202
@@ -244,6 +247,7 @@ pub async fn attempt_refund<S: ChargeStore + RefundStore>(
     gateway: &impl RefundGateway,
     queue: &impl WorkQueue,
     refund: Refund,
+    earlier: Earlier,
     now: i64,
 ) -> Result<(Refund, Option<Option<std::time::Duration>>), Error> {
     let charge = store
@@ -259,6 +263,16 @@ pub async fn attempt_refund<S: ChargeStore + RefundStore>(
         }) => {
             tracing::warn!(refund_id = %refund.id, reason = %message, "gateway outcome unknown; refund stays pending");
             return Ok((refund, Some(retry_after)));
+        }
+        Err(GatewayError::Refused {
+            status,
+            code,
+            message,
+        }) if earlier == Earlier::Unknown => {
+            // A refusal of this request says nothing about the first, whose outcome is unknown:
+            // the refund stays pending with its amount reserved, and is retried and reconciled.
+            tracing::error!(refund_id = %refund.id, status, code = %code, reason = %message, "gateway refused a retry of a refund whose first outcome is unknown; it stays pending");
+            return Ok((refund, Some(None)));
         }
         Err(GatewayError::Refused {
             status,

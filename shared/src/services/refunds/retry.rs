@@ -5,6 +5,7 @@ use super::create::attempt_refund;
 use crate::domain::{RefundId, RefundStatus};
 use crate::error::{Code, Error};
 use crate::ports::{ChargeStore, RefundGateway, RefundStore, WorkQueue};
+use crate::services::charges::create::Earlier;
 use crate::services::retry_policy;
 use crate::telemetry::Metric;
 
@@ -27,7 +28,8 @@ pub async fn retry_refund<S: ChargeStore + RefundStore>(
         // Known at the gateway: webhooks (or the reconciler) finish it from here.
         return Ok(RetryOutcome::Done(refund.status));
     }
-    let (refund, unknown) = attempt_refund(store, gateway, queue, refund, now).await?;
+    let (refund, unknown) =
+        attempt_refund(store, gateway, queue, refund, Earlier::Unknown, now).await?;
     let Some(hint) = unknown else {
         return Ok(RetryOutcome::Done(refund.status));
     };
