@@ -85,6 +85,7 @@ pub enum Metric {
     EventOrphaned,
     GatewayLatency,
     IntakeLatency,
+    KeyWindowPassed,
     NotificationDelivered,
     NotificationFailed,
     NotificationRetried,
@@ -116,7 +117,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 45] = [
+    pub const ALL: [Metric; 46] = [
         Metric::BatchFailures,
         Metric::BatchSize,
         Metric::ChargeCreated,
@@ -134,6 +135,7 @@ impl Metric {
         Metric::EventOrphaned,
         Metric::GatewayLatency,
         Metric::IntakeLatency,
+        Metric::KeyWindowPassed,
         Metric::NotificationDelivered,
         Metric::NotificationFailed,
         Metric::NotificationRetried,
@@ -184,6 +186,7 @@ impl Metric {
             Metric::EventOrphaned => "EventOrphaned",
             Metric::GatewayLatency => "GatewayLatency",
             Metric::IntakeLatency => "IntakeLatency",
+            Metric::KeyWindowPassed => "KeyWindowPassed",
             Metric::NotificationDelivered => "NotificationDelivered",
             Metric::NotificationFailed => "NotificationFailed",
             Metric::NotificationRetried => "NotificationRetried",

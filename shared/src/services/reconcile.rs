@@ -32,9 +32,6 @@ use crate::services::record_webhook::{self, IntakeSettings, Outcome};
 use crate::telemetry::{Metric, Metrics};
 use crate::webhooks::stripe as stripe_webhooks;
 
-/// Gateways remember idempotency keys for 24 h; past this, asking again could create a payment.
-pub const KEY_WINDOW: Duration = Duration::from_secs(23 * 3600);
-
 /// Settings of a run.
 #[derive(Debug, Clone)]
 pub struct ReconcileSettings {
@@ -127,7 +124,7 @@ where
                 }
                 Err(e) => Ok(log_unknown("charge", id.as_str(), &e)),
             }
-        } else if now - charge.created_at < KEY_WINDOW.as_secs() as i64 {
+        } else if !charge.gateway.key_expired(charge.created_at, now) {
             // A pending charge without a gateway reference: its first call's outcome is unknown.
             match attempt_payment(store, gateways, queue, charge, Earlier::Unknown, now).await? {
                 Attempt::Known(c) => Ok(Some(c)),
@@ -172,7 +169,7 @@ where
                 Ok(o) => Some(o),
                 Err(e) => log_unknown("refund", id.as_str(), &e),
             }
-        } else if now - refund.created_at < KEY_WINDOW.as_secs() as i64 {
+        } else if !refund.gateway.key_expired(refund.created_at, now) {
             match crate::services::refunds::create::attempt_refund(
                 store,
                 gateways,

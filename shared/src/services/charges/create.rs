@@ -193,6 +193,15 @@ pub async fn attempt_payment(
     earlier: Earlier,
     now: i64,
 ) -> Result<Attempt, Error> {
+    if earlier == Earlier::Unknown && charge.gateway.key_expired(charge.created_at, now) {
+        // The gateway may have forgotten the key: a re-send could be a second payment.
+        tracing::error!(charge_id = %charge.id, gateway = %charge.gateway, created_at = charge.created_at, "the gateway's idempotency key window has passed: not re-sending; the charge stays pending for a lookup");
+        crate::telemetry::Metrics::new("charges")
+            .dimension("Gateway", charge.gateway.as_str())
+            .count(Metric::KeyWindowPassed)
+            .emit();
+        return Ok(Attempt::Unknown(charge, None));
+    }
     let request = PaymentRequest {
         charge: &charge,
         idempotency_key: charge.gateway_idempotency_key("create"),

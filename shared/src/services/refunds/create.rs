@@ -254,6 +254,15 @@ pub async fn attempt_refund<S: ChargeStore + RefundStore>(
         .get_charge(&refund.charge_id)
         .await?
         .ok_or_else(|| Error::internal("the refund's charge does not exist", None))?;
+    if earlier == Earlier::Unknown && refund.gateway.key_expired(refund.created_at, now) {
+        // The gateway may have forgotten the key: a re-send could be a second refund.
+        tracing::error!(refund_id = %refund.id, gateway = %refund.gateway, created_at = refund.created_at, "the gateway's idempotency key window has passed: not re-sending; the refund stays pending for a lookup");
+        crate::telemetry::Metrics::new("refunds")
+            .dimension("Gateway", refund.gateway.as_str())
+            .count(Metric::KeyWindowPassed)
+            .emit();
+        return Ok((refund, Some(None)));
+    }
     let outcome = match gateway.refund(&charge, &refund).await {
         Ok(outcome) => outcome,
         Err(GatewayError::Unknown {

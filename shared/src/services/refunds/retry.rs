@@ -28,6 +28,11 @@ pub async fn retry_refund<S: ChargeStore + RefundStore>(
         // Known at the gateway: webhooks (or the reconciler) finish it from here.
         return Ok(RetryOutcome::Done(refund.status));
     }
+    if refund.gateway.key_expired(refund.created_at, now) {
+        // A redrive days later: re-sending could make a second refund (attempt_refund logs it).
+        attempt_refund(store, gateway, queue, refund, Earlier::Unknown, now).await?;
+        return Ok(RetryOutcome::GaveUp);
+    }
     let (refund, unknown) =
         attempt_refund(store, gateway, queue, refund, Earlier::Unknown, now).await?;
     let Some(hint) = unknown else {
