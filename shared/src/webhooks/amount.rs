@@ -116,6 +116,15 @@ impl Units {
     }
 }
 
+/// A gateway's `value` in `currency` (its code in any case) back in ISO 4217 minor units, with
+/// the gateway's table `units`; a currency paybridge does not know is taken as it is.
+pub(crate) fn iso_minor_by(units: fn(Currency) -> Units, value: i64, currency: &str) -> i64 {
+    match Currency::parse(currency) {
+        Ok(c) => units(c).receive(value, c),
+        Err(_) => value,
+    }
+}
+
 /// `value` counted in units of 10^-`from` recounted in units of 10^-`to`; `None` if that would
 /// drop a fraction or overflow.
 fn rescale_exact(value: i64, from: u8, to: u8) -> Option<i64> {

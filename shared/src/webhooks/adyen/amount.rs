@@ -31,10 +31,7 @@ pub(crate) fn adyen_minor(money: Money) -> Result<i64, NotRepresentable> {
 /// Converts an amount in Adyen's minor units, in `currency` (any case), back to ISO 4217 minor
 /// units (see [`adyen_minor`]); a currency paybridge does not know is taken as it is.
 pub(crate) fn iso_minor(value: i64, currency: &str) -> i64 {
-    match Currency::parse(currency) {
-        Ok(c) => units(c).receive(value, c),
-        Err(_) => value,
-    }
+    crate::webhooks::amount::iso_minor_by(units, value, currency)
 }
 
 #[cfg(test)]

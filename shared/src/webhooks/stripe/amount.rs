@@ -61,10 +61,7 @@ pub(crate) fn stripe_minor(money: Money) -> Result<i64, NotRepresentable> {
 /// A Stripe `amount` in `currency` (any case) back in ISO 4217 minor units (see
 /// [`stripe_minor`]); a currency paybridge does not know is taken as it is.
 pub(crate) fn iso_minor(value: i64, currency: &str) -> i64 {
-    match Currency::parse(currency) {
-        Ok(c) => units(c).receive(value, c),
-        Err(_) => value,
-    }
+    crate::webhooks::amount::iso_minor_by(units, value, currency)
 }
 
 #[cfg(test)]
