@@ -208,8 +208,9 @@ impl ChargeStore for Table {
                 &GatewayObject::Charge(charge.id.clone()),
             ));
         }
-        // The lookup by dispute id (an idempotent put: the pointer never changes).
-        for d in &charge.disputes {
+        // The lookup by dispute id, with the save that adds the dispute (at its version 1; an
+        // idempotent put, so a later save of a still-unchanged dispute may repeat it harmlessly).
+        for d in charge.disputes.iter().filter(|d| d.version == 1) {
             writes.push(Write::Put(pointer_item(
                 keys::dispute_pointer(&d.id),
                 &[("charge_id", charge.id.as_str())],
