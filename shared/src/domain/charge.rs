@@ -240,7 +240,7 @@ impl Charge {
     }
 
     /// What can still be refunded: captured, less refunded, less reserved by refunds in flight,
-    /// less what disputes took back; nothing while a dispute is open or after one was lost.
+    /// less what disputes took back; nothing while a chargeback is open or after one was lost.
     pub fn refundable(&self) -> i64 {
         if self.dispute_blocks_refunds() {
             return 0;
@@ -253,7 +253,7 @@ impl Charge {
         self.disputes.iter().map(Dispute::net_withdrawn).sum()
     }
 
-    /// A dispute is open, or was lost: a refund could pay the customer twice.
+    /// A chargeback is open, or was lost: a refund could pay the customer twice.
     pub fn dispute_blocks_refunds(&self) -> bool {
         self.disputes.iter().any(|d| d.status.blocks_refunds())
     }

@@ -4,7 +4,7 @@
 //!    charge's; `reason`; `metadata`; unknown fields refused; card numbers refused).
 //! 2. Claim the idempotency key.
 //! 3. Reserve the amount on the charge and store the refund, in one conditional transaction.
-//!    Not captured → 409; disputed (a dispute open or lost) → 422 `charge_disputed`; more than
+//!    Not captured → 409; disputed (a chargeback open or lost) → 422 `charge_disputed`; more than
 //!    is refundable (counting refunds in flight and funds disputes withdrew) → 422; an amount
 //!    the charge's gateway cannot take in its own minor units → 422 `amount_not_representable`
 //!    (nothing reserved, nothing sent).
