@@ -8,6 +8,7 @@
 #   make bench       cargo bench -p paybridge
 #   make stack-up / stack-down / stack-reset / stack-status / clean-stack   the dev stack by hand
 #   make redrive [MAX=N] / resend ID=ntf_… / deliveries CHARGE=ch_… / sweep-outbox / reconcile [AFTER=S]
+#   make attention / unpark ID=ch_…|rf_…   what the reconciler set aside for a person
 #
 # Needs only a Rust toolchain and python3 (with its venv module); every Python tool is pinned in
 # requirements-dev.txt and installed into .venv on first use.
@@ -39,10 +40,11 @@ RECEIVER_PORT ?=
 CARGO_TEST_ARGS ?=
 
 .PHONY: help venv .venv test lint lint-template fmt-check clippy dev demo stack-up stack-down \
-        stack-reset stack-status clean-stack build bench redrive resend deliveries sweep-outbox reconcile
+        stack-reset stack-status clean-stack build bench redrive resend deliveries sweep-outbox reconcile \
+        attention unpark
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 # ----------------------------------------------------------------------------- Python tools
 
@@ -150,3 +152,10 @@ sweep-outbox:
 # One reconciliation run now (what the scheduled reconciler function does; not run by make dev).
 reconcile:
 	@$(OPS) reconcile $(if $(AFTER),--after $(AFTER),)
+
+attention:
+	@$(OPS) attention
+
+unpark:
+	@[[ -n "$(ID)" ]] || { echo "usage: make unpark ID=ch_...|rf_..." >&2; exit 2; }
+	@$(OPS) unpark $(ID)

@@ -288,6 +288,32 @@ class LocalStripeTestMode(unittest.TestCase):
         ids = [e["data"]["object"]["id"] for e in page["data"]]
         self.assertLess(ids.index(second["id"]), ids.index(first["id"]))
 
+    def test_payment_intents_are_found_by_their_metadata_and_other_queries_are_refused(self) -> None:
+        tag = "ch_" + uuid.uuid4().hex
+        status, first = self.pay("pm_card_visa", **{"metadata[paybridge_charge_id]": tag})
+        self.assertEqual(status, 200, first)
+        self.paid()  # another PaymentIntent, without the tag
+        query = urllib.parse.quote(f"metadata['paybridge_charge_id']:'{tag}'")
+        status, found = self.call("GET", f"/v1/payment_intents/search?query={query}&limit=10")
+        self.assertEqual((status, found["object"], found["has_more"], found["next_page"]), (200, "search_result", False, None), found)
+        self.assertEqual([pi["id"] for pi in found["data"]], [first["id"]])
+        self.assertEqual(found["data"][0]["metadata"]["paybridge_charge_id"], tag)
+        nothing = urllib.parse.quote("metadata['paybridge_charge_id']:'ch_nobody'")
+        self.assertEqual(self.call("GET", f"/v1/payment_intents/search?query={nothing}")[1]["data"], [])
+        status, error = self.call("GET", "/v1/payment_intents/search?query=" + urllib.parse.quote("amount>100"))
+        self.assertEqual(status, 400, error)
+        # An id is still retrieved as before: the search route does not shadow /{id}.
+        self.assertEqual(self.call("GET", f"/v1/payment_intents/{first['id']}")[1]["id"], first["id"])
+
+    def test_a_payment_intents_refunds_are_listed_with_their_metadata(self) -> None:
+        pi = self.paid()
+        status, refund = self.call("POST", "/v1/refunds", {"payment_intent": pi["id"], "amount": "300",
+                                                           "metadata[paybridge_refund_id]": "rf_x"}, key=uuid.uuid4().hex)
+        self.assertEqual(status, 200, refund)
+        status, page = self.call("GET", f"/v1/refunds?payment_intent={pi['id']}&limit=100")
+        self.assertEqual(status, 200, page)
+        self.assertEqual([(r["id"], r["metadata"].get("paybridge_refund_id")) for r in page["data"]], [(refund["id"], "rf_x")])
+
     # ---------------------------------------------------------------- refunds
 
     def test_a_dashboard_refund_by_charge_sends_refund_created_and_charge_refunded(self) -> None:

@@ -17,12 +17,13 @@ Layout:
 - `disputes`: `dp_…` objects, their life cycle, events and `/v1/disputes` endpoints.
 - `events`: event objects (version, `request`, `previous_attributes`), newest-first listing and
   webhook delivery signed at send time.
+- `search`: `GET /v1/payment_intents/search` by metadata (localstripe has no search).
 - `control`: test-only endpoints under `/_paybridge/` for what Stripe's dashboard would do.
 """
 
 from __future__ import annotations
 
-from . import cards, context, control, disputes, events, payments, refunds, shapes
+from . import cards, context, control, disputes, events, payments, refunds, search, shapes
 
 __all__ = ["install", "context"]
 
@@ -43,6 +44,7 @@ def install(api_version: str | None = None, webhook_delay: float | None = None, 
     disputes.install()
     shapes.install()
     events.install()
+    search.install()
     control.install()
 
 

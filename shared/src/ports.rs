@@ -265,6 +265,28 @@ pub trait PaymentGateway: Send + Sync {
         &self,
         charge: &Charge,
     ) -> impl Future<Output = Result<PaymentOutcome, GatewayError>> + Send;
+
+    /// Every payment the gateway holds for `charge`, found by paybridge's charge id in its
+    /// metadata, not by an idempotency key (Stripe: search PaymentIntents by
+    /// `metadata['paybridge_charge_id']`). For a charge whose create answer was lost after the
+    /// gateway forgot the key: an empty list is the gateway's word that nothing was created.
+    /// Gateways without such a search refuse with code `not_supported`.
+    fn find_payments(
+        &self,
+        charge: &Charge,
+    ) -> impl Future<Output = Result<Vec<PaymentOutcome>, GatewayError>> + Send {
+        let _ = charge;
+        async { Err(not_supported("this gateway cannot search its payments")) }
+    }
+}
+
+/// A refusal made here, without a request: the gateway has no API for what was asked.
+pub fn not_supported(message: &str) -> GatewayError {
+    GatewayError::Refused {
+        status: 0,
+        code: "not_supported".into(),
+        message: message.into(),
+    }
 }
 
 // ---- idempotency ------------------------------------------------------------------------------
@@ -426,6 +448,23 @@ pub trait RefundGateway: Send + Sync {
         charge: &Charge,
         refund: &Refund,
     ) -> impl Future<Output = Result<RefundOutcome, GatewayError>> + Send;
+
+    /// Every refund of the charge's payment that carries `refund`'s id in its metadata (Stripe:
+    /// list the PaymentIntent's refunds), for a refund whose answer was lost after the gateway
+    /// forgot the key. Empty: nothing was refunded under it. `not_supported` where there is no
+    /// such list.
+    fn find_refunds(
+        &self,
+        charge: &Charge,
+        refund: &Refund,
+    ) -> impl Future<Output = Result<Vec<RefundOutcome>, GatewayError>> + Send {
+        let _ = (charge, refund);
+        async {
+            Err(not_supported(
+                "this gateway cannot list a payment's refunds",
+            ))
+        }
+    }
 }
 
 // ---- notifications ----------------------------------------------------------------------------
@@ -512,26 +551,56 @@ pub enum ReconcileItem<'a> {
     Event(Gateway, &'a str),
 }
 
-/// What the reconciler reads: work in flight for longer than it should be.
+/// One page of work in flight, oldest first, and where the next one starts (`None`: the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// An opaque cursor: pass it back as `after` for the next page.
+    pub next: Option<String>,
+}
+
+/// An item the reconciler set aside because nothing it can do resolves it: out of the work in
+/// flight (so it no longer holds up the rest), listed for a person (`paybridge-ops attention`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Parked {
+    /// `charge` or `refund`.
+    pub kind: &'static str,
+    pub id: String,
+    pub charge_id: String,
+    pub gateway: Gateway,
+    pub gateway_ref: Option<String>,
+    pub status: String,
+    /// Why, as a code (`no_status_api`, `key_window_passed`, `several_at_gateway`).
+    pub reason: String,
+    /// When it was set aside (unix seconds).
+    pub since: i64,
+    pub created_at: i64,
+}
+
+/// What the reconciler reads: work in flight for longer than it should be, a page at a time.
 pub trait ReconcileStore: Send + Sync {
-    /// Pending or processing charges last changed before `before` (unix seconds), oldest first.
+    /// Pending or processing charges last changed before `before` (unix seconds), oldest first,
+    /// from after the cursor `after`, at most `limit`.
     fn open_charges(
         &self,
         before: i64,
+        after: Option<&str>,
         limit: i32,
-    ) -> impl Future<Output = Result<Vec<Charge>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Page<Charge>, StoreError>> + Send;
     /// Pending refunds last changed before `before`.
     fn open_refunds(
         &self,
         before: i64,
+        after: Option<&str>,
         limit: i32,
-    ) -> impl Future<Output = Result<Vec<Refund>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Page<Refund>, StoreError>> + Send;
     /// Events received before `before` and not yet processed.
     fn open_events(
         &self,
         before: i64,
+        after: Option<&str>,
         limit: i32,
-    ) -> impl Future<Output = Result<Vec<EventRecord>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Page<EventRecord>, StoreError>> + Send;
     /// Claims `item` for this run until `until`; `false` if another run holds it.
     fn claim_for_reconcile(
         &self,
@@ -539,6 +608,25 @@ pub trait ReconcileStore: Send + Sync {
         now: i64,
         until: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Sets a charge or refund still in flight aside for a person, with `reason`; `false` if it
+    /// is no longer in flight (settled meanwhile) or already set aside. The next write of the
+    /// object (a webhook) puts it back into the work in flight, or settles it.
+    fn park(
+        &self,
+        item: ReconcileItem<'_>,
+        reason: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Puts a set-aside charge or refund back into the work in flight (a person looked);
+    /// `false` if it was not set aside.
+    fn unpark(
+        &self,
+        item: ReconcileItem<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Every set-aside charge and refund, oldest first.
+    fn parked(&self) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send;
+    /// How many charges and refunds are set aside.
+    fn count_parked(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
 /// A gateway's list of events it could not deliver (Stripe's `/v1/events?delivery_success=false`).

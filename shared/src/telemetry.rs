@@ -86,6 +86,7 @@ pub enum Metric {
     GatewayLatency,
     IntakeLatency,
     KeyWindowPassed,
+    NeedsAttention,
     NotificationDelivered,
     NotificationFailed,
     NotificationRetried,
@@ -95,6 +96,8 @@ pub enum Metric {
     ReconcileEventsRecovered,
     ReconcileEventsRequeued,
     ReconcileFixed,
+    ReconcileIncomplete,
+    ReconcileParked,
     ReconcileUnknown,
     RefundAmount,
     RefundAdopted,
@@ -117,7 +120,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 46] = [
+    pub const ALL: [Metric; 49] = [
         Metric::BatchFailures,
         Metric::BatchSize,
         Metric::ChargeCreated,
@@ -136,6 +139,7 @@ impl Metric {
         Metric::GatewayLatency,
         Metric::IntakeLatency,
         Metric::KeyWindowPassed,
+        Metric::NeedsAttention,
         Metric::NotificationDelivered,
         Metric::NotificationFailed,
         Metric::NotificationRetried,
@@ -145,6 +149,8 @@ impl Metric {
         Metric::ReconcileEventsRecovered,
         Metric::ReconcileEventsRequeued,
         Metric::ReconcileFixed,
+        Metric::ReconcileIncomplete,
+        Metric::ReconcileParked,
         Metric::ReconcileUnknown,
         Metric::RefundAmount,
         Metric::RefundAdopted,
@@ -187,6 +193,7 @@ impl Metric {
             Metric::GatewayLatency => "GatewayLatency",
             Metric::IntakeLatency => "IntakeLatency",
             Metric::KeyWindowPassed => "KeyWindowPassed",
+            Metric::NeedsAttention => "NeedsAttention",
             Metric::NotificationDelivered => "NotificationDelivered",
             Metric::NotificationFailed => "NotificationFailed",
             Metric::NotificationRetried => "NotificationRetried",
@@ -196,6 +203,8 @@ impl Metric {
             Metric::ReconcileEventsRecovered => "ReconcileEventsRecovered",
             Metric::ReconcileEventsRequeued => "ReconcileEventsRequeued",
             Metric::ReconcileFixed => "ReconcileFixed",
+            Metric::ReconcileIncomplete => "ReconcileIncomplete",
+            Metric::ReconcileParked => "ReconcileParked",
             Metric::ReconcileUnknown => "ReconcileUnknown",
             Metric::RefundAmount => "RefundAmount",
             Metric::RefundAdopted => "RefundAdopted",

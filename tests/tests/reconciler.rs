@@ -1,16 +1,25 @@
 //! The reconciler against the local stack: DynamoDB and SQS on moto, Stripe = localstripe behind
-//! the test proxy (lost responses, Stripe's idempotency, Stripe's list of undelivered events).
+//! the test proxy (lost responses, Stripe's idempotency, Stripe's list of undelivered events,
+//! Stripe's search, which the shim adds to localstripe).
 
 use std::time::Duration;
 
 use charges::handler::Charges;
+use futures::StreamExt;
 use paybridge::adapters::dynamodb::Table;
+use paybridge::adapters::gateways::adyen::AdyenGateway;
 use paybridge::adapters::gateways::stripe::StripeGateway;
 use paybridge::adapters::gateways::{GatewayRouter, http_client};
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::domain::event::EventRecord;
-use paybridge::domain::{ChargeId, ChargeStatus, EventStatus, Gateway, WorkMessage};
-use paybridge::ports::{ChargeStore, EventStore, NotificationStore};
+use paybridge::domain::{
+    Charge, ChargeId, ChargeStatus, EventStatus, Gateway, Money, RefundId, RefundStatus,
+    WorkMessage,
+};
+use paybridge::ports::{
+    ChargeStore, EventStore, NotificationStore, ReconcileItem, ReconcileStore, RefundStore,
+};
+use paybridge::secrets::SecretString;
 use paybridge::services::apply_event::{Applied, apply_event};
 use paybridge::services::reconcile::{ReconcileSettings, Summary, reconcile};
 use paybridge::webhooks::stripe;
@@ -26,6 +35,7 @@ struct Harness {
     queue: SqsWorkQueue,
     queue_url: String,
     proxy: StripeProxy,
+    refunds: refunds::handler::Refunds,
 }
 
 fn router(stack: &Stack, base: &str) -> GatewayRouter {
@@ -36,7 +46,13 @@ fn router(stack: &Stack, base: &str) -> GatewayRouter {
             base,
             key,
         )),
-        adyen: None,
+        // Adyen has no status API: the reconciler never calls it, so no Adyen needs to listen.
+        adyen: Some(AdyenGateway::new(
+            http_client(Duration::from_secs(2)),
+            "http://127.0.0.1:9/v71",
+            SecretString::new("adyen-test-key"),
+            "PaybridgeTest",
+        )),
     }
 }
 
@@ -54,7 +70,14 @@ async fn harness() -> Harness {
         queue: SqsWorkQueue::from_conf(&stack.aws, &stack.new_queue().await),
         idempotency_ttl: Duration::from_secs(3600),
     };
+    let refunds = refunds::handler::Refunds {
+        store: Table::from_conf(&stack.aws, &table),
+        gateways: router(&stack, &proxy.url),
+        queue: SqsWorkQueue::from_conf(&stack.aws, &stack.new_queue().await),
+        idempotency_ttl: Duration::from_secs(3600),
+    };
     Harness {
+        refunds,
         store: Table::from_conf(&stack.aws, &table),
         gateways: router(&stack, &proxy.url),
         queue: SqsWorkQueue::from_conf(&stack.aws, &queue_url),
@@ -67,15 +90,23 @@ async fn harness() -> Harness {
 
 /// Reconcile everything in flight, as a run a few seconds from now would.
 async fn run(h: &Harness) -> Summary {
+    run_at(h, unix_now() + 2).await
+}
+
+/// Reconcile everything in flight as a run at `now` would.
+async fn run_at(h: &Harness, now: i64) -> Summary {
     let settings = ReconcileSettings {
         after: Duration::ZERO,
         events_window: Duration::from_secs(3600),
         ..ReconcileSettings::default()
     };
-    reconcile(&h.store, &h.gateways, &h.queue, &settings, unix_now() + 2)
+    reconcile(&h.store, &h.gateways, &h.queue, &settings, now)
         .await
         .unwrap()
 }
+
+/// A day and an hour: past the 23 hours paybridge trusts Stripe to remember a key.
+const PAST_STRIPES_KEY_WINDOW: i64 = 25 * 3600;
 
 async fn charge_with_lost_answer(h: &Harness) -> ChargeId {
     h.proxy.lose_next_create_responses(1);
@@ -312,5 +343,259 @@ async fn stripe_events_that_were_never_delivered_are_fetched_and_recorded_once()
     assert!(
         messages.iter().any(|m| m.contains("apply_event")),
         "the recovered event goes to the worker like any delivery"
+    );
+}
+
+/// `n` Adyen charges processing since an hour ago: in flight, and nothing the reconciler can ask
+/// resolves them (Adyen has no status API; only its webhook will).
+async fn adyen_charges_in_flight(h: &Harness, n: usize) -> Vec<ChargeId> {
+    let an_hour_ago = unix_now() - 3600;
+    let charges: Vec<Charge> = (0..n)
+        .map(|i| {
+            let amount = Money::parse(1000 + i as i64, "EUR").unwrap();
+            let mut c = Charge::pending(
+                ChargeId::generate(),
+                unique("inv_"),
+                amount,
+                Gateway::Adyen,
+                "stored-card-1",
+                an_hour_ago,
+            );
+            c.status = ChargeStatus::Processing;
+            c.gateway_ref = Some(format!("PSP{i:013}"));
+            c.customer = Some("shopper-1".into());
+            c
+        })
+        .collect();
+    let store = &h.store;
+    futures::stream::iter(
+        charges
+            .iter()
+            .map(|c| async move { store.insert_charge(c).await }),
+    )
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>, _>>()
+    .unwrap();
+    charges.into_iter().map(|c| c.id).collect()
+}
+
+#[tokio::test]
+async fn with_a_thousand_unresolvable_items_in_flight_a_run_still_finds_and_fixes_a_newer_stuck_charge()
+ {
+    let h = harness().await;
+    let stuck = adyen_charges_in_flight(&h, 1000).await;
+    // Newer than all of them, so an oldest-first look at a fixed number never reached it.
+    let newer = charge_with_lost_answer(&h).await;
+
+    let first = run(&h).await;
+    let charge = h.store.get_charge(&newer).await.unwrap().unwrap();
+    assert_eq!(charge.status, ChargeStatus::Succeeded, "{first:?}");
+    assert_eq!(
+        (
+            first.fixed,
+            first.parked,
+            first.needs_attention,
+            first.complete
+        ),
+        (1, 1000, 1000, true),
+        "{first:?}"
+    );
+    assert!(
+        first.pages >= 11,
+        "paged through 1001 charges 100 at a time: {first:?}"
+    );
+    assert_eq!(succeeded_notifications(&h, &newer).await, 1);
+
+    // What was set aside no longer stands in the way: the next run has nothing to look at.
+    let second = run(&h).await;
+    assert_eq!(
+        (second.checked, second.parked, second.needs_attention),
+        (0, 0, 1000),
+        "{second:?}"
+    );
+    let parked = h.store.parked().await.unwrap();
+    assert_eq!(parked.len(), 1000);
+    assert!(
+        parked
+            .iter()
+            .all(|p| p.kind == "charge" && p.reason == "no_status_api" && p.status == "processing")
+    );
+
+    // Adyen's webhook comes at last: the charge settles and leaves the list by itself.
+    let one = h.store.get_charge(&stuck[0]).await.unwrap().unwrap();
+    let outcome = paybridge::domain::PaymentOutcome {
+        gateway_ref: one.gateway_ref.clone().unwrap(),
+        status: ChargeStatus::Succeeded,
+        captured: one.amount.minor(),
+        failure: None,
+    };
+    paybridge::services::charges::settle(&h.store, &h.queue, one, &outcome, unix_now())
+        .await
+        .unwrap();
+    assert_eq!(h.store.count_parked().await.unwrap(), 999);
+
+    // A person who looked puts one back; the reconciler sees it (and sets it aside again).
+    assert!(
+        h.store
+            .unpark(ReconcileItem::Charge(&stuck[1]))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .unpark(ReconcileItem::Charge(&stuck[1]))
+            .await
+            .unwrap()
+    );
+    let third = run(&h).await;
+    assert_eq!(
+        (third.checked, third.parked, third.needs_attention),
+        (1, 1, 999),
+        "{third:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_pages_through_every_kind_and_stops_at_its_budget_for_the_next_run_to_go_on() {
+    let h = harness().await;
+    adyen_charges_in_flight(&h, 25).await;
+    let settings = ReconcileSettings {
+        after: Duration::ZERO,
+        events_window: Duration::from_secs(3600),
+        page_size: 10,
+        ..ReconcileSettings::default()
+    };
+    let now = unix_now() + 2;
+    let out_of_time = ReconcileSettings {
+        budget: Duration::ZERO,
+        ..settings.clone()
+    };
+    let nothing = reconcile(&h.store, &h.gateways, &h.queue, &out_of_time, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (nothing.checked, nothing.complete),
+        (0, false),
+        "{nothing:?}"
+    );
+    let all = reconcile(&h.store, &h.gateways, &h.queue, &settings, now)
+        .await
+        .unwrap();
+    assert_eq!((all.parked, all.complete), (25, true), "{all:?}");
+    // Charges in three pages (10, 10, 5), and one page each of refunds and events.
+    assert_eq!(all.pages, 5, "{all:?}");
+}
+
+#[tokio::test]
+async fn a_charge_whose_answer_was_lost_is_found_by_search_after_stripe_forgot_its_key_never_sent_again()
+ {
+    let h = harness().await;
+    let id = charge_with_lost_answer(&h).await;
+    let summary = run_at(&h, unix_now() + PAST_STRIPES_KEY_WINDOW).await;
+    assert_eq!((summary.checked, summary.fixed), (1, 1), "{summary:?}");
+    let charge = h.store.get_charge(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (charge.status, charge.captured),
+        (ChargeStatus::Succeeded, 1999)
+    );
+    assert!(charge.gateway_ref.as_deref().unwrap().starts_with("pi_"));
+    assert_eq!(h.proxy.creates_forwarded(), 1, "found, not created again");
+    assert_eq!(succeeded_notifications(&h, &id).await, 1);
+}
+
+#[tokio::test]
+async fn a_charge_that_never_reached_stripe_fails_after_the_key_window_so_billing_may_charge_again()
+{
+    let h = harness().await;
+    // Stripe answers 503 before anything is created: the outcome is unknown, the charge pending.
+    h.proxy.refuse_next_creates(1, 503);
+    let body = json!({"invoice_id": unique("inv_"), "amount": 1999, "currency": "eur", "gateway": "stripe", "payment_method": "pm_card_visa"});
+    let request = post_event("POST /charges", "/charges", Some(&unique("k-")), &body);
+    let reply = Reply::from_response(charges::handler::handle(&h.charges, request).await.unwrap());
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let id = ChargeId::parse(reply.json()["id"].as_str().unwrap()).unwrap();
+
+    let summary = run_at(&h, unix_now() + PAST_STRIPES_KEY_WINDOW).await;
+    assert_eq!(summary.fixed, 1, "{summary:?}");
+    let charge = h.store.get_charge(&id).await.unwrap().unwrap();
+    assert_eq!(charge.status, ChargeStatus::Failed);
+    assert_eq!(charge.failure.unwrap().code, "payment_not_created");
+    assert_eq!(
+        h.proxy.creates_forwarded(),
+        0,
+        "nothing was ever sent again"
+    );
+    let failed = h.store.notifications_for_charge(&id).await.unwrap();
+    assert_eq!(
+        failed
+            .iter()
+            .filter(|n| n.event_type == "charge.failed")
+            .count(),
+        1,
+        "billing is told, once"
+    );
+}
+
+#[tokio::test]
+async fn a_refund_whose_answer_was_lost_is_found_in_the_payment_intents_refunds_after_the_key_window()
+ {
+    let h = harness().await;
+    let body = json!({"invoice_id": unique("inv_"), "amount": 10_000, "currency": "eur", "gateway": "stripe", "payment_method": "pm_card_visa"});
+    let request = post_event("POST /charges", "/charges", Some(&unique("k-")), &body);
+    let reply = Reply::from_response(charges::handler::handle(&h.charges, request).await.unwrap());
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let charge = reply.json()["id"].as_str().unwrap().to_owned();
+
+    let refund = |amount: i64| {
+        let path = format!("/charges/{charge}/refunds");
+        let request = post_event(
+            "POST /charges/{id}/refunds",
+            &path,
+            Some(&unique("k-")),
+            &json!({"amount": amount}),
+        );
+        async { Reply::from_response(refunds::handler::handle(&h.refunds, request).await.unwrap()) }
+    };
+    // One refund reaches Stripe and its answer is lost; another never reaches Stripe.
+    h.proxy.lose_next_create_responses(1);
+    let made = refund(3000).await;
+    h.proxy.refuse_next_creates(1, 503);
+    let never = refund(2000).await;
+    assert_eq!(
+        (made.status, never.status),
+        (202, 202),
+        "{} {}",
+        made.body,
+        never.body
+    );
+    let made = RefundId::parse(made.json()["id"].as_str().unwrap()).unwrap();
+    let never = RefundId::parse(never.json()["id"].as_str().unwrap()).unwrap();
+
+    let summary = run_at(&h, unix_now() + PAST_STRIPES_KEY_WINDOW).await;
+    assert_eq!(summary.fixed, 2, "{summary:?}");
+    let made = h.store.get_refund(&made).await.unwrap().unwrap();
+    assert_eq!(made.status, RefundStatus::Succeeded);
+    assert!(made.gateway_ref.unwrap().starts_with("re_"));
+    let never = h.store.get_refund(&never).await.unwrap().unwrap();
+    assert_eq!(never.status, RefundStatus::Failed);
+    assert_eq!(never.failure.unwrap().code, "refund_not_created");
+    assert_eq!(
+        h.proxy.posts_forwarded("/v1/refunds"),
+        1,
+        "one refund at Stripe, none re-sent"
+    );
+    let charge = h
+        .store
+        .get_charge(&ChargeId::parse(&charge).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (charge.refunded, charge.refund_reserved),
+        (3000, 0),
+        "the refund made counts; the reservation of the one never made is released"
     );
 }

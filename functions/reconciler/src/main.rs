@@ -24,12 +24,31 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         after: config.reconcile_after,
         ..ReconcileSettings::default()
     };
-    run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
-        let now = paybridge::clock::now_secs();
-        let summary = reconcile(&store, &gateways, &queue, &settings, now)
-            .await
-            .map_err(|e| e.chain())?;
-        Ok::<_, String>(serde_json::to_value(summary).unwrap_or_default())
-    }))
+    let (store, gateways, queue, base) = (&store, &gateways, &queue, &settings);
+    run(service_fn(
+        |event: LambdaEvent<serde_json::Value>| async move {
+            let now_ms = paybridge::clock::now_ms();
+            // Page through work in flight until a minute before the function's timeout: what is left
+            // waits for the next run, and the run still ends with the outbox sweep and its metrics.
+            // (No deadline given: the default budget.)
+            let budget = match event.context.deadline {
+                0 => base.budget,
+                deadline => {
+                    let left_ms = u64::try_from(deadline as i64 - now_ms).unwrap_or(0);
+                    std::time::Duration::from_millis(left_ms.saturating_sub(60_000))
+                        .min(base.budget)
+                }
+            };
+            let settings = ReconcileSettings {
+                budget,
+                ..base.clone()
+            };
+            let now = now_ms / 1000;
+            let summary = reconcile(store, gateways, queue, &settings, now)
+                .await
+                .map_err(|e| e.chain())?;
+            Ok::<_, String>(serde_json::to_value(summary).unwrap_or_default())
+        },
+    ))
     .await
 }

@@ -10,6 +10,8 @@
 //! paybridge-ops deliveries <ch_…>            a charge's notifications and their delivery log
 //! paybridge-ops sweep-outbox [--older-than S] queue pending notifications older than S seconds
 //! paybridge-ops reconcile [--after S]        one reconciliation run (what the scheduled function does)
+//! paybridge-ops attention                    charges and refunds the reconciler set aside for a person
+//! paybridge-ops unpark <ch_…|rf_…>           put one back into the work in flight (after a look)
 //! ```
 
 use std::time::Duration;
@@ -18,12 +20,12 @@ use anyhow::{Context, bail};
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::GatewayRouter;
 use paybridge::adapters::sqs::SqsWorkQueue;
-use paybridge::domain::{ChargeId, NotificationId};
-use paybridge::ports::NotificationStore;
+use paybridge::domain::{ChargeId, NotificationId, RefundId};
+use paybridge::ports::{NotificationStore, ReconcileItem, ReconcileStore, RefundStore};
 use paybridge::services::deliver::{resend, sweep_outbox};
 use paybridge::services::reconcile::{ReconcileSettings, reconcile};
 
-const USAGE: &str = "usage: paybridge-ops redrive [--max N] | resend <ntf_id> | deliveries <charge_id> | sweep-outbox [--older-than SECONDS] | reconcile [--after SECONDS]";
+const USAGE: &str = "usage: paybridge-ops redrive [--max N] | resend <ntf_id> | deliveries <charge_id> | sweep-outbox [--older-than SECONDS] | reconcile [--after SECONDS] | attention | unpark <charge_id|refund_id>";
 
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name)
@@ -131,6 +133,49 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!(e.chain()))?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        "attention" => {
+            let table = Table::from_conf(&aws, env("PAYBRIDGE_TABLE")?);
+            let parked = table.parked().await.context("list what needs attention")?;
+            println!("{} set aside for a person", parked.len());
+            println!("kind\tid\tcharge\tgateway\tgateway_ref\tstatus\treason\tsince\tage_hours");
+            for p in parked {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.1}",
+                    p.kind,
+                    p.id,
+                    p.charge_id,
+                    p.gateway,
+                    p.gateway_ref.as_deref().unwrap_or("-"),
+                    p.status,
+                    p.reason,
+                    p.since,
+                    (now - p.created_at) as f64 / 3600.0,
+                );
+            }
+        }
+        "unpark" => {
+            let id = args
+                .get(1)
+                .context("usage: paybridge-ops unpark <ch_…|rf_…>")?;
+            let table = Table::from_conf(&aws, env("PAYBRIDGE_TABLE")?);
+            let moved = if let Ok(charge) = ChargeId::parse(id) {
+                table.unpark(ReconcileItem::Charge(&charge)).await?
+            } else {
+                let refund = RefundId::parse(id)
+                    .ok()
+                    .context("not a charge or refund id")?;
+                let found = table.get_refund(&refund).await?;
+                let found = found.with_context(|| format!("refund {id} does not exist"))?;
+                table
+                    .unpark(ReconcileItem::Refund(&found.charge_id, &refund))
+                    .await?
+            };
+            if moved {
+                println!("{id} is back in the work in flight: the next reconciler run looks at it");
+            } else {
+                println!("{id} was not set aside (settled, or never parked); nothing changed");
+            }
         }
         _ => bail!(USAGE),
     }

@@ -2,8 +2,8 @@
 //!
 //! | item | pk | sk | GSI1 (pk / sk) | GSI2, sparse (pk / sk) |
 //! |---|---|---|---|---|
-//! | charge | `CHARGE#{id}` | `CHARGE` | `INVOICE#{invoice_id}` / `{created_at:020}#{id}` | `OPEN#charge` / `{updated_at:020}#{id}` while pending or processing |
-//! | refund | `CHARGE#{charge_id}` | `REFUND#{id}` | — | `OPEN#refund` / `{updated_at:020}#{id}` while pending |
+//! | charge | `CHARGE#{id}` | `CHARGE` | `INVOICE#{invoice_id}` / `{created_at:020}#{id}` | `OPEN#charge` / `{updated_at:020}#{id}` while pending or processing; `ATTENTION#charge` once the reconciler set it aside |
+//! | refund | `CHARGE#{charge_id}` | `REFUND#{id}` | — | `OPEN#refund` / `{updated_at:020}#{id}` while pending; `ATTENTION#refund` once set aside |
 //! | refund pointer | `REFUND#{id}` | `REFUND` | — | — |
 //! | dispute pointer (the dispute itself lives on its charge item) | `DISPUTE#{id}` | `DISPUTE` | — | — |
 //! | notification | `CHARGE#{charge_id}` | `NOTIFICATION#{id}` | `OUTBOX#pending` / `{created_at:020}#{id}` while pending | — |
@@ -69,6 +69,17 @@ pub enum SortRange<'a> {
     BeginsWith(&'a str),
     /// Time-ordered sort keys of items last moved before this unix second.
     Before(i64),
+    /// Time-ordered sort keys after `after` (exclusive: a cursor, the last sort key of the page
+    /// before) and before this unix second.
+    After {
+        after: &'a str,
+        before: i64,
+    },
+}
+
+/// The smallest sort key greater than `cursor` (string order): where the page after it starts.
+pub fn just_after(cursor: &str) -> String {
+    format!("{cursor}\u{0}")
 }
 
 /// Upper bound of a time-ordered sort-key range (`gsi*sk < before(t)` = last moved before `t`).
@@ -102,6 +113,10 @@ pub const OPEN_CHARGES: &str = "OPEN#charge";
 pub const OPEN_REFUNDS: &str = "OPEN#refund";
 /// Events not yet processed (received or queued).
 pub const OPEN_EVENTS: &str = "OPEN#event";
+/// Charges set aside for a person by the reconciler (still pending or processing).
+pub const ATTENTION_CHARGES: &str = "ATTENTION#charge";
+/// Refunds set aside for a person by the reconciler (still pending).
+pub const ATTENTION_REFUNDS: &str = "ATTENTION#refund";
 /// Notifications not yet delivered or given up.
 pub const OUTBOX_PENDING: &str = "OUTBOX#pending";
 
@@ -248,5 +263,10 @@ mod tests {
         assert!(time_ordered(99, CH) < before(100));
         assert!(time_ordered(100, CH) > before(100));
         assert!(time_ordered(9, CH) < time_ordered(10, CH));
+        // A cursor's successor sorts after it and before every later key, even one it prefixes.
+        let cursor = open_event_gsi2sk(5, Gateway::Stripe, "evt_1");
+        assert!(just_after(&cursor) > cursor);
+        assert!(just_after(&cursor) < open_event_gsi2sk(5, Gateway::Stripe, "evt_10"));
+        assert!(just_after(&cursor) < open_event_gsi2sk(5, Gateway::Stripe, "evt_2"));
     }
 }

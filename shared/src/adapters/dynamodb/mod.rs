@@ -284,11 +284,20 @@ impl Table {
             keys::SortRange::All => format!("{pk} = :pk"),
             keys::SortRange::BeginsWith(_) => format!("{pk} = :pk AND begins_with({sk}, :sk)"),
             keys::SortRange::Before(_) => format!("{pk} = :pk AND {sk} < :sk"),
+            // BETWEEN is inclusive: from the cursor's successor to `before(t)`, which no sort key
+            // equals (every one has a `#…` after the time).
+            keys::SortRange::After { .. } => format!("{pk} = :pk AND {sk} BETWEEN :from AND :sk"),
         };
         let bound = match range {
             keys::SortRange::All => None,
             keys::SortRange::BeginsWith(prefix) => Some(prefix.to_owned()),
-            keys::SortRange::Before(t) => Some(keys::before(t)),
+            keys::SortRange::Before(t) | keys::SortRange::After { before: t, .. } => {
+                Some(keys::before(t))
+            }
+        };
+        let from = match range {
+            keys::SortRange::After { after, .. } => Some(keys::just_after(after)),
+            _ => None,
         };
         let mut items = Vec::new();
         let mut start = None;
@@ -309,6 +318,10 @@ impl Table {
                 .set_limit(limit);
             let out = match &bound {
                 Some(b) => out.expression_attribute_values(":sk", AttributeValue::S(b.clone())),
+                None => out,
+            };
+            let out = match &from {
+                Some(f) => out.expression_attribute_values(":from", AttributeValue::S(f.clone())),
                 None => out,
             };
             let out = out

@@ -1,52 +1,178 @@
 //! What the reconciler reads: the sparse GSI2 partitions of work in flight
-//! (`OPEN#charge`, `OPEN#refund`, `OPEN#event`, sorted by when the item last moved), and a
-//! per-item claim (`reconcile_until`) so two runs never work on the same item.
+//! (`OPEN#charge`, `OPEN#refund`, `OPEN#event`, sorted by when the item last moved) a page at a
+//! time, a per-item claim (`reconcile_until`) so two runs never work on the same item, and the
+//! partitions of what it set aside for a person (`ATTENTION#charge`, `ATTENTION#refund`).
+//!
+//! Setting aside moves the item's `gsi2pk` from `OPEN#…` to `ATTENTION#…` with the reason and
+//! time beside it (`attention_reason`, `attention_since`). It does not touch the object's version:
+//! the next save of the charge or refund (a webhook) writes the whole item again, which puts it
+//! back into `OPEN#…` if it is still in flight, or out of both if it settled.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
 
 use super::events::read_event;
-use super::keys::{self, Index, OPEN_CHARGES, OPEN_EVENTS, OPEN_REFUNDS, Paging, SortRange};
+use super::keys::{
+    self, ATTENTION_CHARGES, ATTENTION_REFUNDS, Index, OPEN_CHARGES, OPEN_EVENTS, OPEN_REFUNDS,
+    Paging, SortRange,
+};
 use super::{Item, Table, TableError, charges, classify, key_attributes};
 use crate::domain::event::EventRecord;
 use crate::domain::{Charge, Refund};
-use crate::ports::{ReconcileItem, ReconcileStore, StoreError};
+use crate::ports::{Page, Parked, ReconcileItem, ReconcileStore, StoreError};
 
 impl Table {
-    /// Items of GSI2 partition `partition` last moved before `before`, oldest first.
-    async fn open_items(
+    /// One page of GSI2 partition `partition`: items last moved before `before`, oldest first,
+    /// after the cursor `after`, read with `read`.
+    async fn open_page<T>(
         &self,
         partition: &str,
         before: i64,
+        after: Option<&str>,
         limit: i32,
-    ) -> Result<Vec<Item>, StoreError> {
-        let (range, paging) = (SortRange::Before(before), Paging::OnePage(limit));
-        (self.query_partition(Index::Gsi2, partition.to_owned(), range, paging)).await
+        read: impl Fn(Item) -> Result<T, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
+        let range = match after {
+            Some(after) => SortRange::After { after, before },
+            None => SortRange::Before(before),
+        };
+        let limit = limit.max(1);
+        let items = (self.query_partition(
+            Index::Gsi2,
+            partition.to_owned(),
+            range,
+            Paging::OnePage(limit),
+        ))
+        .await?;
+        // A full page may have more behind it; the next one starts after its last sort key.
+        let next = (items.len() >= limit as usize)
+            .then(|| {
+                items
+                    .last()
+                    .and_then(|i| i.get("gsi2sk")?.as_s().ok().cloned())
+            })
+            .flatten();
+        let items = items.into_iter().map(read).collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
+    }
+
+    /// Moves the item at `key` from GSI2 partition `from` to `to`; `false` if it is not in `from`.
+    async fn move_partition(
+        &self,
+        key: keys::Key,
+        from: &str,
+        to: &str,
+        attention: Option<(&str, i64)>,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(key_attributes(key)))
+            .condition_expression("gsi2pk = :from")
+            .expression_attribute_values(":from", AttributeValue::S(from.to_owned()))
+            .expression_attribute_values(":to", AttributeValue::S(to.to_owned()));
+        let update = match attention {
+            Some((reason, since)) => update
+                .update_expression(
+                    "SET gsi2pk = :to, attention_reason = :reason, attention_since = :since",
+                )
+                .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
+                .expression_attribute_values(":since", AttributeValue::N(since.to_string())),
+            None => update
+                // A person put it back: the next run looks at it, whatever an earlier run claimed.
+                .update_expression(
+                    "SET gsi2pk = :to REMOVE attention_reason, attention_since, reconcile_until",
+                ),
+        };
+        match update.send().await.map_err(classify) {
+            Ok(_) => Ok(true),
+            Err(TableError::ConditionFailed { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Items of a GSI2 partition counted, every page.
+    async fn count_partition(&self, partition: &str) -> Result<usize, StoreError> {
+        let mut count = 0usize;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .index_name("GSI2")
+                .key_condition_expression("gsi2pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::from(classify(e)))?;
+            count += usize::try_from(out.count).unwrap_or(0);
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(count),
+            }
+        }
     }
 }
 
+fn item_key(item: ReconcileItem<'_>) -> keys::Key {
+    match item {
+        ReconcileItem::Charge(id) => keys::charge(id),
+        ReconcileItem::Refund(charge, refund) => keys::refund(charge, refund),
+        ReconcileItem::Event(gateway, id) => keys::event(gateway, id),
+    }
+}
+
+/// The partitions an item moves between when set aside: (in flight, set aside).
+fn partitions(item: ReconcileItem<'_>) -> Result<(&'static str, &'static str), StoreError> {
+    match item {
+        ReconcileItem::Charge(_) => Ok((OPEN_CHARGES, ATTENTION_CHARGES)),
+        ReconcileItem::Refund(..) => Ok((OPEN_REFUNDS, ATTENTION_REFUNDS)),
+        ReconcileItem::Event(..) => Err(StoreError::Invalid(
+            "events are never set aside: they are queued again or finish".into(),
+        )),
+    }
+}
+
+/// The reason and time an item was set aside, stored beside it.
+fn attention_of(item: &Item) -> (String, i64) {
+    let reason = item.get("attention_reason").and_then(|v| v.as_s().ok());
+    let since = item.get("attention_since").and_then(|v| v.as_n().ok());
+    (
+        reason.cloned().unwrap_or_else(|| "unknown".to_owned()),
+        since.and_then(|n| n.parse().ok()).unwrap_or_default(),
+    )
+}
+
 impl ReconcileStore for Table {
-    async fn open_charges(&self, before: i64, limit: i32) -> Result<Vec<Charge>, StoreError> {
-        self.open_items(OPEN_CHARGES, before, limit)
-            .await?
-            .into_iter()
-            .map(charges::from_item)
-            .collect()
+    async fn open_charges(
+        &self,
+        before: i64,
+        after: Option<&str>,
+        limit: i32,
+    ) -> Result<Page<Charge>, StoreError> {
+        (self.open_page(OPEN_CHARGES, before, after, limit, charges::from_item)).await
     }
 
-    async fn open_refunds(&self, before: i64, limit: i32) -> Result<Vec<Refund>, StoreError> {
-        self.open_items(OPEN_REFUNDS, before, limit)
-            .await?
-            .into_iter()
-            .map(super::refunds::from_item)
-            .collect()
+    async fn open_refunds(
+        &self,
+        before: i64,
+        after: Option<&str>,
+        limit: i32,
+    ) -> Result<Page<Refund>, StoreError> {
+        let read = super::refunds::from_item;
+        (self.open_page(OPEN_REFUNDS, before, after, limit, read)).await
     }
 
-    async fn open_events(&self, before: i64, limit: i32) -> Result<Vec<EventRecord>, StoreError> {
-        self.open_items(OPEN_EVENTS, before, limit)
-            .await?
-            .into_iter()
-            .map(read_event)
-            .collect()
+    async fn open_events(
+        &self,
+        before: i64,
+        after: Option<&str>,
+        limit: i32,
+    ) -> Result<Page<EventRecord>, StoreError> {
+        (self.open_page(OPEN_EVENTS, before, after, limit, read_event)).await
     }
 
     async fn claim_for_reconcile(
@@ -55,16 +181,11 @@ impl ReconcileStore for Table {
         now: i64,
         until: i64,
     ) -> Result<bool, StoreError> {
-        let key = match item {
-            ReconcileItem::Charge(id) => keys::charge(id),
-            ReconcileItem::Refund(charge, refund) => keys::refund(charge, refund),
-            ReconcileItem::Event(gateway, id) => keys::event(gateway, id),
-        };
         let result = self
             .client
             .update_item()
             .table_name(&self.name)
-            .set_key(Some(key_attributes(key)))
+            .set_key(Some(key_attributes(item_key(item))))
             .update_expression("SET reconcile_until = :until")
             .condition_expression("attribute_exists(pk) AND (attribute_not_exists(reconcile_until) OR reconcile_until < :now)")
             .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
@@ -76,5 +197,66 @@ impl ReconcileStore for Table {
             Err(TableError::ConditionFailed { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn park(
+        &self,
+        item: ReconcileItem<'_>,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (open, attention) = partitions(item)?;
+        let set_aside = Some((reason, now));
+        (self.move_partition(item_key(item), open, attention, set_aside)).await
+    }
+
+    async fn unpark(&self, item: ReconcileItem<'_>) -> Result<bool, StoreError> {
+        let (open, attention) = partitions(item)?;
+        (self.move_partition(item_key(item), attention, open, None)).await
+    }
+
+    async fn parked(&self) -> Result<Vec<Parked>, StoreError> {
+        let all = |partition: &str| {
+            let partition = partition.to_owned();
+            self.query_partition(Index::Gsi2, partition, SortRange::All, Paging::All)
+        };
+        let mut parked = Vec::new();
+        for item in all(ATTENTION_CHARGES).await? {
+            let (reason, since) = attention_of(&item);
+            let c = charges::from_item(item)?;
+            parked.push(Parked {
+                kind: "charge",
+                id: c.id.to_string(),
+                charge_id: c.id.to_string(),
+                gateway: c.gateway,
+                gateway_ref: c.gateway_ref,
+                status: c.status.as_str().to_owned(),
+                reason,
+                since,
+                created_at: c.created_at,
+            });
+        }
+        for item in all(ATTENTION_REFUNDS).await? {
+            let (reason, since) = attention_of(&item);
+            let r = super::refunds::from_item(item)?;
+            parked.push(Parked {
+                kind: "refund",
+                id: r.id.to_string(),
+                charge_id: r.charge_id.to_string(),
+                gateway: r.gateway,
+                gateway_ref: r.gateway_ref,
+                status: r.status.as_str().to_owned(),
+                reason,
+                since,
+                created_at: r.created_at,
+            });
+        }
+        parked.sort_by_key(|p| (p.since, p.created_at));
+        Ok(parked)
+    }
+
+    async fn count_parked(&self) -> Result<usize, StoreError> {
+        Ok(self.count_partition(ATTENTION_CHARGES).await?
+            + self.count_partition(ATTENTION_REFUNDS).await?)
     }
 }

@@ -108,6 +108,10 @@ impl PaymentGateway for GatewayRouter {
     async fn retrieve(&self, charge: &Charge) -> Result<PaymentOutcome, GatewayError> {
         route!(self, charge.gateway, |g| g.retrieve(charge))
     }
+
+    async fn find_payments(&self, charge: &Charge) -> Result<Vec<PaymentOutcome>, GatewayError> {
+        route!(self, charge.gateway, |g| g.find_payments(charge))
+    }
 }
 
 impl RefundGateway for GatewayRouter {
@@ -125,6 +129,14 @@ impl RefundGateway for GatewayRouter {
         refund: &Refund,
     ) -> Result<RefundOutcome, GatewayError> {
         route!(self, charge.gateway, |g| g.retrieve_refund(charge, refund))
+    }
+
+    async fn find_refunds(
+        &self,
+        charge: &Charge,
+        refund: &Refund,
+    ) -> Result<Vec<RefundOutcome>, GatewayError> {
+        route!(self, charge.gateway, |g| g.find_refunds(charge, refund))
     }
 }
 

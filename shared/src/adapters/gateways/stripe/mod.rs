@@ -157,6 +157,69 @@ impl PaymentGateway for StripeGateway {
             self.get_raw(&format!("/v1/payment_intents/{pi}")).await?;
         mapping::classify(status, &body, retry_after)
     }
+
+    /// `GET /v1/payment_intents/search?query=metadata['paybridge_charge_id']:'ch_…'`. Stripe's
+    /// search index trails writes by about a minute (up to an hour in an outage); the reconciler
+    /// asks only after the key window (a day), when the PaymentIntent of a create long past is
+    /// searchable.
+    async fn find_payments(&self, charge: &Charge) -> Result<Vec<PaymentOutcome>, GatewayError> {
+        // Charge ids are `ch_` and hex (checked on parse): nothing to escape in the query.
+        let query = format!("metadata['paybridge_charge_id']:'{}'", charge.id);
+        let path = format!(
+            "/v1/payment_intents/search?limit=100&query={}",
+            query_value(&query)
+        );
+        let found = (self.list(&path).await?.into_iter()).filter(|pi| {
+            pi.get("metadata")
+                .and_then(|m| m.get("paybridge_charge_id"))
+                == Some(&charge.id.as_str().into())
+        });
+        found
+            .map(|pi| mapping::classify(200, pi.to_string().as_bytes(), None))
+            .collect()
+    }
+}
+
+impl StripeGateway {
+    /// Every object of a list or search answer at `path` (which has its own query string),
+    /// following `has_more` (lists: `starting_after`; searches: `page=next_page`).
+    async fn list(&self, path: &str) -> Result<Vec<serde_json::Value>, GatewayError> {
+        #[derive(Deserialize)]
+        struct Page {
+            data: Vec<serde_json::Value>,
+            #[serde(default)]
+            has_more: bool,
+            #[serde(default)]
+            next_page: Option<String>,
+        }
+        let mut all = Vec::new();
+        let mut next = path.to_owned();
+        // A bound on pages, so a gateway answering has_more forever cannot loop us.
+        for _ in 0..100 {
+            let (status, body, retry_after) = self.get_raw(&next).await?;
+            if status != 200 {
+                return Err(client::error_of(status, &body, retry_after));
+            }
+            let page: Page = serde_json::from_slice(&body).map_err(|e| {
+                GatewayError::unknown("Stripe's list was unreadable", Some(Box::new(e)))
+            })?;
+            let last = page
+                .data
+                .last()
+                .and_then(|o| o.get("id")?.as_str().map(str::to_owned));
+            all.extend(page.data);
+            next = match (page.has_more, page.next_page, last) {
+                (false, ..) => return Ok(all),
+                (true, Some(token), _) => format!("{path}&page={}", query_value(&token)),
+                (true, None, Some(id)) => format!("{path}&starting_after={id}"),
+                (true, None, None) => return Ok(all),
+            };
+        }
+        Err(GatewayError::unknown(
+            "Stripe's list did not end after 100 pages",
+            None,
+        ))
+    }
 }
 
 impl RefundGateway for StripeGateway {
@@ -183,6 +246,24 @@ impl RefundGateway for StripeGateway {
         let (status, body, retry_after) = self.get_raw(&format!("/v1/refunds/{re}")).await?;
         mapping::classify_refund(status, &body, retry_after)
     }
+
+    /// `GET /v1/refunds?payment_intent=pi_…`, matched by `metadata.paybridge_refund_id`
+    /// (Stripe has no refund search; the list is exact).
+    async fn find_refunds(
+        &self,
+        charge: &Charge,
+        refund: &Refund,
+    ) -> Result<Vec<RefundOutcome>, GatewayError> {
+        let pi = reference(charge)?;
+        let ours = serde_json::Value::from(refund.id.as_str());
+        let listed = self
+            .list(&format!("/v1/refunds?limit=100&payment_intent={pi}"))
+            .await?;
+        (listed.into_iter())
+            .filter(|r| r.get("metadata").and_then(|m| m.get("paybridge_refund_id")) == Some(&ours))
+            .map(|r| mapping::classify_refund(200, r.to_string().as_bytes(), None))
+            .collect()
+    }
 }
 
 fn reference(charge: &Charge) -> Result<&str, GatewayError> {
@@ -205,5 +286,19 @@ fn object_id<'a>(
             status: 0,
             code: "no_gateway_reference".into(),
             message: missing.into(),
+        })
+}
+
+/// `value` percent-encoded for a query string: every byte but RFC 3986's unreserved ones.
+fn query_value(value: &str) -> String {
+    value
+        .bytes()
+        .fold(String::with_capacity(value.len()), |mut out, b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+            out
         })
 }
