@@ -5,7 +5,7 @@
 #   make demo        a scripted walk through paybridge against a running `make dev`
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint (plain and serverless rules)
 #   make build       release arm64 zips of every function (cargo lambda build), not part of test
-#   make bench       cargo bench -p paybridge
+#   make bench       cargo bench -p paybridge; make bench-reconcile [IN_FLIGHT=1000,10000] against a local stack
 #   make stack-up / stack-down / stack-reset / stack-status / clean-stack   the dev stack by hand
 #   make redrive [MAX=N] / resend ID=ntf_… / deliveries CHARGE=ch_… / sweep-outbox / reconcile [AFTER=S]
 #   make attention / unpark ID=ch_…|rf_…   what the reconciler set aside for a person
@@ -40,7 +40,7 @@ RECEIVER_PORT ?=
 CARGO_TEST_ARGS ?=
 
 .PHONY: help venv .venv test lint lint-template fmt-check clippy dev demo stack-up stack-down \
-        stack-reset stack-status clean-stack build bench redrive resend deliveries sweep-outbox reconcile \
+        stack-reset stack-status clean-stack build bench bench-reconcile redrive resend deliveries sweep-outbox reconcile \
         attention unpark
 
 help:
@@ -128,6 +128,12 @@ build: $(VENV_STAMP)
 
 bench:
 	cargo bench -p paybridge
+
+# Reconciler run time with N items in flight, against a throw-away local stack (tests/scale/reconcile.rs).
+IN_FLIGHT ?= 1000,10000
+bench-reconcile: $(VENV_STAMP)
+	PAYBRIDGE_BENCH_IN_FLIGHT=$(IN_FLIGHT) $(STACK) run --state-dir .stack/bench-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
+	  cargo test -q -p paybridge-tests --test reconcile_scale
 
 # ----------------------------------------------------------------------------- operations
 # Against the dev stack by default; point OPS_ENV at another env file (or export the variables

@@ -98,6 +98,18 @@ fn paged_conditions() -> Vec<(String, MetricRef)> {
             metric(NAMESPACE, "ReconcileUnknown", &[("Function", "reconciler")]),
         ),
         (
+            "NeedsAttentionAlarm",
+            metric(NAMESPACE, "NeedsAttention", &[("Function", "reconciler")]),
+        ),
+        (
+            "ReconcilerIncompleteAlarm",
+            metric(
+                NAMESPACE,
+                "ReconcileIncomplete",
+                &[("Function", "reconciler")],
+            ),
+        ),
+        (
             "ReconcilerNotRunningAlarm",
             metric(
                 "AWS/Lambda",
