@@ -559,6 +559,16 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// Where a reconciler run that ran out of time stopped: the cursor of each kind of work in flight
+/// (`None`: from the oldest). The next run goes on from there, then wraps around, so items that
+/// stay unresolved at the front never keep a run from the newer ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResumePoint {
+    pub charges: Option<String>,
+    pub refunds: Option<String>,
+    pub events: Option<String>,
+}
+
 /// An item the reconciler set aside because nothing it can do resolves it: out of the work in
 /// flight (so it no longer holds up the rest), listed for a person (`paybridge-ops attention`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -608,6 +618,22 @@ pub trait ReconcileStore: Send + Sync {
         now: i64,
         until: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Claims charge `id` like [`Self::claim_for_reconcile`] and returns it as it is now, read in
+    /// the same write (`None`: another run holds it, or it is gone).
+    fn claim_charge(
+        &self,
+        id: &ChargeId,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<Option<Charge>, StoreError>> + Send;
+    /// The same for a refund.
+    fn claim_refund(
+        &self,
+        charge: &ChargeId,
+        id: &RefundId,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<Option<Refund>, StoreError>> + Send;
     /// Sets a charge or refund still in flight aside for a person, with `reason`; `false` if it
     /// is no longer in flight (settled meanwhile) or already set aside. The next write of the
     /// object (a webhook) puts it back into the work in flight, or settles it.
@@ -623,6 +649,13 @@ pub trait ReconcileStore: Send + Sync {
         &self,
         item: ReconcileItem<'_>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Where the last run that ran out of time stopped (all `None`: start at the oldest).
+    fn resume_point(&self) -> impl Future<Output = Result<ResumePoint, StoreError>> + Send;
+    /// Records where this run stopped (all `None` once a run read everything).
+    fn save_resume_point(
+        &self,
+        point: &ResumePoint,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every set-aside charge and refund, oldest first.
     fn parked(&self) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send;
     /// How many charges and refunds are set aside.

@@ -599,3 +599,65 @@ async fn a_refund_whose_answer_was_lost_is_found_in_the_payment_intents_refunds_
         "the refund made counts; the reservation of the one never made is released"
     );
 }
+
+#[tokio::test]
+async fn a_run_out_of_time_is_gone_on_from_by_the_next_so_unresolved_old_items_never_hide_newer_ones()
+ {
+    let h = harness().await;
+    // Ten charges Stripe knows nothing of: every run asks and learns nothing, and they stay first.
+    for i in 0..10 {
+        let mut c = Charge::pending(
+            ChargeId::generate(),
+            unique("inv_"),
+            Money::parse(1000 + i, "EUR").unwrap(),
+            Gateway::Stripe,
+            "pm_card_visa",
+            unix_now() - 3600,
+        );
+        c.status = ChargeStatus::Processing;
+        c.gateway_ref = Some(unique("pi_unknown"));
+        h.store.insert_charge(&c).await.unwrap();
+    }
+    let newer = charge_with_lost_answer(&h).await;
+    // A run's budget covers one page of ten.
+    let settings = ReconcileSettings {
+        after: Duration::ZERO,
+        events_window: Duration::from_secs(3600),
+        page_size: 10,
+        max_pages: 1,
+        ..ReconcileSettings::default()
+    };
+    let now = unix_now() + 2;
+    let first = reconcile(&h.store, &h.gateways, &h.queue, &settings, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.unknown, first.fixed, first.complete),
+        (10, 0, false),
+        "{first:?}"
+    );
+
+    // Fifteen minutes later: the next run goes on after the ten, and reaches the newer charge.
+    let later = now + 900;
+    let second = reconcile(&h.store, &h.gateways, &h.queue, &settings, later)
+        .await
+        .unwrap();
+    assert_eq!((second.fixed, second.complete), (1, false), "{second:?}");
+    assert_eq!(
+        h.store.get_charge(&newer).await.unwrap().unwrap().status,
+        ChargeStatus::Succeeded
+    );
+    // Given time, a run reads on and around, and the next starts at the oldest again.
+    let enough = ReconcileSettings {
+        max_pages: usize::MAX,
+        ..settings
+    };
+    let third = reconcile(&h.store, &h.gateways, &h.queue, &enough, later + 900)
+        .await
+        .unwrap();
+    assert_eq!((third.unknown, third.complete), (10, true), "{third:?}");
+    assert_eq!(
+        h.store.resume_point().await.unwrap(),
+        paybridge::ports::ResumePoint::default()
+    );
+}

@@ -41,8 +41,8 @@ use crate::domain::{
 use crate::error::Error;
 use crate::ports::{
     ChargeStore, EventStore, GatewayError, IdempotencyStore, NotificationStore, Page,
-    PaymentGateway, ReconcileItem, ReconcileStore, RefundGateway, RefundStore, UndeliveredEvents,
-    WorkQueue,
+    PaymentGateway, ReconcileItem, ReconcileStore, RefundGateway, RefundStore, ResumePoint,
+    UndeliveredEvents, WorkQueue,
 };
 use crate::services::charges::create::{Attempt, Earlier, attempt_payment};
 use crate::services::record_webhook::{self, IntakeSettings, Outcome};
@@ -62,6 +62,8 @@ pub struct ReconcileSettings {
     pub concurrency: usize,
     /// How long a run may page through work in flight (the function's timeout less a margin).
     pub budget: Duration,
+    /// Pages a run may read at most (a second bound beside `budget`; tests use it).
+    pub max_pages: usize,
     /// Stripe's undelivered events and the outbox sweep: at most this many per run.
     pub limit: i32,
     /// Intake settings for recovered events.
@@ -76,6 +78,7 @@ impl Default for ReconcileSettings {
             page_size: 100,
             concurrency: 8,
             budget: Duration::from_secs(240),
+            max_pages: usize::MAX,
             limit: 200,
             intake: IntakeSettings::default(),
         }
@@ -144,16 +147,57 @@ enum Cursor {
     Done,
 }
 
-impl Cursor {
+/// One kind's pass through work in flight: from where the last run stopped (if it ran out of
+/// time) to the end, then around from the oldest up to that point.
+#[derive(Debug, Clone)]
+struct Pass {
+    cursor: Cursor,
+    /// The last run's stop, while this pass has not come back around to it.
+    resumed_from: Option<String>,
+    wrapped: bool,
+}
+
+impl Pass {
+    fn from(stop: Option<String>) -> Pass {
+        Pass {
+            cursor: stop.clone().map_or(Cursor::Start, Cursor::After),
+            resumed_from: stop,
+            wrapped: false,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.cursor == Cursor::Done
+    }
+
     fn after(&self) -> Option<&str> {
-        match self {
+        match &self.cursor {
             Cursor::After(c) => Some(c),
             Cursor::Start | Cursor::Done => None,
         }
     }
 
-    fn next(next: Option<String>) -> Cursor {
-        next.map_or(Cursor::Done, Cursor::After)
+    /// After a page whose last sort key is `next` (`None`: the last page).
+    fn advance(&mut self, next: Option<String>) {
+        self.cursor = match (next, &self.resumed_from) {
+            // Around again past the point this pass started from: everything was read.
+            (Some(n), Some(stop)) if self.wrapped && n.as_str() >= stop.as_str() => Cursor::Done,
+            (Some(n), _) => Cursor::After(n),
+            (None, Some(_)) if !self.wrapped => {
+                self.wrapped = true;
+                Cursor::Start
+            }
+            (None, _) => Cursor::Done,
+        };
+    }
+
+    /// Where the next run starts if this one stops now.
+    fn stop(&self) -> Option<String> {
+        match &self.cursor {
+            Cursor::After(c) => Some(c.clone()),
+            // Not begun after a wrap: the next run starts at the oldest anyway.
+            Cursor::Start | Cursor::Done => None,
+        }
     }
 }
 
@@ -197,16 +241,18 @@ where
         claim_until: now + 600,
     };
 
-    // A page of each kind in turn, until every kind is read or the budget is spent.
-    let (mut charges, mut refunds, mut events) = (Cursor::Start, Cursor::Start, Cursor::Start);
-    while [&charges, &refunds, &events]
-        .iter()
-        .any(|c| **c != Cursor::Done)
-    {
-        if started.elapsed() >= settings.budget {
-            break;
-        }
-        if charges != Cursor::Done {
+    // A page of each kind in turn, until every kind is read or the budget is spent; from where
+    // the last run that ran out of time stopped, around to it.
+    let resume = store.resume_point().await?;
+    let resumed = resume != ResumePoint::default();
+    let (mut charges, mut refunds, mut events) = (
+        Pass::from(resume.charges),
+        Pass::from(resume.refunds),
+        Pass::from(resume.events),
+    );
+    let spent = |pages: usize| pages >= settings.max_pages || started.elapsed() >= settings.budget;
+    while !(charges.done() && refunds.done() && events.done()) && !spent(summary.pages) {
+        if !charges.done() && !spent(summary.pages) {
             let Page { items, next } = store.open_charges(before, charges.after(), page).await?;
             let looked = futures::stream::iter(items.into_iter().map(|c| run.charge(c)))
                 .buffer_unordered(at_once)
@@ -215,9 +261,10 @@ where
             for looked in looked {
                 summary.count(looked?);
             }
-            (charges, summary.pages) = (Cursor::next(next), summary.pages + 1);
+            charges.advance(next);
+            summary.pages += 1;
         }
-        if refunds != Cursor::Done {
+        if !refunds.done() && !spent(summary.pages) {
             let Page { items, next } = store.open_refunds(before, refunds.after(), page).await?;
             let looked = futures::stream::iter(items.into_iter().map(|r| run.refund(r)))
                 .buffer_unordered(at_once)
@@ -226,9 +273,10 @@ where
             for looked in looked {
                 summary.count(looked?);
             }
-            (refunds, summary.pages) = (Cursor::next(next), summary.pages + 1);
+            refunds.advance(next);
+            summary.pages += 1;
         }
-        if events != Cursor::Done {
+        if !events.done() && !spent(summary.pages) {
             let Page { items, next } = store.open_events(before, events.after(), page).await?;
             let requeued = futures::stream::iter(items.into_iter().map(|e| run.event(e)))
                 .buffer_unordered(at_once)
@@ -237,18 +285,26 @@ where
             for requeued in requeued {
                 summary.events_requeued += usize::from(requeued?);
             }
-            (events, summary.pages) = (Cursor::next(next), summary.pages + 1);
+            events.advance(next);
+            summary.pages += 1;
         }
     }
-    summary.complete = [&charges, &refunds, &events]
-        .iter()
-        .all(|c| **c == Cursor::Done);
+    summary.complete = charges.done() && refunds.done() && events.done();
+    let stop = ResumePoint {
+        charges: charges.stop(),
+        refunds: refunds.stop(),
+        events: events.stop(),
+    };
     if !summary.complete {
         tracing::warn!(
             pages = summary.pages,
             budget_secs = settings.budget.as_secs(),
-            "the reconciler's time budget ran out before it read all work in flight; the next run goes on"
+            "the reconciler's time budget ran out before it read all work in flight; the next run goes on from here"
         );
+    }
+    // Written when there is a stop to keep or an old one to clear.
+    if stop != ResumePoint::default() || resumed {
+        store.save_resume_point(&stop).await?;
     }
 
     // Stripe's list of events it failed to deliver (the only gateway that keeps one).
@@ -333,14 +389,11 @@ where
     async fn charge(&self, listed: Charge) -> Result<Looked, Error> {
         let (store, now) = (self.store, self.now);
         let item = ReconcileItem::Charge(&listed.id);
-        if !store
-            .claim_for_reconcile(item, now, self.claim_until)
+        // Another run may have fixed it between our query and our claim: the claim reads it again.
+        let Some(charge) = store
+            .claim_charge(&listed.id, now, self.claim_until)
             .await?
-        {
-            return Ok(Looked::Skipped);
-        }
-        // Another run may have fixed it between our query and our claim: read it again.
-        let Some(charge) = store.get_charge(&listed.id).await? else {
+        else {
             return Ok(Looked::Skipped);
         };
         if !matches!(
@@ -425,13 +478,8 @@ where
     async fn refund(&self, listed: Refund) -> Result<Looked, Error> {
         let (store, now) = (self.store, self.now);
         let item = ReconcileItem::Refund(&listed.charge_id, &listed.id);
-        if !store
-            .claim_for_reconcile(item, now, self.claim_until)
-            .await?
-        {
-            return Ok(Looked::Skipped);
-        }
-        let Some(refund) = store.get_refund(&listed.id).await? else {
+        let claim = store.claim_refund(&listed.charge_id, &listed.id, now, self.claim_until);
+        let Some(refund) = claim.await? else {
             return Ok(Looked::Skipped);
         };
         if refund.status != RefundStatus::Pending {
@@ -550,4 +598,61 @@ fn is_not_supported(e: &GatewayError) -> bool {
 fn log_unknown(kind: &str, id: &str, e: &GatewayError) -> Looked {
     tracing::warn!(kind, id, error = %e, "could not learn the gateway's state; next run tries again");
     Looked::Unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pages(mut pass: Pass, lasts: &[Option<&str>]) -> Vec<Option<String>> {
+        let mut read_after = vec![];
+        for last in lasts {
+            assert!(!pass.done(), "read past the end");
+            read_after.push(pass.after().map(str::to_owned));
+            pass.advance(last.map(str::to_owned));
+        }
+        assert!(pass.done(), "not done after {lasts:?}: {pass:?}");
+        read_after
+    }
+
+    #[test]
+    fn a_fresh_pass_reads_from_the_oldest_to_the_end_once() {
+        let read = pages(Pass::from(None), &[Some("b"), Some("d"), None]);
+        assert_eq!(read, [None, Some("b".into()), Some("d".into())]);
+    }
+
+    #[test]
+    fn a_resumed_pass_reads_on_to_the_end_then_around_up_to_where_it_started() {
+        // Stopped after "m" last time: m→end, then oldest→m, and not a page past it.
+        let read = pages(
+            Pass::from(Some("m".into())),
+            &[Some("p"), None, Some("f"), Some("n")],
+        );
+        assert_eq!(
+            read,
+            [Some("m".into()), Some("p".into()), None, Some("f".into())]
+        );
+    }
+
+    #[test]
+    fn a_pass_stopped_by_the_budget_tells_the_next_run_where_to_go_on() {
+        let mut pass = Pass::from(None);
+        pass.advance(Some("c".into()));
+        assert_eq!(pass.stop(), Some("c".into()));
+        pass.advance(None);
+        assert_eq!(
+            pass.stop(),
+            None,
+            "read to the end: the next run starts at the oldest"
+        );
+        let mut wrapped = Pass::from(Some("m".into()));
+        wrapped.advance(None);
+        assert_eq!(
+            wrapped.stop(),
+            None,
+            "wrapped, not begun again: from the oldest"
+        );
+        wrapped.advance(Some("c".into()));
+        assert_eq!(wrapped.stop(), Some("c".into()));
+    }
 }

@@ -11,6 +11,7 @@
 //! | gateway reference | `GWREF#{gateway}#{object_id}` | `GWREF` | — | — |
 //! | gateway event | `EVENT#{gateway}#{event_id}` | `EVENT` | — | `OPEN#event` / `{received_at:020}#{gateway}#{event_id}` until final |
 //! | idempotency | `IDEMPOTENCY#{operation}#{key}` | `IDEMPOTENCY` | — | — |
+//! | reconciler resume point | `RECONCILE#resume` | `RECONCILE` | — | — |
 //!
 //! Timestamps in sort keys are unix seconds padded to 20 digits, so string order is time order
 //! and [`before`] bounds a range query.
@@ -184,6 +185,13 @@ pub fn event(gateway: Gateway, event_id: &str) -> Key {
 /// The GSI2 sort key of an open event: received time, gateway and event id.
 pub fn open_event_gsi2sk(received_at: i64, gateway: Gateway, event_id: &str) -> String {
     time_ordered(received_at, &format!("{gateway}#{event_id}"))
+}
+
+// ---- the reconciler's resume point
+
+/// Where the last reconciler run that ran out of time stopped, per kind of work in flight.
+pub fn reconcile_resume() -> Key {
+    ("RECONCILE#resume".to_owned(), "RECONCILE".to_owned())
 }
 
 // ---- idempotency

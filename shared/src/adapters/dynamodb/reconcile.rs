@@ -8,7 +8,7 @@
 //! the next save of the charge or refund (a webhook) writes the whole item again, which puts it
 //! back into `OPEN#…` if it is still in flight, or out of both if it settled.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 
 use super::events::read_event;
 use super::keys::{
@@ -17,8 +17,8 @@ use super::keys::{
 };
 use super::{Item, Table, TableError, charges, classify, key_attributes};
 use crate::domain::event::EventRecord;
-use crate::domain::{Charge, Refund};
-use crate::ports::{Page, Parked, ReconcileItem, ReconcileStore, StoreError};
+use crate::domain::{Charge, ChargeId, Refund, RefundId};
+use crate::ports::{Page, Parked, ReconcileItem, ReconcileStore, ResumePoint, StoreError};
 
 impl Table {
     /// One page of GSI2 partition `partition`: items last moved before `before`, oldest first,
@@ -53,6 +53,33 @@ impl Table {
             .flatten();
         let items = items.into_iter().map(read).collect::<Result<_, _>>()?;
         Ok(Page { items, next })
+    }
+
+    /// Claims `item` until `until` unless another run holds it (`None`), returning the item as
+    /// the claim left it: one write instead of a claim and a read.
+    async fn claim(
+        &self,
+        item: ReconcileItem<'_>,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<Item>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(key_attributes(item_key(item))))
+            .update_expression("SET reconcile_until = :until")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(reconcile_until) OR reconcile_until < :now)")
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result.map_err(classify) {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(TableError::ConditionFailed { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Moves the item at `key` from GSI2 partition `from` to `to`; `false` if it is not in `from`.
@@ -181,22 +208,30 @@ impl ReconcileStore for Table {
         now: i64,
         until: i64,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .set_key(Some(key_attributes(item_key(item))))
-            .update_expression("SET reconcile_until = :until")
-            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(reconcile_until) OR reconcile_until < :now)")
-            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .send()
-            .await;
-        match result.map_err(classify) {
-            Ok(_) => Ok(true),
-            Err(TableError::ConditionFailed { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.claim(item, now, until).await?.is_some())
+    }
+
+    async fn claim_charge(
+        &self,
+        id: &ChargeId,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<Charge>, StoreError> {
+        let claimed = self.claim(ReconcileItem::Charge(id), now, until).await?;
+        claimed.map(charges::from_item).transpose()
+    }
+
+    async fn claim_refund(
+        &self,
+        charge: &ChargeId,
+        id: &RefundId,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<Refund>, StoreError> {
+        let claimed = self
+            .claim(ReconcileItem::Refund(charge, id), now, until)
+            .await?;
+        claimed.map(super::refunds::from_item).transpose()
     }
 
     async fn park(
@@ -253,6 +288,42 @@ impl ReconcileStore for Table {
         }
         parked.sort_by_key(|p| (p.since, p.created_at));
         Ok(parked)
+    }
+
+    async fn resume_point(&self) -> Result<ResumePoint, StoreError> {
+        let item = self
+            .get_at(keys::reconcile_resume())
+            .await?
+            .unwrap_or_default();
+        let cursor = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        Ok(ResumePoint {
+            charges: cursor("charges"),
+            refunds: cursor("refunds"),
+            events: cursor("events"),
+        })
+    }
+
+    async fn save_resume_point(&self, point: &ResumePoint) -> Result<(), StoreError> {
+        let mut item = key_attributes(keys::reconcile_resume());
+        for (name, cursor) in [
+            ("charges", &point.charges),
+            ("refunds", &point.refunds),
+            ("events", &point.events),
+        ] {
+            if let Some(c) = cursor {
+                item.insert(name.to_owned(), AttributeValue::S(c.clone()));
+            }
+        }
+        // Last writer wins: two runs at once leave one of their stops, either is a fine start.
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item));
+        put.send()
+            .await
+            .map_err(|e| StoreError::from(classify(e)))?;
+        Ok(())
     }
 
     async fn count_parked(&self) -> Result<usize, StoreError> {
