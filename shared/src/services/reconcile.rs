@@ -251,7 +251,8 @@ where
         Pass::from(resume.events),
     );
     let spent = |pages: usize| pages >= settings.max_pages || started.elapsed() >= settings.budget;
-    while !(charges.done() && refunds.done() && events.done()) && !spent(summary.pages) {
+    let all_read = |c: &Pass, r: &Pass, e: &Pass| c.done() && r.done() && e.done();
+    while !all_read(&charges, &refunds, &events) && !spent(summary.pages) {
         if !charges.done() && !spent(summary.pages) {
             let Page { items, next } = store.open_charges(before, charges.after(), page).await?;
             let looked = futures::stream::iter(items.into_iter().map(|c| run.charge(c)))
@@ -289,7 +290,7 @@ where
             summary.pages += 1;
         }
     }
-    summary.complete = charges.done() && refunds.done() && events.done();
+    summary.complete = all_read(&charges, &refunds, &events);
     let stop = ResumePoint {
         charges: charges.stop(),
         refunds: refunds.stop(),
