@@ -70,6 +70,8 @@ impl Unit {
 pub enum Metric {
     BatchFailures,
     BatchSize,
+    BillingConsecutiveFailures,
+    BillingSecondsSinceSuccess,
     ChargeCreated,
     ChargeFailed,
     ChargeFailedByCode,
@@ -87,6 +89,7 @@ pub enum Metric {
     IntakeLatency,
     KeyWindowPassed,
     NotificationDelivered,
+    NotificationExhausted,
     NotificationFailed,
     NotificationRetried,
     OldestMessageAge,
@@ -117,9 +120,11 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 46] = [
+    pub const ALL: [Metric; 49] = [
         Metric::BatchFailures,
         Metric::BatchSize,
+        Metric::BillingConsecutiveFailures,
+        Metric::BillingSecondsSinceSuccess,
         Metric::ChargeCreated,
         Metric::ChargeFailed,
         Metric::ChargeFailedByCode,
@@ -137,6 +142,7 @@ impl Metric {
         Metric::IntakeLatency,
         Metric::KeyWindowPassed,
         Metric::NotificationDelivered,
+        Metric::NotificationExhausted,
         Metric::NotificationFailed,
         Metric::NotificationRetried,
         Metric::OldestMessageAge,
@@ -171,6 +177,8 @@ impl Metric {
         match self {
             Metric::BatchFailures => "BatchFailures",
             Metric::BatchSize => "BatchSize",
+            Metric::BillingConsecutiveFailures => "BillingConsecutiveFailures",
+            Metric::BillingSecondsSinceSuccess => "BillingSecondsSinceSuccess",
             Metric::ChargeCreated => "ChargeCreated",
             Metric::ChargeFailed => "ChargeFailed",
             Metric::ChargeFailedByCode => "ChargeFailedByCode",
@@ -188,6 +196,7 @@ impl Metric {
             Metric::IntakeLatency => "IntakeLatency",
             Metric::KeyWindowPassed => "KeyWindowPassed",
             Metric::NotificationDelivered => "NotificationDelivered",
+            Metric::NotificationExhausted => "NotificationExhausted",
             Metric::NotificationFailed => "NotificationFailed",
             Metric::NotificationRetried => "NotificationRetried",
             Metric::OldestMessageAge => "OldestMessageAge",

@@ -19,6 +19,7 @@ use crate::error::BoxError;
 use crate::ports::StoreError;
 
 pub mod charges;
+mod endpoint_health;
 pub(crate) mod events;
 mod gateway_refs;
 mod idempotency;
@@ -284,11 +285,14 @@ impl Table {
             keys::SortRange::All => format!("{pk} = :pk"),
             keys::SortRange::BeginsWith(_) => format!("{pk} = :pk AND begins_with({sk}, :sk)"),
             keys::SortRange::Before(_) => format!("{pk} = :pk AND {sk} < :sk"),
+            keys::SortRange::Since(_) => format!("{pk} = :pk AND {sk} >= :sk"),
+            keys::SortRange::After(_) => format!("{pk} = :pk AND {sk} > :sk"),
         };
         let bound = match range {
             keys::SortRange::All => None,
             keys::SortRange::BeginsWith(prefix) => Some(prefix.to_owned()),
-            keys::SortRange::Before(t) => Some(keys::before(t)),
+            keys::SortRange::Before(t) | keys::SortRange::Since(t) => Some(keys::before(t)),
+            keys::SortRange::After(key) => Some(key.to_owned()),
         };
         let mut items = Vec::new();
         let mut start = None;
