@@ -9,6 +9,7 @@
 #   make stack-up / stack-down / stack-reset / stack-status / clean-stack   the dev stack by hand
 #   make redrive [MAX=N] / resend ID=ntf_… / deliveries CHARGE=ch_… / sweep-outbox / reconcile [AFTER=S]
 #   make attention / unpark ID=ch_…|rf_…   what the reconciler set aside for a person
+#   make undelivered [STATUS=…] [SINCE=…] / recover SINCE=… [DRY_RUN=1] / index-notifications
 #
 # Needs only a Rust toolchain and python3 (with its venv module); every Python tool is pinned in
 # requirements-dev.txt and installed into .venv on first use.
@@ -41,10 +42,10 @@ CARGO_TEST_ARGS ?=
 
 .PHONY: help venv .venv test lint lint-template fmt-check clippy dev demo stack-up stack-down \
         stack-reset stack-status clean-stack build bench bench-reconcile redrive resend deliveries sweep-outbox reconcile \
-        attention unpark
+        attention unpark undelivered recover index-notifications
 
 help:
-	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 # ----------------------------------------------------------------------------- Python tools
 
@@ -154,6 +155,20 @@ deliveries:
 
 sweep-outbox:
 	@$(OPS) sweep-outbox
+
+# Notifications billing does not have, across all charges (STATUS: pending, failed or exhausted;
+# SINCE: RFC 3339 or unix seconds).
+undelivered:
+	@$(OPS) undelivered $(if $(STATUS),--status $(STATUS),) $(if $(SINCE),--since $(SINCE),)
+
+# Every notification not delivered created since SINCE, sent again with a fresh series.
+recover:
+	@[[ -n "$(SINCE)" ]] || { echo "usage: make recover SINCE=2026-12-01T09:00:00Z (or unix seconds) [DRY_RUN=1]" >&2; exit 2; }
+	@$(OPS) recover --since $(SINCE) $(if $(DRY_RUN),--dry-run,)
+
+# Once after upgrading from a release without delivery series: index its undelivered notifications.
+index-notifications:
+	@$(OPS) index-notifications
 
 # One reconciliation run now (what the scheduled reconciler function does; not run by make dev).
 reconcile:

@@ -14,6 +14,7 @@ use crate::domain::event::EventRecord;
 use crate::domain::idempotency::{IdempotencyRecord, StoredResponse};
 use crate::domain::{Charge, Money, PaymentOutcome};
 use crate::domain::{ChargeId, DisputeId, Notification, NotificationId};
+use crate::domain::{DeliveryStatus, EndpointAttempt, EndpointHealth};
 use crate::domain::{Refund, RefundId, RefundOutcome};
 use crate::error::Code;
 use crate::error::{BoxError, Error};
@@ -488,12 +489,47 @@ pub trait NotificationStore: Send + Sync {
         charge: &ChargeId,
     ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
 
-    /// Pending notifications created before `before` (unix seconds), oldest first, at most `limit`.
+    /// Pending notifications whose next attempt was due before `before` (unix seconds), earliest
+    /// due first, at most `limit` (the outbox sweep's reading). A notification never attempted is
+    /// due from its creation.
     fn pending_notifications(
         &self,
         before: i64,
         limit: i32,
     ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
+
+    /// Notifications of `status` (one billing does not have: pending, failed, exhausted), across
+    /// all charges, by creation time from `from`, oldest first, at most `limit`. Page on with
+    /// [`CreatedFrom::After`] the last one.
+    fn undelivered_notifications(
+        &self,
+        status: DeliveryStatus,
+        from: CreatedFrom<'_>,
+        limit: i32,
+    ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
+
+    /// Records what one attempt said about billing's endpoint, atomically (concurrent attempts
+    /// never lose each other's count), and returns the endpoint's health after it. An answer
+    /// older than the latest recorded success does not count a failure.
+    fn record_endpoint_attempt(
+        &self,
+        attempt: EndpointAttempt,
+        now: i64,
+    ) -> impl Future<Output = Result<EndpointHealth, StoreError>> + Send;
+
+    /// The endpoint's health; `None` before the first attempt.
+    fn endpoint_health(
+        &self,
+    ) -> impl Future<Output = Result<Option<EndpointHealth>, StoreError>> + Send;
+}
+
+/// Where a listing of notifications by creation time starts.
+#[derive(Debug, Clone, Copy)]
+pub enum CreatedFrom<'a> {
+    /// Created at or after this unix second.
+    Since(i64),
+    /// Created after this notification (the last of the previous page).
+    After(&'a Notification),
 }
 
 /// What billing's endpoint made of one delivery attempt.
@@ -501,10 +537,11 @@ pub trait NotificationStore: Send + Sync {
 pub enum NotifyOutcome {
     /// 2xx.
     Delivered { status: u16 },
-    /// A 4xx other than 408/429: billing refuses this notification; retrying will not help.
+    /// Billing refuses this notification for good: 410 Gone, or any 4xx/5xx carrying
+    /// `Paybridge-Retry: never`. Retrying will not help.
     Rejected { status: u16, body: String },
-    /// 5xx, 408, 429, a timeout, a connection failure or a redirect: try again later
-    /// (after `retry_after` if billing asked for it).
+    /// Any other 4xx or 5xx, a timeout, a connection failure or a redirect: try again on the
+    /// schedule (not before `retry_after` if billing asked for it).
     RetryLater {
         status: Option<u16>,
         retry_after: Option<Duration>,

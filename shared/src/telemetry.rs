@@ -70,6 +70,8 @@ impl Unit {
 pub enum Metric {
     BatchFailures,
     BatchSize,
+    BillingConsecutiveFailures,
+    BillingSecondsSinceSuccess,
     ChargeCreated,
     ChargeFailed,
     ChargeFailedByCode,
@@ -88,6 +90,7 @@ pub enum Metric {
     KeyWindowPassed,
     NeedsAttention,
     NotificationDelivered,
+    NotificationExhausted,
     NotificationFailed,
     NotificationRetried,
     OldestMessageAge,
@@ -120,9 +123,11 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 49] = [
+    pub const ALL: [Metric; 52] = [
         Metric::BatchFailures,
         Metric::BatchSize,
+        Metric::BillingConsecutiveFailures,
+        Metric::BillingSecondsSinceSuccess,
         Metric::ChargeCreated,
         Metric::ChargeFailed,
         Metric::ChargeFailedByCode,
@@ -141,6 +146,7 @@ impl Metric {
         Metric::KeyWindowPassed,
         Metric::NeedsAttention,
         Metric::NotificationDelivered,
+        Metric::NotificationExhausted,
         Metric::NotificationFailed,
         Metric::NotificationRetried,
         Metric::OldestMessageAge,
@@ -177,6 +183,8 @@ impl Metric {
         match self {
             Metric::BatchFailures => "BatchFailures",
             Metric::BatchSize => "BatchSize",
+            Metric::BillingConsecutiveFailures => "BillingConsecutiveFailures",
+            Metric::BillingSecondsSinceSuccess => "BillingSecondsSinceSuccess",
             Metric::ChargeCreated => "ChargeCreated",
             Metric::ChargeFailed => "ChargeFailed",
             Metric::ChargeFailedByCode => "ChargeFailedByCode",
@@ -195,6 +203,7 @@ impl Metric {
             Metric::KeyWindowPassed => "KeyWindowPassed",
             Metric::NeedsAttention => "NeedsAttention",
             Metric::NotificationDelivered => "NotificationDelivered",
+            Metric::NotificationExhausted => "NotificationExhausted",
             Metric::NotificationFailed => "NotificationFailed",
             Metric::NotificationRetried => "NotificationRetried",
             Metric::OldestMessageAge => "OldestMessageAge",

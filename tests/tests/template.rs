@@ -94,6 +94,22 @@ fn paged_conditions() -> Vec<(String, MetricRef)> {
             ),
         ),
         (
+            "BillingEndpointDownAlarm",
+            metric(
+                NAMESPACE,
+                "BillingSecondsSinceSuccess",
+                &[("Function", "retry-worker")],
+            ),
+        ),
+        (
+            "NotificationsExhaustedAlarm",
+            metric(
+                NAMESPACE,
+                "NotificationExhausted",
+                &[("Function", "retry-worker")],
+            ),
+        ),
+        (
             "ReconcilerUnknownAlarm",
             metric(NAMESPACE, "ReconcileUnknown", &[("Function", "reconciler")]),
         ),
@@ -412,6 +428,7 @@ fn every_threshold_an_operator_tunes_is_a_parameter_with_a_default_within_its_bo
         "WorkerLagAlarm",
         "SignatureFailureSpikeAlarm",
         "ChargeFailureRateAnomalyAlarm",
+        "BillingEndpointDownAlarm",
     ] {
         assert!(
             tuned.iter().any(|(a, _)| a == alarm),
@@ -712,6 +729,29 @@ fn the_work_queue_hides_a_message_for_six_worker_timeouts_and_allows_five_receiv
     assert_eq!(
         dlq, "WorkDeadLetterQueue.Arn",
         "{queue_name} dead-letters into the DLQ the alarm watches"
+    );
+}
+
+#[test]
+fn the_billing_down_alarm_fires_long_before_the_delivery_schedule_runs_out() {
+    let props = &resources()["BillingEndpointDownAlarm"]["Properties"];
+    let threshold = &props["Threshold"];
+    let parameter = threshold["Ref"].as_str().expect("a parameter");
+    let (default, max) = number_and_max(threshold, parameter);
+    let period = number(&props["Period"], "Period");
+    let evaluations = number(&props["EvaluationPeriods"], "EvaluationPeriods");
+    let schedule: f64 = paybridge::services::deliver::NOTIFICATION_SCHEDULE
+        .iter()
+        .map(|d| d.as_secs_f64())
+        .sum();
+    assert!(
+        default + period * evaluations <= 2.0 * 3600.0,
+        "fires {} s into an outage by default",
+        default + period * evaluations
+    );
+    assert!(
+        max + period * evaluations < schedule / 2.0,
+        "{parameter} can be set so high that half the schedule ({schedule} s) passes first"
     );
 }
 

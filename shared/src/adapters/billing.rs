@@ -3,8 +3,12 @@
 //! Every delivery is a POST of the notification's stored body, byte for byte, signed per
 //! Standard Webhooks (`webhook-id` = the notification id), so billing can verify it with any
 //! Standard Webhooks library and deduplicate on the id. The answer is classified here and nowhere
-//! else: 2xx delivered; 408, 425, 429, 5xx, 3xx and transport failures retry later; any other 4xx
-//! is billing refusing this notification, which retrying will not change.
+//! else: 2xx delivered; 410 Gone, or any 4xx/5xx with `Paybridge-Retry: never`, is billing
+//! refusing this notification for good; every other answer — 4xx like 5xx, 3xx, transport
+//! failures — is tried again on the schedule. A 4xx is retried because it is far more often a
+//! passing fault (a deploy answering 404, an expired certificate at a proxy answering 401, a
+//! secret rotated on one side first) than a verdict on the notification; billing that means it
+//! says so with 410 or the opt-out header.
 //!
 //! Redirects are never followed: a 3xx would send a signed notification — or, after a 301/302,
 //! an empty GET — to a host nobody configured. A redirect is reported as retryable with an error
@@ -29,7 +33,14 @@ use crate::webhooks::standard::{secret_key, sign};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The longest `Retry-After` taken from billing; a larger value is capped to this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub use crate::services::retry_policy::MAX_RETRY_AFTER;
+
+/// The response header with which billing opts out of retries of one notification: any 4xx or
+/// 5xx answer carrying `Paybridge-Retry: never` is final (the notification is `failed`).
+pub const RETRY_OPT_OUT_HEADER: &str = "paybridge-retry";
+
+/// The value of [`RETRY_OPT_OUT_HEADER`] that opts out (compared without regard to case).
+pub const RETRY_OPT_OUT_VALUE: &str = "never";
 
 /// How much of a refusing response's body is kept for the delivery log.
 pub const MAX_ERROR_BODY_BYTES: usize = 500;
@@ -227,17 +238,34 @@ impl Notifier for HttpNotifier {
                     ),
                 }
             }
-            408 | 425 | 429 | 500..=599 => NotifyOutcome::RetryLater {
-                status: Some(status),
-                retry_after,
-                error: format!("billing answered {status}"),
-            },
-            _ => NotifyOutcome::Rejected {
+            _ if status == 410 || opted_out(response.headers()) => NotifyOutcome::Rejected {
                 status,
                 body: body_prefix(response).await,
             },
+            _ => {
+                let body = body_prefix(response).await;
+                let error = if body.trim().is_empty() {
+                    format!("billing answered {status}")
+                } else {
+                    format!("billing answered {status}: {body}")
+                };
+                NotifyOutcome::RetryLater {
+                    status: Some(status),
+                    retry_after,
+                    error,
+                }
+            }
         }
     }
+}
+
+/// Whether billing marked its answer final (`Paybridge-Retry: never`).
+fn opted_out(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get_all(RETRY_OPT_OUT_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.trim().eq_ignore_ascii_case(RETRY_OPT_OUT_VALUE))
 }
 
 fn transport_message(e: &reqwest::Error) -> String {
@@ -371,6 +399,16 @@ mod tests {
         assert!(text.len() <= MAX_ERROR_BODY_BYTES, "{}", text.len());
         assert!(text.starts_with("éé"), "{text}");
         assert!(!text.contains("4242 4242"), "{text}");
+    }
+
+    #[test]
+    fn only_never_in_the_opt_out_header_opts_out() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert!(!opted_out(&h));
+        h.insert(RETRY_OPT_OUT_HEADER, "later".parse().unwrap());
+        assert!(!opted_out(&h));
+        h.insert("Paybridge-Retry", " Never ".parse().unwrap());
+        assert!(opted_out(&h));
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub use event::{
 pub use gateway::Gateway;
 pub use ids::{ChargeId, DisputeId, IdError, NotificationId, RefundId};
 pub use money::{Currency, Money, MoneyError};
-pub use notification::{DeliveryStatus, Notification};
+pub use notification::{DeliveryStatus, EndpointAttempt, EndpointHealth, Notification, Series};
 pub use refund::{Refund, RefundOutcome, RefundReason, RefundStatus};
 pub use transition::{Failure, Transition};
 pub use work::WorkMessage;

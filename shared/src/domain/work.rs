@@ -1,7 +1,16 @@
 //! Messages on the work queue: typed and versioned.
 //!
 //! Every message carries `"v"`; a worker that meets a version it does not know sends the message
-//! to the dead-letter queue instead of guessing.
+//! to the dead-letter queue instead of guessing. A worker reads every version from
+//! [`OLDEST_READABLE_VERSION`] to [`WORK_MESSAGE_VERSION`], so messages written by the previous
+//! release and still on the queue at a deploy are handled, not dead-lettered.
+//!
+//! Versions:
+//! - 1: the first.
+//! - 2: `deliver_notification` names the delivery series and the attempt in it that the message
+//!   makes (`series`, `attempt`), so attempts no longer ride on SQS's receive count. A version-1
+//!   `deliver_notification` (neither field) asks for "the next attempt, if it is due". The other
+//!   kinds are unchanged.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +18,10 @@ use super::gateway::Gateway;
 use super::ids::{ChargeId, NotificationId, RefundId};
 
 /// The message version this build writes.
-pub const WORK_MESSAGE_VERSION: u32 = 1;
+pub const WORK_MESSAGE_VERSION: u32 = 2;
+
+/// The oldest message version this build still reads.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// One unit of work for the retry worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,10 +45,16 @@ pub enum WorkMessage {
         refund_id: RefundId,
         attempt: u32,
     },
-    /// Deliver a billing notification (the outbox record says what and where it got to).
+    /// Make attempt `attempt` of delivery series `series` of a billing notification (the
+    /// outbox record says what, and whether that attempt is still to be made and due). Both are
+    /// absent in version-1 messages.
     DeliverNotification {
         v: u32,
         notification_id: NotificationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        series: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
     },
 }
 
@@ -65,11 +83,19 @@ impl WorkMessage {
         }
     }
 
-    pub fn deliver_notification(id: &NotificationId) -> Self {
+    /// Attempt `attempt` (1-based) of series `series` of notification `id`.
+    pub fn deliver_notification(id: &NotificationId, series: u32, attempt: u32) -> Self {
         WorkMessage::DeliverNotification {
             v: WORK_MESSAGE_VERSION,
             notification_id: id.clone(),
+            series: Some(series),
+            attempt: Some(attempt),
         }
+    }
+
+    /// Whether this build reads messages of version `v`.
+    pub fn readable_version(v: u32) -> bool {
+        (OLDEST_READABLE_VERSION..=WORK_MESSAGE_VERSION).contains(&v)
     }
 
     /// The version the message was written with.
@@ -107,8 +133,43 @@ mod tests {
         let json = serde_json::to_value(&m).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"kind":"apply_event","v":1,"gateway":"stripe","event_id":"evt_1"})
+            serde_json::json!({"kind":"apply_event","v":2,"gateway":"stripe","event_id":"evt_1"})
         );
         assert_eq!(serde_json::from_value::<WorkMessage>(json).unwrap(), m);
+    }
+
+    #[test]
+    fn a_delivery_names_its_series_and_attempt() {
+        let id = NotificationId::generate();
+        let m = WorkMessage::deliver_notification(&id, 2, 5);
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind":"deliver_notification","v":2,"notification_id":id,"series":2,"attempt":5})
+        );
+        assert_eq!(serde_json::from_value::<WorkMessage>(json).unwrap(), m);
+        assert_eq!(m.dedup_key(), format!("notify:{id}"));
+    }
+
+    #[test]
+    fn version_1_messages_still_on_the_queue_at_a_deploy_are_read() {
+        let id = NotificationId::generate();
+        let old = format!(r#"{{"kind":"deliver_notification","v":1,"notification_id":"{id}"}}"#);
+        let m: WorkMessage = serde_json::from_str(&old).unwrap();
+        assert_eq!(
+            m,
+            WorkMessage::DeliverNotification {
+                v: 1,
+                notification_id: id,
+                series: None,
+                attempt: None
+            }
+        );
+        assert!(WorkMessage::readable_version(m.version()));
+        let event = r#"{"kind":"apply_event","v":1,"gateway":"adyen","event_id":"e"}"#;
+        let m: WorkMessage = serde_json::from_str(event).unwrap();
+        assert!(WorkMessage::readable_version(m.version()));
+        assert!(!WorkMessage::readable_version(0));
+        assert!(!WorkMessage::readable_version(WORK_MESSAGE_VERSION + 1));
     }
 }

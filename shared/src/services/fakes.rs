@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use crate::domain::event::EventRecord;
 use crate::domain::{
-    Charge, ChargeId, EventStatus, Gateway, Money, Notification, NotificationId, PaymentOutcome,
-    Refund, RefundId, RefundOutcome, WorkMessage,
+    Charge, ChargeId, DeliveryStatus, EndpointAttempt, EndpointHealth, EventStatus, Gateway, Money,
+    Notification, NotificationId, PaymentOutcome, Refund, RefundId, RefundOutcome, WorkMessage,
 };
 use crate::error::BoxError;
 use crate::ports::{
-    ChargeStore, DeadLetters, EventStore, GatewayError, GatewayObject, GatewayRefLookup, Inserted,
-    NotificationStore, Notifier, NotifyOutcome, PaymentGateway, PaymentRequest, QueueError,
-    ReceivedMessages, RefundGateway, RefundStore, Reserved, StoreError,
+    ChargeStore, CreatedFrom, DeadLetters, EventStore, GatewayError, GatewayObject,
+    GatewayRefLookup, Inserted, NotificationStore, Notifier, NotifyOutcome, PaymentGateway,
+    PaymentRequest, QueueError, ReceivedMessages, RefundGateway, RefundStore, Reserved, StoreError,
 };
 
 /// One table's worth of records, behind a lock.
@@ -26,6 +26,7 @@ pub struct MemStore {
     pub refunds: Mutex<HashMap<RefundId, Refund>>,
     pub notifications: Mutex<HashMap<NotificationId, Notification>>,
     pub gateway_refs: Mutex<HashMap<(Gateway, String), GatewayObject>>,
+    pub endpoint_health: Mutex<Option<EndpointHealth>>,
     /// While set, every call answers `StoreError::Unavailable`.
     pub down: Mutex<bool>,
 }
@@ -41,6 +42,45 @@ fn listed<K, V: Clone, O: Ord>(
         .cloned()
         .collect();
     list.sort_by_key(|v| order(v));
+    list
+}
+
+/// The store's reading of `pending_notifications`: pending, next attempt due before `before`,
+/// earliest due first (then by id, as the index's sort key), at most `limit`.
+pub fn due_notifications<'a>(
+    all: impl Iterator<Item = &'a Notification>,
+    before: i64,
+    limit: i32,
+) -> Vec<Notification> {
+    let due = |n: &Notification| n.series.next_attempt_at.unwrap_or(n.created_at);
+    let mut list: Vec<Notification> = all
+        .filter(|n| n.status == DeliveryStatus::Pending && due(n) < before)
+        .cloned()
+        .collect();
+    list.sort_by_key(|n| (due(n), n.id.clone()));
+    list.truncate(limit.max(0) as usize);
+    list
+}
+
+/// The store's reading of `undelivered_notifications`: of `status`, by creation (then id) from
+/// `from`, at most `limit`.
+pub fn undelivered_in<'a>(
+    all: impl Iterator<Item = &'a Notification>,
+    status: DeliveryStatus,
+    from: CreatedFrom<'_>,
+    limit: i32,
+) -> Vec<Notification> {
+    let key = |n: &Notification| (n.created_at, n.id.clone());
+    let mut list: Vec<Notification> = all
+        .filter(|n| n.status == status && status != DeliveryStatus::Delivered)
+        .filter(|n| match from {
+            CreatedFrom::Since(t) => n.created_at >= t,
+            CreatedFrom::After(last) => key(n) > key(last),
+        })
+        .cloned()
+        .collect();
+    list.sort_by_key(key);
+    list.truncate(limit.max(0) as usize);
     list
 }
 
@@ -344,12 +384,36 @@ impl NotificationStore for MemStore {
         limit: i32,
     ) -> Result<Vec<Notification>, StoreError> {
         self.up()?;
-        let pending = |n: &Notification| {
-            n.status == crate::domain::DeliveryStatus::Pending && n.created_at < before
-        };
-        let mut list = listed(&self.notifications, pending, |n| n.id.clone());
-        list.truncate(limit.max(0) as usize);
-        Ok(list)
+        let all = self.notifications.lock().unwrap();
+        Ok(due_notifications(all.values(), before, limit))
+    }
+
+    async fn undelivered_notifications(
+        &self,
+        status: DeliveryStatus,
+        from: CreatedFrom<'_>,
+        limit: i32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.up()?;
+        let all = self.notifications.lock().unwrap();
+        Ok(undelivered_in(all.values(), status, from, limit))
+    }
+
+    async fn record_endpoint_attempt(
+        &self,
+        attempt: EndpointAttempt,
+        now: i64,
+    ) -> Result<EndpointHealth, StoreError> {
+        self.up()?;
+        let mut health = self.endpoint_health.lock().unwrap();
+        let h = health.get_or_insert_with(EndpointHealth::default);
+        h.record(attempt, now);
+        Ok(h.clone())
+    }
+
+    async fn endpoint_health(&self) -> Result<Option<EndpointHealth>, StoreError> {
+        self.up()?;
+        Ok(self.endpoint_health.lock().unwrap().clone())
     }
 }
 

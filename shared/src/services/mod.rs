@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod notify;
 pub mod reconcile;
 pub mod record_webhook;
+pub mod recover;
 pub mod refunds;
 pub mod request;
 pub mod retry_policy;

@@ -8,7 +8,7 @@
 use serde_json::json;
 
 use crate::domain::{
-    Charge, DeliveryStatus, Dispute, Notification, NotificationId, Refund, WorkMessage,
+    Charge, DeliveryStatus, Dispute, Notification, NotificationId, Refund, Series, WorkMessage,
 };
 use crate::ports::WorkQueue;
 use crate::services::views;
@@ -37,6 +37,7 @@ fn notification(
         body: body.to_string(),
         status: DeliveryStatus::Pending,
         attempts: 0,
+        series: Series::first(now),
         last_status: None,
         last_error: None,
         created_at: now,
@@ -80,13 +81,13 @@ pub fn for_refund(charge: &Charge, refund: &Refund, now: i64) -> Notification {
     notification(charge, kind, refund.id.as_str(), data, now)
 }
 
-/// Queues delivery of committed notifications. A failure here is logged, not returned: the
-/// notifications are durable in the outbox and the sweep queues them again.
+/// Queues the first delivery attempt of committed notifications. A failure here is logged, not
+/// returned: the notifications are durable in the outbox and the sweep queues them again.
 pub async fn enqueue(queue: &impl WorkQueue, notifications: &[Notification]) {
     for n in notifications {
         if let Err(e) = queue
             .send(
-                &WorkMessage::deliver_notification(&n.id),
+                &WorkMessage::deliver_notification(&n.id, n.series.number, 1),
                 std::time::Duration::ZERO,
             )
             .await

@@ -63,26 +63,58 @@ pub fn retry_delay(attempt: u32, gateway_hint: Option<Duration>) -> Duration {
         .min(Duration::from_secs(900))
 }
 
-/// The wait before a notification's second delivery attempt; it doubles per attempt up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+// ---- billing notifications -------------------------------------------------------------------
 
-/// The longest wait between two attempts that paybridge chooses itself.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// The published delivery schedule of a billing notification (docs/notifications.md shows it):
+/// the wait after each failed attempt of a series, modelled on Svix's. Attempt 1 is immediate;
+/// attempt `n + 1` comes `NOTIFICATION_SCHEDULE[n - 1]` after attempt `n`. After the last wait's
+/// attempt fails, the notification is `exhausted` (kept, listed, recoverable — never deleted).
+///
+/// 13 attempts over 77 h 35 min: billing can be down for three days and still hear of every change.
+pub const NOTIFICATION_SCHEDULE: [Duration; 12] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+];
 
-/// SQS cannot hide a message for longer than 12 hours, whatever billing asks for.
-const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+/// Attempts in one series of a notification: the immediate one and one after each wait.
+pub const NOTIFICATION_ATTEMPTS: u32 = NOTIFICATION_SCHEDULE.len() as u32 + 1;
 
-/// The wait after failed attempt `attempt` (1-based): [`FIRST_BACKOFF`] doubling per attempt up
-/// to [`MAX_BACKOFF`], less a random quarter at most so that notifications held up by the same
-/// outage do not all come back at once — and never less than billing's `Retry-After`.
-pub fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let base = FIRST_BACKOFF
-        .as_secs()
-        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
-        .min(MAX_BACKOFF.as_secs());
-    let spread = base / 4;
+/// The longest `Retry-After` taken from billing. A larger value counts as this much: billing
+/// asking for a day's pause must not silently use up a third of the schedule.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// SQS delays a message at most 15 minutes. A notification waiting longer travels in hops: its
+/// message arrives early, finds the attempt not yet due, and is sent again for what remains.
+pub const MAX_MESSAGE_DELAY: Duration = Duration::from_secs(900);
+
+/// How long past its due time a pending notification's next attempt may be missing before the
+/// outbox sweep takes its message chain for lost and queues the attempt again: one hop (15 min)
+/// plus the work queue's visibility timeout (6 min, a crashed worker's message coming back) plus
+/// room for a worker that is catching up. A chain that was only late is not doubled: the
+/// notification record lets one message make each attempt.
+pub const CHAIN_LOST_AFTER: Duration = Duration::from_secs(30 * 60);
+
+/// The wait after failed attempt `attempt` (1-based) of a series, or `None` if it was the last.
+///
+/// The schedule's wait plus up to a tenth more at random — so notifications held up by the same
+/// outage do not all come back in the same second, and the series never gets shorter than the
+/// published one — and never less than billing's `Retry-After` (capped at [`MAX_RETRY_AFTER`]).
+pub fn notification_wait(attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+    let step = *NOTIFICATION_SCHEDULE.get(usize::try_from(attempt.checked_sub(1)?).ok()?)?;
+    let spread = step.as_secs() / 10;
     let jitter = (uuid::Uuid::new_v4().as_u128() % (u128::from(spread) + 1)) as u64;
-    Duration::from_secs(base - jitter).max(retry_after.unwrap_or_default().min(MAX_VISIBILITY))
+    let hint = retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
+    Some((step + Duration::from_secs(jitter)).max(hint))
 }
 
 /// How often an optimistic write is re-read and tried again before giving up with 409.
@@ -139,15 +171,53 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_to_the_cap_and_stays_within_sqs_limits() {
-        for attempt in 1..=40 {
-            let d = backoff(attempt, None).as_secs();
-            let base = (30u64 << (attempt - 1).min(20)).min(3600);
-            assert!(d >= base * 3 / 4 && d <= base, "attempt {attempt}: {d}s");
+    fn the_notification_schedule_retries_for_at_least_three_days() {
+        let total: Duration = NOTIFICATION_SCHEDULE.iter().sum();
+        assert!(
+            total >= Duration::from_secs(72 * 3600),
+            "the schedule covers only {total:?}"
+        );
+        assert_eq!(total, Duration::from_secs(279_305), "77 h 35 min 5 s");
+        assert_eq!(NOTIFICATION_ATTEMPTS, 13);
+        // Svix's shape: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, then 10 h.
+        let minutes: Vec<u64> = NOTIFICATION_SCHEDULE.iter().map(|d| d.as_secs()).collect();
+        assert_eq!(&minutes[..6], &[5, 300, 1800, 7200, 18_000, 36_000]);
+        assert!(minutes[6..].iter().all(|&s| s == 36_000));
+    }
+
+    #[test]
+    fn notification_waits_follow_the_schedule_with_a_little_added_jitter() {
+        for (i, step) in NOTIFICATION_SCHEDULE.iter().enumerate() {
+            let attempt = i as u32 + 1;
+            for _ in 0..20 {
+                let wait = notification_wait(attempt, None).unwrap();
+                assert!(
+                    wait >= *step && wait <= *step + *step / 10,
+                    "attempt {attempt}: {wait:?}"
+                );
+            }
         }
         assert_eq!(
-            backoff(1, Some(Duration::from_secs(100_000))),
-            MAX_VISIBILITY
+            notification_wait(NOTIFICATION_ATTEMPTS, None),
+            None,
+            "the last attempt"
         );
+        assert_eq!(notification_wait(0, None), None);
+        assert_eq!(notification_wait(99, None), None);
+    }
+
+    #[test]
+    fn a_notification_wait_is_never_shorter_than_retry_after_which_is_capped() {
+        assert_eq!(
+            notification_wait(1, Some(Duration::from_secs(120))),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            notification_wait(1, Some(Duration::from_secs(100_000))),
+            Some(MAX_RETRY_AFTER)
+        );
+        // A Retry-After shorter than the schedule's wait does not shorten it.
+        let wait = notification_wait(6, Some(Duration::from_secs(60))).unwrap();
+        assert!(wait >= Duration::from_secs(36_000), "{wait:?}");
     }
 }

@@ -9,16 +9,16 @@
 //! - a retryable failure, or an event whose object is not known yet, comes back after a backoff
 //!   ([`retry_policy::retry_delay`](crate::services::retry_policy::retry_delay)) by changing the message's visibility, counting towards the
 //!   queue's maxReceiveCount;
-//! - a gateway retry that is still unknown is handed on to a new, delayed message (it counts its
-//!   own attempts), so the received one is done;
-//! - a non-retryable failure, and a notification whose last attempt failed, are left to SQS:
-//!   redelivered after the visibility timeout, then dead-lettered by maxReceiveCount, where the
-//!   DLQ alarm sees them.
+//! - a gateway retry that is still unknown, and a notification billing did not accept, are handed
+//!   on to a new, delayed message (they count their own attempts), so the received one is done;
+//!   a notification's outcome — delivered, failed, exhausted — is recorded on it and alarmed by
+//!   its metrics, never by the DLQ;
+//! - a non-retryable failure is left to SQS: redelivered after the visibility timeout, then
+//!   dead-lettered by maxReceiveCount, where the DLQ alarm sees it.
 
 use std::time::Duration;
 
 use crate::domain::WorkMessage;
-use crate::domain::work::WORK_MESSAGE_VERSION;
 use crate::error::Error;
 use crate::ports::{
     ChargeStore, DeadLetters, EventStore, GatewayRefLookup, NotificationStore, Notifier,
@@ -26,7 +26,7 @@ use crate::ports::{
 };
 use crate::services::apply_event::{Applied, apply_event};
 use crate::services::charges::retry::retry_charge;
-use crate::services::deliver::{Delivery, deliver};
+use crate::services::deliver::{DeliveryMessage, deliver};
 use crate::services::refunds::retry::retry_refund;
 use crate::services::retry_policy::retry_delay;
 use crate::telemetry::{Metric, Metrics, Unit};
@@ -42,7 +42,8 @@ pub struct Worker<S, G, Q, N> {
     /// Messages the worker cannot read go here directly (not into a crash loop).
     pub dlq: Option<Q>,
     pub notifier: N,
-    /// The queue's maxReceiveCount: the receive count of a message's last attempt.
+    /// The queue's maxReceiveCount: the receive count of a message's last attempt (an event's
+    /// message is then recorded as orphaned). Notifications do not use it.
     pub max_receive_count: u32,
 }
 
@@ -125,7 +126,7 @@ where
 
     async fn decide(&self, message: &Received<'_>, now: i64) -> Verdict {
         let work = match serde_json::from_str::<WorkMessage>(message.body) {
-            Ok(m) if m.version() == WORK_MESSAGE_VERSION => m,
+            Ok(m) if WorkMessage::readable_version(m.version()) => m,
             Ok(m) => {
                 let reason = format!("unknown message version {}", m.version());
                 return self.dead_letter(message, &reason).await;
@@ -139,7 +140,7 @@ where
         let key = work.dedup_key();
         let kind = key.split(':').next().unwrap_or("unknown").to_owned();
         let attempt = message.receive_count;
-        match self.dispatch(work, attempt, now).await {
+        match self.dispatch(work, message.id, attempt, now).await {
             Ok(verdict) => {
                 if verdict != Verdict::Done {
                     Metrics::new(FUNCTION)
@@ -185,6 +186,7 @@ where
     async fn dispatch(
         &self,
         message: WorkMessage,
+        message_id: &str,
         attempt: u32,
         now: i64,
     ) -> Result<Verdict, Error> {
@@ -218,26 +220,21 @@ where
             } => (retry_refund(store, gateways, queue, &refund_id, n, now).await?)
                 .follow_up(|attempt| WorkMessage::retry_refund(&refund_id, attempt)),
             WorkMessage::DeliverNotification {
-                notification_id, ..
+                notification_id,
+                series,
+                attempt,
+                ..
             } => {
-                let delivery = deliver(
-                    store,
-                    &self.notifier,
-                    &notification_id,
+                // Whatever the attempt came to is recorded on the notification, and the next
+                // attempt, if any, has its own message: this one is done.
+                let message = DeliveryMessage {
+                    notification_id: &notification_id,
+                    series,
                     attempt,
-                    self.max_receive_count,
-                    now,
-                )
-                .await?;
-                return Ok(match delivery {
-                    Delivery::Delivered => Verdict::Done,
-                    Delivery::Retry { after } => Verdict::RetryIn(after),
-                    // Recorded as failed on the notification. After the last attempt the message goes
-                    // on to the DLQ (through maxReceiveCount), where the alarm sees it; a refusal
-                    // before that is final for this message (`make resend` tries again).
-                    Delivery::Failed if last => Verdict::Fail,
-                    Delivery::Failed => Verdict::Done,
-                });
+                    message_id,
+                };
+                deliver(store, &self.notifier, queue, &message, now).await?;
+                return Ok(Verdict::Done);
             }
         };
         // Gateway retries count their own attempts: the next one is a new, delayed message.

@@ -6,13 +6,20 @@
 //!
 //! ```text
 //! paybridge-ops redrive [--max N]            move dead-lettered work back to the work queue
-//! paybridge-ops resend <ntf_…>               deliver a billing notification again
+//! paybridge-ops resend <ntf_…>               deliver a billing notification again (a fresh series)
 //! paybridge-ops deliveries <ch_…>            a charge's notifications and their delivery log
-//! paybridge-ops sweep-outbox [--older-than S] queue pending notifications older than S seconds
+//! paybridge-ops undelivered [--status S] [--since T] [--limit N]
+//!                                            notifications billing does not have, across charges
+//! paybridge-ops recover --since T [--dry-run] resend every one not delivered created since T
+//! paybridge-ops index-notifications          one-off: list notifications stored before the upgrade
+//! paybridge-ops sweep-outbox [--older-than S] queue pending notifications nothing will deliver
 //! paybridge-ops reconcile [--after S]        one reconciliation run (what the scheduled function does)
 //! paybridge-ops attention                    charges and refunds the reconciler set aside for a person
 //! paybridge-ops unpark <ch_…|rf_…>           put one back into the work in flight (after a look)
 //! ```
+//!
+//! `T` is RFC 3339 (`2026-12-01T09:00:00Z`) or unix seconds; `S` for `--status` is `pending`,
+//! `failed` or `exhausted` (all three if not given).
 
 use std::time::Duration;
 
@@ -20,12 +27,16 @@ use anyhow::{Context, bail};
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::GatewayRouter;
 use paybridge::adapters::sqs::SqsWorkQueue;
-use paybridge::domain::{ChargeId, NotificationId, RefundId};
+use paybridge::domain::{ChargeId, DeliveryStatus, Notification, NotificationId, RefundId};
 use paybridge::ports::{NotificationStore, ReconcileItem, ReconcileStore, RefundStore};
-use paybridge::services::deliver::{resend, sweep_outbox};
+use paybridge::services::deliver::sweep_outbox;
 use paybridge::services::reconcile::{ReconcileSettings, reconcile};
+use paybridge::services::recover::{recover, resend, undelivered};
+use paybridge::services::views::rfc3339;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
-const USAGE: &str = "usage: paybridge-ops redrive [--max N] | resend <ntf_id> | deliveries <charge_id> | sweep-outbox [--older-than SECONDS] | reconcile [--after SECONDS] | attention | unpark <charge_id|refund_id>";
+const USAGE: &str = "usage: paybridge-ops redrive [--max N] | resend <ntf_id> | deliveries <charge_id> | undelivered [--status pending|failed|exhausted] [--since T] [--limit N] | recover --since T [--dry-run] | index-notifications | sweep-outbox [--older-than SECONDS] | reconcile [--after SECONDS] | attention | unpark <charge_id|refund_id>   (T: RFC 3339 or unix seconds)";
 
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name)
@@ -40,6 +51,54 @@ fn flag(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> {
             .and_then(|v| v.parse().ok())
             .with_context(|| format!("{name} needs a number")),
     }
+}
+
+/// The value after `name`, if given.
+fn value<'a>(args: &'a [String], name: &str) -> anyhow::Result<Option<&'a str>> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(i) => match args.get(i + 1) {
+            Some(v) => Ok(Some(v.as_str())),
+            None => bail!("{name} needs a value"),
+        },
+    }
+}
+
+/// A point in time: RFC 3339 (`2026-12-01T09:00:00Z`) or unix seconds.
+fn instant(raw: &str) -> anyhow::Result<i64> {
+    if let Ok(secs) = raw.parse::<i64>() {
+        return Ok(secs);
+    }
+    OffsetDateTime::parse(raw, &Rfc3339)
+        .map(OffsetDateTime::unix_timestamp)
+        .with_context(|| {
+            format!("`{raw}` is neither RFC 3339 (2026-12-01T09:00:00Z) nor unix seconds")
+        })
+}
+
+/// One line per notification, for the person on call.
+fn line(n: &Notification) -> String {
+    let next = n
+        .series
+        .next_attempt_at
+        .map(rfc3339)
+        .unwrap_or_else(|| "-".into());
+    format!(
+        "{}  {}  {:<26} {:<9} created={} series={} attempts={}/{} next={} last_status={} last_error={}",
+        n.id,
+        n.charge_id,
+        n.event_type,
+        n.status.as_str(),
+        rfc3339(n.created_at),
+        n.series.number,
+        n.series.attempts,
+        n.attempts,
+        next,
+        n.last_status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into()),
+        n.last_error.as_deref().unwrap_or("-"),
+    )
 }
 
 #[tokio::main]
@@ -73,12 +132,12 @@ async fn main() -> anyhow::Result<()> {
             let id = NotificationId::parse(id).context("not a notification id")?;
             let table = Table::from_conf(&aws, env("PAYBRIDGE_TABLE")?);
             let queue = SqsWorkQueue::from_conf(&aws, env("PAYBRIDGE_WORK_QUEUE_URL")?);
-            let n = resend(&table, &queue, &id)
+            let n = resend(&table, &queue, &id, now)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.chain()))?;
             println!(
-                "queued {} ({}) for delivery; {} earlier attempt(s)",
-                n.id, n.event_type, n.attempts
+                "queued {} ({}) for delivery: series {} starts now; {} earlier attempt(s)",
+                n.id, n.event_type, n.series.number, n.attempts
             );
         }
         "deliveries" => {
@@ -93,18 +152,71 @@ async fn main() -> anyhow::Result<()> {
                 println!("no notifications for {id}");
             }
             for n in log {
-                println!(
-                    "{}  {:<26} {:<9} attempts={} last_status={} last_error={}",
-                    n.id,
-                    n.event_type,
-                    n.status.as_str(),
-                    n.attempts,
-                    n.last_status
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    n.last_error.as_deref().unwrap_or("-"),
-                );
+                println!("{}", line(&n));
             }
+        }
+        "undelivered" => {
+            let statuses = match value(&args, "--status")? {
+                None => DeliveryStatus::UNDELIVERED.to_vec(),
+                Some(s) => match DeliveryStatus::parse(s) {
+                    Some(d) if d != DeliveryStatus::Delivered => vec![d],
+                    _ => bail!("--status is pending, failed or exhausted"),
+                },
+            };
+            let since = value(&args, "--since")?
+                .map(instant)
+                .transpose()?
+                .unwrap_or(0);
+            let limit = flag(&args, "--limit", 1000)? as usize;
+            let table = Table::from_conf(&aws, env("PAYBRIDGE_TABLE")?);
+            let list = undelivered(&table, &statuses, since, limit)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.chain()))?;
+            for n in &list {
+                println!("{}", line(n));
+            }
+            println!("{} notification(s) not delivered", list.len());
+        }
+        "recover" => {
+            let since = value(&args, "--since")?
+                .context("recover needs --since T (RFC 3339 or unix seconds)")?;
+            let since = instant(since)?;
+            let table = Table::from_conf(&aws, env("PAYBRIDGE_TABLE")?);
+            if args.iter().any(|a| a == "--dry-run") {
+                let list = undelivered(&table, &DeliveryStatus::UNDELIVERED, since, usize::MAX)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.chain()))?;
+                for n in &list {
+                    println!("{}", line(n));
+                }
+                println!(
+                    "would resend {} notification(s) created since {}",
+                    list.len(),
+                    rfc3339(since)
+                );
+                return Ok(());
+            }
+            let queue = SqsWorkQueue::from_conf(&aws, env("PAYBRIDGE_WORK_QUEUE_URL")?);
+            let report = recover(&table, &queue, since, now)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.chain()))?;
+            for id in &report.ids {
+                println!("{id}");
+            }
+            println!(
+                "queued {} notification(s) created since {} with a fresh series: {}",
+                report.total(),
+                rfc3339(since),
+                serde_json::to_string(&report.resent)?
+            );
+        }
+        "index-notifications" => {
+            let table = Table::from_conf(&aws, env("PAYBRIDGE_TABLE")?);
+            let n = table
+                .index_undelivered_notifications()
+                .await
+                .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+            println!("indexed {n} undelivered notification(s) stored before the upgrade");
         }
         "sweep-outbox" => {
             let older = Duration::from_secs(flag(&args, "--older-than", 60)?);

@@ -6,17 +6,18 @@
 //! | refund | `CHARGE#{charge_id}` | `REFUND#{id}` | — | `OPEN#refund` / `{updated_at:020}#{id}` while pending; `ATTENTION#refund` once set aside |
 //! | refund pointer | `REFUND#{id}` | `REFUND` | — | — |
 //! | dispute pointer (the dispute itself lives on its charge item) | `DISPUTE#{id}` | `DISPUTE` | — | — |
-//! | notification | `CHARGE#{charge_id}` | `NOTIFICATION#{id}` | `OUTBOX#pending` / `{created_at:020}#{id}` while pending | — |
+//! | notification | `CHARGE#{charge_id}` | `NOTIFICATION#{id}` | `OUTBOX#pending` / `{next_attempt_at:020}#{id}` while pending | `UNDELIVERED#{status}` / `{created_at:020}#{id}` while pending, failed or exhausted |
 //! | notification pointer | `NOTIFICATION#{id}` | `NOTIFICATION` | — | — |
 //! | gateway reference | `GWREF#{gateway}#{object_id}` | `GWREF` | — | — |
 //! | gateway event | `EVENT#{gateway}#{event_id}` | `EVENT` | — | `OPEN#event` / `{received_at:020}#{gateway}#{event_id}` until final |
 //! | idempotency | `IDEMPOTENCY#{operation}#{key}` | `IDEMPOTENCY` | — | — |
 //! | reconciler resume point | `RECONCILE#resume` | `RECONCILE` | — | — |
+//! | billing endpoint health | `ENDPOINT#billing` | `HEALTH` | — | — |
 //!
 //! Timestamps in sort keys are unix seconds padded to 20 digits, so string order is time order
 //! and [`before`] bounds a range query.
 
-use crate::domain::{ChargeId, DisputeId, Gateway, NotificationId, RefundId};
+use crate::domain::{ChargeId, DeliveryStatus, DisputeId, Gateway, NotificationId, RefundId};
 
 /// A `(pk, sk)` pair.
 pub type Key = (String, String);
@@ -25,9 +26,10 @@ pub type Key = (String, String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Index {
     Table,
-    /// Invoices (`INVOICE#…`) and the outbox (`OUTBOX#pending`).
+    /// Invoices (`INVOICE#…`) and the outbox (`OUTBOX#pending`, by next attempt).
     Gsi1,
-    /// Work in flight (`OPEN#…`), sparse.
+    /// Work in flight (`OPEN#…`) and notifications billing does not have (`UNDELIVERED#…`, by
+    /// creation), sparse.
     Gsi2,
 }
 
@@ -70,6 +72,8 @@ pub enum SortRange<'a> {
     BeginsWith(&'a str),
     /// Time-ordered sort keys of items last moved before this unix second.
     Before(i64),
+    /// Time-ordered sort keys from this unix second on.
+    Since(i64),
     /// Time-ordered sort keys after `after` (exclusive: a cursor, the last sort key of the page
     /// before) and before this unix second.
     After {
@@ -118,8 +122,14 @@ pub const OPEN_EVENTS: &str = "OPEN#event";
 pub const ATTENTION_CHARGES: &str = "ATTENTION#charge";
 /// Refunds set aside for a person by the reconciler (still pending).
 pub const ATTENTION_REFUNDS: &str = "ATTENTION#refund";
-/// Notifications not yet delivered or given up.
+/// Notifications whose attempts continue (pending), by when the next one is due.
 pub const OUTBOX_PENDING: &str = "OUTBOX#pending";
+
+/// The GSI2 partition of notifications of `status` that billing does not have, by creation time
+/// (`UNDELIVERED#pending`, `#failed`, `#exhausted`); none for delivered ones.
+pub fn undelivered_gsi2pk(status: DeliveryStatus) -> Option<String> {
+    (status != DeliveryStatus::Delivered).then(|| format!("UNDELIVERED#{}", status.as_str()))
+}
 
 // ---- charges
 
@@ -167,6 +177,11 @@ pub fn notification(charge: &ChargeId, id: &NotificationId) -> Key {
 /// The pointer `NOTIFICATION#{id}` / `NOTIFICATION` → charge id, for lookup by notification id.
 pub fn notification_pointer(id: &NotificationId) -> Key {
     pointer(NOTIFICATION_SK_PREFIX, id.as_str())
+}
+
+/// The one record of the billing endpoint's health (consecutive failures, last success).
+pub fn billing_endpoint_health() -> Key {
+    ("ENDPOINT#billing".to_owned(), "HEALTH".to_owned())
 }
 
 // ---- gateway references
@@ -247,6 +262,18 @@ mod tests {
             pair(&format!("NOTIFICATION#{NTF}"), "NOTIFICATION")
         );
         assert_eq!(OUTBOX_PENDING, "OUTBOX#pending");
+        let undelivered = |s| undelivered_gsi2pk(s).unwrap_or_default();
+        assert_eq!(undelivered(DeliveryStatus::Pending), "UNDELIVERED#pending");
+        assert_eq!(undelivered(DeliveryStatus::Failed), "UNDELIVERED#failed");
+        assert_eq!(
+            undelivered(DeliveryStatus::Exhausted),
+            "UNDELIVERED#exhausted"
+        );
+        assert_eq!(undelivered_gsi2pk(DeliveryStatus::Delivered), None);
+        assert_eq!(
+            billing_endpoint_health(),
+            pair("ENDPOINT#billing", "HEALTH")
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::error::BoxError;
 use crate::ports::StoreError;
 
 pub mod charges;
+mod endpoint_health;
 pub(crate) mod events;
 mod gateway_refs;
 mod idempotency;
@@ -287,13 +288,14 @@ impl Table {
             // BETWEEN is inclusive: from the cursor's successor to `before(t)`, which no sort key
             // equals (every one has a `#…` after the time).
             keys::SortRange::After { .. } => format!("{pk} = :pk AND {sk} BETWEEN :from AND :sk"),
+            keys::SortRange::Since(_) => format!("{pk} = :pk AND {sk} >= :sk"),
         };
         let bound = match range {
             keys::SortRange::All => None,
             keys::SortRange::BeginsWith(prefix) => Some(prefix.to_owned()),
-            keys::SortRange::Before(t) | keys::SortRange::After { before: t, .. } => {
-                Some(keys::before(t))
-            }
+            keys::SortRange::Before(t)
+            | keys::SortRange::Since(t)
+            | keys::SortRange::After { before: t, .. } => Some(keys::before(t)),
         };
         let from = match range {
             keys::SortRange::After { after, .. } => Some(keys::just_after(after)),

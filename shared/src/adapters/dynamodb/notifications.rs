@@ -1,11 +1,15 @@
-//! The delivery log of billing notifications: read one, record an attempt, list a charge's, and
-//! list the pending ones for the outbox sweep. Items and keys are [`super::outbox`]'s.
+//! The delivery log of billing notifications: read one, record an attempt, list a charge's, list
+//! the pending ones by next attempt for the outbox sweep, and list those billing does not have by
+//! status across charges. Items and keys are [`super::outbox`]'s; the endpoint's health record
+//! is [`super::endpoint_health`]'s.
 
 use super::keys::{Index, Paging, SortRange};
 use super::outbox::{from_item, to_item};
 use super::{Table, keys};
-use crate::domain::{ChargeId, Notification, NotificationId};
-use crate::ports::{NotificationStore, StoreError};
+use crate::domain::{
+    ChargeId, DeliveryStatus, EndpointAttempt, EndpointHealth, Notification, NotificationId,
+};
+use crate::ports::{CreatedFrom, NotificationStore, StoreError};
 
 impl NotificationStore for Table {
     async fn get_notification(
@@ -52,5 +56,93 @@ impl NotificationStore for Table {
             .into_iter()
             .map(from_item)
             .collect()
+    }
+
+    async fn undelivered_notifications(
+        &self,
+        status: DeliveryStatus,
+        from: CreatedFrom<'_>,
+        limit: i32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let Some(partition) = keys::undelivered_gsi2pk(status) else {
+            return Ok(Vec::new());
+        };
+        let after = match from {
+            CreatedFrom::Since(_) => None,
+            CreatedFrom::After(n) => Some(keys::time_ordered(n.created_at, n.id.as_str())),
+        };
+        let range = match (&after, from) {
+            (Some(key), _) => SortRange::After {
+                after: key,
+                before: i64::MAX,
+            },
+            (None, CreatedFrom::Since(t)) => SortRange::Since(t),
+            (None, CreatedFrom::After(_)) => SortRange::All,
+        };
+        (self.query_partition(Index::Gsi2, partition, range, Paging::OnePage(limit)))
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    async fn record_endpoint_attempt(
+        &self,
+        attempt: EndpointAttempt,
+        now: i64,
+    ) -> Result<EndpointHealth, StoreError> {
+        self.record_billing_attempt(attempt, now).await
+    }
+
+    async fn endpoint_health(&self) -> Result<Option<EndpointHealth>, StoreError> {
+        self.billing_health().await
+    }
+}
+
+impl Table {
+    /// Gives notifications written before the `UNDELIVERED#…` index existed (status pending or
+    /// failed, no `gsi2pk`) their index keys, by rewriting each at its next version — the same
+    /// write as a delivery attempt's, so a concurrent attempt simply wins. Reads the whole table
+    /// (a scan): a one-off after the upgrade, run by `paybridge-ops index-notifications`.
+    /// Returns how many it rewrote.
+    pub async fn index_undelivered_notifications(&self) -> Result<usize, StoreError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut start = None;
+        let mut rewritten = 0;
+        loop {
+            let out = self
+                .client()
+                .scan()
+                .table_name(self.name())
+                .filter_expression(
+                    "begins_with(sk, :prefix) AND attribute_not_exists(gsi2pk) AND #status <> :delivered",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(
+                    ":prefix",
+                    AttributeValue::S(keys::NOTIFICATION_SK_PREFIX.to_owned()),
+                )
+                .expression_attribute_values(
+                    ":delivered",
+                    AttributeValue::S(DeliveryStatus::Delivered.as_str().to_owned()),
+                )
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::from(super::classify(e)))?;
+            for item in out.items.unwrap_or_default() {
+                let mut n = from_item(item)?;
+                n.version += 1;
+                match self.save_notification(&n).await {
+                    Ok(()) => rewritten += 1,
+                    Err(StoreError::Conflict) => {} // written meanwhile, with its keys
+                    Err(e) => return Err(e),
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(rewritten),
+            }
+        }
     }
 }

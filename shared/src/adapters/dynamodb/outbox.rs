@@ -1,13 +1,20 @@
 //! Billing notifications as stored: beside their charge (`CHARGE#{charge_id}` /
-//! `NOTIFICATION#{id}`, so a charge's log is one query), a pointer for lookup by id, and while
-//! pending the sparse GSI1 key of the outbox that the sweep reads (keys in [`super::keys`]).
-//! [`writes`] puts new notifications into the transaction of the state change they report.
+//! `NOTIFICATION#{id}`, so a charge's log is one query), a pointer for lookup by id, while
+//! pending the sparse GSI1 key of the outbox by next attempt (what the sweep reads), and while
+//! billing does not have them the sparse GSI2 key by status and creation time (what `undelivered`
+//! and `recover` read) — keys in [`super::keys`]. [`writes`] puts new notifications into the
+//! transaction of the state change they report.
+//!
+//! Items written before delivery series existed have no series attributes: they read as series 1
+//! with all their attempts in it and, if pending, the next attempt due since their creation (so
+//! the sweep gives a legacy chain a current one if it is idle). They get the index keys above at
+//! their next write.
 
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use super::{Item, Write, keys, pointer_item};
-use crate::domain::{ChargeId, DeliveryStatus, Notification, NotificationId};
+use crate::domain::{ChargeId, DeliveryStatus, Notification, NotificationId, Series};
 use crate::ports::StoreError;
 
 #[skip_serializing_none]
@@ -17,6 +24,8 @@ struct NotificationItem {
     sk: String,
     gsi1pk: Option<String>,
     gsi1sk: Option<String>,
+    gsi2pk: Option<String>,
+    gsi2sk: Option<String>,
     id: String,
     charge_id: String,
     event_type: String,
@@ -24,6 +33,11 @@ struct NotificationItem {
     body: String,
     status: DeliveryStatus,
     attempts: u32,
+    series: Option<u32>,
+    series_started_at: Option<i64>,
+    series_attempts: Option<u32>,
+    next_attempt_at: Option<i64>,
+    last_attempt_by: Option<String>,
     last_status: Option<u16>,
     last_error: Option<String>,
     created_at: i64,
@@ -33,12 +47,16 @@ struct NotificationItem {
 
 pub(super) fn to_item(n: &Notification) -> Result<Item, StoreError> {
     let pending = n.status == DeliveryStatus::Pending;
+    let due = n.series.next_attempt_at.unwrap_or(n.created_at);
+    let undelivered = keys::undelivered_gsi2pk(n.status);
     let (pk, sk) = keys::notification(&n.charge_id, &n.id);
     let item = NotificationItem {
         pk,
         sk,
         gsi1pk: pending.then(|| keys::OUTBOX_PENDING.to_owned()),
-        gsi1sk: pending.then(|| keys::time_ordered(n.created_at, n.id.as_str())),
+        gsi1sk: pending.then(|| keys::time_ordered(due, n.id.as_str())),
+        gsi2sk: (undelivered.is_some()).then(|| keys::time_ordered(n.created_at, n.id.as_str())),
+        gsi2pk: undelivered,
         id: n.id.to_string(),
         charge_id: n.charge_id.to_string(),
         event_type: n.event_type.clone(),
@@ -46,6 +64,11 @@ pub(super) fn to_item(n: &Notification) -> Result<Item, StoreError> {
         body: n.body.clone(),
         status: n.status,
         attempts: n.attempts,
+        series: Some(n.series.number),
+        series_started_at: Some(n.series.started_at),
+        series_attempts: Some(n.series.attempts),
+        next_attempt_at: n.series.next_attempt_at,
+        last_attempt_by: n.series.last_attempt_by.clone(),
         last_status: n.last_status,
         last_error: n.last_error.clone(),
         created_at: n.created_at,
@@ -59,6 +82,15 @@ pub(super) fn to_item(n: &Notification) -> Result<Item, StoreError> {
 pub(super) fn from_item(item: Item) -> Result<Notification, StoreError> {
     let bad = |what: String| StoreError::Invalid(format!("unreadable notification: {what}"));
     let i: NotificationItem = serde_dynamo::from_item(item).map_err(|e| bad(e.to_string()))?;
+    let series = Series {
+        number: i.series.unwrap_or(1),
+        started_at: i.series_started_at.unwrap_or(i.created_at),
+        attempts: i.series_attempts.unwrap_or(i.attempts),
+        next_attempt_at: i
+            .next_attempt_at
+            .or((i.status == DeliveryStatus::Pending).then_some(i.created_at)),
+        last_attempt_by: i.last_attempt_by,
+    };
     Ok(Notification {
         id: NotificationId::parse(&i.id).map_err(|e| bad(e.to_string()))?,
         charge_id: ChargeId::parse(&i.charge_id).map_err(|e| bad(e.to_string()))?,
@@ -67,6 +99,7 @@ pub(super) fn from_item(item: Item) -> Result<Notification, StoreError> {
         body: i.body,
         status: i.status,
         attempts: i.attempts,
+        series,
         last_status: i.last_status,
         last_error: i.last_error,
         created_at: i.created_at,
@@ -86,4 +119,102 @@ pub(super) fn writes(notifications: &[Notification]) -> Result<Vec<Write>, Store
         )));
     }
     Ok(writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.to_owned())
+    }
+    fn n(v: i64) -> AttributeValue {
+        AttributeValue::N(v.to_string())
+    }
+
+    fn notification(status: DeliveryStatus) -> Notification {
+        Notification {
+            id: NotificationId::generate(),
+            charge_id: ChargeId::generate(),
+            event_type: "charge.succeeded".into(),
+            object_id: "ch_x".into(),
+            body: "{}".into(),
+            status,
+            attempts: 3,
+            series: Series {
+                number: 2,
+                started_at: 50,
+                attempts: 1,
+                next_attempt_at: (status == DeliveryStatus::Pending).then_some(400),
+                last_attempt_by: Some("m-1".into()),
+            },
+            last_status: Some(503),
+            last_error: Some("billing answered 503".into()),
+            created_at: 10,
+            delivered_at: None,
+            version: 4,
+        }
+    }
+
+    #[test]
+    fn a_notification_reads_back_as_written() {
+        for status in [DeliveryStatus::Delivered]
+            .into_iter()
+            .chain(DeliveryStatus::UNDELIVERED)
+        {
+            let n = notification(status);
+            assert_eq!(from_item(to_item(&n).unwrap()).unwrap(), n);
+        }
+    }
+
+    #[test]
+    fn a_pending_one_is_in_the_outbox_by_its_next_attempt_and_listed_by_creation_until_delivered() {
+        let n = notification(DeliveryStatus::Pending);
+        let item = to_item(&n).unwrap();
+        assert_eq!(item["gsi1pk"], s("OUTBOX#pending"));
+        assert_eq!(item["gsi1sk"], s(&format!("00000000000000000400#{}", n.id)));
+        assert_eq!(item["gsi2pk"], s("UNDELIVERED#pending"));
+        assert_eq!(item["gsi2sk"], s(&format!("00000000000000000010#{}", n.id)));
+
+        let exhausted = to_item(&notification(DeliveryStatus::Exhausted)).unwrap();
+        assert!(!exhausted.contains_key("gsi1pk"), "no longer swept");
+        assert_eq!(exhausted["gsi2pk"], s("UNDELIVERED#exhausted"));
+
+        let delivered = to_item(&notification(DeliveryStatus::Delivered)).unwrap();
+        assert!(!delivered.contains_key("gsi1pk") && !delivered.contains_key("gsi2pk"));
+    }
+
+    #[test]
+    fn an_item_written_before_series_existed_reads_as_series_one_due_since_its_creation() {
+        let id = NotificationId::generate();
+        let charge = ChargeId::generate();
+        let item: Item = [
+            ("pk", s(&format!("CHARGE#{charge}"))),
+            ("sk", s(&format!("NOTIFICATION#{id}"))),
+            ("id", s(id.as_str())),
+            ("charge_id", s(charge.as_str())),
+            ("event_type", s("charge.succeeded")),
+            ("object_id", s("ch_x")),
+            ("body", s("{}")),
+            ("status", s("pending")),
+            ("attempts", n(5)),
+            ("created_at", n(1_000)),
+            ("version", n(6)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let read = from_item(item).unwrap();
+        assert_eq!(
+            read.series,
+            Series {
+                number: 1,
+                started_at: 1_000,
+                attempts: 5,
+                next_attempt_at: Some(1_000),
+                last_attempt_by: None
+            }
+        );
+    }
 }

@@ -65,7 +65,7 @@ fn recorded_event(w: &TestWorker, status: EventStatus) -> String {
 fn stored_notification(w: &TestWorker) -> (Notification, String) {
     let n = notify::for_charge(&pending_charge(), NOW);
     (w.store.notifications.lock().unwrap()).insert(n.id.clone(), n.clone());
-    let b = body(&WorkMessage::deliver_notification(&n.id));
+    let b = body(&WorkMessage::deliver_notification(&n.id, 1, 1));
     (n, b)
 }
 
@@ -88,14 +88,39 @@ async fn an_unreadable_message_is_put_on_the_dead_letter_queue_with_the_reason()
 #[tokio::test]
 async fn a_message_of_a_version_this_worker_does_not_know_is_dead_lettered_too() {
     let w = worker(vec![delivered()]);
-    let future =
-        body(&WorkMessage::apply_event(Gateway::Stripe, "evt_1")).replace("\"v\":1", "\"v\":2");
+    let next = crate::domain::work::WORK_MESSAGE_VERSION + 1;
+    let future = body(&WorkMessage::apply_event(Gateway::Stripe, "evt_1"))
+        .replace("\"v\":2", &format!("\"v\":{next}"));
     assert_eq!(
         w.handle(&received(&future, 1), NOW).await,
         Verdict::DeadLettered
     );
     let dead = w.dlq.as_ref().unwrap().dead_letters.lock().unwrap().clone();
-    assert_eq!(dead, vec![(future, "unknown message version 2".to_owned())]);
+    assert_eq!(
+        dead,
+        vec![(future, format!("unknown message version {next}"))]
+    );
+}
+
+#[tokio::test]
+async fn a_version_1_message_written_before_a_deploy_is_still_handled() {
+    let w = worker(vec![delivered()]);
+    let (n, _) = stored_notification(&w);
+    let old = format!(
+        r#"{{"kind":"deliver_notification","v":1,"notification_id":"{}"}}"#,
+        n.id
+    );
+    assert_eq!(w.handle(&received(&old, 1), NOW).await, Verdict::Done);
+    assert_eq!(delivery_status(&w, &n.id), DeliveryStatus::Delivered);
+    assert!(
+        w.dlq
+            .as_ref()
+            .unwrap()
+            .dead_letters
+            .lock()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -170,42 +195,54 @@ async fn a_notification_billing_takes_is_done() {
 }
 
 #[tokio::test]
-async fn a_notification_billing_asks_to_retry_comes_back_after_its_backoff() {
+async fn a_notification_billing_asks_to_retry_is_handed_on_to_a_message_for_the_next_attempt() {
     let w = worker(vec![NotifyOutcome::RetryLater {
         status: Some(503),
         retry_after: Some(Duration::from_secs(120)),
         error: "503".into(),
     }]);
     let (n, message) = stored_notification(&w);
-    assert_eq!(
-        w.handle(&received(&message, 1), NOW).await,
-        Verdict::RetryIn(Duration::from_secs(120))
-    );
+    assert_eq!(w.handle(&received(&message, 1), NOW).await, Verdict::Done);
     assert_eq!(delivery_status(&w, &n.id), DeliveryStatus::Pending);
     assert_eq!(
-        *w.queue.redeliveries.lock().unwrap(),
-        vec![("rh-1".to_owned(), Duration::from_secs(120))]
+        *w.queue.sent.lock().unwrap(),
+        vec![(
+            WorkMessage::deliver_notification(&n.id, 1, 2),
+            Duration::from_secs(120)
+        )],
+        "attempt 2, not before billing's Retry-After"
+    );
+    assert!(
+        w.queue.redeliveries.lock().unwrap().is_empty(),
+        "not through SQS's receive count"
     );
 }
 
 #[tokio::test]
-async fn a_refused_notification_is_done_before_the_last_attempt_and_left_to_the_dlq_on_it() {
-    let refused = || NotifyOutcome::Rejected {
-        status: 410,
-        body: "gone".into(),
-    };
-    let w = worker(vec![refused()]);
-    let (n, message) = stored_notification(&w);
-    assert_eq!(w.handle(&received(&message, 1), NOW).await, Verdict::Done);
-    assert_eq!(delivery_status(&w, &n.id), DeliveryStatus::Failed);
+async fn a_refused_notification_is_done_and_recorded_as_failed_whatever_the_receive_count() {
+    for receives in [1, MAX_RECEIVES] {
+        let w = worker(vec![NotifyOutcome::Rejected {
+            status: 410,
+            body: "gone".into(),
+        }]);
+        let (n, message) = stored_notification(&w);
+        assert_eq!(
+            w.handle(&received(&message, receives), NOW).await,
+            Verdict::Done,
+            "its metric and alarm say so; the DLQ is for work that cannot be done"
+        );
+        assert_eq!(delivery_status(&w, &n.id), DeliveryStatus::Failed);
+        assert!(w.queue.sent.lock().unwrap().is_empty());
+    }
+}
 
-    let (last, message) = stored_notification(&w);
-    assert_eq!(
-        w.handle(&received(&message, MAX_RECEIVES), NOW).await,
-        Verdict::Fail,
-        "the last attempt goes on to the DLQ through maxReceiveCount, where the alarm sees it"
-    );
-    assert_eq!(delivery_status(&w, &last.id), DeliveryStatus::Failed);
+#[tokio::test]
+async fn a_notification_store_outage_brings_the_delivery_message_back_after_a_backoff() {
+    let w = worker(vec![delivered()]);
+    let (_, message) = stored_notification(&w);
+    *w.store.down.lock().unwrap() = true;
+    let verdict = w.handle(&received(&message, 1), NOW).await;
+    assert!(matches!(verdict, Verdict::RetryIn(_)), "{verdict:?}");
 }
 
 #[tokio::test]
