@@ -18,7 +18,9 @@
 //! 3. **Events** recorded but not processed after `after`: queued again.
 //! 4. **Stripe events the gateway failed to deliver** (its events list, `delivery_success=false`)
 //!    are fed through the normal intake path — recorded and deduplicated like any delivery.
-//! 5. **Notifications** never queued after a minute: queued (the outbox sweep).
+//! 5. **Notifications**: the outbox sweep queues those never queued after a minute and restarts
+//!    delivery chains whose next attempt is long overdue (a lost message); see
+//!    [`sweep_outbox`](crate::services::deliver::sweep_outbox).
 //!
 //! What no run can resolve — Adyen charges and refunds in flight (Adyen has no status API; its
 //! webhook decides), Adyen objects without a reference past its key window, several payments at
@@ -102,7 +104,7 @@ pub struct Summary {
     pub events_requeued: usize,
     /// Stripe events recovered from its list that paybridge had never received.
     pub events_recovered: usize,
-    /// Notifications queued by the outbox sweep.
+    /// Notifications queued by the outbox sweep (never queued, or a lost chain restarted).
     pub notifications_queued: usize,
     /// Pages of work in flight read.
     pub pages: usize,
