@@ -443,6 +443,7 @@ where
                                 "the gateway holds no payment for this charge: nothing was taken"
                                     .into(),
                         }),
+                        action: None,
                     };
                     self.settle_charge(charge, &outcome).await?
                 }

@@ -250,6 +250,7 @@ pub async fn attempt_payment(
                 status: ChargeStatus::Failed,
                 captured: 0,
                 failure: Some(Failure { code, message }),
+                action: None,
             };
             Ok(Attempt::Known(
                 settle(store, queue, charge, &outcome, now).await?,
