@@ -346,6 +346,7 @@ pub(crate) fn record_outcome_metric(charge: &Charge) {
                 .count(Metric::ChargeFailedByCode)
                 .emit();
         }
+        ChargeStatus::RequiresAction => m.count(Metric::ChargeRequiresAction).emit(),
         _ => {}
     }
 }
