@@ -24,8 +24,11 @@ What a payment answers is chosen by `paymentMethod.storedPaymentMethodId` (see O
 `stored_ok` authorises, `stored_refused` (and `stored_not_enough_balance`, `stored_expired_card`,
 `stored_blocked_card`, `stored_cvc_declined`) are refused with Adyen's refusalReason and code,
 `stored_pending` is Pending and authorised by a later AUTHORISATION, `stored_3ds` asks for a
-challenge, `stored_error` is a 500, `stored_throttled` a 429 with Retry-After, `stored_slow`
-answers after 3 s; anything else is 422 `803 PaymentDetail not found`.
+challenge, `stored_3ds_redirect` answers RedirectShopper (with its pspReference) and
+`stored_3ds2` IdentifyShopper (without one) — both with an `action` shaped like Adyen's published
+ones (tests/fixtures/adyen/), completed by the control endpoint `…/authenticate` below —
+`stored_error` is a 500, `stored_throttled` a 429 with Retry-After, `stored_slow` answers after
+3 s; anything else is 422 `803 PaymentDetail not found`.
 
 Notifications: every item is signed (`additionalData.hmacSignature`, HMAC-SHA256 with the hex key
 adyen.hmac_keys[0] over `pspReference:originalReference:merchantAccountCode:merchantReference:
@@ -62,6 +65,12 @@ Control endpoints for tests and the demo (no API key; not Adyen's):
             the payment, merchantReference the payment's own unless given
     POST /_paybridge/notify                  {"item": {…}} sign and send any item (missing
             merchantAccountCode, eventDate, success are filled in)
+    POST /_paybridge/payments/{psp or merchant reference}/authenticate   {"success": true|false}
+            the shopper completes (or fails) the redirect or 3DS2 step of a payment answered
+            RedirectShopper / IdentifyShopper / ChallengeShopper, as Adyen's /payments/details
+            would end it: AUTHORISATION success=true (authorised; captured unless manual capture),
+            or success=false with refusal "3D Not Authenticated" (code 11); 409 once the payment
+            is no longer waiting (completed, refused, or cancelled)
 
 Each control endpoint answers the notification(s) it scheduled, with their items.
 
@@ -78,7 +87,11 @@ Where the shapes come from (the stored copies read on 2026-12-01):
   and Java libraries (scripts/test_adyen_fake.py checks them);
 - capture and refund failures: docs.adyen.com/online-payments/capture/failure-reasons and
   help.adyen.com "What is my capture expired?";
-- refusal reasons: docs.adyen.com/development-resources/refusal-reasons.
+- refusal reasons: docs.adyen.com/development-resources/refusal-reasons;
+- the shopper steps' `action` objects: Adyen/adyen-java-api-library
+  src/test/resources/mocks/checkout/ paymentResponse.json (RedirectShopper) and
+  payments-3ds2-identify-shopper.json (IdentifyShopper, no pspReference), as copied in
+  tests/fixtures/adyen/ (whose README gives the commits); the redirect `url` points at this fake.
 docs/local-stack.md lists where the fake differs from Adyen.
 """
 
@@ -149,6 +162,8 @@ OUTCOMES: dict[str, tuple[str, str | None, str | None]] = {
     "stored_slow": ("Authorised", None, None),
     "stored_pending": ("Pending", None, None),
     "stored_3ds": ("ChallengeShopper", None, None),
+    "stored_3ds_redirect": ("RedirectShopper", None, None),
+    "stored_3ds2": ("IdentifyShopper", None, None),
     "stored_refused": ("Refused", "Refused", "2"),
     "stored_blocked_card": ("Refused", "Blocked Card", "5"),
     "stored_expired_card": ("Refused", "Expired Card", "6"),
@@ -156,6 +171,10 @@ OUTCOMES: dict[str, tuple[str, str | None, str | None]] = {
     "stored_cvc_declined": ("Refused", "CVC Declined", "24"),
 }
 SPECIAL = ("stored_error", "stored_throttled")
+# The result codes of a payment that waits for the shopper; `…/authenticate` ends them.
+SHOPPER_STEPS = ("RedirectShopper", "IdentifyShopper", "ChallengeShopper")
+# docs.adyen.com/development-resources/refusal-reasons: code 11, a failed 3-D Secure authentication.
+NOT_AUTHENTICATED = ("3D Not Authenticated", "11")
 
 # Scheme rejections of captures, from docs.adyen.com/online-payments/capture/failure-reasons and
 # help.adyen.com ("capture expired"). Adyen fixes a technical issue itself and re-captures.
@@ -395,6 +414,7 @@ class Fake:
         self.webhook_url = webhook_url
         self.notify_delay = notify_delay
         self.stopping = False
+        self.base_url = f"http://{HOST}:0"  # set by serve() once the port is known
         self._reset()
 
     def _reset(self) -> None:
@@ -487,6 +507,17 @@ class Fake:
             answer.update(refusalReason=refusal, refusalReasonCode=refusal_code)
         if result_code == "ChallengeShopper":
             answer["action"] = {"type": "threeDS2", "subtype": "challenge", "paymentMethodType": "scheme", "token": "eyJ0aHJlZURTTWV0aG9kTm90aWZpY2F0aW9uVVJMIjoi", "paymentData": "Ab02b4c0..."}
+        elif result_code == "RedirectShopper":
+            # paymentResponse.json of Adyen's Java library: GET redirect to the issuer's page.
+            answer["action"] = {"method": "GET", "paymentMethodType": "scheme", "type": "redirect",
+                                "url": f"{self.base_url}/_paybridge/payments/{psp}/authenticate?MD={secrets.token_urlsafe(12)}"}
+        elif result_code == "IdentifyShopper":
+            # payments-3ds2-identify-shopper.json: a 3DS2 fingerprint, and no pspReference yet.
+            del answer["pspReference"]
+            answer["action"] = {"paymentData": "Ab02b4c0!" + secrets.token_urlsafe(48), "paymentMethodType": "scheme",
+                                "authorisationToken": "BQABAQ" + secrets.token_urlsafe(48), "subtype": "fingerprint",
+                                "token": base64.b64encode(json.dumps({"threeDSMessageVersion": "2.1.0", "threeDSServerTransID": psp}).encode()).decode(),
+                                "type": "threeDS2"}
         payment = {
             "pspReference": psp, "reference": req["reference"], "value": req["value"], "currency": req["currency"],
             "storedPaymentMethodId": stored, "shopperReference": req["shopper"], "manualCapture": req["manual"],
@@ -547,7 +578,8 @@ class Fake:
             one_of(body, "merchantRefundReason", MERCHANT_REFUND_REASONS, required=False)
         with self.lock:
             payment = self.payments.get(psp)
-            if payment is None or payment["status"] not in ("Authorised", "Cancelled"):
+            waiting = payment is not None and payment["status"] in SHOPPER_STEPS and kind == "cancels"
+            if payment is None or (payment["status"] not in ("Authorised", "Cancelled") and not waiting):
                 raise invalid(f"Original pspReference required for this operation: no authorised payment {psp}")
             if currency is not None and currency != payment["currency"]:
                 raise invalid(f"Currency of modification ({currency}) does not match the payment's ({payment['currency']})")
@@ -750,6 +782,27 @@ class Fake:
             payment["modifications"].append(mod["pspReference"])
             success, reason = self._apply(payment, mod)
         return [self.schedule(self.modification_item("REFUND", payment, mod, success, reason))]
+
+    def authenticate(self, ref: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The shopper ends the redirect / 3DS2 step of a payment waiting for them."""
+        success = body.get("success", True)
+        if not isinstance(success, bool):
+            raise ControlError(400, "success must be true or false")
+        with self.lock:
+            found = [p for p in self.payments.values() if ref in (p["pspReference"], p["reference"])]
+            if not found:
+                raise ControlError(404, f"no payment {ref}")
+            payment = found[-1]
+            if payment["status"] not in SHOPPER_STEPS:
+                raise ControlError(409, f"payment {payment['pspReference']} is {payment['status']}, not waiting for the shopper")
+            if success:
+                payment["status"] = "Authorised"
+                if not payment["manualCapture"]:
+                    payment["captured"] = payment["value"]
+            else:
+                payment["status"] = "Refused"
+        refusal = None if success else NOT_AUTHENTICATED[0]
+        return [self.schedule(self.authorisation_item(payment, success, refusal))]
 
     def custom(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         item = body.get("item")
@@ -960,7 +1013,8 @@ class Handler(BaseHTTPRequestHandler):
         if method == "POST" and parts == ["notify"]:
             return 202, {"notifications": fake.custom(body)}
         if method == "POST" and len(parts) == 3 and parts[0] == "payments":
-            action = {"capture-failed": fake.capture_failed, "dispute": fake.dispute, "dashboard-refund": fake.dashboard_refund}.get(parts[2])
+            action = {"capture-failed": fake.capture_failed, "dispute": fake.dispute, "dashboard-refund": fake.dashboard_refund,
+                      "authenticate": fake.authenticate}.get(parts[2])
             if action:
                 return 202, {"notifications": action(parts[1], body)}
         if method == "POST" and len(parts) == 3 and parts[0] == "refunds" and parts[2] == "refund-failed":
@@ -973,6 +1027,7 @@ class Handler(BaseHTTPRequestHandler):
 def serve(port: int, fake: Fake) -> tuple[Server, threading.Thread, threading.Thread]:
     """Starts the fake on 127.0.0.1:port (0 = free) in threads; for tests and main."""
     server = Server(port, fake)
+    fake.base_url = f"http://{HOST}:{server.server_address[1]}"
     http_thread = threading.Thread(target=server.serve_forever, name="adyen-http", daemon=True)
     worker = threading.Thread(target=fake.deliver_forever, name="adyen-notify", daemon=True)
     http_thread.start()

@@ -244,6 +244,61 @@ class AdyenFakeTest(unittest.TestCase):
         _, payment, _ = self.call("GET", f"/_paybridge/payments/{answer['pspReference']}")
         self.assertEqual((payment["status"], payment["captured"]), ("Authorised", 1999))
 
+    # ---- shopper steps (3-D Secure)
+
+    FIXTURES = SCRIPTS.parent / "tests" / "fixtures" / "adyen"
+
+    def published(self, name: str) -> dict[str, Any]:
+        return json.loads((self.FIXTURES / name).read_text(encoding="utf-8"))
+
+    def test_a_redirect_card_answers_redirect_shopper_shaped_like_adyens_and_completes_by_authenticate(self) -> None:
+        status, answer, _ = self.adyen("/payments", self.payment_body("stored_3ds_redirect"))
+        self.assertEqual((status, answer["resultCode"]), (200, "RedirectShopper"), answer)
+        mock = self.published("payments-redirect-shopper.json")
+        self.assertEqual(set(answer["action"]), set(mock["action"]), "the keys of Adyen's published action")
+        self.assertEqual({k: answer["action"][k] for k in ("method", "paymentMethodType", "type")},
+                         {k: mock["action"][k] for k in ("method", "paymentMethodType", "type")})
+        self.assertTrue(answer["action"]["url"].startswith(self.base + "/_paybridge/"), "it never points off this machine")
+        psp = answer["pspReference"]
+        self.assert_no_more_than(0)  # nothing is decided until the shopper is back
+        status, sent, _ = self.call("POST", f"/_paybridge/payments/{psp}/authenticate", {"success": True})
+        self.assertEqual(status, 202, sent)
+        (item,) = self.items(1)
+        self.assertEqual((item["eventCode"], item["success"], item["pspReference"], item["merchantReference"], item["amount"]["value"]),
+                         ("AUTHORISATION", "true", psp, "ch_01JTESTCHARGE0000000000000", 1999))
+        _, payment, _ = self.call("GET", f"/_paybridge/payments/{psp}")
+        self.assertEqual((payment["status"], payment["captured"]), ("Authorised", 1999))
+        status, again, _ = self.call("POST", f"/_paybridge/payments/{psp}/authenticate", {"success": True})
+        self.assertEqual(status, 409, again)
+
+    def test_a_3ds2_card_answers_identify_shopper_without_a_psp_reference_and_can_fail(self) -> None:
+        body = self.payment_body("stored_3ds2", reference="ch_01JTEST3DS2000000000000000")
+        status, answer, _ = self.adyen("/payments", body)
+        self.assertEqual((status, answer["resultCode"]), (200, "IdentifyShopper"), answer)
+        mock = self.published("payments-3ds2-identify-shopper.json")
+        self.assertNotIn("pspReference", mock)
+        self.assertNotIn("pspReference", answer, "as Adyen's mock: no pspReference before the 3DS2 step")
+        self.assertEqual(list(answer["action"]), list(mock["action"]), "the keys of Adyen's published action, in order")
+        self.assertEqual((answer["action"]["type"], answer["action"]["subtype"]), ("threeDS2", "fingerprint"))
+        # Found by its merchant reference; the shopper fails the challenge.
+        status, sent, _ = self.call("POST", "/_paybridge/payments/ch_01JTEST3DS2000000000000000/authenticate", {"success": False})
+        self.assertEqual(status, 202, sent)
+        (item,) = self.items(1)
+        self.assertEqual((item["eventCode"], item["success"], item["reason"], item["merchantReference"]),
+                         ("AUTHORISATION", "false", "3D Not Authenticated", "ch_01JTEST3DS2000000000000000"))
+        self.assertRegex(item["pspReference"], r"^[A-Z0-9]{16}$")
+
+    def test_a_payment_waiting_for_the_shopper_can_be_cancelled_and_then_not_completed(self) -> None:
+        status, answer, _ = self.adyen("/payments", self.payment_body("stored_3ds_redirect"))
+        psp = answer["pspReference"]
+        status, cancel, _ = self.adyen(f"/payments/{psp}/cancels", {"merchantAccount": MERCHANT, "reference": "ch_expired"})
+        self.assertEqual((status, cancel["status"]), (201, "received"), cancel)
+        (item,) = self.items(1)
+        self.assertEqual((item["eventCode"], item["success"], item["originalReference"]), ("CANCELLATION", "true", psp))
+        status, late, _ = self.call("POST", f"/_paybridge/payments/{psp}/authenticate", {"success": True})
+        self.assertEqual(status, 409, late)
+        self.assert_no_more_than(1)
+
     def test_the_same_idempotency_key_replays_the_first_answer_and_pays_once(self) -> None:
         first = self.adyen("/payments", self.payment_body(), key="charge-1-create")
         again = self.adyen("/payments", self.payment_body(), key="charge-1-create")

@@ -242,6 +242,52 @@ class LocalStripeTestMode(unittest.TestCase):
         self.assertEqual((status, pi["status"], pi["next_action"]["type"]), (200, "requires_action", "use_stripe_sdk"), pi)
         self.events(pi["id"], "payment_intent.requires_action")
 
+    def authentication_required_off_session(self) -> tuple[str, str, str]:
+        """(PaymentIntent id, client_secret, declined payment method) of an off-session decline."""
+        status, body = self.pay("pm_card_authenticationRequired")
+        self.assertEqual(status, 402, body)
+        pi = body["error"]["payment_intent"]
+        self.assertEqual((pi["status"], pi["last_payment_error"]["code"]), ("requires_payment_method", "authentication_required"))
+        self.assertTrue(pi["client_secret"].startswith(pi["id"] + "_secret_"), pi)
+        return pi["id"], pi["client_secret"], body["error"]["payment_method"]["id"]
+
+    def test_the_customer_completes_an_authentication_required_payment_on_session(self) -> None:
+        pi_id, secret, pm = self.authentication_required_off_session()
+        # What Stripe.js confirmCardPayment(client_secret, {payment_method}) sends, on session.
+        status, pi = self.call("POST", f"/v1/payment_intents/{pi_id}/confirm", {"payment_method": pm, "client_secret": secret})
+        self.assertEqual((status, pi["status"], pi["next_action"]["type"]), (200, "requires_action", "use_stripe_sdk"), pi)
+        self.events(pi_id, "payment_intent.requires_action")
+        status, bad = self.call("POST", f"/v1/payment_intents/{pi_id}/_authenticate", {"client_secret": "pi_x_secret_wrong", "success": "true"})
+        self.assertEqual(status, 401, bad)
+        status, pi = self.call("POST", f"/v1/payment_intents/{pi_id}/_authenticate", {"client_secret": secret, "success": "true"})
+        self.assertEqual((status, pi["status"], pi["amount_received"], pi["next_action"]), (200, "succeeded", 1999, None), pi)
+        succeeded = self.one(pi_id, "payment_intent.succeeded")
+        self.assertEqual((succeeded["status"], succeeded["client_secret"]), ("succeeded", secret))
+        status, again = self.call("POST", f"/v1/payment_intents/{pi_id}/cancel", {})
+        self.assertEqual((status, again["error"]["code"]), (400, "payment_intent_unexpected_state"), again)
+
+    def test_a_failed_authentication_sends_payment_failed_with_stripes_code(self) -> None:
+        pi_id, secret, pm = self.authentication_required_off_session()
+        self.call("POST", f"/v1/payment_intents/{pi_id}/confirm", {"payment_method": pm, "client_secret": secret})
+        status, pi = self.call("POST", f"/v1/payment_intents/{pi_id}/_authenticate", {"client_secret": secret, "success": "false"})
+        self.assertEqual((status, pi["status"], pi["last_payment_error"]["code"]),
+                         (200, "requires_payment_method", "payment_intent_authentication_failure"), pi)
+        failed = [e["data"]["object"] for e in self.events(pi_id, "payment_intent.payment_failed")["payment_intent.payment_failed"]]
+        codes = sorted(f["last_payment_error"]["code"] for f in failed)
+        deadline = time.monotonic() + DEADLINE
+        while len(codes) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            failed = [e["data"]["object"] for e in self.events(pi_id, "payment_intent.payment_failed")["payment_intent.payment_failed"]]
+            codes = sorted(f["last_payment_error"]["code"] for f in failed)
+        self.assertEqual(codes, ["authentication_required", "payment_intent_authentication_failure"])
+        self.assertEqual(failed[-1]["last_payment_error"]["payment_method"]["id"], pm)
+
+    def test_an_unauthenticated_payment_intent_is_canceled(self) -> None:
+        pi_id, _, _ = self.authentication_required_off_session()
+        status, pi = self.call("POST", f"/v1/payment_intents/{pi_id}/cancel", {})
+        self.assertEqual((status, pi["status"]), (200, "canceled"), pi)
+        self.one(pi_id, "payment_intent.canceled")
+
     def test_a_declined_payment_intent_confirmed_again_with_another_card_succeeds_late(self) -> None:
         status, body = self.pay("pm_card_chargeDeclinedInsufficientFunds")
         self.assertEqual(status, 402, body)

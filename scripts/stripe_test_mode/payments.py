@@ -8,7 +8,13 @@
   `authentication_required` (Stripe cannot ask an absent customer for 3DS); on session it asks
   for it (`requires_action`, `payment_intent.requires_action`).
 - A PaymentIntent in `requires_payment_method` can be confirmed again with a new
-  `payment_method` (a late success after a failure).
+  `payment_method` (a late success after a failure) — or on session with the declined one, which
+  then asks for 3DS (`requires_action`).
+- localstripe's `POST /v1/payment_intents/{id}/_authenticate` (`client_secret`, `success=true|false`)
+  plays the customer completing (or failing) 3DS in the browser. Success charges the card
+  (`payment_intent.succeeded`); failure leaves the PaymentIntent in `requires_payment_method` with
+  Stripe's `payment_intent_authentication_failure` as `last_payment_error` and sends
+  `payment_intent.payment_failed`, as Stripe does (localstripe sent nothing).
 - Success sends `charge.succeeded` + `payment_intent.succeeded`; an authorization (manual capture)
   `charge.succeeded` + `payment_intent.amount_capturable_updated`; a capture `charge.captured` +
   `payment_intent.succeeded` (a partial one creates no Refund for the rest, as since basil); a
@@ -262,11 +268,32 @@ def install() -> None:
 
     pi_class._api_cancel = classmethod(api_cancel)
 
+    original_authenticate = pi_class._api_authenticate.__func__
+
+    def api_authenticate(cls, id, client_secret=None, success=False, **kwargs):
+        obj = cls._api_retrieve(id)
+        pm = resources.PaymentMethod._api_retrieve(obj.payment_method) if obj.payment_method else None
+        obj = original_authenticate(cls, id, client_secret=client_secret, success=success, **kwargs)
+        if obj._authentication_failed:
+            # Stripe's card error for a failed 3DS, with the payment method the customer tried.
+            obj._shim_error = {
+                "type": "card_error",
+                "code": "payment_intent_authentication_failure",
+                "message": "The provided PaymentMethod has failed authentication. You can provide payment_method_data or a new PaymentMethod to attempt to fulfill this PaymentIntent again.",
+                "doc_url": "https://docs.stripe.com/error-codes/payment-intent-authentication-failure",
+                "payment_method": pm._export() if pm is not None else None,
+            }
+            emit("payment_intent.payment_failed", obj)
+        return obj
+
+    pi_class._api_authenticate = classmethod(api_authenticate)
+
     # localstripe's routes hold the methods as they were at import: point them at ours.
     routes = {
         "/v1/payment_intents/{id}/confirm": "_api_confirm",
         "/v1/payment_intents/{id}/capture": "_api_capture",
         "/v1/payment_intents/{id}/cancel": "_api_cancel",
+        "/v1/payment_intents/{id}/_authenticate": "_api_authenticate",
     }
     for i, (method, url, func) in enumerate(resources.extra_apis):
         if url in routes:

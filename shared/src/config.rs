@@ -48,6 +48,9 @@ pub struct Config {
     pub max_receive_count: u32,
     /// How long work may stay in flight before the reconciler looks at it.
     pub reconcile_after: Duration,
+    /// How long a `requires_action` charge waits for its customer before the reconciler cancels
+    /// it at the gateway (`PAYBRIDGE_ACTION_EXPIRY_HOURS`, 24 by default).
+    pub action_expiry: Duration,
 }
 
 impl Config {
@@ -120,6 +123,9 @@ impl Config {
                 900,
                 30 * 86_400,
             )?),
+            action_expiry: Duration::from_secs(
+                3600 * number("PAYBRIDGE_ACTION_EXPIRY_HOURS", 24, 24 * 30)?,
+            ),
         })
     }
 }
@@ -167,6 +173,25 @@ mod tests {
         assert_eq!(c.max_body_bytes, 262_144);
         assert_eq!(c.idempotency_ttl, Duration::from_secs(86_400));
         assert_eq!(c.stripe_api_base, "https://api.stripe.com");
+        assert_eq!(c.action_expiry, Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn the_action_expiry_is_whole_hours_from_one_to_thirty_days() {
+        let with = |v: &str| {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("PAYBRIDGE_ACTION_EXPIRY_HOURS", v));
+            Config::from_lookup(lookup(&pairs)).map(|c| c.action_expiry)
+        };
+        assert_eq!(with("2").unwrap(), Duration::from_secs(7200));
+        assert_eq!(with("720").unwrap(), Duration::from_secs(720 * 3600));
+        for bad in ["0", "721", "1.5", "a day"] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("PAYBRIDGE_ACTION_EXPIRY_HOURS"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

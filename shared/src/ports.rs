@@ -626,8 +626,9 @@ pub struct Parked {
 
 /// What the reconciler reads: work in flight for longer than it should be, a page at a time.
 pub trait ReconcileStore: Send + Sync {
-    /// Pending or processing charges last changed before `before` (unix seconds), oldest first,
-    /// from after the cursor `after`, at most `limit`.
+    /// Charges in flight — pending or processing ones last changed before `before` (unix
+    /// seconds), and requires_action ones whose customer was asked before `before` (the
+    /// reconciler expires those) — oldest first, from after the cursor `after`, at most `limit`.
     fn open_charges(
         &self,
         before: i64,

@@ -73,9 +73,11 @@ pub enum Metric {
     BillingConsecutiveFailures,
     BillingSecondsSinceSuccess,
     ChargeCreated,
+    ChargeActionExpired,
     ChargeFailed,
     ChargeFailedByCode,
     ChargePending,
+    ChargeRequiresAction,
     ChargeRetryExhausted,
     ChargeSucceeded,
     DeadLettered,
@@ -123,15 +125,17 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 52] = [
+    pub const ALL: [Metric; 54] = [
         Metric::BatchFailures,
         Metric::BatchSize,
         Metric::BillingConsecutiveFailures,
         Metric::BillingSecondsSinceSuccess,
         Metric::ChargeCreated,
+        Metric::ChargeActionExpired,
         Metric::ChargeFailed,
         Metric::ChargeFailedByCode,
         Metric::ChargePending,
+        Metric::ChargeRequiresAction,
         Metric::ChargeRetryExhausted,
         Metric::ChargeSucceeded,
         Metric::DeadLettered,
@@ -186,9 +190,11 @@ impl Metric {
             Metric::BillingConsecutiveFailures => "BillingConsecutiveFailures",
             Metric::BillingSecondsSinceSuccess => "BillingSecondsSinceSuccess",
             Metric::ChargeCreated => "ChargeCreated",
+            Metric::ChargeActionExpired => "ChargeActionExpired",
             Metric::ChargeFailed => "ChargeFailed",
             Metric::ChargeFailedByCode => "ChargeFailedByCode",
             Metric::ChargePending => "ChargePending",
+            Metric::ChargeRequiresAction => "ChargeRequiresAction",
             Metric::ChargeRetryExhausted => "ChargeRetryExhausted",
             Metric::ChargeSucceeded => "ChargeSucceeded",
             Metric::DeadLettered => "DeadLettered",

@@ -12,6 +12,9 @@
 //!   error of the given status (401 `authentication_error`, as after a rolled key; 403
 //!   `permission_error`) before anything reaches localstripe, as Stripe refuses an unauthenticated
 //!   request before it looks at its `Idempotency-Key`.
+//! - **Races**: [`StripeProxy::before_next_cancel`] makes the proxy send requests of the test's
+//!   own to localstripe just before it forwards the next PaymentIntent cancel — what a customer
+//!   completing 3-D Secure in the browser a moment before paybridge's cancel arrives does.
 //! - **Counting**: how many POSTs per path (PaymentIntents, refunds) reached localstripe.
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +27,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Mutex;
+
+/// A form POST the proxy makes of its own: (path, form fields).
+pub type FormPost = (String, Vec<(String, String)>);
 
 struct ProxyState {
     upstream: String,
@@ -38,6 +44,8 @@ struct ProxyState {
     /// When set, `GET /v1/events` lists only events about these object ids — playing Stripe's
     /// `delivery_success=false` (localstripe does not track deliveries).
     undelivered_objects: std::sync::Mutex<Option<HashSet<String>>>,
+    /// Form POSTs (path, fields) to send to localstripe before the next cancel is forwarded.
+    before_cancel: std::sync::Mutex<Vec<FormPost>>,
 }
 
 /// A running proxy; it stops with the test's runtime.
@@ -59,6 +67,7 @@ impl StripeProxy {
             refuse_next: std::sync::Mutex::new((0, 401)),
             forwarded: std::sync::Mutex::new(HashMap::new()),
             undelivered_objects: std::sync::Mutex::new(None),
+            before_cancel: std::sync::Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .fallback(proxy)
@@ -98,6 +107,15 @@ impl StripeProxy {
     pub fn undelivered_events_about(&self, objects: &[&str]) {
         if let Ok(mut set) = self.state.undelivered_objects.lock() {
             *set = Some(objects.iter().map(|o| o.to_string()).collect());
+        }
+    }
+
+    /// Just before the next `POST /v1/payment_intents/{id}/cancel` is forwarded, the proxy POSTs
+    /// each of `requests` (path, form fields) to localstripe, with the cancel's own credentials,
+    /// in order.
+    pub fn before_next_cancel(&self, requests: Vec<FormPost>) {
+        if let Ok(mut r) = self.state.before_cancel.lock() {
+            *r = requests;
         }
     }
 
@@ -169,6 +187,24 @@ async fn proxy(
             )
                 .into_response();
         }
+    }
+    let is_cancel = method == Method::POST && uri.path().ends_with("/cancel");
+    let first = if is_cancel {
+        s.before_cancel
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    for (path, form) in first {
+        let mut before = s.http.post(format!("{}{path}", s.upstream)).form(&form);
+        for name in ["authorization", "stripe-version"] {
+            if let Some(v) = headers.get(name) {
+                before = before.header(name, v.as_bytes());
+            }
+        }
+        let _ = before.send().await;
     }
     let is_create =
         method == Method::POST && matches!(uri.path(), "/v1/payment_intents" | "/v1/refunds");

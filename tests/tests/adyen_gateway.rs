@@ -614,7 +614,8 @@ async fn an_authorised_payment_captured_at_once_succeeds_with_the_psp_reference(
             gateway_ref: psp,
             status: ChargeStatus::Succeeded,
             captured: 1999,
-            failure: None
+            failure: None,
+            action: None,
         }
     );
 }
@@ -646,7 +647,8 @@ async fn a_manual_capture_payment_is_authorized_and_its_capture_is_received_with
             gateway_ref: psp.clone(),
             status: ChargeStatus::Authorized,
             captured: 0,
-            failure: None
+            failure: None,
+            action: None,
         }
     );
     let seen = fake.seen();

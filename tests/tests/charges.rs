@@ -632,6 +632,7 @@ async fn a_capture_retried_with_its_key_after_its_answer_was_lost_and_a_webhook_
         status: ChargeStatus::Succeeded,
         captured: 1999,
         failure: None,
+        action: None,
     };
     let now = paybridge_tests::unix_now();
     settle(&h.app.store, &h.app.queue, charge, &outcome, now)

@@ -221,6 +221,7 @@ async fn stored_succeeded_charge(t: &Truth, amount: i64) -> (Charge, String) {
         status: ChargeStatus::Succeeded,
         captured: amount,
         failure: None,
+        action: None,
     };
     let charge = settle(&t.store, &t.queue, charge, &outcome, unix_now())
         .await

@@ -18,8 +18,8 @@ use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::GatewayRouter;
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::domain::{
-    Charge, ChargeId, ChargeStatus, Currency, Failure, Gateway, Money, Refund, RefundId,
-    RefundReason, RefundStatus,
+    ActionDetails, Charge, ChargeId, ChargeStatus, Currency, CustomerAction, Failure, Gateway,
+    Money, Refund, RefundId, RefundReason, RefundStatus,
 };
 use paybridge::services::charges::create::{
     MAX_METADATA_KEY_LEN, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LEN, NewCharge,
@@ -267,13 +267,55 @@ fn the_documented_routes_are_exactly_the_template_routes_of_the_documented_funct
     );
 }
 
+/// A charge waiting for its customer, with the action each gateway describes.
+fn waiting_charges() -> Vec<Charge> {
+    let details = [
+        ActionDetails::Stripe {
+            payment_intent: "pi_123".into(),
+            client_secret: Some("pi_123_secret_abc".into()),
+            payment_method: Some("pm_123".into()),
+            next_action: Some(json!({"type": "use_stripe_sdk", "use_stripe_sdk": {}})),
+            reason: None,
+        },
+        ActionDetails::Stripe {
+            payment_intent: "pi_123".into(),
+            client_secret: None,
+            payment_method: None,
+            next_action: None,
+            reason: Some("authentication_required".into()),
+        },
+        ActionDetails::Adyen {
+            result_code: "IdentifyShopper".into(),
+            action: serde_json::from_str::<Value>(include_str!(
+                "../fixtures/adyen/payments-3ds2-identify-shopper.json"
+            ))
+            .unwrap()["action"]
+                .clone(),
+        },
+    ];
+    details
+        .into_iter()
+        .map(|details| Charge {
+            status: ChargeStatus::RequiresAction,
+            customer_action: Some(CustomerAction {
+                details,
+                required_at: 1_773_480_413,
+            }),
+            ..sample_charge(false)
+        })
+        .collect()
+}
+
 #[test]
 fn the_charge_schema_has_exactly_the_fields_of_the_charge_view_with_their_json_types() {
     let doc = document();
     let charge = schema(doc, "Charge");
     let properties = &charge["properties"];
-    for full in [true, false] {
-        let sample = view(&sample_charge(full));
+    let samples = [sample_charge(true), sample_charge(false)]
+        .into_iter()
+        .chain(waiting_charges());
+    for sample in samples {
+        let sample = view(&sample);
         let keys = object_keys(&sample);
         assert_eq!(object_keys(properties), keys, "Charge.properties vs view()");
         assert_eq!(

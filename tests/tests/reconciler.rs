@@ -431,6 +431,7 @@ async fn with_a_thousand_unresolvable_items_in_flight_a_run_still_finds_and_fixe
         status: ChargeStatus::Succeeded,
         captured: one.amount.minor(),
         failure: None,
+        action: None,
     };
     paybridge::services::charges::settle(&h.store, &h.queue, one, &outcome, unix_now())
         .await

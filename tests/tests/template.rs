@@ -756,6 +756,43 @@ fn the_billing_down_alarm_fires_long_before_the_delivery_schedule_runs_out() {
 }
 
 #[test]
+fn the_reconciler_expires_charges_waiting_for_their_customer_after_a_parameter_in_hours() {
+    let env = &resources()["ReconcilerFunction"]["Properties"]["Environment"]["Variables"];
+    let expiry = &env["PAYBRIDGE_ACTION_EXPIRY_HOURS"];
+    assert_eq!(
+        expiry["Ref"], "ActionExpiryHours",
+        "the reconciler reads the expiry from the template's parameter: {expiry}"
+    );
+    let p = &parameters()["ActionExpiryHours"];
+    assert_eq!(p["Type"], "Number");
+    let (default, min, max) = (
+        number(&p["Default"], "Default"),
+        number(&p["MinValue"], "MinValue"),
+        number(&p["MaxValue"], "MaxValue"),
+    );
+    assert_eq!(default, 24.0, "the documented default");
+    // Every value the template allows is one the functions' config accepts, and no other.
+    let config = |hours: f64| {
+        let vars = [
+            ("PAYBRIDGE_TABLE", "t".to_owned()),
+            ("PAYBRIDGE_WORK_QUEUE_URL", "q".to_owned()),
+            ("PAYBRIDGE_SECRET_ID", "s".to_owned()),
+            ("PAYBRIDGE_ACTION_EXPIRY_HOURS", format!("{hours}")),
+        ];
+        paybridge::config::Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .map(|c| c.action_expiry.as_secs())
+    };
+    assert_eq!(config(min).unwrap(), 3600 * min as u64);
+    assert_eq!(config(max).unwrap(), 3600 * max as u64);
+    assert_eq!(config(default).unwrap(), 24 * 3600);
+    assert!(config(min - 1.0).is_err() && config(max + 1.0).is_err());
+}
+
+#[test]
 fn every_function_has_a_log_group_with_retention() {
     let groups: Vec<&Value> = resources()
         .values()

@@ -22,6 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let queue = SqsWorkQueue::from_conf(&aws, &config.work_queue_url);
     let settings = ReconcileSettings {
         after: config.reconcile_after,
+        action_expiry: config.action_expiry,
         ..ReconcileSettings::default()
     };
     let (store, gateways, queue, base) = (&store, &gateways, &queue, &settings);

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::action::{ActionDetails, CustomerAction};
 use super::dispute::{Dispute, DisputeChange, DisputeObservation};
 use super::gateway::Gateway;
 use super::ids::ChargeId;
@@ -37,7 +38,8 @@ use super::transition::{Failure, Transition};
 pub enum ChargeStatus {
     /// Created by us; the gateway's answer is not known yet.
     Pending,
-    /// The customer must act (3-D Secure); off-session charges usually fail from here.
+    /// The customer must act on session (3-D Secure): the charge's `customer_action` says how.
+    /// The gateway's webhook moves it on; the reconciler cancels it after the action expiry.
     RequiresAction,
     /// The gateway accepted the payment and is still working on it.
     Processing,
@@ -150,6 +152,8 @@ pub struct PaymentOutcome {
     /// Minor units captured so far.
     pub captured: i64,
     pub failure: Option<Failure>,
+    /// What the customer must do, when `status` is `requires_action` and the gateway said.
+    pub action: Option<ActionDetails>,
 }
 
 /// Whether `key` is a metadata key paybridge writes on the gateway's objects itself —
@@ -180,6 +184,9 @@ pub struct Charge {
     pub status_at: Option<i64>,
     /// The charge's disputes, as the gateway reports them.
     pub disputes: Vec<Dispute>,
+    /// While `requires_action`: what the customer must do, as the gateway described it. Cleared
+    /// when the charge moves on.
+    pub customer_action: Option<CustomerAction>,
     /// The customer's stored payment method at the gateway (a token, never card data).
     pub payment_method: String,
     pub customer: Option<String>,
@@ -218,6 +225,7 @@ impl Charge {
             failure: None,
             status_at: None,
             disputes: Vec::new(),
+            customer_action: None,
             payment_method: payment_method.into(),
             customer: None,
             capture: true,
@@ -346,6 +354,30 @@ impl Charge {
         }
     }
 
+    /// Keeps `customer_action` in step with the status: set (or completed) from an outcome that
+    /// still asks for the customer, kept from when it was first required, gone once the charge
+    /// moved on. Returns whether it changed.
+    fn sync_customer_action(&mut self, outcome: &PaymentOutcome, now: i64) -> bool {
+        let before = self.customer_action.clone();
+        if self.status != ChargeStatus::RequiresAction {
+            self.customer_action = None;
+        } else if outcome.status == ChargeStatus::RequiresAction
+            && let Some(details) = &outcome.action
+        {
+            self.customer_action = Some(match self.customer_action.take() {
+                Some(known) => CustomerAction {
+                    details: known.details.merged(details),
+                    required_at: known.required_at,
+                },
+                None => CustomerAction {
+                    details: details.clone(),
+                    required_at: now,
+                },
+            });
+        }
+        self.customer_action != before
+    }
+
     /// [`Charge::apply`] for an observation the gateway timed (`observed_at`, unix milliseconds).
     pub fn apply_at(
         &mut self,
@@ -392,6 +424,7 @@ impl Charge {
             self.captured = outcome.captured.min(self.amount.minor());
             changed = true;
         }
+        changed |= self.sync_customer_action(outcome, now);
         if changed {
             self.updated_at = now;
         }

@@ -3,6 +3,7 @@
 //! Nothing here performs I/O or knows about AWS or HTTP; everything is synchronous and unit-tested
 //! beside the code.
 
+pub mod action;
 pub mod charge;
 pub mod dispute;
 pub mod event;
@@ -16,6 +17,7 @@ pub mod refund;
 pub mod transition;
 pub mod work;
 
+pub use action::{ActionDetails, CustomerAction};
 pub use charge::{Charge, ChargeStatus, PaymentOutcome};
 pub use dispute::{Dispute, DisputeChange, DisputeObservation, DisputeStatus};
 pub use event::{

@@ -13,6 +13,8 @@
 //!    charge's id in their metadata — one found settles the charge, none is Stripe's word that
 //!    nothing was created (the charge fails with `payment_not_created`, so billing may charge
 //!    again), several is a double charge for a person.
+//!    Charges waiting for their customer (`requires_action`) go to `charges::expire`, which
+//!    ends them once `action_expiry` has passed.
 //! 2. **Refunds** pending for longer than `after`: the same (after the key window, the
 //!    PaymentIntent's refunds are listed and matched by the refund's id in their metadata).
 //! 3. **Events** recorded but not processed after `after`: queued again.
@@ -70,6 +72,8 @@ pub struct ReconcileSettings {
     pub limit: i32,
     /// Intake settings for recovered events.
     pub intake: IntakeSettings,
+    /// How long a `requires_action` charge waits for its customer before it is canceled.
+    pub action_expiry: Duration,
 }
 
 impl Default for ReconcileSettings {
@@ -83,6 +87,7 @@ impl Default for ReconcileSettings {
             max_pages: usize::MAX,
             limit: 200,
             intake: IntakeSettings::default(),
+            action_expiry: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -241,6 +246,7 @@ where
         queue,
         now,
         claim_until: now + 600,
+        action_expiry: settings.action_expiry,
     };
 
     // A page of each kind in turn, until every kind is read or the budget is spent; from where
@@ -381,6 +387,7 @@ struct Run<'a, S, G, Q> {
     queue: &'a Q,
     now: i64,
     claim_until: i64,
+    action_expiry: Duration,
 }
 
 impl<S, G, Q> Run<'_, S, G, Q>
@@ -399,6 +406,17 @@ where
         else {
             return Ok(Looked::Skipped);
         };
+        if charge.status == ChargeStatus::RequiresAction {
+            use crate::services::charges::expire::{Expiry, expire_requires_action};
+            let (gateways, queue, expiry) = (self.gateways, self.queue, self.action_expiry);
+            let expired = expire_requires_action(store, gateways, queue, charge, now, expiry);
+            return Ok(match expired.await? {
+                Expiry::Untouched(_) => Looked::Skipped,
+                Expiry::Settled(_) => Looked::Fixed,
+                Expiry::Waiting { overdue: false, .. } => Looked::Unchanged,
+                Expiry::Waiting { overdue: true, .. } => Looked::Unknown,
+            });
+        }
         if !matches!(
             charge.status,
             ChargeStatus::Pending | ChargeStatus::Processing
@@ -443,6 +461,7 @@ where
                                 "the gateway holds no payment for this charge: nothing was taken"
                                     .into(),
                         }),
+                        action: None,
                     };
                     self.settle_charge(charge, &outcome).await?
                 }

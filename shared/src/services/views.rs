@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{Charge, Dispute, Refund};
+use crate::domain::{ActionDetails, Charge, CustomerAction, Dispute, Refund};
 
 /// Unix seconds as RFC 3339 (UTC), the form of every timestamp billing sees.
 pub fn rfc3339(secs: i64) -> String {
@@ -33,6 +33,7 @@ pub fn charge(c: &Charge) -> Value {
         "refundable": c.refundable(),
         "disputes": c.disputes.iter().map(|d| dispute(c, d)).collect::<Vec<_>>(),
         "failure": c.failure.as_ref().map(|f| json!({"code": f.code, "message": f.message})),
+        "customer_action": c.customer_action.as_ref().map(customer_action),
         "customer": c.customer,
         "description": c.description,
         "metadata": c.metadata,
@@ -40,6 +41,39 @@ pub fn charge(c: &Charge) -> Value {
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
     })
+}
+
+/// What the customer of a `requires_action` charge must do (the `CustomerAction` schema):
+/// everything billing hands to the customer's browser. It includes Stripe's `client_secret`,
+/// which is meant for that browser: the view may carry it, logs never do.
+fn customer_action(a: &CustomerAction) -> Value {
+    let required_at = rfc3339(a.required_at);
+    match &a.details {
+        ActionDetails::Stripe {
+            payment_intent,
+            client_secret,
+            payment_method,
+            next_action,
+            reason,
+        } => json!({
+            "type": "stripe_payment_intent",
+            "required_at": required_at,
+            "payment_intent": payment_intent,
+            "client_secret": client_secret,
+            "payment_method": payment_method,
+            "next_action": next_action,
+            "reason": reason,
+        }),
+        ActionDetails::Adyen {
+            result_code,
+            action,
+        } => json!({
+            "type": "adyen_action",
+            "required_at": required_at,
+            "result_code": result_code,
+            "action": action,
+        }),
+    }
 }
 
 /// A dispute of charge `c` as billing sees it (the `Dispute` schema of openapi.json).

@@ -135,6 +135,7 @@ pub(crate) fn payment_update(
             status,
             captured,
             failure,
+            action: None,
         },
         captured_if_automatic,
         observed_at: None,

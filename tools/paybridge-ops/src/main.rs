@@ -236,6 +236,7 @@ async fn main() -> anyhow::Result<()> {
                 Duration::from_secs(flag(&args, "--after", config.reconcile_after.as_secs())?);
             let settings = ReconcileSettings {
                 after,
+                action_expiry: config.action_expiry,
                 ..ReconcileSettings::default()
             };
             let table = Table::from_conf(&aws, &config.table);

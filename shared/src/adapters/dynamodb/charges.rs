@@ -11,7 +11,8 @@ use super::keys::{Index, Paging, SortRange};
 use super::{Item, Table, Write, gateway_refs, keys, outbox, pointer_item};
 use crate::domain::Gateway;
 use crate::domain::{
-    Charge, ChargeId, ChargeStatus, Dispute, DisputeId, DisputeStatus, Failure, Money, Notification,
+    ActionDetails, Charge, ChargeId, ChargeStatus, CustomerAction, Dispute, DisputeId,
+    DisputeStatus, Failure, Money, Notification,
 };
 use crate::ports::{ChargeStore, GatewayObject, StoreError};
 
@@ -22,7 +23,8 @@ struct ChargeItem {
     sk: String,
     gsi1pk: String,
     gsi1sk: String,
-    /// GSI2 (sparse): set while the charge's outcome is open (pending, processing).
+    /// GSI2 (sparse): set while the charge is in flight — its outcome open (pending, processing)
+    /// or waiting for its customer (requires_action) — or set aside for a person.
     gsi2pk: Option<String>,
     gsi2sk: Option<String>,
     id: String,
@@ -55,6 +57,95 @@ struct ChargeItem {
     /// changes move in one conditional write (see docs/data-model.md).
     #[serde(default)]
     disputes: Vec<DisputeItem>,
+    /// While `requires_action`: what the customer must do.
+    customer_action: Option<ActionItem>,
+}
+
+/// A charge's customer action. The gateway's JSON (`next_action`, Adyen's `action`) is kept as
+/// the text the gateway sent, opaque to paybridge.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize)]
+struct ActionItem {
+    /// `stripe` or `adyen`.
+    kind: String,
+    required_at: i64,
+    payment_intent: Option<String>,
+    client_secret: Option<String>,
+    payment_method: Option<String>,
+    next_action: Option<String>,
+    reason: Option<String>,
+    result_code: Option<String>,
+    action: Option<String>,
+}
+
+impl ActionItem {
+    fn of(a: &CustomerAction) -> ActionItem {
+        let json = |v: &serde_json::Value| v.to_string();
+        let empty = ActionItem {
+            kind: String::new(),
+            required_at: a.required_at,
+            payment_intent: None,
+            client_secret: None,
+            payment_method: None,
+            next_action: None,
+            reason: None,
+            result_code: None,
+            action: None,
+        };
+        match &a.details {
+            ActionDetails::Stripe {
+                payment_intent,
+                client_secret,
+                payment_method,
+                next_action,
+                reason,
+            } => ActionItem {
+                kind: "stripe".into(),
+                payment_intent: Some(payment_intent.clone()),
+                client_secret: client_secret.clone(),
+                payment_method: payment_method.clone(),
+                next_action: next_action.as_ref().map(json),
+                reason: reason.clone(),
+                ..empty
+            },
+            ActionDetails::Adyen {
+                result_code,
+                action,
+            } => ActionItem {
+                kind: "adyen".into(),
+                result_code: Some(result_code.clone()),
+                action: Some(json(action)),
+                ..empty
+            },
+        }
+    }
+
+    fn action(self) -> Result<CustomerAction, String> {
+        let json = |text: Option<String>| -> Result<Option<serde_json::Value>, String> {
+            text.map(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+                .transpose()
+        };
+        let details = match self.kind.as_str() {
+            "stripe" => ActionDetails::Stripe {
+                payment_intent: self
+                    .payment_intent
+                    .ok_or("a Stripe action without its PaymentIntent")?,
+                client_secret: self.client_secret,
+                payment_method: self.payment_method,
+                next_action: json(self.next_action)?,
+                reason: self.reason,
+            },
+            "adyen" => ActionDetails::Adyen {
+                result_code: self.result_code.unwrap_or_default(),
+                action: json(self.action)?.unwrap_or_default(),
+            },
+            other => return Err(format!("customer action of unknown kind `{other}`")),
+        };
+        Ok(CustomerAction {
+            details,
+            required_at: self.required_at,
+        })
+    }
 }
 
 #[skip_serializing_none]
@@ -112,7 +203,22 @@ impl DisputeItem {
 }
 
 pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
-    let open = matches!(c.status, ChargeStatus::Pending | ChargeStatus::Processing);
+    // Work in flight (GSI2): an open outcome by when it last moved; a charge waiting for its
+    // customer by when the customer was first asked, so the oldest — the first to expire — come
+    // first, however often the gateway repeats its request.
+    let in_flight = match c.status {
+        ChargeStatus::Pending | ChargeStatus::Processing => Some(c.updated_at),
+        ChargeStatus::RequiresAction => Some(
+            c.customer_action
+                .as_ref()
+                .map_or(c.updated_at, |a| a.required_at),
+        ),
+        _ => None,
+    };
+    let (gsi2pk, gsi2sk) = (
+        in_flight.map(|_| keys::OPEN_CHARGES.to_owned()),
+        in_flight.map(|t| keys::time_ordered(t, c.id.as_str())),
+    );
     let (pk, sk) = keys::charge(&c.id);
     let item = ChargeItem {
         pk,
@@ -141,8 +247,9 @@ pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
         refundable: c.refundable(),
         status_at: c.status_at,
         disputes: c.disputes.iter().map(DisputeItem::of).collect(),
-        gsi2pk: open.then(|| keys::OPEN_CHARGES.to_owned()),
-        gsi2sk: open.then(|| keys::time_ordered(c.updated_at, c.id.as_str())),
+        customer_action: c.customer_action.as_ref().map(ActionItem::of),
+        gsi2pk,
+        gsi2sk,
     };
     serde_dynamo::to_item(item)
         .map_err(|e| StoreError::Invalid(format!("charge not serialisable: {e}")))
@@ -165,6 +272,11 @@ pub(super) fn from_item(item: Item) -> Result<Charge, StoreError> {
         status_at: i.status_at,
         disputes: (i.disputes.into_iter().map(DisputeItem::dispute))
             .collect::<Result<_, _>>()
+            .map_err(bad)?,
+        customer_action: i
+            .customer_action
+            .map(ActionItem::action)
+            .transpose()
             .map_err(bad)?,
         payment_method: i.payment_method,
         customer: i.customer,

@@ -2,7 +2,7 @@
 //!
 //! | item | pk | sk | GSI1 (pk / sk) | GSI2, sparse (pk / sk) |
 //! |---|---|---|---|---|
-//! | charge | `CHARGE#{id}` | `CHARGE` | `INVOICE#{invoice_id}` / `{created_at:020}#{id}` | `OPEN#charge` / `{updated_at:020}#{id}` while pending or processing; `ATTENTION#charge` once the reconciler set it aside |
+//! | charge | `CHARGE#{id}` | `CHARGE` | `INVOICE#{invoice_id}` / `{created_at:020}#{id}` | `OPEN#charge` / `{updated_at:020}#{id}` while pending or processing, `{required_at:020}#{id}` while requires_action; `ATTENTION#charge` once the reconciler set it aside |
 //! | refund | `CHARGE#{charge_id}` | `REFUND#{id}` | — | `OPEN#refund` / `{updated_at:020}#{id}` while pending; `ATTENTION#refund` once set aside |
 //! | refund pointer | `REFUND#{id}` | `REFUND` | — | — |
 //! | dispute pointer (the dispute itself lives on its charge item) | `DISPUTE#{id}` | `DISPUTE` | — | — |
@@ -112,7 +112,8 @@ fn pointer(prefix: &str, id: &str) -> Key {
 
 // ---- the partitions of the sparse indexes: work in flight (GSI2) and the outbox (GSI1)
 
-/// Charges whose outcome is still open (pending, processing).
+/// Charges whose outcome is still open (pending, processing), or that wait for their customer
+/// (requires_action: the reconciler expires them).
 pub const OPEN_CHARGES: &str = "OPEN#charge";
 /// Refunds whose outcome is still open (pending).
 pub const OPEN_REFUNDS: &str = "OPEN#refund";

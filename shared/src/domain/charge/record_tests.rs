@@ -1,6 +1,7 @@
 //! Applying gateway outcomes and refund amounts to a charge.
 
 use super::*;
+use crate::domain::ActionDetails;
 
 fn charge() -> Charge {
     example(0)
@@ -12,6 +13,7 @@ fn outcome(status: ChargeStatus, captured: i64) -> PaymentOutcome {
         status,
         captured,
         failure: None,
+        action: None,
     }
 }
 
@@ -134,5 +136,88 @@ fn gateway_keys_are_stable_per_charge_and_operation() {
     assert_ne!(
         c.gateway_idempotency_key("create"),
         c.gateway_idempotency_key("capture")
+    );
+}
+
+fn needs_authentication(next_action: Option<&str>, pm: Option<&str>) -> PaymentOutcome {
+    PaymentOutcome {
+        action: Some(ActionDetails::Stripe {
+            payment_intent: "pi_1".into(),
+            client_secret: Some("pi_1_secret_s".into()),
+            payment_method: pm.map(str::to_owned),
+            next_action: next_action.map(|t| serde_json::json!({ "type": t })),
+            reason: pm.map(|_| "authentication_required".to_owned()),
+        }),
+        ..outcome(ChargeStatus::RequiresAction, 0)
+    }
+}
+
+#[test]
+fn a_charge_that_needs_its_customer_keeps_what_to_do_and_since_when() {
+    let mut c = charge();
+    assert!(c.apply(&needs_authentication(None, Some("pm_1")), 10));
+    assert_eq!(c.status, ChargeStatus::RequiresAction);
+    let action = c.customer_action.clone().expect("an action");
+    assert_eq!(action.required_at, 10);
+
+    // The webhook of the same decline adds nothing; the customer's own attempt on session
+    // adds Stripe's next_action, and the expiry still counts from the first request.
+    assert!(!c.apply(&needs_authentication(None, Some("pm_1")), 11));
+    assert!(c.apply(&needs_authentication(Some("use_stripe_sdk"), None), 20));
+    let action = c.customer_action.clone().unwrap();
+    assert_eq!(action.required_at, 10);
+    match action.details {
+        ActionDetails::Stripe {
+            payment_method,
+            next_action,
+            ..
+        } => assert_eq!(
+            (payment_method.as_deref(), next_action.is_some()),
+            (Some("pm_1"), true)
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_later_success_or_failure_ends_the_wait_and_late_news_never_brings_it_back() {
+    for (end, captured) in [
+        (ChargeStatus::Succeeded, 1999),
+        (ChargeStatus::Authorized, 0),
+        (ChargeStatus::Failed, 0),
+        (ChargeStatus::Canceled, 0),
+    ] {
+        let mut c = charge();
+        c.apply(&needs_authentication(None, Some("pm_1")), 1);
+        assert!(c.apply(&outcome(end, captured), 2), "{end:?}");
+        assert_eq!(
+            (c.status, c.captured, c.customer_action.as_ref()),
+            (end, captured, None),
+            "{end:?}"
+        );
+        assert!(
+            !c.apply(&needs_authentication(Some("use_stripe_sdk"), None), 3),
+            "a late requires_action after {end:?} changes nothing"
+        );
+        assert_eq!((c.status, c.customer_action.as_ref()), (end, None));
+    }
+}
+
+#[test]
+fn money_taken_after_an_expiry_failure_still_wins() {
+    let mut c = charge();
+    c.apply(&needs_authentication(None, Some("pm_1")), 1);
+    let expired = PaymentOutcome {
+        failure: Some(Failure {
+            code: "action_expired".into(),
+            message: "the customer did not authenticate".into(),
+        }),
+        ..outcome(ChargeStatus::Failed, 0)
+    };
+    assert!(c.apply(&expired, 2));
+    assert!(c.apply(&outcome(ChargeStatus::Succeeded, 1999), 3));
+    assert_eq!(
+        (c.status, c.captured, c.failure.as_ref()),
+        (ChargeStatus::Succeeded, 1999, None)
     );
 }

@@ -10,6 +10,10 @@ fn the_happy_paths_advance() {
         (Pending, Succeeded),
         (Pending, RequiresAction),
         (RequiresAction, Failed),
+        (RequiresAction, Succeeded),
+        (RequiresAction, Authorized),
+        (RequiresAction, Processing),
+        (RequiresAction, Canceled),
         (Processing, Authorized),
         (Authorized, Succeeded),
         (Authorized, Canceled),
@@ -31,6 +35,9 @@ fn late_events_never_move_backwards() {
         (Authorized, Pending),
         (Refunded, PartiallyRefunded),
         (Pending, Refunded),
+        (Succeeded, RequiresAction),
+        (Canceled, RequiresAction),
+        (RequiresAction, Pending),
     ] {
         assert_eq!(a.advance(b), Transition::Stale, "{a:?} -> {b:?}");
     }

@@ -250,6 +250,7 @@ pub async fn attempt_payment(
                 status: ChargeStatus::Failed,
                 captured: 0,
                 failure: Some(Failure { code, message }),
+                action: None,
             };
             Ok(Attempt::Known(
                 settle(store, queue, charge, &outcome, now).await?,
@@ -345,6 +346,7 @@ pub(crate) fn record_outcome_metric(charge: &Charge) {
                 .count(Metric::ChargeFailedByCode)
                 .emit();
         }
+        ChargeStatus::RequiresAction => m.count(Metric::ChargeRequiresAction).emit(),
         _ => {}
     }
 }

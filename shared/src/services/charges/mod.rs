@@ -1,9 +1,10 @@
-//! Charge use cases: create, read, capture, cancel, and the retry of a charge whose gateway
-//! answer was lost. Each lives in its own module; this one holds what they share — [`settle`], which applies a gateway outcome with an optimistic write.
+//! Charge use cases: create, read, capture, cancel, the retry of a charge whose gateway
+//! answer was lost, and the expiry of one whose customer never authenticated. Each lives in its own module; this one holds what they share — [`settle`], which applies a gateway outcome with an optimistic write.
 
 pub mod cancel;
 pub mod capture;
 pub mod create;
+pub mod expire;
 pub mod read;
 pub mod retry;
 

@@ -178,6 +178,7 @@ pub fn interpret(event_type: &str, payload: &str) -> Interpretation {
                     status: ChargeStatus::Succeeded,
                     captured,
                     failure: None,
+                    action: None,
                 },
                 captured_if_automatic: false,
                 observed_at,
@@ -254,6 +255,30 @@ mod tests {
                         (u.outcome.status, u.outcome.captured),
                         (ChargeStatus::Succeeded, 1999)
                     );
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_off_session_authentication_required_failure_event_still_waits_for_the_customer() {
+        // payment_intent.payment_failed as Stripe sends it after the off-session 402: billing's
+        // charge stays requires_action, not failed.
+        let payload = serde_json::json!({"id": "evt_2", "type": "payment_intent.payment_failed", "data": {"object": {
+            "id": "pi_8", "object": "payment_intent", "status": "requires_payment_method", "amount": 1999,
+            "currency": "eur", "client_secret": "pi_8_secret_z", "payment_method": null,
+            "last_payment_error": {"type": "card_error", "code": "authentication_required",
+                "decline_code": "authentication_required", "payment_method": {"id": "pm_3"}}}}});
+        match interpret("payment_intent.payment_failed", &payload.to_string()) {
+            Interpretation::Apply(updates) => match &updates[..] {
+                [GatewayUpdate::Payment(u)] => {
+                    assert_eq!(u.outcome.status, ChargeStatus::RequiresAction);
+                    assert!(u.outcome.failure.is_none());
+                    assert!(matches!(&u.outcome.action,
+                        Some(crate::domain::ActionDetails::Stripe { client_secret: Some(s), payment_method: Some(pm), .. })
+                            if s == "pi_8_secret_z" && pm == "pm_3"));
                 }
                 other => panic!("{other:?}"),
             },

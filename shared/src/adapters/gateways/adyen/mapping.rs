@@ -1,9 +1,16 @@
 //! What Adyen's answers mean: a `/payments` answer's `resultCode` becomes a [`PaymentOutcome`]
 //! (an unknown code is an unknown outcome, not a failure), a `received` modification leaves the
 //! charge as it was and a `received` refund pending, until the webhook reports the result.
+//!
+//! A shopper step (`RedirectShopper`, `IdentifyShopper`, `ChallengeShopper`, `PresentToShopper`)
+//! is `requires_action` with Adyen's `action` object. Its answer may carry no `pspReference`
+//! (Adyen's own 3DS2 `IdentifyShopper` mock has none): the charge then waits without one, and the
+//! AUTHORISATION webhook finds it by its `merchantReference` (the charge id).
 
 use super::wire::{ModificationAnswer, PaymentAnswer};
-use crate::domain::{Charge, ChargeStatus, Failure, PaymentOutcome, RefundOutcome, RefundStatus};
+use crate::domain::{
+    ActionDetails, Charge, ChargeStatus, Failure, PaymentOutcome, RefundOutcome, RefundStatus,
+};
 use crate::ports::GatewayError;
 
 /// What a `/payments` answer means for `charge`. A `resultCode` paybridge does not know is an
@@ -12,13 +19,18 @@ pub(super) fn payment_outcome(
     charge: &Charge,
     answer: PaymentAnswer,
 ) -> Result<PaymentOutcome, GatewayError> {
-    let Some(gateway_ref) = answer.psp_reference.filter(|p| !p.is_empty()) else {
-        return Err(GatewayError::unknown(
-            "Adyen's payment answer has no pspReference",
-            None,
-        ));
-    };
     let result_code = answer.result_code.as_deref().unwrap_or("");
+    let shopper_step = SHOPPER_STEPS.contains(&result_code);
+    let gateway_ref = match answer.psp_reference.filter(|p| !p.is_empty()) {
+        Some(psp) => psp,
+        None if shopper_step => String::new(),
+        None => {
+            return Err(GatewayError::unknown(
+                "Adyen's payment answer has no pspReference",
+                None,
+            ));
+        }
+    };
     let (status, captured, failure) = match result_code {
         "Authorised" if charge.capture => (ChargeStatus::Succeeded, charge.amount.minor(), None),
         "Authorised" => (ChargeStatus::Authorized, 0, None),
@@ -46,9 +58,7 @@ pub(super) fn payment_outcome(
         ),
         "Cancelled" => (ChargeStatus::Canceled, 0, None),
         "Pending" | "Received" => (ChargeStatus::Processing, 0, None),
-        "RedirectShopper" | "IdentifyShopper" | "ChallengeShopper" | "PresentToShopper" => {
-            (ChargeStatus::RequiresAction, 0, None)
-        }
+        _ if shopper_step => (ChargeStatus::RequiresAction, 0, None),
         other => {
             return Err(GatewayError::unknown(
                 format!(
@@ -58,13 +68,27 @@ pub(super) fn payment_outcome(
             ));
         }
     };
+    let action = shopper_step.then(|| ActionDetails::Adyen {
+        result_code: result_code.to_owned(),
+        action: answer.action.unwrap_or(serde_json::Value::Null),
+    });
     Ok(PaymentOutcome {
         gateway_ref,
         status,
         captured,
         failure,
+        action,
     })
 }
+
+/// The `resultCode`s of a payment that waits for the shopper (Adyen's "Result codes":
+/// "The shopper needs to…"), each answered with an `action`.
+const SHOPPER_STEPS: [&str; 4] = [
+    "RedirectShopper",
+    "IdentifyShopper",
+    "ChallengeShopper",
+    "PresentToShopper",
+];
 
 /// A modification Adyen `received` leaves the charge as it was until the webhook arrives.
 pub(super) fn modification_outcome(
@@ -79,6 +103,7 @@ pub(super) fn modification_outcome(
             status: charge.status,
             captured: charge.captured,
             failure: None,
+            action: None,
         }),
         other => Err(GatewayError::unknown(
             format!(

@@ -10,7 +10,7 @@ use super::client::error_from_response;
 use super::mapping::{modification_outcome, payment_outcome};
 use super::wire::{ModificationAnswer, PaymentAnswer, adyen_minor, payment_body};
 use super::*;
-use crate::domain::{ChargeId, ChargeStatus, Failure, Gateway};
+use crate::domain::{ActionDetails, ChargeId, ChargeStatus, Failure, Gateway};
 
 fn charge(capture: bool) -> Charge {
     Charge {
@@ -97,6 +97,52 @@ fn every_known_result_code_maps_to_a_status() {
     }
     let error = outcome(true, r#"{"resultCode":"Error","pspReference":"PSP1"}"#).unwrap();
     assert_eq!(error.failure.unwrap().code, "adyen_error");
+}
+
+#[test]
+fn a_shopper_step_requires_action_with_adyens_action_object_even_without_a_psp_reference() {
+    // Adyen's own mocks (tests/fixtures/adyen/README.md says which).
+    for (json, code, psp, kind) in [
+        (
+            include_str!("../../../../../tests/fixtures/adyen/payments-redirect-shopper.json"),
+            "RedirectShopper",
+            "993617895204576J",
+            "redirect",
+        ),
+        (
+            include_str!("../../../../../tests/fixtures/adyen/payments-3ds2-identify-shopper.json"),
+            "IdentifyShopper",
+            "",
+            "threeDS2",
+        ),
+        (
+            include_str!(
+                "../../../../../tests/fixtures/adyen/payments-3ds2-challenge-shopper.json"
+            ),
+            "ChallengeShopper",
+            "",
+            "redirect",
+        ),
+    ] {
+        let o = outcome(true, json).unwrap();
+        assert_eq!(
+            (o.status, o.gateway_ref.as_str(), o.captured),
+            (ChargeStatus::RequiresAction, psp, 0),
+            "{code}"
+        );
+        let published: serde_json::Value = serde_json::from_str(json).unwrap();
+        match o.action {
+            Some(ActionDetails::Adyen {
+                result_code,
+                action,
+            }) => {
+                assert_eq!(result_code, code);
+                assert_eq!(action, published["action"], "handed on unchanged");
+                assert_eq!(action["type"], kind);
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+    }
 }
 
 #[test]

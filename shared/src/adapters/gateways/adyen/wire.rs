@@ -90,6 +90,10 @@ pub(super) struct PaymentAnswer {
     pub(super) refusal_reason: Option<String>,
     #[serde(default, deserialize_with = "string_or_number")]
     pub(super) refusal_reason_code: Option<String>,
+    /// What the shopper must do (`RedirectShopper`, `IdentifyShopper`, `ChallengeShopper`,
+    /// `PresentToShopper`): Adyen's `action` object, kept whole for its checkout components.
+    #[serde(default)]
+    pub(super) action: Option<serde_json::Value>,
 }
 
 /// The answer to a capture or cancel: `status` is `received` when Adyen accepted the request.

@@ -1,6 +1,7 @@
 //! What Stripe's HTTP answers mean: a PaymentIntent or Refund answer becomes an outcome (read as
 //! in [`crate::webhooks::stripe::objects`], like the events that carry the same objects), a 402
-//! card error a *failed payment* with the decline code, anything else an error.
+//! card error a *failed payment* with the decline code — or, for `authentication_required` with
+//! its PaymentIntent, a charge that *requires action* from the customer — anything else an error.
 
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use super::client::error_of;
 use super::wire::ErrorBody;
 use crate::domain::{ChargeStatus, PaymentOutcome, RefundOutcome};
 use crate::ports::GatewayError;
-use crate::webhooks::stripe::objects::{PaymentIntent, StripeRefund, outcome_of, refund_outcome};
+use crate::webhooks::stripe::objects::{
+    PaymentIntent, StripeRefund, outcome_of, outcome_of_declined, refund_outcome,
+};
 
 /// Maps an HTTP answer from Stripe to an outcome or an error.
 pub(super) fn classify(
@@ -34,12 +37,20 @@ pub(super) fn classify(
                 .payment_intent
                 .as_deref()
                 .and_then(|v| serde_json::from_value::<PaymentIntent>(v.clone()).ok());
+            // Declined off session because the issuer wants the customer: the customer can
+            // still complete this PaymentIntent on session (objects.rs says why).
+            if error.wants_authentication()
+                && let Some(pi) = pi
+            {
+                return outcome_of_declined(pi, &error);
+            }
             let gateway_ref = pi.map(|p| p.id).unwrap_or_default();
             Ok(PaymentOutcome {
                 gateway_ref,
                 status: ChargeStatus::Failed,
                 captured: 0,
                 failure: Some(failure),
+                action: None,
             })
         }
         _ => Err(error_of(status, body, retry_after)),

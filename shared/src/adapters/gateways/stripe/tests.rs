@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::StripeGateway;
 use super::mapping::{classify, classify_refund};
-use crate::domain::{ChargeStatus, RefundStatus};
+use crate::domain::{ActionDetails, ChargeStatus, RefundStatus};
 use crate::ports::GatewayError;
 use crate::secrets::SecretString;
 
@@ -57,6 +57,138 @@ fn a_card_error_is_a_failed_payment_with_the_decline_code() {
     // localstripe's shape: no decline_code, no payment_intent.
     let o = classify(402, br#"{"error":{"code":"card_declined","message":"Your card was declined.","type":"invalid_request_error"}}"#, None).unwrap();
     assert_eq!(o.failure.unwrap().code, "card_declined");
+}
+
+/// Stripe's published PaymentIntent (tests/fixtures/stripe) with `changes` laid over it.
+fn payment_intent(changes: serde_json::Value) -> serde_json::Value {
+    let mut pi: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../../tests/fixtures/stripe/payment_intent.json"
+    ))
+    .unwrap();
+    for (k, v) in changes.as_object().unwrap() {
+        pi[k] = v.clone();
+    }
+    pi
+}
+
+fn stripe_action(
+    o: &crate::domain::PaymentOutcome,
+) -> (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<serde_json::Value>,
+    Option<String>,
+) {
+    match o.action.clone() {
+        Some(ActionDetails::Stripe {
+            payment_intent,
+            client_secret,
+            payment_method,
+            next_action,
+            reason,
+        }) => (
+            payment_intent,
+            client_secret,
+            payment_method,
+            next_action,
+            reason,
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_off_session_authentication_required_decline_requires_action_with_the_client_secret() {
+    // The 402 Stripe answers an off-session confirmation the issuer wants authenticated: the
+    // PaymentIntent back in requires_payment_method, the declined payment method in the error.
+    let declined = serde_json::json!({"code": "authentication_required", "decline_code": "authentication_required",
+        "type": "card_error", "message": "Your card was declined. This transaction requires authentication.",
+        "payment_method": {"id": "pm_1Q0PsIJvEtkwdCNYMSaVuRz6", "object": "payment_method"}});
+    let pi = payment_intent(
+        serde_json::json!({"id": "pi_3", "status": "requires_payment_method",
+        "client_secret": "pi_3_secret_abc", "payment_method": null, "next_action": null,
+        "last_payment_error": declined}),
+    );
+    let mut error = declined.clone();
+    error["payment_intent"] = pi;
+    let body = serde_json::json!({ "error": error }).to_string();
+    let o = classify(402, body.as_bytes(), None).unwrap();
+    assert_eq!(
+        (
+            o.status,
+            o.gateway_ref.as_str(),
+            o.captured,
+            o.failure.as_ref()
+        ),
+        (ChargeStatus::RequiresAction, "pi_3", 0, None)
+    );
+    assert_eq!(
+        stripe_action(&o),
+        (
+            "pi_3".into(),
+            Some("pi_3_secret_abc".into()),
+            Some("pm_1Q0PsIJvEtkwdCNYMSaVuRz6".into()),
+            None,
+            Some("authentication_required".into())
+        )
+    );
+
+    // Without its PaymentIntent there is nothing the customer could complete: failed.
+    let body = serde_json::json!({ "error": declined }).to_string();
+    let o = classify(402, body.as_bytes(), None).unwrap();
+    assert_eq!(o.status, ChargeStatus::Failed);
+    assert_eq!(o.failure.unwrap().code, "authentication_required");
+}
+
+#[test]
+fn a_payment_intent_waiting_for_the_customer_carries_its_next_action() {
+    let next = serde_json::json!({"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}});
+    let pi = payment_intent(
+        serde_json::json!({"id": "pi_4", "status": "requires_action",
+        "client_secret": "pi_4_secret_x", "payment_method": "pm_9", "next_action": next}),
+    );
+    let o = classify(200, pi.to_string().as_bytes(), None).unwrap();
+    assert_eq!(o.status, ChargeStatus::RequiresAction);
+    assert_eq!(
+        stripe_action(&o),
+        (
+            "pi_4".into(),
+            Some("pi_4_secret_x".into()),
+            Some("pm_9".into()),
+            Some(next),
+            None
+        )
+    );
+}
+
+#[test]
+fn an_authentication_that_failed_on_session_is_a_failure_not_an_action() {
+    // Stripe: payment_intent_authentication_failure, the PaymentIntent asks for a payment method.
+    let pi = payment_intent(
+        serde_json::json!({"id": "pi_5", "status": "requires_payment_method",
+        "client_secret": "pi_5_secret_x", "last_payment_error": {"type": "card_error",
+        "code": "payment_intent_authentication_failure",
+        "message": "The provided PaymentMethod has failed authentication."}}),
+    );
+    let o = classify(200, pi.to_string().as_bytes(), None).unwrap();
+    assert_eq!(
+        (o.status, o.failure.unwrap().code, o.action),
+        (
+            ChargeStatus::Failed,
+            "payment_intent_authentication_failure".into(),
+            None
+        )
+    );
+    // …while the same status after an off-session authentication_required still waits.
+    let pi = payment_intent(
+        serde_json::json!({"id": "pi_6", "status": "requires_payment_method",
+        "client_secret": "pi_6_secret_x", "last_payment_error": {"type": "card_error",
+        "code": "authentication_required", "payment_method": {"id": "pm_7"}}}),
+    );
+    let o = classify(200, pi.to_string().as_bytes(), None).unwrap();
+    assert_eq!(o.status, ChargeStatus::RequiresAction);
+    assert_eq!(stripe_action(&o).2.as_deref(), Some("pm_7"));
 }
 
 #[test]
