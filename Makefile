@@ -2,6 +2,7 @@
 #
 #   make test        lint the template, start a throw-away local stack + functions, cargo test --workspace
 #   make dev         the whole stack: gateway on 3000, billing receiver 3900, moto, localstripe, local Adyen, functions
+#                    (make dev LOCAL_IAM=1: the gateway checks SigV4 on the billing routes, as API Gateway does)
 #   make demo        a scripted walk through paybridge against a running `make dev`
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint (plain and serverless rules)
 #   make build       release arm64 zips of every function (cargo lambda build), not part of test
@@ -39,6 +40,13 @@ GATEWAY_PORT ?= 3000
 # The billing receiver's port; empty = the port of billing.endpoint in local/secrets.json (3900).
 RECEIVER_PORT ?=
 CARGO_TEST_ARGS ?=
+# 1: the local gateway checks SigV4 on the AWS_IAM (billing) routes with the stack's credentials;
+# 0 or empty: billing routes take any caller (the default).
+LOCAL_IAM ?=
+ifneq ($(filter-out 0 1,$(LOCAL_IAM)),)
+$(error LOCAL_IAM must be 1 (check SigV4) or 0 (do not), not '$(LOCAL_IAM)')
+endif
+IAM_FLAG := $(if $(filter 1,$(LOCAL_IAM)),--iam,)
 
 .PHONY: help venv .venv test lint lint-template fmt-check clippy dev demo stack-up stack-down \
         stack-reset stack-status clean-stack build bench bench-reconcile redrive resend deliveries sweep-outbox reconcile \
@@ -91,10 +99,11 @@ test: lint-template
 
 # ----------------------------------------------------------------------------- local stack
 
-# In the foreground until Ctrl-C; BILLING_RECEIVER=0 leaves the billing receiver out.
+# In the foreground until Ctrl-C; BILLING_RECEIVER=0 leaves the billing receiver out, LOCAL_IAM=1
+# makes the gateway check SigV4 on the billing routes.
 dev: $(VENV_STAMP)
 	$(STACK) dev --state-dir $(DEV_STATE) --moto-port $(MOTO_PORT) --stripe-port $(STRIPE_PORT) --adyen-port $(ADYEN_PORT) \
-	  --lambda-port $(LAMBDA_PORT) --gateway-port $(GATEWAY_PORT) $(if $(RECEIVER_PORT),--receiver-port $(RECEIVER_PORT),)
+	  --lambda-port $(LAMBDA_PORT) --gateway-port $(GATEWAY_PORT) $(if $(RECEIVER_PORT),--receiver-port $(RECEIVER_PORT),) $(IAM_FLAG)
 
 # Against the `make dev` running in another terminal (standard library Python only).
 demo:
