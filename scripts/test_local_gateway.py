@@ -88,6 +88,7 @@ class StubLambda(ThreadingHTTPServer):
         self.lock = threading.Condition()
         self.calls: list[Call] = []
         self.plan: list[str] = []  # modes of the next calls ("hang" / "answer"); then "answer"
+        self.http_answer: dict[str, Any] = {"statusCode": 200, "body": "ok"}  # the function's answer to an HTTP event
         self.released = threading.Event()
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -143,7 +144,7 @@ class StubHandler(BaseHTTPRequestHandler):
                     return
             return
         event = call.event if isinstance(call.event, dict) else {}
-        answer = {"batchItemFailures": []} if "Records" in event else {"statusCode": 200, "body": "ok"}
+        answer = {"batchItemFailures": []} if "Records" in event else stub.http_answer
         data = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
