@@ -226,6 +226,19 @@ class Demo:
         digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
         return f"t={timestamp},v1={digest}"
 
+    def show_refused_billing_calls(self, charge_body: dict[str, Any]) -> None:
+        """An unsigned charge and one signed with the wrong secret: both 403, neither reaches the function."""
+        assert self.signer is not None
+        print("   > POST /charges   not signed", flush=True)
+        reply = request("POST", f"{self.gateway}/charges", charge_body, {"Idempotency-Key": self.key("unsigned")})
+        refused = expect(reply, 403, "POST /charges (unsigned)")
+        show("answer", f"{reply.status} {refused.get('message')} - the charges function never ran")
+        print("   > POST /charges   signed with the wrong secret", flush=True)
+        forger = Signer(self.signer.access_key, "not-the-secret", self.signer.region)
+        reply = request("POST", f"{self.gateway}/charges", charge_body, {"Idempotency-Key": self.key("forged")}, signer=forger)
+        refused = expect(reply, 403, "POST /charges (wrong secret)")
+        show("answer", f"{reply.status} {refused.get('message')}")
+
     # ------------------------------------------------------------------ the story
 
     def run(self) -> None:
@@ -371,15 +384,7 @@ class Demo:
         if self.signer is not None and self.checks_iam:
             last = 13
             step(12, "Billing calls without a valid signature (the gateway checks SigV4, as API Gateway does)")
-            print("   > POST /charges   not signed", flush=True)
-            reply = request("POST", f"{self.gateway}/charges", charge_body, {"Idempotency-Key": self.key("unsigned")})
-            refused = expect(reply, 403, "POST /charges (unsigned)")
-            show("answer", f"{reply.status} {refused.get('message')} - the charges function never ran")
-            print("   > POST /charges   signed with the wrong secret", flush=True)
-            forger = Signer(self.signer.access_key, "not-the-secret", self.signer.region)
-            reply = request("POST", f"{self.gateway}/charges", charge_body, {"Idempotency-Key": self.key("forged")}, signer=forger)
-            refused = expect(reply, 403, "POST /charges (wrong secret)")
-            show("answer", f"{reply.status} {refused.get('message')}")
+            self.show_refused_billing_calls(charge_body)
 
         step(last, "What billing received")
         if not self.receiver:

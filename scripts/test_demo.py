@@ -99,6 +99,17 @@ class DemoAgainstAnIamGatewayTest(unittest.TestCase):
                 if body is not None:
                     self.assertEqual(json.loads(event["body"]), body)
 
+    def test_the_demos_refusal_step_sees_both_calls_refused_before_the_function(self) -> None:
+        signer = demo.Signer.from_env_file(self.env)
+        runner = demo.Demo(self.gateway.url, None, "http://127.0.0.1:1", "whsec_unused", signer, checks_iam=True)
+        before = len(self.gateway.stub.calls)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            runner.show_refused_billing_calls({"invoice_id": "inv_demo", "amount": 1999, "currency": "eur"})
+        self.assertEqual(len(self.gateway.stub.calls), before, "a refused call reached the function")
+        self.assertIn("403 Forbidden - the charges function never ran", out.getvalue())
+        self.assertIn("403 The request signature we calculated does not match", out.getvalue())
+
     def test_without_botocore_the_demo_says_how_to_get_it(self) -> None:
         with mock.patch.dict(sys.modules, {"botocore.auth": None, "botocore.credentials": None}):
             with self.assertRaises(demo.DemoError) as caught:
