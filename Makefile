@@ -53,7 +53,7 @@ IAM_FLAG := $(if $(filter 1,$(LOCAL_IAM)),--iam,)
         attention unpark undelivered recover index-notifications
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^#$$/{/^#$$/d;p}' Makefile | sed 's/^# \{0,1\}//'
 
 # ----------------------------------------------------------------------------- Python tools
 
