@@ -2,7 +2,8 @@
 #
 #   make test        lint the template, start a throw-away local stack + functions, cargo test --workspace
 #   make dev         the whole stack: gateway on 3000, billing receiver 3900, moto, localstripe, local Adyen, functions
-#   make demo        a scripted walk through paybridge against a running `make dev`
+#                    (make dev LOCAL_IAM=1: the gateway checks SigV4 on the billing routes, as API Gateway does)
+#   make demo        a scripted walk through paybridge against a running `make dev` (LOCAL_IAM=1: signed calls)
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint (plain and serverless rules)
 #   make build       release arm64 zips of every function (cargo lambda build), not part of test
 #   make bench       cargo bench -p paybridge; make bench-reconcile [IN_FLIGHT=1000,10000] against a local stack
@@ -39,13 +40,20 @@ GATEWAY_PORT ?= 3000
 # The billing receiver's port; empty = the port of billing.endpoint in local/secrets.json (3900).
 RECEIVER_PORT ?=
 CARGO_TEST_ARGS ?=
+# 1: the local gateway checks SigV4 on the AWS_IAM (billing) routes with the stack's credentials,
+# and make demo signs its calls; 0 or empty: billing routes take any caller (the default).
+LOCAL_IAM ?=
+ifneq ($(filter-out 0 1,$(LOCAL_IAM)),)
+$(error LOCAL_IAM must be 1 (check SigV4) or 0 (do not), not '$(LOCAL_IAM)')
+endif
+IAM_FLAG := $(if $(filter 1,$(LOCAL_IAM)),--iam,)
 
 .PHONY: help venv .venv test lint lint-template fmt-check clippy dev demo stack-up stack-down \
         stack-reset stack-status clean-stack build bench bench-reconcile redrive resend deliveries sweep-outbox reconcile \
         attention unpark undelivered recover index-notifications
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^#$$/{/^#$$/d;p}' Makefile | sed 's/^# \{0,1\}//'
 
 # ----------------------------------------------------------------------------- Python tools
 
@@ -91,15 +99,19 @@ test: lint-template
 
 # ----------------------------------------------------------------------------- local stack
 
-# In the foreground until Ctrl-C; BILLING_RECEIVER=0 leaves the billing receiver out.
+# In the foreground until Ctrl-C; BILLING_RECEIVER=0 leaves the billing receiver out, LOCAL_IAM=1
+# makes the gateway check SigV4 on the billing routes.
 dev: $(VENV_STAMP)
 	$(STACK) dev --state-dir $(DEV_STATE) --moto-port $(MOTO_PORT) --stripe-port $(STRIPE_PORT) --adyen-port $(ADYEN_PORT) \
-	  --lambda-port $(LAMBDA_PORT) --gateway-port $(GATEWAY_PORT) $(if $(RECEIVER_PORT),--receiver-port $(RECEIVER_PORT),)
+	  --lambda-port $(LAMBDA_PORT) --gateway-port $(GATEWAY_PORT) $(if $(RECEIVER_PORT),--receiver-port $(RECEIVER_PORT),) $(IAM_FLAG)
 
-# Against the `make dev` running in another terminal (standard library Python only).
+# Against the `make dev` running in another terminal. Unsigned it needs only the standard library;
+# signing (LOCAL_IAM=1, or a gateway that refuses unsigned calls) uses botocore, so the venv's
+# Python runs it when there is one (make dev made it), with the dev stack's env file for the credentials.
 demo:
-	@$(PYTHON3) scripts/demo.py --gateway http://127.0.0.1:$(GATEWAY_PORT) --stripe http://127.0.0.1:$(STRIPE_PORT) \
-	  $(if $(RECEIVER_PORT),--receiver http://127.0.0.1:$(RECEIVER_PORT),)
+	@$(if $(wildcard $(PY)),$(PY),$(PYTHON3)) scripts/demo.py --gateway http://127.0.0.1:$(GATEWAY_PORT) \
+	  --stripe http://127.0.0.1:$(STRIPE_PORT) --env-file $(DEV_STATE)/env \
+	  $(if $(RECEIVER_PORT),--receiver http://127.0.0.1:$(RECEIVER_PORT),) $(if $(IAM_FLAG),--sign,)
 
 stack-up: $(VENV_STAMP)
 	$(STACK) up --state-dir $(DEV_STATE) --moto-port $(MOTO_PORT) --stripe-port $(STRIPE_PORT) --adyen-port $(ADYEN_PORT)

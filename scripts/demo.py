@@ -2,13 +2,20 @@
 """`make demo`: a scripted walk through paybridge, against the `make dev` running in another terminal.
 
     demo.py [--gateway http://127.0.0.1:3000] [--receiver URL] [--stripe http://127.0.0.1:8420]
+            [--sign] [--env-file .stack/dev/env]
 
 Plays the billing system: it charges an invoice through the local gateway, watches localstripe's
 webhook come in and the signed billing notification reach the local billing receiver, replays a
 request, refunds part of the charge, authorizes and cancels another, sees a declined card, sees a
 refund made in Stripe's dashboard and a dispute reach billing, and sends a forged Stripe webhook. Every step prints what was sent and what came back.
 
-Standard library only. The receiver defaults to the billing.endpoint of local/secrets.json.
+Billing calls SigV4-signed, as billing signs them in AWS: with `--sign` (`make demo LOCAL_IAM=1`),
+or by itself when the gateway refuses an unsigned call (`make dev LOCAL_IAM=1`). It signs with
+botocore's SigV4Auth (service execute-api) and the credentials and region of the dev stack's env
+file, and then also shows an unsigned and a wrongly signed call refused with 403.
+
+Unsigned it needs only the standard library; signing needs botocore (the project's .venv, which
+`make demo` uses when it exists). The receiver defaults to the billing.endpoint of local/secrets.json.
 """
 
 from __future__ import annotations
@@ -28,7 +35,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = ROOT / "local" / "secrets.json"
+DEV_ENV = ROOT / ".stack" / "dev" / "env"
 WAIT_SECS = 45.0
+SCRIPTS = ROOT / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+from stack import read_env  # noqa: E402 - standard library only (PyYAML is optional there)
 
 
 class DemoError(Exception):
@@ -49,11 +61,56 @@ class Reply:
         return self.headers.get(name)
 
 
-def request(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None) -> Reply:
+class Signer:
+    """SigV4 for the billing routes, as a billing system signs its calls in AWS (botocore's SigV4Auth)."""
+
+    def __init__(self, access_key: str, secret_key: str, region: str, token: str | None = None) -> None:
+        from botocore.auth import SigV4Auth  # ImportError: the caller says how to get botocore
+        from botocore.credentials import Credentials
+
+        self.access_key = access_key
+        self.region = region
+        self._auth = SigV4Auth(Credentials(access_key, secret_key, token), "execute-api", region)
+
+    @classmethod
+    def from_env_file(cls, path: Path) -> Signer:
+        """The credentials the gateway checks against: the dev stack's env file."""
+        if not path.is_file():
+            raise DemoError(f"no env file at {path}: signing needs the running stack's (make dev writes it; see --env-file)")
+        env = read_env(path)
+        if not env.get("AWS_ACCESS_KEY_ID") or not env.get("AWS_SECRET_ACCESS_KEY"):
+            raise DemoError(f"{path} has no AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY to sign with")
+        try:
+            return cls(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env.get("AWS_REGION") or "us-east-1", env.get("AWS_SESSION_TOKEN") or None)
+        except ImportError as exc:
+            raise DemoError(
+                "signing needs botocore: run the demo with the project's .venv/bin/python (make demo does, once make venv or make dev made it)"
+            ) from exc
+
+    def headers(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> dict[str, str]:
+        """`headers` plus X-Amz-Date and the Authorization of a SigV4 signature over the request."""
+        from botocore.awsrequest import AWSRequest
+
+        signed = AWSRequest(method=method, url=url, data=data or b"", headers=dict(headers))
+        self._auth.add_auth(signed)
+        return dict(signed.headers.items())
+
+
+def request(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+    signer: Signer | None = None,
+) -> Reply:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    headers = dict(headers or {})
     if body is not None and raw is None:
-        req.add_header("content-type", "application/json")
+        headers["content-type"] = "application/json"
+    if signer is not None:
+        headers = signer.headers(method, url, data, headers)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=120) as response:  # noqa: S310 - loopback only
             return Reply(response.status, response.headers, response.read())
@@ -87,11 +144,15 @@ def poll(what: str, check: Any, seconds: float = WAIT_SECS) -> Any:
 
 
 class Demo:
-    def __init__(self, gateway: str, receiver: str | None, stripe: str, stripe_secret: str) -> None:
+    def __init__(
+        self, gateway: str, receiver: str | None, stripe: str, stripe_secret: str, signer: Signer | None = None, checks_iam: bool = False
+    ) -> None:
         self.gateway = gateway.rstrip("/")
         self.receiver = receiver.rstrip("/") if receiver else None
         self.stripe = stripe.rstrip("/")
         self.stripe_secret = stripe_secret
+        self.signer = signer  # signs the billing calls (--sign, or the gateway checks SigV4)
+        self.checks_iam = checks_iam  # the gateway refused an unsigned billing call
         self.run_id = uuid.uuid4().hex[:8]
 
     def key(self, name: str) -> str:
@@ -101,11 +162,11 @@ class Demo:
         headers = {"Idempotency-Key": key} if key else {}
         shown = f"POST {path}" + (f"   Idempotency-Key: {key}" if key else "") + (f"   ({note})" if note else "")
         print(f"   > {shown}", flush=True)
-        return request("POST", self.gateway + path, body, headers)
+        return request("POST", self.gateway + path, body, headers, signer=self.signer)
 
     def get(self, path: str) -> Reply:
         print(f"   > GET {path}", flush=True)
-        return request("GET", self.gateway + path)
+        return request("GET", self.gateway + path, signer=self.signer)
 
     def notifications(self, charge_id: str) -> list[dict[str, Any]]:
         if not self.receiver:
@@ -164,6 +225,19 @@ class Demo:
         key = (secret or self.stripe_secret).encode()
         digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
         return f"t={timestamp},v1={digest}"
+
+    def show_refused_billing_calls(self, charge_body: dict[str, Any]) -> None:
+        """An unsigned charge and one signed with the wrong secret: both 403, neither reaches the function."""
+        assert self.signer is not None
+        print("   > POST /charges   not signed", flush=True)
+        reply = request("POST", f"{self.gateway}/charges", charge_body, {"Idempotency-Key": self.key("unsigned")})
+        refused = expect(reply, 403, "POST /charges (unsigned)")
+        show("answer", f"{reply.status} {refused.get('message')} - the charges function never ran")
+        print("   > POST /charges   signed with the wrong secret", flush=True)
+        forger = Signer(self.signer.access_key, "not-the-secret", self.signer.region)
+        reply = request("POST", f"{self.gateway}/charges", charge_body, {"Idempotency-Key": self.key("forged")}, signer=forger)
+        refused = expect(reply, 403, "POST /charges (wrong secret)")
+        show("answer", f"{reply.status} {refused.get('message')}")
 
     # ------------------------------------------------------------------ the story
 
@@ -306,7 +380,13 @@ class Demo:
         error = expect(reply, 400, "POST /webhooks/stripe (forged)")
         show("answer", f"{reply.status} {error['error']['code']} - {error['error']['message']}")
 
-        step(12, "What billing received")
+        last = 12
+        if self.signer is not None and self.checks_iam:
+            last = 13
+            step(12, "Billing calls without a valid signature (the gateway checks SigV4, as API Gateway does)")
+            self.show_refused_billing_calls(charge_body)
+
+        step(last, "What billing received")
         if not self.receiver:
             show("billing", "no receiver to ask (make dev with BILLING_RECEIVER=0)")
         else:
@@ -322,11 +402,47 @@ class Demo:
         print("\nDone. The `make dev` terminal shows each request, batch and notification as it happened.", flush=True)
 
 
+# A charge that does not exist: paybridge's gateway answers 404 with its JSON error (a 403
+# {"message":"Forbidden"} if it checks SigV4 and the call is not signed).
+PROBE = "/charges/ch_00000000000000000000000000000000"
+
+
+def connect(gateway: str, sign: bool, env_file: Path) -> tuple[Signer | None, bool]:
+    """The signer for the billing calls (None: unsigned) and whether the gateway refuses unsigned ones.
+
+    Signs with `sign`, and when the gateway refuses the unsigned probe. Raises DemoError saying what
+    to do when the gateway is not paybridge's or refuses the signed probe too; URLError or OSError
+    when nothing answers.
+    """
+    probe = request("GET", gateway + PROBE)
+    checks_iam = probe.status == 403 and probe.json == {"message": "Forbidden"}
+    signer = None
+    if sign or checks_iam:
+        try:
+            signer = Signer.from_env_file(env_file)
+        except DemoError as exc:
+            hint = " (the gateway refuses unsigned billing calls: it runs with make dev LOCAL_IAM=1)" if checks_iam else ""
+            raise DemoError(f"{exc}{hint}") from exc
+        why = "--sign" if sign else "the gateway refused an unsigned call: make dev LOCAL_IAM=1"
+        print(f"demo: signing the billing calls (SigV4, execute-api, {signer.region}, access key {signer.access_key}; {why})")
+        probe = request("GET", gateway + PROBE, signer=signer)
+        if probe.status == 403:
+            raise DemoError(
+                f"the gateway refused the signed call too ({probe.text[:300]}); is {env_file} the env file "
+                "of the running make dev? (its gateway log says why: .stack/dev/gateway.log)"
+            )
+    if probe.status != 404 or not isinstance(probe.json, dict) or "error" not in probe.json:
+        raise DemoError(f"{gateway} does not answer like paybridge's local gateway ({probe.status} {probe.text[:200]})")
+    return signer, checks_iam
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateway", default="http://127.0.0.1:3000", help="the local gateway (default %(default)s)")
     parser.add_argument("--receiver", help="the billing receiver (default: billing.endpoint of local/secrets.json)")
     parser.add_argument("--stripe", default="http://127.0.0.1:8420", help="localstripe (default %(default)s)")
+    parser.add_argument("--sign", action="store_true", help="SigV4-sign the billing calls (make demo LOCAL_IAM=1); also done when the gateway asks for it")
+    parser.add_argument("--env-file", type=Path, default=DEV_ENV, help="the credentials and region to sign with (default: the dev stack's .stack/dev/env)")
     args = parser.parse_args(argv)
 
     secrets = json.loads(SECRETS.read_text(encoding="utf-8"))
@@ -336,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         receiver = f"{endpoint.scheme}://{endpoint.netloc}"
 
     try:
-        probe = request("GET", f"{args.gateway}/charges/ch_00000000000000000000000000000000")
+        signer, checks_iam = connect(args.gateway, args.sign, args.env_file)
     except (urllib.error.URLError, OSError):
         print(
             f"demo: nothing answers at {args.gateway}: `make dev` is not running.\n"
@@ -345,8 +461,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    if probe.status != 404 or not isinstance(probe.json, dict) or "error" not in probe.json:
-        print(f"demo: {args.gateway} does not answer like paybridge's local gateway ({probe.status} {probe.text[:200]})", file=sys.stderr)
+    except DemoError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
         return 1
     try:
         request("GET", f"{receiver}/received")
@@ -355,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         receiver = None
 
     print(f"paybridge demo against {args.gateway} (billing receiver {receiver or 'none'}, localstripe {args.stripe})")
-    demo = Demo(args.gateway, receiver, args.stripe, secrets["stripe"]["webhook_secrets"][0])
+    demo = Demo(args.gateway, receiver, args.stripe, secrets["stripe"]["webhook_secrets"][0], signer, checks_iam)
     try:
         demo.run()
     except DemoError as exc:

@@ -2,7 +2,7 @@
 """The local API gateway: template.yaml's HTTP API routes and SQS triggers, in front of `cargo lambda watch`.
 
     local_gateway.py [--port 3000] [--lambda-url http://127.0.0.1:9000] [--env-file .stack/dev/env]
-                     [--register-stripe-webhook http://127.0.0.1:8420] [--ready-file F] [--log-file F]
+                     [--register-stripe-webhook http://127.0.0.1:8420] [--iam] [--ready-file F] [--log-file F]
     local_gateway.py --routes        print the routes and event sources read from the template, exit
     local_gateway.py --functions     print the functions they invoke (one per line), exit
 
@@ -15,6 +15,12 @@ cookies, query parameters, request context, base64 body for non-text content, an
 function's answer (statusCode, headers, cookies, body, isBase64Encoded) goes back as HTTP. No
 route: 404 `{"message":"Not Found"}`, as API Gateway answers. No answer within the function's
 `Timeout` (500) or API Gateway's 30 s integration timeout (504): given up, as in AWS.
+
+IAM: with `--iam` (`make dev LOCAL_IAM=1`) a call to an `AWS_IAM` route must carry a SigV4
+signature made with the env file's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for `execute-api`
+in AWS_REGION (scripts/sigv4.py checks it); otherwise it is refused with 403 as API Gateway
+refuses it (`{"message":"Forbidden"}` when unsigned) and never reaches the function. Without
+`--iam` any caller passes, with a fixed local identity. Routes without auth are never checked.
 
 SQS: every `SQS` event plays Lambda's event source mapping: a thread long-polls the queue (the
 template's queue, provisioned by scripts/stack.py), invokes the function with batches of the
@@ -55,6 +61,7 @@ from typing import Any
 SCRIPTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCRIPTS))
 
+import sigv4  # noqa: E402 - scripts/sigv4.py: the SigV4 check of AWS_IAM routes (--iam)
 import stack  # noqa: E402 - scripts/stack.py: the template loader, local names, account and region
 
 HOST = "127.0.0.1"
@@ -79,7 +86,8 @@ FIRST_CALL_ALLOWANCE_SECS = 900.0
 MAX_WAIT_SECS = 5
 STRIPE_WEBHOOK_ID = "paybridge-local-gateway"
 
-# The local billing system's IAM identity, put into requestContext.authorizer.iam on AWS_IAM routes.
+# The local billing system's IAM identity, put into requestContext.authorizer.iam on AWS_IAM routes
+# (with --iam, accessKey is the access key the call was verified with).
 LOCAL_CALLER = {
     "accessKey": "AKIAPAYBRIDGELOCAL01",
     "accountId": stack.ACCOUNT_ID,
@@ -252,6 +260,11 @@ def read_template(path: Path) -> Template:
                 detail = ep.get("ScheduleExpression") or ep.get("Schedule") or ""
                 other.append(f"{logical_id}.{event_name} ({kind}{' ' + str(detail) if detail else ''}) -> {binary}")
     return Template(routes, queues, other)
+
+
+def caller_identity(access_key: str) -> dict[str, Any]:
+    """requestContext.authorizer.iam for a call signed with `access_key`: the local caller, that key."""
+    return dict(LOCAL_CALLER, accessKey=access_key)
 
 
 def find_route(routes: list[Route], method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
@@ -433,8 +446,9 @@ def build_event(
     port: int,
     req_id: str,
     now: float,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The API Gateway HTTP API payload format 2.0 event for one request."""
+    """The API Gateway HTTP API payload format 2.0 event for one request (`identity`: the verified IAM caller)."""
     raw_path, _, raw_query = target.partition("?")
     headers: dict[str, str] = {}
     cookies: list[str] = []
@@ -469,7 +483,7 @@ def build_event(
         "apiId": API_ID,
     }
     if route.iam:
-        context["authorizer"] = {"iam": dict(LOCAL_CALLER)}
+        context["authorizer"] = {"iam": dict(identity) if identity is not None else dict(LOCAL_CALLER)}
     context.update(
         {
             "domainName": host,
@@ -518,6 +532,14 @@ def json_answer(status: int, message: str) -> HttpAnswer:
     return HttpAnswer(status, [("content-type", "application/json")], json.dumps({"message": message}, separators=(",", ":")).encode())
 
 
+def refusal_answer(refusal: sigv4.Refusal) -> HttpAnswer:
+    """API Gateway's 403 for a call to an AWS_IAM route that is unsigned or does not verify."""
+    answer = json_answer(refusal.status, refusal.message)
+    if refusal.error_type:
+        answer.headers.append(("x-amzn-ErrorType", refusal.error_type))
+    return answer
+
+
 def translate_response(function: str, payload: Any) -> HttpAnswer:
     """The HTTP answer API Gateway makes of a payload 2.0 function response."""
     if not isinstance(payload, dict) or "statusCode" not in payload:
@@ -563,10 +585,12 @@ class Gateway(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, routes: list[Route], lam: Lambda) -> None:
+    def __init__(self, port: int, routes: list[Route], lam: Lambda, iam: sigv4.LocalCredentials | None = None) -> None:
         super().__init__((HOST, port), Handler)
         self.routes = routes
         self.lam = lam
+        # With credentials, AWS_IAM routes take only calls signed with them (--iam); without, any call.
+        self.iam = iam
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -630,17 +654,28 @@ class Handler(BaseHTTPRequestHandler):
             log(f"{self.command} {raw_path} -> no route: 404")
             return
         route, params = found
+        header_pairs = list(self.headers.items())
+        identity = None
+        if route.iam and self.server.iam is not None:
+            verdict = sigv4.verify(self.command, target, header_pairs, body, self.server.iam, now)
+            if isinstance(verdict, sigv4.Refusal):
+                # As API Gateway: refused before the function is invoked.
+                self.answer(refusal_answer(verdict), req_id)
+                log(f"{self.command} {raw_path} -> 403 [{route.key}] AWS_IAM: {verdict.reason}; {route.function} not invoked")
+                return
+            identity = caller_identity(verdict.access_key)
         event = build_event(
             route,
             params,
             self.command,
             target,
-            list(self.headers.items()),
+            header_pairs,
             body,
             self.client_address[0],
             self.server.server_address[1],
             req_id,
             now,
+            identity,
         )
         lam = self.server.lam
         function_timeout = lam.timeout(route.function)
@@ -934,6 +969,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env-file", type=Path, help="stack.py's env file: AWS endpoint, region, credentials for SQS")
     parser.add_argument("--secrets", type=Path, default=stack.DEFAULT_SECRETS, help="local secret (default: local/secrets.json)")
     parser.add_argument("--register-stripe-webhook", metavar="LOCALSTRIPE_URL", help="make localstripe send its events to this gateway")
+    parser.add_argument(
+        "--iam",
+        action="store_true",
+        help="check SigV4 on AWS_IAM routes against AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION (of --env-file); 403 otherwise",
+    )
     parser.add_argument("--no-sqs", action="store_true", help="serve HTTP only; do not poll the queues")
     parser.add_argument("--sqs-wait", type=int, default=MAX_WAIT_SECS, help=f"long-poll seconds, at most {MAX_WAIT_SECS}")
     parser.add_argument("--invoke-timeout", type=float, help="use this Timeout (seconds) for every function instead of template.yaml's")
@@ -969,9 +1009,21 @@ def main(argv: list[str] | None = None) -> int:
         print("gateway: AWS_ENDPOINT_URL is not set; pass --env-file .stack/dev/env (or --no-sqs)", file=sys.stderr)
         return 2
 
+    iam = None
+    if args.iam:
+        # The env file's credentials only (not a session token left in the shell's environment).
+        source = stack.read_env(args.env_file) if args.env_file else dict(os.environ)
+        access_key, secret_key = source.get("AWS_ACCESS_KEY_ID"), source.get("AWS_SECRET_ACCESS_KEY")
+        if not access_key or not secret_key:
+            print("gateway: --iam needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; pass --env-file .stack/dev/env", file=sys.stderr)
+            return 2
+        iam = sigv4.LocalCredentials(
+            access_key, secret_key, source.get("AWS_REGION") or stack.REGION, source.get("AWS_SESSION_TOKEN") or None
+        )
+
     lam = Lambda(args.lambda_url, function_timeouts(args.template), args.first_call_allowance, args.invoke_timeout)
     try:
-        server = Gateway(args.port, template.routes, lam)
+        server = Gateway(args.port, template.routes, lam, iam)
     except OSError as exc:
         print(f"gateway: cannot listen on {HOST}:{args.port}: {exc}", file=sys.stderr)
         return 1
@@ -986,6 +1038,15 @@ def main(argv: list[str] | None = None) -> int:
 
     for line in describe(template).splitlines():
         log(line)
+    iam_routes = sum(1 for r in template.routes if r.iam)
+    if iam is not None:
+        log(
+            f"IAM: SigV4 checked on the {iam_routes} AWS_IAM route(s): signed with access key {iam.access_key!r} "
+            f"for {iam.service} in {iam.region}, X-Amz-Date within {sigv4.CLOCK_SKEW_SECS // 60} min; "
+            "anything else gets 403 and never reaches the function"
+        )
+    elif iam_routes:
+        log(f"IAM: not checked - any caller reaches the {iam_routes} AWS_IAM route(s) (check SigV4 with --iam: make dev LOCAL_IAM=1)")
     serving = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     serving.start()
     log(f"listening on {url}, invoking functions through {lam.base_url}")

@@ -7,7 +7,7 @@
     stack.py down      --state-dir DIR            (stop everything started in DIR)
     stack.py status    --state-dir DIR
     stack.py dev       --state-dir DIR [--moto-port 4566] [--stripe-port 8420] [--adyen-port 8430] [--lambda-port 9000]
-                       [--gateway-port 3000] [--receiver-port N] [--no-receiver]      (make dev)
+                       [--gateway-port 3000] [--receiver-port N] [--no-receiver] [--iam]      (make dev)
     stack.py run       --state-dir DIR [--functions] -- COMMAND [ARGS...]           (make test)
     stack.py clean     [--root .stack]            (stop every stack under ROOT, delete ROOT)
 
@@ -24,7 +24,8 @@ groups; safe to call twice), `status` tells what runs.
 
 `dev` is `make dev`: `up` on the fixed ports, the functions built, then the billing receiver,
 `cargo lambda watch` and the local gateway (the local Adyen's notifications then go to its
-/webhooks/adyen), output to this terminal, until Ctrl-C or until one of
+/webhooks/adyen; with `--iam`, `make dev LOCAL_IAM=1`, it checks SigV4 on the billing routes),
+output to this terminal, until Ctrl-C or until one of
 them ends; then everything is stopped. `run` is `make test`: `up` on free ports (with
 `--functions` also the functions' own localstripe, the receiver, cargo lambda watch and the
 gateway, logs in DIR), COMMAND with DIR/env (and PAYBRIDGE_GATEWAY_URL, PAYBRIDGE_RECEIVER_URL,
@@ -1244,19 +1245,33 @@ def cmd_status(args: argparse.Namespace) -> int:
 DEV_BANNER = """
 paybridge local stack (state in {state}/, env file {state}/env)
   gateway           http://127.0.0.1:{gateway}        template.yaml's routes; retry-worker fed from the work queue
+                                                {iam}
   billing receiver  {billing}
   localstripe       http://127.0.0.1:{stripe}        its webhooks go to http://127.0.0.1:{gateway}/webhooks/stripe
   local Adyen       http://127.0.0.1:{adyen}/v72    Checkout v72; notifications to http://127.0.0.1:{gateway}/webhooks/adyen; control: /_paybridge/
   moto (AWS APIs)   http://127.0.0.1:{moto}        DynamoDB, SQS, Secrets Manager
   functions         http://127.0.0.1:{lam}        cargo lambda watch: {served} (rebuilt when you save)
 Logs: this terminal; also {state}/gateway.log, receiver.log, moto.log, localstripe.log, adyen.log.
-Try it: make demo   (or curl, e.g.:)
-  curl -s http://127.0.0.1:{gateway}/charges -H 'content-type: application/json' -H 'Idempotency-Key: try-1' \\
+Try it: {demo}   (or curl, e.g.:)
+  curl -s http://127.0.0.1:{gateway}/charges{sign} -H 'content-type: application/json' -H 'Idempotency-Key: try-1' \\
     -d '{{"invoice_id":"inv_1","amount":1999,"currency":"eur","gateway":"stripe","payment_method":"pm_card_visa"}}'
-  curl -s http://127.0.0.1:{gateway}/charges -H 'content-type: application/json' -H 'Idempotency-Key: try-2' \\
+  curl -s http://127.0.0.1:{gateway}/charges{sign} -H 'content-type: application/json' -H 'Idempotency-Key: try-2' \\
     -d '{{"invoice_id":"inv_2","amount":1999,"currency":"eur","gateway":"adyen","payment_method":"stored_ok","customer":"shopper_1"}}'
 Ctrl-C stops everything.
 """
+
+
+def iam_banner(iam: bool, env: dict[str, str]) -> dict[str, str]:
+    """The banner's IAM line, the demo command and the curl signing options (empty without --iam)."""
+    if not iam:
+        return {"iam": "billing routes open to any caller (make dev LOCAL_IAM=1 checks SigV4)", "demo": "make demo", "sign": ""}
+    region = env.get("AWS_REGION", REGION)
+    user = f"{env.get('AWS_ACCESS_KEY_ID', '')}:{env.get('AWS_SECRET_ACCESS_KEY', '')}"
+    return {
+        "iam": f"billing routes check SigV4 (LOCAL_IAM=1): the env file's AWS credentials, {region}, execute-api",
+        "demo": "make demo LOCAL_IAM=1",
+        "sign": f' --aws-sigv4 "aws:amz:{region}:execute-api" --user "{user}"',
+    }
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -1326,7 +1341,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 "--register-stripe-webhook", stripe_url,
                 "--ready-file", str(ready_file),
                 "--log-file", str(state / "gateway.log"),
-            ],
+            ]
+            + (["--iam"] if args.iam else []),
         )
         # Until the gateway serves, has registered with localstripe and reaches cargo lambda watch
         # (the gateway itself gives up after 120 s and ends).
@@ -1341,7 +1357,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(
             DEV_BANNER.format(
                 state=state_dir, gateway=args.gateway_port, billing=billing, stripe=args.stripe_port, adyen=args.adyen_port,
-                moto=args.moto_port, lam=args.lambda_port, served=" ".join(served),
+                moto=args.moto_port, lam=args.lambda_port, served=" ".join(served), **iam_banner(args.iam, read_env(env_path)),
             ),
             flush=True,
         )
@@ -1565,6 +1581,10 @@ def main(argv: list[str] | None = None) -> int:
     p_dev.add_argument(
         "--no-receiver", dest="receiver", action="store_false", default=os.environ.get("BILLING_RECEIVER", "1") != "0",
         help="do not start the billing receiver (also BILLING_RECEIVER=0)",
+    )
+    p_dev.add_argument(
+        "--iam", action="store_true",
+        help="the gateway checks SigV4 on the AWS_IAM (billing) routes with the env file's credentials (make dev LOCAL_IAM=1)",
     )
     p_dev.set_defaults(func=cmd_dev)
 
