@@ -38,7 +38,6 @@ use crate::telemetry::{Metric, Metrics, Unit};
 
 // The delivery schedule lives with every other retry schedule; named here too, where callers of
 // the delivery use cases look for it.
-pub use crate::services::recover::resend;
 pub use crate::services::retry_policy::{
     CHAIN_LOST_AFTER, MAX_MESSAGE_DELAY, NOTIFICATION_ATTEMPTS, NOTIFICATION_SCHEDULE,
     notification_wait,

@@ -5,7 +5,7 @@
 //! Sending again starts a **fresh series**: the whole schedule once more, from an immediate
 //! attempt. The notification keeps its id (billing deduplicates on it), its attempts so far and
 //! its last error. A chain of messages still waiting for the old series is not doubled: its
-//! next message finds the series replaced and is dropped ([`crate::services::deliver`]).
+//! next message finds the series replaced and is dropped (by the delivery use case).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
