@@ -3,7 +3,8 @@
 //! Each verifier is a pure function over the raw body bytes, the request headers, the configured
 //! secrets (current first, then previous during a rotation) and the current time, passed in.
 //! Signatures are compared in constant time. A verifier's output is a list of
-//! [`VerifiedEvent`]s ready to be recorded — with card numbers already masked. Each sender's
+//! [`VerifiedEvent`]s ready to be recorded — with card numbers already masked, except in the
+//! identifier fields each sender documents (its `IDENTIFIERS`, by JSON path). Each sender's
 //! `interpret` reads a recorded event back into an [`Interpretation`] for the apply-event use case;
 //! `apply_payment` and `apply_refund` build the updates they have in common. [`amount`] holds each
 //! gateway's minor units, used both ways at the edge (adapters and interpreters).
@@ -19,7 +20,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::domain::event::MAX_EVENT_ID_LEN;
-use crate::domain::pci;
+use crate::domain::pci::{self, Identifier};
 use crate::domain::{
     ChargeId, ChargeStatus, Failure, GatewayUpdate, Interpretation, PaymentOutcome, PaymentUpdate,
     RefundId, RefundOutcome, RefundStatus, RefundUpdate, VerifiedEvent,
@@ -91,29 +92,67 @@ pub(crate) fn checked_id(id: &str, what: &'static str) -> Result<String, VerifyE
     Ok(id.to_owned())
 }
 
-/// The JSON payload with card numbers masked, as stored.
-pub(crate) fn masked_payload(mut value: serde_json::Value) -> String {
-    pci::mask_json(&mut value);
+/// The JSON payload with card numbers masked, as stored: everywhere but the sender's documented
+/// identifier fields (`identifiers`, by path and shape; see [`crate::domain::pci::json`]).
+pub(crate) fn masked_payload(mut value: serde_json::Value, identifiers: &[Identifier]) -> String {
+    pci::mask_json_except(&mut value, identifiers);
     value.to_string()
 }
 
-/// Builds the event record input shared by all senders.
+/// Whether `key` — an event id, type or object id that records are keyed by — holds a card number
+/// outside the identifier values the sender's exemptions vouch for (`vouched`: a key that is one of
+/// them, or starts with one, is checked only after it).
+fn card_like_key(key: &str, vouched: &[&str]) -> bool {
+    let rest = vouched
+        .iter()
+        .filter(|v| !v.is_empty())
+        .find_map(|v| key.strip_prefix(v))
+        .unwrap_or(key);
+    pci::contains_pan(rest)
+}
+
+/// Builds the event record input shared by all senders: the payload masked but for the sender's
+/// `identifiers`. The event id, type and object id are stored and looked up exactly, so they
+/// cannot be masked (two events could become one, or an event find another's charge): one that
+/// holds a card number, other than a value of an exempt field (`vouched`), refuses the event.
 pub(crate) fn event(
     gateway: crate::domain::Gateway,
-    event_id: String,
-    event_type: String,
-    object_ref: Option<String>,
+    keys: EventKeys,
     supported: bool,
     payload: serde_json::Value,
-) -> VerifiedEvent {
-    VerifiedEvent {
+    identifiers: &[Identifier],
+    vouched: &[&str],
+) -> Result<VerifiedEvent, VerifyError> {
+    let EventKeys {
+        event_id,
+        event_type,
+        object_ref,
+    } = keys;
+    if card_like_key(&event_id, vouched)
+        || card_like_key(&event_type, vouched)
+        || object_ref
+            .as_deref()
+            .is_some_and(|r| card_like_key(r, vouched))
+    {
+        return Err(VerifyError::MalformedPayload(
+            "an event id, type or object id looks like a card number",
+        ));
+    }
+    Ok(VerifiedEvent {
         gateway,
         event_id,
         event_type,
         object_ref,
         supported,
-        payload: masked_payload(payload),
-    }
+        payload: masked_payload(payload, identifiers),
+    })
+}
+
+/// What an event record is keyed and found by.
+pub(crate) struct EventKeys {
+    pub event_id: String,
+    pub event_type: String,
+    pub object_ref: Option<String>,
 }
 
 /// An event's update of one payment: `gateway_ref` is the gateway's id of it (and of the
