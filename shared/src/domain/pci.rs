@@ -205,4 +205,4 @@ pub fn mask_bytes(text: &[u8]) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

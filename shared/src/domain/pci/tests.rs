@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::*;
 
 /// The rule, written the slow and obvious way.
-mod oracle {
+pub(crate) mod oracle {
     use super::super::{issuable, luhn_valid};
 
     /// The digits of every digit sequence of `text`: maximal runs of digits, spaces, dashes and
