@@ -80,85 +80,121 @@ struct Found {
     keep: usize,
 }
 
+/// The index of the first ASCII digit of `text` at or after `i` (or `text.len()`), eight bytes
+/// at a time: most of a payload is not digits.
+fn next_digit(text: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES * 128;
+    while i + 8 <= text.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&text[i..i + 8]);
+        let x = u64::from_le_bytes(word);
+        // "Has a byte between '0' - 1 and '9' + 1" (Bit Twiddling Hacks, hasbetween).
+        let low = x & (ONES * 127);
+        let between = (ONES * (127 + 0x3A)).wrapping_sub(low)
+            & !x
+            & low.wrapping_add(ONES * (127 - 0x2F))
+            & HIGH;
+        if between != 0 {
+            return i + (between.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < text.len() && !text[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the digit sequence starting at the digit `start`, how many digits it has, and
+/// where scanning goes on (after separators that end it).
+fn sequence_extent(text: &[u8], start: usize) -> (usize, usize, usize) {
+    let n = text.len();
+    let (mut j, mut end, mut count) = (start, start, 0);
+    loop {
+        while j < n && text[j].is_ascii_digit() {
+            j += 1;
+            count += 1;
+        }
+        end = end.max(j);
+        let mut k = j;
+        while k < n && is_separator(text[k]) {
+            k += 1;
+        }
+        if k > j && k < n && text[k].is_ascii_digit() {
+            j = k;
+        } else {
+            return (end, count, k);
+        }
+    }
+}
+
 /// Calls `found` for each digit sequence of `text` that holds a card number, in order, until it
 /// returns `false`.
 fn scan(text: &[u8], mut found: impl FnMut(Found) -> bool) {
-    let n = text.len();
-    let mut i = 0;
-    while i < n {
-        if !text[i].is_ascii_digit() {
-            i += 1;
+    let mut i = next_digit(text, 0);
+    while i < text.len() {
+        let start = i;
+        let (end, digits, resume) = sequence_extent(text, start);
+        i = next_digit(text, resume);
+        if digits < MIN_PAN_DIGITS {
             continue;
         }
-        // One digit sequence from `start`. For each parity q, `sum[q]` is the running sum (mod
-        // 10) of the digits so far with every digit whose index has parity ≠ q doubled; the Luhn
-        // sum of the window [s, e) is then sum[(e-1)%2] at e minus the same at s. The last 32
-        // prefix sums and digits are kept in rings (a window reaches back at most 19).
-        let start = i;
-        let mut count = 0usize;
-        let mut sum = [0u8; 2];
-        let mut prefix = [[0u8; 32]; 2];
-        let mut digit_at = [0u8; 32];
-        let mut hit: Option<usize> = None;
-        let mut end = i;
-        let mut j = i;
-        loop {
-            if j < n && text[j].is_ascii_digit() {
-                let d = text[j] - b'0';
-                let (same, other) = if count % 2 == 0 { (0, 1) } else { (1, 0) };
-                sum[same] += d;
-                sum[other] += DOUBLED[d as usize];
-                for s in &mut sum {
-                    if *s >= 10 {
-                        *s -= 10;
-                    }
-                }
-                digit_at[count & 31] = d;
-                count += 1;
-                prefix[0][count & 31] = sum[0];
-                prefix[1][count & 31] = sum[1];
-                if hit.is_none() && count >= MIN_PAN_DIGITS {
-                    let q = (count - 1) % 2;
-                    let longest = count.min(MAX_PAN_DIGITS);
-                    let valid = (MIN_PAN_DIGITS..=longest).any(|len| {
-                        let s = count - len;
-                        prefix[q][s & 31] == sum[q] && issuable(digit_at[s & 31], len)
-                    });
-                    if valid {
-                        hit = Some(count);
-                    }
-                }
-                j += 1;
-                end = j;
-            } else if j < n && is_separator(text[j]) {
-                let mut k = j;
-                while k < n && is_separator(text[k]) {
-                    k += 1;
-                }
-                if k < n && text[k].is_ascii_digit() {
-                    j = k;
-                } else {
-                    // Separators not followed by a digit end the sequence; none of them can
-                    // start one, so scanning goes on after them.
-                    j = k;
-                    break;
-                }
-            } else {
-                break;
-            }
+        if let Some(keep) = card_number_in(&text[start..end])
+            && !found(Found { start, end, keep })
+        {
+            return;
         }
-        if let Some(e) = hit {
-            // Kept: the last four of the whole sequence when it is one card number (a PAN on its
-            // own), else those of the earliest-ending card-number window.
-            let q = (count - 1) % 2;
-            let whole = count <= MAX_PAN_DIGITS && sum[q] == 0 && issuable(digit_at[0], count);
-            let keep = if whole { count } else { e } - 4;
-            if !found(Found { start, end, keep }) {
-                return;
-            }
-        }
-        i = j.max(end).max(i + 1);
     }
+}
+
+/// Whether the digit sequence `seq` (digits and the separators between them) holds a card
+/// number, and which four digits masking keeps: the last four of the whole sequence when it is
+/// one card number (a PAN on its own), else those of the earliest-ending card-number window.
+///
+/// For each parity q, `sum[q]` is the running sum (mod 10) of the digits so far with every digit
+/// whose index has parity ≠ q doubled; the Luhn sum of the window [s, e) is then `sum[(e-1)%2]` at
+/// e minus the same at s. The last 32 prefix sums and digits are kept in rings (a window reaches
+/// back at most 19), so each digit costs at most 7 comparisons and nothing is allocated.
+fn card_number_in(seq: &[u8]) -> Option<usize> {
+    let mut count = 0usize;
+    let mut sum = [0u8; 2];
+    let mut prefix = [[0u8; 32]; 2];
+    let mut digit_at = [0u8; 32];
+    let mut hit: Option<usize> = None;
+    for &b in seq {
+        if !b.is_ascii_digit() {
+            continue;
+        }
+        let d = b - b'0';
+        let (same, other) = if count % 2 == 0 { (0, 1) } else { (1, 0) };
+        sum[same] += d;
+        sum[other] += DOUBLED[d as usize];
+        for s in &mut sum {
+            if *s >= 10 {
+                *s -= 10;
+            }
+        }
+        digit_at[count & 31] = d;
+        count += 1;
+        prefix[0][count & 31] = sum[0];
+        prefix[1][count & 31] = sum[1];
+        if hit.is_none() && count >= MIN_PAN_DIGITS {
+            let q = (count - 1) % 2;
+            let longest = count.min(MAX_PAN_DIGITS);
+            let valid = (MIN_PAN_DIGITS..=longest).any(|len| {
+                let s = count - len;
+                prefix[q][s & 31] == sum[q] && issuable(digit_at[s & 31], len)
+            });
+            if valid {
+                hit = Some(count);
+            }
+        }
+    }
+    let e = hit?;
+    let q = (count - 1) % 2;
+    let whole = count <= MAX_PAN_DIGITS && sum[q] == 0 && issuable(digit_at[0], count);
+    Some(if whole { count } else { e } - 4)
 }
 
 /// Whether `text` contains something that looks like a card number.

@@ -59,7 +59,7 @@ impl Identifier {
 pub fn json_contains_pan(value: &Value) -> bool {
     match value {
         Value::String(s) => string_contains_pan(s),
-        Value::Number(n) => contains_pan(&n.to_string()),
+        Value::Number(n) => number_contains_pan(n),
         Value::Array(items) => items.iter().any(json_contains_pan),
         Value::Object(map) => map
             .iter()
@@ -93,9 +93,8 @@ fn walk(value: &mut Value, at: &[(&Identifier, usize)]) {
             }
         }
         Value::Number(n) => {
-            let text = n.to_string();
-            if contains_pan(&text) {
-                *value = Value::String(mask_pans(&text));
+            if number_contains_pan(n) {
+                *value = Value::String(mask_pans(&n.to_string()));
             }
         }
         Value::Array(items) => {
@@ -132,9 +131,25 @@ fn advance<'a>(
         .collect()
 }
 
+/// Whether a number, as serde_json writes it, holds a card number. An integer of at most 12
+/// digits cannot (most numbers of a payload), so only longer ones and floats are written out.
+fn number_contains_pan(n: &serde_json::Number) -> bool {
+    const SHORT: u64 = 1_000_000_000_000;
+    let short = n
+        .as_u64()
+        .map(|u| u < SHORT)
+        .or_else(|| n.as_i64().map(|i| i.unsigned_abs() < SHORT));
+    !short.unwrap_or(false) && contains_pan(&n.to_string())
+}
+
 /// Whether a string holds a card number, decoded or as JSON writes it.
 fn string_contains_pan(s: &str) -> bool {
-    contains_pan(s) || (has_control(s) && contains_pan(&Value::from(s).to_string()))
+    if has_control(s) {
+        contains_pan(s) || contains_pan(&Value::from(s).to_string())
+    } else {
+        // Fewer than 13 bytes cannot hold 13 digits (most keys and values of a payload).
+        s.len() >= super::MIN_PAN_DIGITS && contains_pan(s)
+    }
 }
 
 fn has_control(s: &str) -> bool {
