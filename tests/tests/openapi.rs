@@ -1222,6 +1222,9 @@ const CARD_DISGUISES: &[&str] = &[
     "4242-4242 - 4242..4242",
 ];
 
+/// Where the card number is, and the request: (part, path id, query, Idempotency-Key, body).
+type CardCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str, Vec<u8>);
+
 /// `text` with what a path or query string cannot carry percent-encoded.
 fn percent_encoded(text: &str) -> String {
     text.bytes()
@@ -1255,7 +1258,7 @@ async fn every_route_refuses_a_card_number_in_its_path_query_key_or_any_body_fie
             let encoded = percent_encoded(card);
             let glued_id = format!("ch_{encoded}");
             // (where, path id, query, Idempotency-Key, body)
-            let mut cases: Vec<(&str, &str, Vec<(&str, &str)>, &str, Vec<u8>)> = vec![
+            let mut cases: Vec<CardCase> = vec![
                 ("query", ID, vec![("invoice_id", &encoded)], "k-1", vec![]),
                 ("query key", ID, vec![(&encoded, "x")], "k-1", vec![]),
                 ("Idempotency-Key", ID, vec![], card, vec![]),

@@ -167,7 +167,11 @@ fn card_number_in(seq: &[u8]) -> Option<usize> {
             continue;
         }
         let d = b - b'0';
-        let (same, other) = if count % 2 == 0 { (0, 1) } else { (1, 0) };
+        let (same, other) = if count.is_multiple_of(2) {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
         sum[same] += d;
         sum[other] += DOUBLED[d as usize];
         for s in &mut sum {
