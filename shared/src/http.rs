@@ -13,6 +13,7 @@ use crate::services::ApiResponse;
 use crate::services::charges::MAX_REQUEST_BYTES;
 use crate::services::charges::create::ChargeDeps;
 use crate::services::idempotency::Call;
+use crate::services::request::{RequestPart, refuse_card_data};
 
 /// How long a gateway call may take before its outcome counts as unknown.
 pub const GATEWAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -49,6 +50,31 @@ impl BillingApp {
 
 pub use crate::clock::now_ms;
 
+/// `text` with its `%XX` escapes decoded (and `+` as a space in a query string); an escape that
+/// is not one is kept as it is.
+fn percent_decoded(text: &str, plus_is_space: bool) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
 /// A billing request as the routers read it: its path (without the trailing slash) and its body,
 /// refused with 413 before anything else when over [`MAX_REQUEST_BYTES`].
 pub struct Routed<'a> {
@@ -57,12 +83,39 @@ pub struct Routed<'a> {
 }
 
 impl<'a> Routed<'a> {
+    /// Reads a request: over [`MAX_REQUEST_BYTES`] → 413; a card number anywhere in its path,
+    /// query string, `Idempotency-Key` or body (raw or decoded) → 422 `card_data_refused`, on
+    /// every route, before anything is routed, stored or sent.
     pub fn read(req: &'a Request) -> Result<Self, Error> {
         let body: &[u8] = req.body().as_ref();
         if body.len() > MAX_REQUEST_BYTES {
             return Err(Error::payload_too_large(MAX_REQUEST_BYTES));
         }
-        let path = req.uri().path().trim_end_matches('/').to_owned();
+        let raw_path = req.uri().path();
+        let raw_query = req.uri().query().unwrap_or_default();
+        let path = percent_decoded(raw_path, false);
+        let query = percent_decoded(raw_query, true);
+        let mut parts: Vec<(RequestPart, &[u8])> = vec![
+            (RequestPart::Path, raw_path.as_bytes()),
+            (RequestPart::Path, &path),
+            (RequestPart::Query, raw_query.as_bytes()),
+            (RequestPart::Query, &query),
+        ];
+        let params = req.query_string_parameters();
+        let decoded_params: Vec<&str> = params
+            .iter()
+            .flat_map(|(k, _)| std::iter::once(k).chain(params.all(k).unwrap_or_default()))
+            .collect();
+        parts.extend(
+            decoded_params
+                .iter()
+                .map(|p| (RequestPart::Query, p.as_bytes())),
+        );
+        if let Some(key) = req.headers().get("idempotency-key") {
+            parts.push((RequestPart::IdempotencyKey, key.as_bytes()));
+        }
+        refuse_card_data(parts, body)?;
+        let path = raw_path.trim_end_matches('/').to_owned();
         Ok(Routed { path, body })
     }
 
@@ -120,6 +173,8 @@ pub fn to_response(r: ApiResponse) -> Response<Body> {
 /// The response for an error (the one HTTP mapping lives in [`Error::to_response`]); 5xx are
 /// logged with their cause chain, refusals at info level without the body.
 pub fn error_response(err: &Error, path: &str) -> Response<Body> {
+    let path = crate::domain::pci::mask_pans(path);
+    let path = path.as_str();
     if err.kind().status() >= 500 {
         tracing::error!(code = err.code(), error = %err.chain(), path, "request failed");
     } else {

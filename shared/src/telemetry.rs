@@ -32,15 +32,59 @@ pub fn init() {
         }
         .to_owned()
     });
-    let _ = tracing_subscriber::fmt()
+    let _ = tracing::subscriber::set_global_default(subscriber(&filter, std::io::stdout));
+}
+
+/// The log subscriber `init` installs, writing to `writer` (tests capture its lines): JSON lines,
+/// flattened, without time (Lambda stamps every line), and every line masked of card numbers
+/// before it is written ([`MaskedWriter`]).
+pub fn subscriber<W>(filter: &str, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_current_span(false)
         .with_span_list(false)
         .flatten_event(true)
         .with_target(false)
-        .without_time() // Lambda stamps every line.
-        .try_init();
+        .without_time()
+        .with_writer(MaskedWriter(writer))
+        .finish()
+}
+
+/// Makes writers that mask card numbers ([`crate::domain::pci::mask_bytes`]) in everything
+/// written through them, with no exemption: whatever a log line carries — a gateway's error text,
+/// a request path, an id — no card number reaches the log. The formatter writes each line whole,
+/// so a number is never split between two writes.
+pub struct MaskedWriter<W>(pub W);
+
+impl<'a, W: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
+    for MaskedWriter<W>
+{
+    type Writer = Masked<W::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        Masked(self.0.make_writer())
+    }
+}
+
+/// One writer of [`MaskedWriter`].
+pub struct Masked<W>(W);
+
+impl<W: Write> Write for Masked<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match crate::domain::pci::mask_bytes(buf) {
+            Some(masked) => self.0.write_all(&masked)?,
+            None => self.0.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Unit of a metric value, as CloudWatch names it.

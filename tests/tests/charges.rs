@@ -759,3 +759,99 @@ async fn amounts_the_gateway_cannot_take_are_refused_with_422_before_anything_is
     let read = get(&h.app, &format!("/charges/{id}"), &[]).await;
     assert_eq!(read.json()["status"], "authorized");
 }
+
+/// Visa's test card number in the disguises that used to go through: after them the field it
+/// sat in is stored, sent to Stripe and copied into billing notifications no more.
+const DISGUISED: [&str; 4] = [
+    "card 4111 1111 1111 1111 123",
+    "4111111111111111 12/26",
+    "4111.1111.1111.1111",
+    "pan4111111111111111",
+];
+
+#[tokio::test]
+async fn a_card_number_in_any_field_of_a_charge_request_is_refused_and_nothing_is_stored_or_sent() {
+    let h = harness().await;
+    let invoice = unique("inv_");
+    let creates_before = h.proxy.creates_forwarded();
+    for card in DISGUISED {
+        let good = charge_body(&invoice, "pm_card_visa", true);
+        let mut bodies = Vec::new();
+        for field in ["description", "payment_method", "customer", "invoice_id"] {
+            let mut b = good.clone();
+            b[field] = json!(card);
+            bodies.push(b);
+        }
+        let mut value = good.clone();
+        value["metadata"]["note"] = json!(card);
+        let mut key = good.clone();
+        key["metadata"] = json!({ card: "x" });
+        bodies.extend([value, key]);
+        for body in bodies {
+            let reply = post(&h.app, "/charges", Some(&unique("key-")), &body).await;
+            assert_eq!(
+                (reply.status, reply.error_code().as_str()),
+                (422, "card_data_refused"),
+                "{body}"
+            );
+            assert!(!reply.body.contains("4111"), "never echoed: {}", reply.body);
+        }
+        // In the Idempotency-Key, which would be stored as a key.
+        let reply = post(&h.app, "/charges", Some(card), &good).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (422, "card_data_refused")
+        );
+    }
+    let listed = get(&h.app, "/charges", &[("invoice_id", &invoice)]).await;
+    assert_eq!(listed.json()["data"], json!([]), "nothing was stored");
+    assert_eq!(
+        h.proxy.creates_forwarded(),
+        creates_before,
+        "nothing was sent to Stripe"
+    );
+}
+
+#[tokio::test]
+async fn a_card_number_in_a_capture_or_cancel_body_or_path_is_refused_and_the_charge_is_untouched()
+{
+    let h = harness().await;
+    let id = authorized_charge(&h).await;
+    for card in DISGUISED {
+        for action in ["capture", "cancel"] {
+            for body in [json!({"note": card}), json!({"amount": 1200, "x": [card]})] {
+                let reply = post(
+                    &h.app,
+                    &format!("/charges/{id}/{action}"),
+                    Some(&unique("key-")),
+                    &body,
+                )
+                .await;
+                assert_eq!(
+                    (reply.status, reply.error_code().as_str()),
+                    (422, "card_data_refused"),
+                    "{action} {body}"
+                );
+            }
+        }
+    }
+    let glued = post(
+        &h.app,
+        "/charges/ch_4111111111111111/capture",
+        Some(&unique("key-")),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (glued.status, glued.error_code().as_str()),
+        (422, "card_data_refused")
+    );
+    let stored = get(&h.app, &format!("/charges/{id}"), &[]).await;
+    assert_eq!(
+        (
+            stored.json()["status"].as_str(),
+            stored.json()["captured"].as_i64()
+        ),
+        (Some("authorized"), Some(0))
+    );
+}

@@ -1251,3 +1251,123 @@ fn the_metadata_schema_refuses_exactly_what_the_parser_refuses() {
         );
     }
 }
+
+/// The disguises that went through `POST /charges` before the detector read every window of a
+/// digit sequence (a PAN then its CVV, then its expiry, dotted, glued to letters), and two more.
+/// Visa's 4111 1111 1111 1111 and Stripe's 4242 4242 4242 4242 test card numbers.
+const CARD_DISGUISES: &[&str] = &[
+    "card 4111 1111 1111 1111 123",
+    "4111111111111111 12/26",
+    "4111.1111.1111.1111",
+    "pan4111111111111111",
+    "00424242424242424242",
+    "4242-4242 - 4242..4242",
+];
+
+/// Where the card number is, and the request: (part, path id, query, Idempotency-Key, body).
+type CardCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str, Vec<u8>);
+
+/// `text` with what a path or query string cannot carry percent-encoded.
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_route_refuses_a_card_number_in_its_path_query_key_or_any_body_field_before_any_io() {
+    const ID: &str = "ch_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b";
+    let doc = document();
+    let app = Offline::new();
+    let mut function_of = BTreeMap::new();
+    for function in DOCUMENTED_FUNCTIONS {
+        for route in http_api_routes(function) {
+            function_of.insert(route, *function);
+        }
+    }
+    let mut checked = 0;
+    for op in operations(doc) {
+        let function = function_of[&(op.method.clone(), op.path.clone())];
+        assert!(
+            op.documents(doc, 422, "card_data_refused"),
+            "{} does not document 422 card_data_refused",
+            op.name()
+        );
+        for card in CARD_DISGUISES {
+            let encoded = percent_encoded(card);
+            let glued_id = format!("ch_{encoded}");
+            // (where, path id, query, Idempotency-Key, body)
+            let mut cases: Vec<CardCase> = vec![
+                ("query", ID, vec![("invoice_id", &encoded)], "k-1", vec![]),
+                ("query key", ID, vec![(&encoded, "x")], "k-1", vec![]),
+                ("Idempotency-Key", ID, vec![], card, vec![]),
+            ];
+            if op.path.contains("{id}") {
+                cases.push(("path", &glued_id, vec![], "k-1", vec![]));
+            }
+            for body in [
+                json!({ "description": card }),
+                json!({ "metadata": { "note": card } }),
+                json!({ "metadata": { *card: "x" } }),
+                json!({ "invoice_id": card, "amount": 1999 }),
+                json!({ "payment_method": card }),
+                json!({ "amount": 300, "customer": card }),
+                json!({ "reason": card }),
+                json!([{ "deep": [card] }]),
+            ] {
+                cases.push(("body", ID, vec![], "k-1", body.to_string().into_bytes()));
+            }
+            // A malformed body and a JSON number.
+            cases.push((
+                "body",
+                ID,
+                vec![],
+                "k-1",
+                format!("{{\"x\": \"{card}\"").into_bytes(),
+            ));
+            cases.push((
+                "body",
+                ID,
+                vec![],
+                "k-1",
+                br#"{"amount": 4111111111111111123}"#.to_vec(),
+            ));
+            for (part, id, query, key, body) in cases {
+                let path = op.path.replace("{id}", id);
+                let params: Vec<(&str, &str)> = if op.path.contains("{id}") {
+                    vec![("id", id)]
+                } else {
+                    vec![]
+                };
+                let req = api_request_with_query(
+                    &format!("{} {}", op.method, op.path),
+                    &path,
+                    &params,
+                    &query,
+                    &[("Idempotency-Key", key)],
+                    &body,
+                    false,
+                );
+                let resp = app.handle(function, req).await;
+                let text = String::from_utf8_lossy(resp.body().as_ref()).into_owned();
+                assert_eq!(
+                    resp.status().as_u16(),
+                    422,
+                    "{} with a card number in its {part} ({card}): {text}",
+                    op.name()
+                );
+                let answer: Value = serde_json::from_str(&text).expect("JSON");
+                assert_eq!(answer["error"]["code"], "card_data_refused", "{text}");
+                assert!(
+                    !text.contains("4111") && !text.contains("4242"),
+                    "the number is never echoed: {text}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 500, "{checked} requests checked");
+}

@@ -455,12 +455,32 @@ async fn unsupported_event_types_are_recorded_as_ignored_and_not_queued() {
     assert!(messages(&h).await.is_empty());
 }
 
+/// Visa's test card number 4111 1111 1111 1111 in the disguises that used to be stored as they
+/// were (followed by a CVV, by an expiry, dotted, glued to letters, after other digits).
+const DISGUISED: [&str; 5] = [
+    "card 4111 1111 1111 1111 123",
+    "4111111111111111 12/26",
+    "4111.1111.1111.1111",
+    "pan4111111111111111",
+    "00 4111-1111-1111-1111",
+];
+
+/// Whether the card number's digits are in `text`, whatever separators stand between them.
+fn holds_visa_test_card(text: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_digit() || matches!(c, ' ' | '-' | '.')))
+        .any(|chunk| {
+            let digits: String = chunk.chars().filter(char::is_ascii_digit).collect();
+            digits.contains("4111111111111111")
+        })
+}
+
 #[tokio::test]
 async fn card_numbers_in_a_payload_are_masked_before_storage() {
     let h = harness().await;
     let id = unique("evt_");
     let body = json!({"id": id, "type": "payment_intent.payment_failed",
-        "data": {"object": {"id": "pi_pan", "last_payment_error": {"message": "card 4242 4242 4242 4242 declined"}, "n": 5555555555554444u64}}})
+        "data": {"object": {"id": "pi_pan", "last_payment_error": {"message": "card 4242 4242 4242 4242 declined"},
+            "n": 5555555555554444u64, "disguised": DISGUISED, "id_like": {"customer_id": "4111111111111111"}}}})
     .to_string();
     assert_eq!(
         deliver_signed(&h, &h.app, body.as_bytes()).await.status,
@@ -478,11 +498,74 @@ async fn card_numbers_in_a_payload_are_masked_before_storage() {
         !stored.contains("4242 4242 4242 4242") && !stored.contains("5555555555554444"),
         "{stored}"
     );
+    assert!(!holds_visa_test_card(&stored), "{stored}");
+    assert!(!paybridge::domain::pci::contains_pan(&stored), "{stored}");
     assert!(
         stored.contains("**** **** **** 4242") && stored.contains("************4444"),
         "{stored}"
     );
-    serde_json::from_str::<Value>(&stored).expect("still JSON");
+    let v: Value = serde_json::from_str(&stored).expect("still JSON");
+    // No exemption by key name any more: an `…_id` key is masked like any other.
+    assert_eq!(
+        v["data"]["object"]["id_like"]["customer_id"],
+        "************1111"
+    );
+    assert_eq!(
+        v["data"]["object"]["disguised"][0],
+        "card **** **** **** 1111 ***"
+    );
+}
+
+#[tokio::test]
+async fn an_adyen_psp_reference_that_looks_like_a_card_number_is_kept_only_in_its_field() {
+    let h = harness().await;
+    let key = h.stack.secrets.adyen.as_ref().unwrap().hmac_keys[0]
+        .expose()
+        .to_owned();
+    // 16 digits, as Adyen's older pspReferences are, that pass for a card number (3 in 5 do).
+    let psp = loop {
+        let candidate = format!(
+            "{}",
+            8_000_000_000_000_000u64
+                + (uuid::Uuid::new_v4().as_u128() % 1_000_000_000_000_000) as u64
+        );
+        if paybridge::domain::pci::contains_pan(&candidate) {
+            break candidate;
+        }
+    };
+    let mut item = json!({
+        "amount": {"currency": "EUR", "value": 1999}, "eventCode": "AUTHORISATION",
+        "eventDate": "2026-11-27T10:00:00+01:00", "merchantAccountCode": "PaybridgeLocalECOM",
+        "merchantReference": psp, "pspReference": psp, "success": "false", "paymentMethod": "visa",
+        "reason": DISGUISED[0]
+    });
+    let sig = adyen::sign_item(&key, &item).unwrap();
+    item["additionalData"] =
+        json!({"hmacSignature": sig, "note": DISGUISED[1], "originalPsp": psp});
+    let body = json!({"live": "false", "notificationItems": [{"NotificationRequestItem": item}]})
+        .to_string();
+    let reply = deliver(&h.app, "adyen", &[], body.as_bytes(), false).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "[accepted]"));
+    let event_id = format!("{psp}:AUTHORISATION:false:2026-11-27T10:00:00+01:00");
+    let record = h
+        .app
+        .store
+        .get_event(Gateway::Adyen, &event_id)
+        .await
+        .unwrap()
+        .expect("recorded under its pspReference");
+    assert_eq!(record.object_ref.as_deref(), Some(psp.as_str()));
+    let v: Value = serde_json::from_str(&record.payload).unwrap();
+    assert_eq!(
+        v["pspReference"],
+        psp.as_str(),
+        "kept: its documented field"
+    );
+    for elsewhere in [&v["merchantReference"], &v["additionalData"]["originalPsp"]] {
+        assert_ne!(elsewhere, &json!(psp), "masked anywhere else");
+    }
+    assert!(!holds_visa_test_card(&record.payload), "{}", record.payload);
+    assert_eq!(v["reason"], "card **** **** **** 1111 ***");
 }
 
 #[tokio::test]
@@ -523,7 +606,7 @@ async fn an_adyen_batch_is_verified_item_by_item_and_acknowledged_with_accepted(
         let mut item = json!({
             "amount": {"currency": "EUR", "value": 1999}, "eventCode": code,
             "eventDate": "2026-11-27T10:00:00+01:00", "merchantAccountCode": "PaybridgeLocalECOM",
-            "merchantReference": "inv_123", "pspReference": if reference.is_some() { format!("{psp}C") } else { psp.clone() },
+            "merchantReference": "inv_123", "pspReference": if reference.is_some() { format!("{}C", &psp[..15]) } else { psp.clone() },
             "reason": "", "success": "true", "paymentMethod": "visa"
         });
         if let Some(r) = reference {
@@ -596,5 +679,36 @@ async fn a_standard_webhooks_delivery_is_verified_and_recorded() {
     assert_eq!(
         (reply.status, error_code(&reply).as_str()),
         (400, "invalid_signature")
+    );
+}
+
+#[test]
+fn every_exempt_identifier_path_is_documented_with_its_reason() {
+    let doc = include_str!("../../docs/webhook-intake.md");
+    let pci = &doc[doc.find("## PCI").expect("a PCI section")..];
+    for id in adyen::IDENTIFIERS {
+        let path = format!(
+            "`notificationItems[].NotificationRequestItem.{}`",
+            id.path_text()
+        );
+        assert!(
+            pci.contains(&path),
+            "{path} is not in docs/webhook-intake.md#pci"
+        );
+    }
+    for id in standard::IDENTIFIERS {
+        let path = format!("`{}`", id.path_text());
+        assert!(
+            pci.contains(&path),
+            "{path} is not in docs/webhook-intake.md#pci"
+        );
+    }
+    assert!(
+        stripe::IDENTIFIERS.is_empty(),
+        "the doc says Stripe has none"
+    );
+    assert!(
+        !pci.contains("…_id`, `…Reference`: "),
+        "no exemption by key name is described"
     );
 }

@@ -7,6 +7,8 @@ pub mod disputes;
 #[cfg(test)]
 pub(crate) mod fakes;
 pub mod idempotency;
+#[cfg(test)]
+mod no_card_numbers_tests;
 pub mod notify;
 pub mod reconcile;
 pub mod record_webhook;

@@ -3,7 +3,8 @@
 //! Each verifier is a pure function over the raw body bytes, the request headers, the configured
 //! secrets (current first, then previous during a rotation) and the current time, passed in.
 //! Signatures are compared in constant time. A verifier's output is a list of
-//! [`VerifiedEvent`]s ready to be recorded — with card numbers already masked. Each sender's
+//! [`VerifiedEvent`]s ready to be recorded — with card numbers already masked, except in the
+//! identifier fields each sender documents (its `IDENTIFIERS`, by JSON path). Each sender's
 //! `interpret` reads a recorded event back into an [`Interpretation`] for the apply-event use case;
 //! `apply_payment` and `apply_refund` build the updates they have in common. [`amount`] holds each
 //! gateway's minor units, used both ways at the edge (adapters and interpreters).
@@ -19,7 +20,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::domain::event::MAX_EVENT_ID_LEN;
-use crate::domain::pci;
+use crate::domain::pci::{self, Identifier};
 use crate::domain::{
     ChargeId, ChargeStatus, Failure, GatewayUpdate, Interpretation, PaymentOutcome, PaymentUpdate,
     RefundId, RefundOutcome, RefundStatus, RefundUpdate, VerifiedEvent,
@@ -91,29 +92,67 @@ pub(crate) fn checked_id(id: &str, what: &'static str) -> Result<String, VerifyE
     Ok(id.to_owned())
 }
 
-/// The JSON payload with card numbers masked, as stored.
-pub(crate) fn masked_payload(mut value: serde_json::Value) -> String {
-    pci::mask_json(&mut value);
+/// The JSON payload with card numbers masked, as stored: everywhere but the sender's documented
+/// identifier fields (`identifiers`, by path and shape; see [`crate::domain::pci::json`]).
+pub(crate) fn masked_payload(mut value: serde_json::Value, identifiers: &[Identifier]) -> String {
+    pci::mask_json_except(&mut value, identifiers);
     value.to_string()
 }
 
-/// Builds the event record input shared by all senders.
+/// Whether `key` — an event id, type or object id that records are keyed by — holds a card number
+/// outside the identifier values the sender's exemptions vouch for (`vouched`: a key that is one of
+/// them, or starts with one, is checked only after it).
+fn card_like_key(key: &str, vouched: &[&str]) -> bool {
+    let rest = vouched
+        .iter()
+        .filter(|v| !v.is_empty())
+        .find_map(|v| key.strip_prefix(v))
+        .unwrap_or(key);
+    pci::contains_pan(rest)
+}
+
+/// Builds the event record input shared by all senders: the payload masked but for the sender's
+/// `identifiers`. The event id, type and object id are stored and looked up exactly, so they
+/// cannot be masked (two events could become one, or an event find another's charge): one that
+/// holds a card number, other than a value of an exempt field (`vouched`), refuses the event.
 pub(crate) fn event(
     gateway: crate::domain::Gateway,
-    event_id: String,
-    event_type: String,
-    object_ref: Option<String>,
+    keys: EventKeys,
     supported: bool,
     payload: serde_json::Value,
-) -> VerifiedEvent {
-    VerifiedEvent {
+    identifiers: &[Identifier],
+    vouched: &[&str],
+) -> Result<VerifiedEvent, VerifyError> {
+    let EventKeys {
+        event_id,
+        event_type,
+        object_ref,
+    } = keys;
+    if card_like_key(&event_id, vouched)
+        || card_like_key(&event_type, vouched)
+        || object_ref
+            .as_deref()
+            .is_some_and(|r| card_like_key(r, vouched))
+    {
+        return Err(VerifyError::MalformedPayload(
+            "an event id, type or object id looks like a card number",
+        ));
+    }
+    Ok(VerifiedEvent {
         gateway,
         event_id,
         event_type,
         object_ref,
         supported,
-        payload: masked_payload(payload),
-    }
+        payload: masked_payload(payload, identifiers),
+    })
+}
+
+/// What an event record is keyed and found by.
+pub(crate) struct EventKeys {
+    pub event_id: String,
+    pub event_type: String,
+    pub object_ref: Option<String>,
 }
 
 /// An event's update of one payment: `gateway_ref` is the gateway's id of it (and of the
@@ -205,6 +244,108 @@ mod tests {
     use super::*;
     use crate::secrets::SecretString;
     use proptest::prelude::*;
+
+    fn adyen_batch(item: serde_json::Value) -> Vec<u8> {
+        serde_json::json!({"live": "false", "notificationItems": [{"NotificationRequestItem": item}]})
+            .to_string()
+            .into_bytes()
+    }
+
+    const ADYEN_KEY: &str = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056";
+
+    fn signed_adyen(mut item: serde_json::Value) -> Result<Vec<VerifiedEvent>, VerifyError> {
+        let sig = adyen::sign_item(ADYEN_KEY, &item).unwrap();
+        item["additionalData"]["hmacSignature"] = serde_json::json!(sig);
+        adyen::verify_and_parse(&adyen_batch(item), &[SecretString::new(ADYEN_KEY)])
+    }
+
+    #[test]
+    fn adyen_identifiers_are_kept_by_path_and_the_same_number_elsewhere_is_masked() {
+        // pspReference of adyen-python-api-library's test notification (its first 14 digits pass
+        // Luhn); originalReference of adyen-java-api-library's chargeback mock.
+        let events = signed_adyen(serde_json::json!({
+            "pspReference": "7914073381342284", "originalReference": "9913333333333333",
+            "eventCode": "CHARGEBACK", "success": "true", "merchantAccountCode": "M",
+            "merchantReference": "7914073381342284", "amount": {"value": 1000, "currency": "EUR"},
+            "reason": "customer wrote 4111 1111 1111 1111 123",
+            "additionalData": {"pspReference": "7914073381342284"}
+        }))
+        .unwrap();
+        let payload: serde_json::Value = serde_json::from_str(&events[0].payload).unwrap();
+        assert_eq!(payload["pspReference"], "7914073381342284");
+        assert_eq!(payload["originalReference"], "9913333333333333");
+        assert_eq!(payload["merchantReference"], "**********3422**");
+        assert_eq!(
+            payload["additionalData"]["pspReference"],
+            "**********3422**"
+        );
+        assert_eq!(payload["reason"], "customer wrote **** **** **** 1111 ***");
+        assert_eq!(events[0].object_ref.as_deref(), Some("7914073381342284"));
+        assert!(
+            events[0]
+                .event_id
+                .starts_with("7914073381342284:CHARGEBACK")
+        );
+        assert_eq!(
+            adyen::IDENTIFIERS
+                .iter()
+                .map(|i| i.path_text())
+                .collect::<Vec<_>>(),
+            ["pspReference", "originalReference"]
+        );
+    }
+
+    #[test]
+    fn an_event_whose_keys_look_like_card_numbers_outside_exempt_fields_is_refused() {
+        // A pspReference that is not of Adyen's shape is not exempt.
+        let refused = signed_adyen(serde_json::json!({
+            "pspReference": "4111 1111 1111 1111", "eventCode": "AUTHORISATION", "success": "true",
+            "merchantAccountCode": "M", "merchantReference": "r", "additionalData": {}
+        }));
+        assert!(
+            matches!(refused, Err(VerifyError::MalformedPayload(_))),
+            "{refused:?}"
+        );
+        let refused = signed_adyen(serde_json::json!({
+            "pspReference": "7914073381342284", "eventCode": "AUTHORISATION", "success": "true",
+            "eventDate": "4111111111111111", "merchantAccountCode": "M", "merchantReference": "r",
+            "additionalData": {}
+        }));
+        assert!(
+            matches!(refused, Err(VerifyError::MalformedPayload(_))),
+            "{refused:?}"
+        );
+        // Stripe has no exemption: a card number in an event or object id refuses the event.
+        for body in [
+            r#"{"id":"evt_4111111111111111","type":"charge.refunded","data":{"object":{"id":"ch_1"}}}"#,
+            r#"{"id":"evt_1","type":"charge.refunded","data":{"object":{"id":"ch_4111-1111-1111-1111"}}}"#,
+            r#"{"id":"evt_1","type":"charge.4111111111111111","data":{"object":{"id":"ch_1"}}}"#,
+        ] {
+            assert!(
+                matches!(
+                    stripe::parse(body.as_bytes()),
+                    Err(VerifyError::MalformedPayload(_))
+                ),
+                "{body}"
+            );
+        }
+        assert!(stripe::IDENTIFIERS.is_empty());
+    }
+
+    #[test]
+    fn a_standard_senders_object_and_message_ids_are_kept_and_the_rest_is_masked() {
+        let body = br#"{"type":"charge.succeeded","data":{"id":"1541815603606036480","amount":500,"note":"4111111111111111","metadata":{"id":"4111111111111111"}}}"#;
+        let e = standard::parse("1541815603606036480", body).unwrap();
+        assert_eq!(e.object_ref.as_deref(), Some("1541815603606036480"));
+        assert_eq!(e.event_id, "1541815603606036480");
+        let payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+        assert_eq!(payload["data"]["id"], "1541815603606036480");
+        assert_eq!(payload["data"]["note"], "************1111");
+        // Only `data.id` is exempt: an `id` key elsewhere is not.
+        assert_eq!(payload["data"]["metadata"]["id"], "************1111");
+        let bad_type = br#"{"type":"charge.4111111111111111","data":{"id":"pay_1"}}"#;
+        assert!(standard::parse("msg_1", bad_type).is_err());
+    }
 
     proptest! {
         /// No header or body, however hostile, makes a verifier or parser panic.

@@ -10,4 +10,6 @@ mod interpret;
 mod verify;
 
 pub use interpret::interpret;
-pub use verify::{SUPPORTED_CODES, check_basic_auth, sign_item, verify_and_parse};
+pub use verify::{
+    IDENTIFIERS, SUPPORTED_CODES, check_basic_auth, is_psp_reference, sign_item, verify_and_parse,
+};

@@ -8,4 +8,4 @@ mod interpret;
 mod verify;
 
 pub use interpret::interpret;
-pub use verify::{Headers, SUPPORTED_PREFIXES, parse, secret_key, sign, verify};
+pub use verify::{Headers, IDENTIFIERS, SUPPORTED_PREFIXES, parse, secret_key, sign, verify};

@@ -10,9 +10,12 @@ use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 
+use crate::domain::pci::{Identifier, Step};
 use crate::domain::{Gateway, VerifiedEvent};
 use crate::secrets::SecretString;
-use crate::webhooks::{VerifyError, checked_id, event, hmac_sha256, mac_eq, within_tolerance};
+use crate::webhooks::{
+    EventKeys, VerifyError, checked_id, event, hmac_sha256, mac_eq, within_tolerance,
+};
 
 /// Event-type prefixes paybridge acts on from generic senders: the payload is
 /// `{"type": "charge.succeeded", "data": {"id": "<the sender's object id>", …}}`.
@@ -107,14 +110,36 @@ pub fn parse(webhook_id: &str, body: &[u8]) -> Result<VerifiedEvent, VerifyError
         .transpose()?;
     let supported = SUPPORTED_PREFIXES.iter().any(|p| event_type.starts_with(p));
     let event_id = checked_id(webhook_id, "webhook-id")?;
-    Ok(event(
+    // Both are exempt identifiers (see IDENTIFIERS): the key check leaves them alone.
+    let (id, object) = (event_id.clone(), object_ref.clone().unwrap_or_default());
+    event(
         Gateway::Standard,
-        event_id,
-        event_type,
-        object_ref,
+        EventKeys {
+            event_id,
+            event_type,
+            object_ref,
+        },
         supported,
         value,
-    ))
+        IDENTIFIERS,
+        &[&id, &object],
+    )
+}
+
+/// Fields of a Standard Webhooks event kept as they are when card numbers are masked: `data.id`,
+/// the sender's own id of the object — the key paybridge finds the charge or refund by — which
+/// paybridge's contract for generic senders documents. Senders' ids may be all digits (a 19-digit
+/// snowflake id looks like a card number 88 % of the time), and masking one would cut the event
+/// off from its object. The `webhook-id` header (the Standard Webhooks message id, the event's
+/// id) is kept for the same reason. Both are the authenticated sender's own identifiers.
+pub const IDENTIFIERS: &[Identifier] = &[Identifier {
+    path: &[Step::Key("data"), Step::Key("id")],
+    shape: is_object_id,
+}];
+
+/// An object id as paybridge takes it: 1–255 visible ASCII characters.
+fn is_object_id(s: &str) -> bool {
+    checked_id(s, "object id").is_ok()
 }
 
 #[cfg(test)]

@@ -13,4 +13,4 @@ pub(crate) mod objects;
 mod verify;
 
 pub use interpret::interpret;
-pub use verify::{SUPPORTED_TYPES, parse, sign, verify};
+pub use verify::{IDENTIFIERS, SUPPORTED_TYPES, parse, sign, verify};
