@@ -84,6 +84,8 @@ pub enum Code {
     InvalidRequest,
     InvalidSignature,
     InvoiceIdRequired,
+    /// A new charge for an invoice that has a charge which took, holds or may still take money.
+    InvoiceAlreadyCharged,
     MalformedPayload,
     MalformedSignature,
     MissingSignature,
@@ -102,7 +104,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 41] = [
+    pub const ALL: [Code; 42] = [
         Code::AmountExceedsRefundable,
         Code::AmountNotRepresentable,
         Code::CardDataRefused,
@@ -129,6 +131,7 @@ impl Code {
         Code::InvalidRequest,
         Code::InvalidSignature,
         Code::InvoiceIdRequired,
+        Code::InvoiceAlreadyCharged,
         Code::MalformedPayload,
         Code::MalformedSignature,
         Code::MissingSignature,
@@ -175,6 +178,7 @@ impl Code {
             Code::InvalidRequest => "invalid_request",
             Code::InvalidSignature => "invalid_signature",
             Code::InvoiceIdRequired => "invoice_id_required",
+            Code::InvoiceAlreadyCharged => "invoice_already_charged",
             Code::MalformedPayload => "malformed_payload",
             Code::MalformedSignature => "malformed_signature",
             Code::MissingSignature => "missing_signature",
@@ -212,6 +216,7 @@ impl Code {
             | Code::ChargePending
             | Code::ConcurrentUpdate
             | Code::DeliveryInProgress
+            | Code::InvoiceAlreadyCharged
             | Code::RequestInProgress => Kind::Conflict,
             Code::ChargeNotFound
             | Code::DisputeNotFound
@@ -272,6 +277,9 @@ pub struct Error {
     code: Code,
     message: String,
     retry_after_secs: Option<u64>,
+    /// The charge the error is about, when it is not the one in the path (the charge that
+    /// holds an invoice): `error.charge_id` in the body.
+    charge_id: Option<String>,
     source: Option<BoxError>,
 }
 
@@ -283,6 +291,7 @@ impl Error {
             code,
             message: message.into(),
             retry_after_secs: None,
+            charge_id: None,
             source: None,
         }
     }
@@ -328,6 +337,16 @@ impl Error {
         self
     }
 
+    /// Name the charge this error is about in the body (`error.charge_id`).
+    pub fn with_charge_id(mut self, id: impl Into<String>) -> Self {
+        self.charge_id = Some(id.into());
+        self
+    }
+
+    pub fn charge_id(&self) -> Option<&str> {
+        self.charge_id.as_deref()
+    }
+
     pub fn kind(&self) -> Kind {
         self.kind
     }
@@ -355,9 +374,12 @@ impl Error {
     /// The HTTP response for this error: status, JSON body and headers. The only place errors
     /// become HTTP. Internal detail (the source chain) is not in the body.
     pub fn to_response(&self) -> http::Response<String> {
-        let body = serde_json::json!({
-            "error": { "code": self.code.as_str(), "message": self.public_message() }
-        });
+        let mut error =
+            serde_json::json!({ "code": self.code.as_str(), "message": self.public_message() });
+        if let Some(id) = &self.charge_id {
+            error["charge_id"] = serde_json::Value::String(id.clone());
+        }
+        let body = serde_json::json!({ "error": error });
         let mut builder = http::Response::builder()
             .status(self.kind.status())
             .header(http::header::CONTENT_TYPE, "application/json");

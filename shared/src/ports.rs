@@ -13,7 +13,7 @@ use crate::domain::WorkMessage;
 use crate::domain::event::EventRecord;
 use crate::domain::idempotency::{IdempotencyRecord, StoredResponse};
 use crate::domain::{Charge, Money, PaymentOutcome};
-use crate::domain::{ChargeId, DisputeId, Notification, NotificationId};
+use crate::domain::{ChargeId, Notification, NotificationId};
 use crate::domain::{DeliveryStatus, EndpointAttempt, EndpointHealth};
 use crate::domain::{Refund, RefundId, RefundOutcome};
 use crate::error::Code;
@@ -339,38 +339,8 @@ pub trait IdempotencyStore: Send + Sync {
 
 // ---- charges ----------------------------------------------------------------------------------
 
-/// Charge records.
-pub trait ChargeStore: Send + Sync {
-    /// Writes a new charge. `Conflict` if one with its id exists.
-    fn insert_charge(&self, charge: &Charge)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    fn get_charge(
-        &self,
-        id: &ChargeId,
-    ) -> impl Future<Output = Result<Option<Charge>, StoreError>> + Send;
-
-    /// Replaces a charge whose stored version is `charge.version - 1` (the caller bumped it), and
-    /// records the gateway reference → charge pointer and the `notifications` the change causes
-    /// with it, all or nothing. `Conflict` if someone wrote first.
-    fn save_charge(
-        &self,
-        charge: &Charge,
-        notifications: &[Notification],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The charge a dispute of ours is on (disputes live on their charge).
-    fn charge_of_dispute(
-        &self,
-        id: &DisputeId,
-    ) -> impl Future<Output = Result<Option<Charge>, StoreError>> + Send;
-
-    /// The charges of an invoice, oldest first.
-    fn charges_for_invoice(
-        &self,
-        invoice_id: &str,
-    ) -> impl Future<Output = Result<Vec<Charge>, StoreError>> + Send;
-}
+mod charges;
+pub use charges::{ChargeInserted, ChargeStore, InvoiceCharges};
 
 // ---- refunds ----------------------------------------------------------------------------------
 

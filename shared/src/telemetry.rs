@@ -128,6 +128,7 @@ pub enum Metric {
     DeliveryLatency,
     DisputeChanged,
     EventApplied,
+    InvoiceAlreadyCharged,
     EventContradicts,
     EventIgnored,
     EventOrphaned,
@@ -169,7 +170,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 54] = [
+    pub const ALL: [Metric; 55] = [
         Metric::BatchFailures,
         Metric::BatchSize,
         Metric::BillingConsecutiveFailures,
@@ -186,6 +187,7 @@ impl Metric {
         Metric::DeliveryLatency,
         Metric::DisputeChanged,
         Metric::EventApplied,
+        Metric::InvoiceAlreadyCharged,
         Metric::EventContradicts,
         Metric::EventIgnored,
         Metric::EventOrphaned,
@@ -245,6 +247,7 @@ impl Metric {
             Metric::DeliveryLatency => "DeliveryLatency",
             Metric::DisputeChanged => "DisputeChanged",
             Metric::EventApplied => "EventApplied",
+            Metric::InvoiceAlreadyCharged => "InvoiceAlreadyCharged",
             Metric::EventContradicts => "EventContradicts",
             Metric::EventIgnored => "EventIgnored",
             Metric::EventOrphaned => "EventOrphaned",

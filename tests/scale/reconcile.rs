@@ -67,13 +67,17 @@ fn in_flight(n: usize, gateway: Gateway, since: i64) -> Vec<Charge> {
 
 async fn seed(store: &Table, charges: &[Charge]) -> Duration {
     let started = Instant::now();
-    futures::stream::iter(charges.iter().map(|c| store.insert_charge(c)))
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<()>, _>>()
-        .expect("seed");
+    futures::stream::iter(
+        charges
+            .iter()
+            .map(|c| paybridge_tests::builders::store_charge(store, c)),
+    )
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>, _>>()
+    .expect("seed");
     started.elapsed()
 }
 

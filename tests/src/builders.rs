@@ -17,3 +17,20 @@ pub fn pending_charge(gateway: Gateway, now: i64) -> Charge {
         now,
     )
 }
+
+/// Stores a new charge and lists it on its invoice, as `POST /charges` does; panics unless it
+/// was stored (another charge with its id, or a charge of its invoice created meanwhile).
+pub async fn store_charge(
+    store: &impl paybridge::ports::ChargeStore,
+    charge: &Charge,
+) -> Result<(), paybridge::ports::StoreError> {
+    let seen = store.invoice_charges(&charge.invoice_id).await?;
+    let inserted = store.insert_charge(charge, &seen).await?;
+    assert_eq!(
+        inserted,
+        paybridge::ports::ChargeInserted::Done,
+        "storing charge {}",
+        charge.id
+    );
+    Ok(())
+}

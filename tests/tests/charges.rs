@@ -855,3 +855,169 @@ async fn a_card_number_in_a_capture_or_cancel_body_or_path_is_refused_and_the_ch
         (Some("authorized"), Some(0))
     );
 }
+
+/// What `POST /charges` for `invoice` answers with a new key each time.
+async fn charge_invoice(h: &Harness, invoice: &str, pm: &str, capture: bool) -> Reply {
+    post(
+        &h.app,
+        "/charges",
+        Some(&unique("key-")),
+        &charge_body(invoice, pm, capture),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn billing_that_lost_its_key_and_charges_the_invoice_again_gets_409_naming_the_first_charge()
+{
+    let h = harness().await;
+    let invoice = unique("inv_");
+    let first = charge_invoice(&h, &invoice, "pm_card_visa", true).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let first_id = first.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(first.json()["allow_additional_charge"], false);
+
+    let again = charge_invoice(&h, &invoice, "pm_card_visa", true).await;
+    assert_eq!(
+        (again.status, again.error_code().as_str()),
+        (409, "invoice_already_charged"),
+        "{}",
+        again.body
+    );
+    assert_eq!(again.json()["error"]["charge_id"], first_id.as_str());
+    assert!(again.retry_after.is_none(), "not a try-again-later");
+    assert_eq!(h.proxy.creates_forwarded(), 1, "nothing sent to Stripe");
+    let list = get(&h.app, "/charges", &[("invoice_id", &invoice)]).await;
+    assert_eq!(list.json()["data"].as_array().unwrap().len(), 1);
+
+    // A top-up on purpose.
+    let mut top_up = charge_body(&invoice, "pm_card_visa", true);
+    top_up["allow_additional_charge"] = json!(true);
+    top_up["amount"] = json!(500);
+    let second = post(&h.app, "/charges", Some(&unique("key-")), &top_up).await;
+    assert_eq!(second.status, 201, "{}", second.body);
+    assert_eq!(second.json()["allow_additional_charge"], true);
+    assert_eq!(h.proxy.creates_forwarded(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_or_canceled_charge_leaves_its_invoice_free_and_a_refused_key_is_not_spent() {
+    let h = harness().await;
+    let invoice = unique("inv_");
+    let declined = charge_invoice(&h, &invoice, "pm_card_chargeCustomerFail", true).await;
+    assert_eq!(declined.json()["status"], "failed", "{}", declined.body);
+    let held = charge_invoice(&h, &invoice, "pm_card_visa", false).await;
+    assert_eq!(held.json()["status"], "authorized", "{}", held.body);
+    let held_id = held.json()["id"].as_str().unwrap().to_owned();
+
+    // Authorized funds hold the invoice; the refusal does not spend billing's key.
+    let key = unique("key-");
+    let body = charge_body(&invoice, "pm_card_visa", true);
+    let refused = post(&h.app, "/charges", Some(&key), &body).await;
+    assert_eq!(
+        (refused.status, refused.error_code().as_str()),
+        (409, "invoice_already_charged")
+    );
+    assert_eq!(refused.json()["error"]["charge_id"], held_id.as_str());
+
+    let cancel = format!("/charges/{held_id}/cancel");
+    let canceled = post(&h.app, &cancel, Some(&unique("key-")), &json!({})).await;
+    assert_eq!(canceled.json()["status"], "canceled", "{}", canceled.body);
+    let retried = post(&h.app, "/charges", Some(&key), &body).await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert_eq!(retried.json()["status"], "succeeded");
+    let list = get(&h.app, "/charges", &[("invoice_id", &invoice)]).await;
+    let statuses: Vec<_> = (list.json()["data"].as_array().unwrap().iter())
+        .map(|c| c["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(statuses, ["failed", "canceled", "succeeded"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_charges_of_one_invoice_with_different_keys_make_one_payment() {
+    let h = Arc::new(harness().await);
+    let invoice = unique("inv_");
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let (h, invoice) = (h.clone(), invoice.clone());
+            tokio::spawn(async move {
+                let body = charge_body(&invoice, "pm_card_visa", true);
+                let key = unique("key-");
+                // A well-behaved client: retries what says "retry" with the same key.
+                for _ in 0..30 {
+                    let reply = post(&h.app, "/charges", Some(&key), &body).await;
+                    assert!(reply.status < 500, "no caller may see a 5xx: {reply:?}");
+                    match reply.retry_after {
+                        Some(secs) if reply.status == 409 => {
+                            tokio::time::sleep(Duration::from_secs(secs)).await
+                        }
+                        _ => return reply,
+                    }
+                }
+                panic!("never got an answer");
+            })
+        })
+        .collect();
+    let (mut made, mut refused_naming) = (Vec::new(), Vec::new());
+    for c in callers {
+        let reply = c.await.unwrap();
+        match reply.status {
+            201 => made.push(reply.json()["id"].as_str().unwrap().to_owned()),
+            409 => {
+                assert_eq!(
+                    reply.error_code(),
+                    "invoice_already_charged",
+                    "{}",
+                    reply.body
+                );
+                refused_naming.push(
+                    reply.json()["error"]["charge_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+            other => panic!("unexpected {other}: {}", reply.body),
+        }
+    }
+    assert_eq!(made.len(), 1, "one charge: {made:?}");
+    assert_eq!(refused_naming.len(), 15);
+    assert!(
+        refused_naming.iter().all(|id| *id == made[0]),
+        "{refused_naming:?}"
+    );
+    assert_eq!(
+        h.proxy.creates_forwarded(),
+        1,
+        "one PaymentIntent at the gateway"
+    );
+    let list = get(&h.app, "/charges", &[("invoice_id", &invoice)]).await;
+    assert_eq!(list.json()["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_invoice_charged_before_the_invoice_record_existed_is_still_held_by_its_charge() {
+    let h = harness().await;
+    // A charge stored by the release before the invoice record: no record, only the charge.
+    let mut old = paybridge_tests::builders::pending_charge(paybridge::domain::Gateway::Stripe, 1);
+    old.status = ChargeStatus::Succeeded;
+    old.captured = 1999;
+    (h.app.store.client().put_item())
+        .table_name(h.app.store.name())
+        .set_item(Some(
+            paybridge::adapters::dynamodb::charges::to_item(&old).unwrap(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    // The invoice index is eventually consistent; moto's is not, and DynamoDB's catches up in
+    // well under a second — a charge this old is long in it.
+    let again = charge_invoice(&h, &old.invoice_id, "pm_card_visa", true).await;
+    assert_eq!(
+        (again.status, again.error_code().as_str()),
+        (409, "invoice_already_charged"),
+        "{}",
+        again.body
+    );
+    assert_eq!(again.json()["error"]["charge_id"], old.id.as_str());
+}

@@ -215,7 +215,9 @@ async fn stored_succeeded_charge(t: &Truth, amount: i64) -> (Charge, String) {
         amount: Money::parse(amount, "eur").unwrap(),
         ..builders::pending_charge(Gateway::Stripe, unix_now())
     };
-    t.store.insert_charge(&charge).await.unwrap();
+    paybridge_tests::builders::store_charge(&t.store, &charge)
+        .await
+        .unwrap();
     let outcome = PaymentOutcome {
         gateway_ref: pi.clone(),
         status: ChargeStatus::Succeeded,
@@ -663,7 +665,9 @@ async fn a_success_after_a_failure_moves_the_charge_to_succeeded_and_billing_is_
     let t = truth().await;
     let setup = || async {
         let charge = builders::pending_charge(Gateway::Stripe, unix_now());
-        t.store.insert_charge(&charge).await.unwrap();
+        paybridge_tests::builders::store_charge(&t.store, &charge)
+            .await
+            .unwrap();
         (charge, unique("pi_"))
     };
     let events = |c: &Charge, pi: &str| {
@@ -734,7 +738,9 @@ async fn adyen_charge(t: &Truth, capture: bool) -> (Charge, String) {
         capture,
         ..builders::pending_charge(Gateway::Adyen, unix_now())
     };
-    t.store.insert_charge(&charge).await.unwrap();
+    paybridge_tests::builders::store_charge(&t.store, &charge)
+        .await
+        .unwrap();
     let authorised = adyen_event(adyen_item(
         "AUTHORISATION",
         true,

@@ -258,7 +258,9 @@ impl Outbox {
             metadata: BTreeMap::from([("plan".into(), "pro".into())]),
             ..pending_charge(Gateway::Stripe, created_at)
         };
-        self.table.insert_charge(&pending).await.unwrap();
+        paybridge_tests::builders::store_charge(&self.table, &pending)
+            .await
+            .unwrap();
         let succeeded = Charge {
             gateway_ref: Some(unique("pi_")),
             status: ChargeStatus::Succeeded,
@@ -600,7 +602,9 @@ impl Outbox {
     /// change stored with its notification in one transaction at `at` (as the use cases do).
     async fn charge_history(&self, at: i64) -> Vec<Notification> {
         let pending = pending_charge(Gateway::Stripe, at);
-        self.table.insert_charge(&pending).await.unwrap();
+        paybridge_tests::builders::store_charge(&self.table, &pending)
+            .await
+            .unwrap();
         let mut charge = pending;
         let mut notifications = Vec::new();
         for status in [

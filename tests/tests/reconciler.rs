@@ -371,7 +371,7 @@ async fn adyen_charges_in_flight(h: &Harness, n: usize) -> Vec<ChargeId> {
     futures::stream::iter(
         charges
             .iter()
-            .map(|c| async move { store.insert_charge(c).await }),
+            .map(|c| async move { paybridge_tests::builders::store_charge(store, c).await }),
     )
     .buffer_unordered(16)
     .collect::<Vec<_>>()
@@ -617,7 +617,9 @@ async fn a_run_out_of_time_is_gone_on_from_by_the_next_so_unresolved_old_items_n
         );
         c.status = ChargeStatus::Processing;
         c.gateway_ref = Some(unique("pi_unknown"));
-        h.store.insert_charge(&c).await.unwrap();
+        paybridge_tests::builders::store_charge(&h.store, &c)
+            .await
+            .unwrap();
     }
     let newer = charge_with_lost_answer(&h).await;
     // A run's budget covers one page of ten.

@@ -272,7 +272,9 @@ async fn unreadable_and_unknown_version_messages_go_straight_to_the_dead_letter_
 /// Applies events in `order` to a fresh charge; returns (final status, notifications written).
 async fn apply_in_order(h: &Harness, order: &[(&str, &str)]) -> (ChargeStatus, usize, usize) {
     let charge = pending_charge();
-    h.worker.store.insert_charge(&charge).await.unwrap();
+    paybridge_tests::builders::store_charge(&h.worker.store, &charge)
+        .await
+        .unwrap();
     let pi = unique("pi_");
     let mut events = Vec::new();
     for (event_type, status) in order {

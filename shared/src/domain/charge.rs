@@ -114,6 +114,23 @@ impl ChargeStatus {
         )
     }
 
+    /// Whether a charge in this status keeps its invoice from being charged again without
+    /// `allow_additional_charge`: money was taken and not all given back (succeeded, partially
+    /// refunded), funds are held (authorized), or the outcome is still open (pending, processing,
+    /// requires_action). Failed, canceled, capture-failed and fully refunded charges took nothing
+    /// that is still kept.
+    pub fn holds_its_invoice(self) -> bool {
+        matches!(
+            self,
+            ChargeStatus::Pending
+                | ChargeStatus::RequiresAction
+                | ChargeStatus::Processing
+                | ChargeStatus::Authorized
+                | ChargeStatus::Succeeded
+                | ChargeStatus::PartiallyRefunded
+        )
+    }
+
     /// Whether moving from `self` to `next` is a step forward.
     pub fn advance(self, next: ChargeStatus) -> Transition {
         if self == next {
@@ -192,6 +209,9 @@ pub struct Charge {
     pub customer: Option<String>,
     /// Capture at once (`true`) or authorize only.
     pub capture: bool,
+    /// Billing asked for this charge although its invoice had a charge that holds it
+    /// (`allow_additional_charge: true`: a partial payment or a top-up).
+    pub additional: bool,
     pub description: Option<String>,
     pub metadata: BTreeMap<String, String>,
     /// Optimistic-concurrency version: every write is conditional on it.
@@ -229,6 +249,7 @@ impl Charge {
             payment_method: payment_method.into(),
             customer: None,
             capture: true,
+            additional: false,
             description: None,
             metadata: BTreeMap::new(),
             version: 1,

@@ -13,9 +13,10 @@ use crate::domain::{
 };
 use crate::error::BoxError;
 use crate::ports::{
-    ChargeStore, CreatedFrom, DeadLetters, EventStore, GatewayError, GatewayObject,
-    GatewayRefLookup, Inserted, NotificationStore, Notifier, NotifyOutcome, PaymentGateway,
-    PaymentRequest, QueueError, ReceivedMessages, RefundGateway, RefundStore, Reserved, StoreError,
+    ChargeInserted, ChargeStore, CreatedFrom, DeadLetters, EventStore, GatewayError, GatewayObject,
+    GatewayRefLookup, Inserted, InvoiceCharges, NotificationStore, Notifier, NotifyOutcome,
+    PaymentGateway, PaymentRequest, QueueError, ReceivedMessages, RefundGateway, RefundStore,
+    Reserved, StoreError,
 };
 
 /// One table's worth of records, behind a lock.
@@ -23,6 +24,8 @@ use crate::ports::{
 pub struct MemStore {
     pub events: Mutex<HashMap<(Gateway, String), EventRecord>>,
     pub charges: Mutex<HashMap<ChargeId, Charge>>,
+    /// Each invoice's charge list (the invoice record).
+    pub invoices: Mutex<HashMap<String, InvoiceCharges>>,
     pub refunds: Mutex<HashMap<RefundId, Refund>>,
     pub notifications: Mutex<HashMap<NotificationId, Notification>>,
     pub gateway_refs: Mutex<HashMap<(Gateway, String), GatewayObject>>,
@@ -89,6 +92,13 @@ fn unavailable() -> StoreError {
 }
 
 impl MemStore {
+    /// Stores `charge` and lists it on its invoice, as a charge created through the API is.
+    pub async fn put_charge(&self, charge: &Charge) {
+        let seen = self.invoice_charges(&charge.invoice_id).await.unwrap();
+        let done = self.insert_charge(charge, &seen).await.unwrap();
+        assert_eq!(done, ChargeInserted::Done, "put_charge of {}", charge.id);
+    }
+
     fn up(&self) -> Result<(), StoreError> {
         if *self.down.lock().unwrap() {
             Err(unavailable())
@@ -205,14 +215,44 @@ impl EventStore for MemStore {
 }
 
 impl ChargeStore for MemStore {
-    async fn insert_charge(&self, charge: &Charge) -> Result<(), StoreError> {
+    async fn invoice_charges(&self, invoice_id: &str) -> Result<InvoiceCharges, StoreError> {
+        self.up()?;
+        if let Some(listed) = self.invoices.lock().unwrap().get(invoice_id) {
+            return Ok(listed.clone());
+        }
+        // As the DynamoDB store: charges stored without an invoice record are found by invoice.
+        let of_invoice = |c: &Charge| c.invoice_id == invoice_id;
+        let charges = listed(&self.charges, of_invoice, |c| c.id.clone());
+        Ok(InvoiceCharges {
+            charge_ids: charges.into_iter().map(|c| c.id).collect(),
+            version: 0,
+        })
+    }
+
+    async fn insert_charge(
+        &self,
+        charge: &Charge,
+        seen: &InvoiceCharges,
+    ) -> Result<ChargeInserted, StoreError> {
         self.up()?;
         let mut map = self.charges.lock().unwrap();
+        let mut invoices = self.invoices.lock().unwrap();
         if map.contains_key(&charge.id) {
-            return Err(StoreError::Conflict);
+            return Ok(ChargeInserted::Exists);
         }
+        let version = invoices.get(&charge.invoice_id).map_or(0, |i| i.version);
+        if version != seen.version {
+            return Ok(ChargeInserted::InvoiceMoved);
+        }
+        let mut charge_ids = seen.charge_ids.clone();
+        charge_ids.push(charge.id.clone());
+        let listed = InvoiceCharges {
+            charge_ids,
+            version: version + 1,
+        };
+        invoices.insert(charge.invoice_id.clone(), listed);
         map.insert(charge.id.clone(), charge.clone());
-        Ok(())
+        Ok(ChargeInserted::Done)
     }
 
     async fn get_charge(&self, id: &ChargeId) -> Result<Option<Charge>, StoreError> {

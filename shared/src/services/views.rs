@@ -27,6 +27,7 @@ pub fn charge(c: &Charge) -> Value {
         "gateway": c.gateway.as_str(),
         "gateway_ref": c.gateway_ref,
         "capture": c.capture,
+        "allow_additional_charge": c.additional,
         "captured": c.captured,
         "refunded": c.refunded,
         "disputed": c.disputed(),

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use super::keys::{Index, Paging, SortRange};
-use super::{Item, Table, Write, gateway_refs, keys, outbox, pointer_item};
+use super::{Item, Table, TableError, Write, gateway_refs, keys, outbox, pointer_item};
 use crate::domain::Gateway;
 use crate::domain::{
     ActionDetails, Charge, ChargeId, ChargeStatus, CustomerAction, Dispute, DisputeId,
     DisputeStatus, Failure, Money, Notification,
 };
-use crate::ports::{ChargeStore, GatewayObject, StoreError};
+use crate::ports::{ChargeInserted, ChargeStore, GatewayObject, InvoiceCharges, StoreError};
 
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize)]
@@ -41,6 +41,9 @@ struct ChargeItem {
     payment_method: String,
     customer: Option<String>,
     capture: bool,
+    /// Created with `allow_additional_charge` (absent: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    additional: bool,
     description: Option<String>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
@@ -202,7 +205,8 @@ impl DisputeItem {
     }
 }
 
-pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
+/// The stored item of a charge (and of nothing else: no invoice record, no pointers).
+pub fn to_item(c: &Charge) -> Result<Item, StoreError> {
     // Work in flight (GSI2): an open outcome by when it last moved; a charge waiting for its
     // customer by when the customer was first asked, so the oldest — the first to expire — come
     // first, however often the gateway repeats its request.
@@ -239,6 +243,7 @@ pub(super) fn to_item(c: &Charge) -> Result<Item, StoreError> {
         payment_method: c.payment_method.clone(),
         customer: c.customer.clone(),
         capture: c.capture,
+        additional: c.additional,
         description: c.description.clone(),
         metadata: c.metadata.clone(),
         version: c.version,
@@ -281,6 +286,7 @@ pub(super) fn from_item(item: Item) -> Result<Charge, StoreError> {
         payment_method: i.payment_method,
         customer: i.customer,
         capture: i.capture,
+        additional: i.additional,
         description: i.description,
         metadata: i.metadata,
         version: i.version,
@@ -289,11 +295,68 @@ pub(super) fn from_item(item: Item) -> Result<Charge, StoreError> {
     })
 }
 
+/// The invoice record's charge ids and version.
+#[derive(Serialize, Deserialize)]
+struct InvoiceItem {
+    pk: String,
+    sk: String,
+    charge_ids: Vec<String>,
+    version: u64,
+}
+
 impl ChargeStore for Table {
-    async fn insert_charge(&self, charge: &Charge) -> Result<(), StoreError> {
-        self.put_new(to_item(charge)?)
+    async fn invoice_charges(&self, invoice_id: &str) -> Result<InvoiceCharges, StoreError> {
+        let bad = |what: String| StoreError::Invalid(format!("unreadable invoice record: {what}"));
+        if let Some(item) = self.get_at(keys::invoice(invoice_id)).await? {
+            let i: InvoiceItem = serde_dynamo::from_item(item).map_err(|e| bad(e.to_string()))?;
+            let ids = i.charge_ids.iter().map(|id| ChargeId::parse(id));
+            return Ok(InvoiceCharges {
+                charge_ids: ids
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| bad(e.to_string()))?,
+                version: i.version,
+            });
+        }
+        // No record yet: a new invoice, or one charged before the record existed, whose charges
+        // the invoice index still knows.
+        let charges = self.charges_for_invoice(invoice_id).await?;
+        Ok(InvoiceCharges {
+            charge_ids: charges.into_iter().map(|c| c.id).collect(),
+            version: 0,
+        })
+    }
+
+    async fn insert_charge(
+        &self,
+        charge: &Charge,
+        seen: &InvoiceCharges,
+    ) -> Result<ChargeInserted, StoreError> {
+        let (pk, sk) = keys::invoice(&charge.invoice_id);
+        let mut charge_ids: Vec<String> = seen.charge_ids.iter().map(|c| c.to_string()).collect();
+        charge_ids.push(charge.id.to_string());
+        let invoice = InvoiceItem {
+            pk,
+            sk,
+            charge_ids,
+            version: seen.version + 1,
+        };
+        let invoice = serde_dynamo::to_item(invoice)
+            .map_err(|e| StoreError::Invalid(format!("invoice not serialisable: {e}")))?;
+        let listed = match seen.version {
+            0 => Write::PutNew(invoice),
+            v => Write::PutAtVersion(invoice, v),
+        };
+        match self
+            .transact(vec![Write::PutNew(to_item(charge)?), listed])
             .await
-            .map_err(StoreError::from)
+        {
+            Ok(()) => Ok(ChargeInserted::Done),
+            Err(TableError::ConditionFailed { failed, .. }) if failed.contains(&0) => {
+                Ok(ChargeInserted::Exists)
+            }
+            Err(TableError::ConditionFailed { .. }) => Ok(ChargeInserted::InvoiceMoved),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn get_charge(&self, id: &ChargeId) -> Result<Option<Charge>, StoreError> {

@@ -3,6 +3,7 @@
 //! | item | pk | sk | GSI1 (pk / sk) | GSI2, sparse (pk / sk) |
 //! |---|---|---|---|---|
 //! | charge | `CHARGE#{id}` | `CHARGE` | `INVOICE#{invoice_id}` / `{created_at:020}#{id}` | `OPEN#charge` / `{updated_at:020}#{id}` while pending or processing, `{required_at:020}#{id}` while requires_action; `ATTENTION#charge` once the reconciler set it aside |
+//! | invoice (its charges, for the once-per-invoice guard) | `INVOICE#{invoice_id}` | `INVOICE` | — | — |
 //! | refund | `CHARGE#{charge_id}` | `REFUND#{id}` | — | `OPEN#refund` / `{updated_at:020}#{id}` while pending; `ATTENTION#refund` once set aside |
 //! | refund pointer | `REFUND#{id}` | `REFUND` | — | — |
 //! | dispute pointer (the dispute itself lives on its charge item) | `DISPUTE#{id}` | `DISPUTE` | — | — |
@@ -143,6 +144,11 @@ pub fn charge_pk(id: &ChargeId) -> String {
 
 pub fn charge(id: &ChargeId) -> Key {
     (charge_pk(id), CHARGE_SK.to_owned())
+}
+
+/// The invoice record: the ids of its charges and a version every new charge moves.
+pub fn invoice(invoice_id: &str) -> Key {
+    (format!("INVOICE#{invoice_id}"), "INVOICE".to_owned())
 }
 
 pub fn invoice_gsi1pk(invoice_id: &str) -> String {

@@ -4,7 +4,11 @@
 //!    logged; an amount the gateway cannot take in its own minor units → 422
 //!    `amount_not_representable`).
 //! 2. Claim the idempotency key (or replay / 409 / 422).
-//! 3. Store the charge as `pending` (or find the one a crashed attempt with this key stored).
+//! 3. Store the charge as `pending` on its invoice (or find the one a crashed attempt with this
+//!    key stored) — unless the invoice has a charge that took, holds or may still take money and
+//!    billing did not say `allow_additional_charge`: then 409 `invoice_already_charged`, naming
+//!    that charge. The check and the write are one conditional transaction on the invoice record,
+//!    so two requests with different keys cannot both pass it.
 //! 4. Call the gateway with the charge's deterministic idempotency key.
 //! 5. Known outcome → store it, 201. Unknown outcome (timeout, 5xx, 429) → keep `pending`, put a
 //!    retry message on the work queue, 202. The retry uses the same gateway key, so the gateway
@@ -15,12 +19,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::invoice::{Placed, place};
 use super::{settle, view};
 use crate::domain::Gateway;
 use crate::domain::{Charge, ChargeId, ChargeStatus, Failure, Money, PaymentOutcome, WorkMessage};
 use crate::error::{Code, Error};
 use crate::ports::{
-    BillingStore, ChargeStore, GatewayError, PaymentGateway, PaymentRequest, StoreError, WorkQueue,
+    BillingStore, ChargeStore, GatewayError, PaymentGateway, PaymentRequest, WorkQueue,
 };
 use crate::services::ApiResponse;
 use crate::services::idempotency::{self, Call, Claim};
@@ -48,6 +53,8 @@ struct Body {
     description: Option<String>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    allow_additional_charge: bool,
 }
 
 fn yes() -> bool {
@@ -65,6 +72,8 @@ pub struct NewCharge {
     pub capture: bool,
     pub description: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// Charge the invoice even if one of its charges holds it (a partial payment, a top-up).
+    pub allow_additional_charge: bool,
 }
 
 fn token(value: &str, field: &'static str) -> Result<String, Error> {
@@ -114,6 +123,7 @@ impl NewCharge {
             capture: b.capture,
             description: b.description,
             metadata: b.metadata,
+            allow_additional_charge: b.allow_additional_charge,
         };
         Ok((charge, value))
     }
@@ -122,6 +132,7 @@ impl NewCharge {
         Charge {
             customer: self.customer,
             capture: self.capture,
+            additional: self.allow_additional_charge,
             description: self.description,
             metadata: self.metadata,
             ..Charge::pending(
@@ -284,9 +295,9 @@ async fn run(
         .map_err(|e| Error::internal("bad resource id in idempotency record", Some(Box::new(e))))?;
     let fresh = request.into_charge(id.clone(), now);
     let mut earlier = Earlier::None;
-    let charge = match deps.store.insert_charge(&fresh).await {
-        Ok(()) => {
-            tracing::info!(charge_id = %id, invoice_id = %fresh.invoice_id, "charge created");
+    let charge = match place(deps.store, &fresh).await? {
+        Placed::New => {
+            tracing::info!(charge_id = %id, invoice_id = %fresh.invoice_id, additional = fresh.additional, "charge created");
             crate::telemetry::Metrics::new("charges")
                 .dimension("Gateway", fresh.gateway.as_str())
                 .count(Metric::ChargeCreated)
@@ -295,14 +306,13 @@ async fn run(
         }
         // A crashed attempt with this key stored it already: carry on from where it got to. It may
         // have reached the gateway.
-        Err(StoreError::Conflict) => {
+        Placed::Resumed => {
             earlier = Earlier::Unknown;
             deps.store
                 .get_charge(&id)
                 .await?
                 .ok_or_else(|| Error::internal("charge vanished", None))?
         }
-        Err(e) => return Err(e.into()),
     };
     if charge.status != ChargeStatus::Pending {
         return Ok(ApiResponse::json(201, &view(&charge)));

@@ -5,6 +5,7 @@ pub mod cancel;
 pub mod capture;
 pub mod create;
 pub mod expire;
+mod invoice;
 pub mod read;
 pub mod retry;
 

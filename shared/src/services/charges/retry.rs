@@ -72,7 +72,7 @@ mod tests {
             gateway,
             ..crate::domain::charge::example(NOW - age)
         };
-        store.insert_charge(&charge).await.unwrap();
+        store.put_charge(&charge).await;
         charge
     }
 

@@ -329,7 +329,7 @@ mod tests {
         );
         charge.status = ChargeStatus::Succeeded;
         charge.captured = 5000;
-        store.insert_charge(&charge).await.unwrap();
+        store.put_charge(&charge).await;
         charge
     }
 

@@ -38,7 +38,7 @@ fn waiting(gateway: Gateway, gateway_ref: Option<&str>, age: i64) -> Charge {
 }
 
 async fn stored(store: &MemStore, charge: &Charge) {
-    store.insert_charge(charge).await.unwrap();
+    store.put_charge(charge).await;
 }
 
 fn answer(status: ChargeStatus, captured: i64) -> Result<PaymentOutcome, GatewayError> {
