@@ -22,7 +22,7 @@ structure of the published API does not define are refused (422 `702`), as Adyen
 
 What a payment answers is chosen by `paymentMethod.storedPaymentMethodId` (see OUTCOMES):
 `stored_ok` authorises, `stored_refused` (and `stored_not_enough_balance`, `stored_expired_card`,
-`stored_blocked_card`, `stored_cvc_declined`) are refused with Adyen's refusalReason and code,
+`stored_blocked_card`, `stored_cvc_declined`, `stored_fraud`) are refused with Adyen's refusalReason and code,
 `stored_pending` is Pending and authorised by a later AUTHORISATION, `stored_3ds` asks for a
 challenge, `stored_3ds_redirect` answers RedirectShopper (with its pspReference) and
 `stored_3ds2` IdentifyShopper (without one) — both with an `action` shaped like Adyen's published
@@ -169,6 +169,7 @@ OUTCOMES: dict[str, tuple[str, str | None, str | None]] = {
     "stored_expired_card": ("Refused", "Expired Card", "6"),
     "stored_not_enough_balance": ("Refused", "Not enough balance", "12"),
     "stored_cvc_declined": ("Refused", "CVC Declined", "24"),
+    "stored_fraud": ("Refused", "FRAUD", "20"),
 }
 SPECIAL = ("stored_error", "stored_throttled")
 # The result codes of a payment that waits for the shopper; `…/authenticate` ends them.

@@ -269,6 +269,9 @@ class Demo:
         reply = self.get(f"/charges?invoice_id={invoice}")
         listed = expect(reply, 200, "GET /charges?invoice_id=")
         show("the invoice's charges", ", ".join(f"{c['id']} ({c['status']})" for c in listed["data"]))
+        reply = self.post("/charges", charge_body, self.key("charge-again"))
+        again = expect(reply, 409, "POST /charges (the same invoice, a new key)")["error"]
+        show("billing lost its key", f"{reply.status} {again['code']} - the invoice is held by {again['charge_id']}")
 
         step(3, "Stripe's own webhook arrives")
         events = poll(f"localstripe's event about {intent}", lambda: self.stripe_events_about(intent), 15)
@@ -328,6 +331,7 @@ class Demo:
         declined = expect(reply, 201, "POST /charges (declined card)")
         failure = declined.get("failure") or {}
         show("answer", f"{reply.status} - {declined['status']}: {failure.get('code')} ({failure.get('message')})")
+        show("advice", f"{failure.get('advice')} (retryable: {str(failure.get('retryable')).lower()}) - billing's dunning acts on this")
         show("note", "a decline is an outcome, not an error: billing gets charge.failed")
         self.await_notification(declined["id"], "charge.failed")
 

@@ -710,7 +710,8 @@ async fn a_refused_payment_fails_with_adyens_refusal_code() {
         outcome.failure,
         Some(Failure {
             code: "2".into(),
-            message: "Refused".into()
+            message: "Refused".into(),
+            advice: Some(paybridge::domain::Advice::RetryLater)
         })
     );
     assert!(!outcome.gateway_ref.is_empty());

@@ -185,6 +185,37 @@ async fn a_pending_adyen_charge_succeeds_when_the_local_adyens_authorisation_arr
     );
 }
 
+#[tokio::test]
+async fn every_adyen_refusal_class_tells_billing_what_to_do_next() {
+    let adyen = local_adyen().await;
+    // The local Adyen refuses these stored cards with Adyen's refusalReason and code.
+    for (stored, code, advice, retryable) in [
+        ("stored_not_enough_balance", "12", "retry_later", true),
+        ("stored_refused", "2", "retry_later", true),
+        ("stored_expired_card", "6", "update_payment_method", false),
+        ("stored_cvc_declined", "24", "update_payment_method", false),
+        ("stored_blocked_card", "5", "update_payment_method", false),
+        ("stored_fraud", "20", "do_not_retry", false),
+    ] {
+        let (status, charge) = adyen.charge(stored).await;
+        assert_eq!(
+            (status, charge["status"].as_str()),
+            (201, Some("failed")),
+            "{stored}: {charge}"
+        );
+        let failure = &charge["failure"];
+        assert_eq!(
+            (
+                failure["code"].as_str(),
+                failure["advice"].as_str(),
+                failure["retryable"].as_bool()
+            ),
+            (Some(code), Some(advice), Some(retryable)),
+            "{stored}: {charge}"
+        );
+    }
+}
+
 // ---- the gateway's truth, end to end: Adyen's late failures, its retries, disputes and
 // Customer Area refunds, sent by the local Adyen's control endpoints (docs/local-stack.md)
 // through the gateway's /webhooks/adyen to the worker.

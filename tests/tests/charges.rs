@@ -1021,3 +1021,85 @@ async fn an_invoice_charged_before_the_invoice_record_existed_is_still_held_by_i
     );
     assert_eq!(again.json()["error"]["charge_id"], old.id.as_str());
 }
+
+#[tokio::test]
+async fn every_stripe_decline_class_tells_billing_what_to_do_next() {
+    let h = harness().await;
+    // Stripe's test payment methods (the local Stripe plays each one's decline).
+    for (pm, decline, advice, retryable) in [
+        (
+            "pm_card_chargeDeclinedInsufficientFunds",
+            "insufficient_funds",
+            "retry_later",
+            true,
+        ),
+        (
+            "pm_card_chargeDeclinedProcessingError",
+            "processing_error",
+            "retry_later",
+            true,
+        ),
+        (
+            "pm_card_chargeCustomerFail",
+            "card_declined",
+            "retry_later",
+            true,
+        ),
+        (
+            "pm_card_chargeDeclinedExpiredCard",
+            "expired_card",
+            "update_payment_method",
+            false,
+        ),
+        (
+            "pm_card_chargeDeclinedLostCard",
+            "lost_card",
+            "update_payment_method",
+            false,
+        ),
+        (
+            "pm_card_chargeDeclinedStolenCard",
+            "stolen_card",
+            "update_payment_method",
+            false,
+        ),
+        (
+            "pm_card_chargeDeclinedIncorrectCvc",
+            "incorrect_cvc",
+            "update_payment_method",
+            false,
+        ),
+    ] {
+        let reply = charge_invoice(&h, &unique("inv_"), pm, true).await;
+        assert_eq!(reply.status, 201, "{pm}: {}", reply.body);
+        let charge = reply.json();
+        assert_eq!(charge["status"], "failed", "{pm}");
+        assert_eq!(
+            charge["failure"],
+            json!({"code": decline, "message": charge["failure"]["message"], "advice": advice, "retryable": retryable}),
+            "{pm}"
+        );
+        let id = charge["id"].as_str().unwrap();
+        let read = get(&h.app, &format!("/charges/{id}"), &[]).await;
+        assert_eq!(read.json()["failure"], charge["failure"], "stored with it");
+    }
+    // A refusal of paybridge's own: this harness has no Adyen credentials.
+    let mut body = charge_body(&unique("inv_"), "stored_ok", true);
+    body["gateway"] = json!("adyen");
+    let reply = post(&h.app, "/charges", Some(&unique("key-")), &body).await;
+    let failure = &reply.json()["failure"];
+    assert_eq!(
+        (
+            failure["code"].as_str(),
+            failure["advice"].as_str(),
+            failure["retryable"].as_bool()
+        ),
+        (
+            Some("gateway_not_configured"),
+            Some("do_not_retry"),
+            Some(false)
+        ),
+        "{}",
+        reply.body
+    );
+}

@@ -55,6 +55,7 @@ fn sample_charge(full: bool) -> Charge {
         failure: full.then(|| Failure {
             code: "card_declined".into(),
             message: "Your card was declined.".into(),
+            advice: None,
         }),
         customer: full.then(|| "cus_123".into()),
         description: full.then(|| "Invoice 123".into()),
@@ -82,6 +83,7 @@ fn sample_refund(full: bool, status: RefundStatus) -> Refund {
         failure: full.then(|| Failure {
             code: "expired_or_canceled_card".into(),
             message: "the gateway could not complete the refund".into(),
+            advice: None,
         }),
         metadata: if full {
             BTreeMap::from([("ticket".into(), "T-42".into())])

@@ -256,6 +256,7 @@ async fn a_refund_that_succeeded_and_later_failed_gives_its_amount_back() {
         failure: Some(Failure {
             code: "expired_or_canceled_card".into(),
             message: "the card was closed".into(),
+            advice: None,
         }),
     };
     let refund_after =

@@ -4,6 +4,7 @@
 //! beside the code.
 
 pub mod action;
+pub mod advice;
 pub mod charge;
 pub mod dispute;
 pub mod event;
@@ -18,6 +19,7 @@ pub mod transition;
 pub mod work;
 
 pub use action::{ActionDetails, CustomerAction};
+pub use advice::Advice;
 pub use charge::{Charge, ChargeStatus, PaymentOutcome};
 pub use dispute::{Dispute, DisputeChange, DisputeObservation, DisputeStatus};
 pub use event::{

@@ -401,6 +401,7 @@ where
                             message:
                                 "the gateway holds no payment for this charge: nothing was taken"
                                     .into(),
+                            advice: None,
                         }),
                         action: None,
                     };
@@ -482,8 +483,7 @@ where
                         status: RefundStatus::Failed,
                         failure: Some(Failure {
                             code: "refund_not_created".into(),
-                            message: "the gateway holds no refund for this request: nothing was given back".into(),
-                        }),
+                            message: "the gateway holds no refund for this request: nothing was given back".into(), advice: None }),
                     }
                 }
                 Ok(mut found) if found.len() == 1 => found.remove(0),

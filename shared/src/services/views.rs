@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{ActionDetails, Charge, CustomerAction, Dispute, Refund};
+use crate::domain::{ActionDetails, Charge, CustomerAction, Dispute, Failure, Refund};
 
 /// Unix seconds as RFC 3339 (UTC), the form of every timestamp billing sees.
 pub fn rfc3339(secs: i64) -> String {
@@ -33,7 +33,7 @@ pub fn charge(c: &Charge) -> Value {
         "disputed": c.disputed(),
         "refundable": c.refundable(),
         "disputes": c.disputes.iter().map(|d| dispute(c, d)).collect::<Vec<_>>(),
-        "failure": c.failure.as_ref().map(|f| json!({"code": f.code, "message": f.message})),
+        "failure": c.failure.as_ref().map(failure),
         "customer_action": c.customer_action.as_ref().map(customer_action),
         "customer": c.customer,
         "description": c.description,
@@ -41,6 +41,17 @@ pub fn charge(c: &Charge) -> Value {
         "version": c.version,
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
+    })
+}
+
+/// Why a charge or refund failed, and what billing should do next (the `Failure` schema).
+fn failure(f: &Failure) -> Value {
+    let advice = f.advice();
+    json!({
+        "code": f.code,
+        "message": f.message,
+        "advice": advice.as_str(),
+        "retryable": advice.retryable(),
     })
 }
 
@@ -110,7 +121,7 @@ pub fn refund(r: &Refund) -> Value {
         "gateway": r.gateway.as_str(),
         "gateway_ref": r.gateway_ref,
         "reason": r.reason.map(|x| x.as_str()),
-        "failure": r.failure.as_ref().map(|f| json!({"code": f.code, "message": f.message})),
+        "failure": r.failure.as_ref().map(failure),
         "metadata": r.metadata,
         "external": r.external,
         "version": r.version,

@@ -43,6 +43,7 @@ fn a_decline_keeps_the_gateway_code() {
         failure: Some(Failure {
             code: "card_declined".into(),
             message: "Your card was declined.".into(),
+            advice: None,
         }),
         ..outcome(ChargeStatus::Failed, 0)
     };
@@ -90,6 +91,7 @@ fn only_a_gateway_moves_a_charge_back_and_only_with_newer_news() {
         failure: Some(Failure {
             code: "capture_failed".into(),
             message: "Capture rejected".into(),
+            advice: None,
         }),
         ..outcome(ChargeStatus::CaptureFailed, 0)
     };
@@ -111,6 +113,7 @@ fn only_a_gateway_moves_a_charge_back_and_only_with_newer_news() {
             failure: Some(Failure {
                 code: "card_declined".into(),
                 message: "no".into(),
+                advice: None,
             }),
             ..outcome(ChargeStatus::Failed, 0)
         },
@@ -211,6 +214,7 @@ fn money_taken_after_an_expiry_failure_still_wins() {
         failure: Some(Failure {
             code: "action_expired".into(),
             message: "the customer did not authenticate".into(),
+            advice: None,
         }),
         ..outcome(ChargeStatus::Failed, 0)
     };

@@ -260,7 +260,11 @@ pub async fn attempt_payment(
                 gateway_ref: String::new(),
                 status: ChargeStatus::Failed,
                 captured: 0,
-                failure: Some(Failure { code, message }),
+                failure: Some(Failure {
+                    code,
+                    message,
+                    advice: None,
+                }),
                 action: None,
             };
             Ok(Attempt::Known(

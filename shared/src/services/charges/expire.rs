@@ -225,6 +225,7 @@ async fn fail_expired(
                 "the customer did not complete the gateway's authentication within {} hours; nothing was taken",
                 expiry.as_secs() / 3600
             ),
+            advice: None,
         }),
         action: None,
     };

@@ -292,7 +292,11 @@ pub async fn attempt_refund<S: ChargeStore + RefundStore>(
             RefundOutcome {
                 gateway_ref: String::new(),
                 status: RefundStatus::Failed,
-                failure: Some(Failure { code, message }),
+                failure: Some(Failure {
+                    code,
+                    message,
+                    advice: None,
+                }),
             }
         }
     };

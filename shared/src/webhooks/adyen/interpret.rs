@@ -6,6 +6,7 @@
 //! failed after succeeding, and succeeded again when Adyen retried it by itself).
 
 use super::amount::iso_minor;
+use crate::domain::Advice;
 use crate::domain::{
     ChargeId, ChargeStatus, DisputeObservation, DisputeStatus, DisputeUpdate, Failure,
     GatewayUpdate, Interpretation, RefundId, RefundStatus, Reported,
@@ -100,6 +101,7 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
         Some(Failure {
             code: code.to_owned(),
             message: reason.clone().unwrap_or_else(|| code.to_owned()),
+            advice: None,
         })
     };
     let charge_id = merchant_reference
@@ -174,7 +176,11 @@ pub fn interpret(event_code: &str, payload: &str) -> Interpretation {
             psp.clone(),
             ChargeStatus::Failed,
             0,
-            failure("refused"),
+            failure("refused").map(|f| Failure {
+                // The notification carries the refusal reason's text only.
+                advice: Some(Advice::adyen(reason.as_deref().unwrap_or("Refused"))),
+                ..f
+            }),
             false,
         )),
         ("CAPTURE", true) => one(payment(
@@ -336,7 +342,8 @@ mod tests {
             r.outcome.failure,
             Some(Failure {
                 code: "refund_failed".into(),
-                message: "Insufficient balance".into()
+                message: "Insufficient balance".into(),
+                advice: None
             })
         );
         assert!(

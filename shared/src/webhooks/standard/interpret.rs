@@ -32,6 +32,7 @@ pub fn interpret(event_type: &str, payload: &str) -> Interpretation {
                 .and_then(|v| v.as_str())
                 .unwrap_or(code)
                 .to_owned(),
+            advice: None,
         });
     let Some((kind, status)) = event_type.split_once('.') else {
         return Interpretation::Ignore(format!("{event_type} is not <object>.<status>"));

@@ -19,6 +19,7 @@
 
 use serde::Deserialize;
 
+use crate::domain::Advice;
 use crate::domain::action::AUTHENTICATION_REQUIRED;
 use crate::domain::{
     ActionDetails, ChargeStatus, Failure, PaymentOutcome, RefundOutcome, RefundStatus,
@@ -56,6 +57,13 @@ pub(crate) struct StripeError {
     pub(crate) code: Option<String>,
     #[serde(default)]
     pub(crate) decline_code: Option<String>,
+    /// How to proceed, when the issuer said (`try_again_later`, `do_not_try_again`,
+    /// `confirm_card_data`).
+    #[serde(default)]
+    pub(crate) advice_code: Option<String>,
+    /// The card network's merchant advice code, passed through (Mastercard `01`–`03`, `21`…).
+    #[serde(default)]
+    pub(crate) network_advice_code: Option<String>,
     #[serde(default)]
     pub(crate) message: Option<String>,
     /// Present on card errors of a confirmation: the PaymentIntent as it is now.
@@ -85,16 +93,21 @@ impl StripeError {
     }
 
     pub(crate) fn failure(&self) -> Failure {
+        let code = (self.decline_code.clone())
+            .or_else(|| self.code.clone())
+            .unwrap_or_else(|| "card_error".into());
+        let advice = Advice::stripe(
+            &code,
+            self.advice_code.as_deref(),
+            self.network_advice_code.as_deref(),
+        );
         Failure {
-            code: self
-                .decline_code
-                .clone()
-                .or_else(|| self.code.clone())
-                .unwrap_or_else(|| "card_error".into()),
+            code,
             message: self
                 .message
                 .clone()
                 .unwrap_or_else(|| "the payment was declined".into()),
+            advice: Some(advice),
         }
     }
 }
@@ -153,6 +166,7 @@ fn outcome_with(
                 .unwrap_or(Failure {
                     code: "payment_failed".into(),
                     message: "the payment method was not charged".into(),
+                    advice: None,
                 }),
         ),
         _ => None,
@@ -196,6 +210,7 @@ pub(crate) fn refund_outcome(r: StripeRefund) -> Result<RefundOutcome, GatewayEr
             .clone()
             .unwrap_or_else(|| "refund_failed".into()),
         message: "the gateway could not complete the refund".into(),
+        advice: None,
     });
     Ok(RefundOutcome {
         gateway_ref: r.id,

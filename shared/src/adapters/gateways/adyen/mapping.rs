@@ -8,6 +8,7 @@
 //! AUTHORISATION webhook finds it by its `merchantReference` (the charge id).
 
 use super::wire::{ModificationAnswer, PaymentAnswer};
+use crate::domain::Advice;
 use crate::domain::{
     ActionDetails, Charge, ChargeStatus, Failure, PaymentOutcome, RefundOutcome, RefundStatus,
 };
@@ -38,6 +39,11 @@ pub(super) fn payment_outcome(
             ChargeStatus::Failed,
             0,
             Some(Failure {
+                advice: Some(Advice::adyen(
+                    (answer.refusal_reason_code.as_deref())
+                        .or(answer.refusal_reason.as_deref())
+                        .unwrap_or("Refused"),
+                )),
                 code: answer
                     .refusal_reason_code
                     .unwrap_or_else(|| "refused".to_owned()),
@@ -54,6 +60,7 @@ pub(super) fn payment_outcome(
                 message: answer
                     .refusal_reason
                     .unwrap_or_else(|| "Adyen reported an error processing the payment".to_owned()),
+                advice: None,
             }),
         ),
         "Cancelled" => (ChargeStatus::Canceled, 0, None),

@@ -63,11 +63,17 @@ fn refused_keeps_adyens_reason_and_code() {
         o.failure,
         Some(Failure {
             code: "12".into(),
-            message: "Not enough balance".into()
+            message: "Not enough balance".into(),
+            advice: Some(crate::domain::Advice::RetryLater)
         })
     );
     let bare = outcome(true, r#"{"resultCode":"Refused","pspReference":"PSP1"}"#).unwrap();
-    assert_eq!(bare.failure.unwrap().code, "refused");
+    let bare = bare.failure.unwrap();
+    assert_eq!(
+        (bare.code.as_str(), bare.advice()),
+        ("refused", crate::domain::Advice::RetryLater),
+        "a refusal without a reason is Adyen's generic `Refused`"
+    );
     let numeric = outcome(
         true,
         r#"{"resultCode":"Refused","pspReference":"PSP1","refusalReasonCode":2}"#,

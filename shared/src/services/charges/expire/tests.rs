@@ -257,6 +257,11 @@ async fn an_adyen_charge_without_a_psp_reference_fails_as_expired_and_a_later_au
     assert_eq!(after.status, ChargeStatus::Failed);
     assert_eq!(after.failure.as_ref().unwrap().code, EXPIRED_CODE);
     assert_eq!(
+        after.failure.as_ref().unwrap().advice(),
+        crate::domain::Advice::AuthenticateCustomer,
+        "billing brings the customer back"
+    );
+    assert_eq!(
         calls(&g),
         vec![format!("retrieve {}", c.id)],
         "nothing to cancel"
