@@ -1479,6 +1479,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "PAYBRIDGE_GATEWAY_URL": gateway_url,
                 "PAYBRIDGE_RECEIVER_URL": receiver_url,
                 "PAYBRIDGE_FUNCTIONS_STRIPE_URL": stripe_url,
+                # cargo lambda watch itself: direct invocations (tests/tests/direct_invocation.rs).
+                "PAYBRIDGE_LAMBDA_URL": f"http://{HOST}:{lambda_port}",
             }
 
         env = {**os.environ, **read_env(env_path), **extra}

@@ -45,6 +45,8 @@ pub mod domain;
 pub mod error;
 #[cfg(feature = "lambda")]
 pub mod http;
+#[cfg(feature = "lambda")]
+pub mod invoke;
 pub mod ports;
 pub mod secrets;
 pub mod services;

@@ -1,11 +1,13 @@
-//! charges: the billing-facing charge routes (see openapi.json).
+//! charges: the billing-facing charge routes (see openapi.json), over HTTP and by direct
+//! invocation (docs/direct-invocation.md).
 
 use charges::handler::{self, Charges};
-use lambda_http::{run, service_fn};
+use paybridge::invoke::{self, Function};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let init = paybridge::adapters::init().await?;
     let app = Charges::new(&init);
-    run(service_fn(|req| handler::handle(&app, req))).await
+    let app = &app;
+    invoke::run(Function::Charges, move |req| handler::handle(app, req)).await
 }

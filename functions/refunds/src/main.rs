@@ -1,11 +1,13 @@
-//! refunds: the billing-facing refund routes (see openapi.json).
+//! refunds: the billing-facing refund routes (see openapi.json), over HTTP and by direct
+//! invocation (docs/direct-invocation.md).
 
-use lambda_http::{run, service_fn};
+use paybridge::invoke::{self, Function};
 use refunds::handler::{self, Refunds};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let init = paybridge::adapters::init().await?;
     let app = Refunds::new(&init);
-    run(service_fn(|req| handler::handle(&app, req))).await
+    let app = &app;
+    invoke::run(Function::Refunds, move |req| handler::handle(app, req)).await
 }
