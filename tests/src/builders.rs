@@ -19,18 +19,26 @@ pub fn pending_charge(gateway: Gateway, now: i64) -> Charge {
 }
 
 /// Stores a new charge and lists it on its invoice, as `POST /charges` does; panics unless it
-/// was stored (another charge with its id, or a charge of its invoice created meanwhile).
+/// was stored. `Exists` with our own record is an SDK retry of a transaction that had taken
+/// effect (moto does not honour the transaction's `ClientRequestToken` as DynamoDB does).
 pub async fn store_charge(
     store: &impl paybridge::ports::ChargeStore,
     charge: &Charge,
 ) -> Result<(), paybridge::ports::StoreError> {
+    use paybridge::ports::ChargeInserted;
     let seen = store.invoice_charges(&charge.invoice_id).await?;
-    let inserted = store.insert_charge(charge, &seen).await?;
-    assert_eq!(
-        inserted,
-        paybridge::ports::ChargeInserted::Done,
-        "storing charge {}",
-        charge.id
-    );
+    match store.insert_charge(charge, &seen).await? {
+        ChargeInserted::Done => {}
+        ChargeInserted::Exists => {
+            let stored = store.get_charge(&charge.id).await?;
+            assert_eq!(stored.as_ref(), Some(charge), "charge {} exists", charge.id);
+            let listed = store.invoice_charges(&charge.invoice_id).await?;
+            assert!(
+                listed.charge_ids.contains(&charge.id),
+                "listed on its invoice"
+            );
+        }
+        ChargeInserted::InvoiceMoved => panic!("invoice of {} moved", charge.id),
+    }
     Ok(())
 }

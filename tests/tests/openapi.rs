@@ -1373,3 +1373,51 @@ async fn every_route_refuses_a_card_number_in_its_path_query_key_or_any_body_fie
     }
     assert!(checked > 500, "{checked} requests checked");
 }
+
+/// Direct invocation (docs/direct-invocation.md): every action of the command envelope stands for
+/// one documented route, served by the function the template routes it to, and every route
+/// has its action.
+#[test]
+fn every_route_has_a_direct_invocation_action_served_by_the_routes_function() {
+    use paybridge::invoke::{ACTIONS, Function};
+    let doc = document();
+    let documented: BTreeSet<(String, String)> = operations(doc)
+        .into_iter()
+        .map(|o| (o.method, o.path))
+        .collect();
+    let resource = |f: Function| match f {
+        Function::Charges => "ChargesFunction",
+        Function::Refunds => "RefundsFunction",
+    };
+    let mut acted = BTreeSet::new();
+    for action in ACTIONS {
+        let route = (action.method.to_owned(), action.path.replace("{}", "{id}"));
+        assert!(
+            documented.contains(&route),
+            "`{}` stands for {route:?}, which openapi.json does not document",
+            action.name
+        );
+        assert!(
+            http_api_routes(resource(action.function)).contains(&route),
+            "`{}` is served by {}, but the template routes {route:?} elsewhere",
+            action.name,
+            resource(action.function)
+        );
+        assert_eq!(
+            action.param.is_some(),
+            route.1.contains("{id}"),
+            "{}",
+            action.name
+        );
+        acted.insert(route);
+    }
+    assert_eq!(acted, documented, "every documented route has an action");
+    assert_eq!(
+        ACTIONS
+            .iter()
+            .map(|a| a.name)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        ACTIONS.len()
+    );
+}

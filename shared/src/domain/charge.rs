@@ -116,9 +116,10 @@ impl ChargeStatus {
 
     /// Whether a charge in this status keeps its invoice from being charged again without
     /// `allow_additional_charge`: money was taken and not all given back (succeeded, partially
-    /// refunded), funds are held (authorized), or the outcome is still open (pending, processing,
-    /// requires_action). Failed, canceled, capture-failed and fully refunded charges took nothing
-    /// that is still kept.
+    /// refunded), funds are held (authorized, and capture_failed, whose authorisation Adyen may
+    /// still capture on its own until billing cancels it), or the outcome is still open
+    /// (pending, processing, requires_action). Failed, canceled and fully refunded charges took
+    /// nothing that is still kept.
     pub fn holds_its_invoice(self) -> bool {
         matches!(
             self,
@@ -126,8 +127,18 @@ impl ChargeStatus {
                 | ChargeStatus::RequiresAction
                 | ChargeStatus::Processing
                 | ChargeStatus::Authorized
+                | ChargeStatus::CaptureFailed
                 | ChargeStatus::Succeeded
                 | ChargeStatus::PartiallyRefunded
+        )
+    }
+
+    /// Whether the gateway may still decide this charge's outcome (pending, processing,
+    /// requires_action): a second charge now could succeed beside it.
+    pub fn outcome_open(self) -> bool {
+        matches!(
+            self,
+            ChargeStatus::Pending | ChargeStatus::RequiresAction | ChargeStatus::Processing
         )
     }
 

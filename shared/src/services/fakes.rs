@@ -217,16 +217,18 @@ impl EventStore for MemStore {
 impl ChargeStore for MemStore {
     async fn invoice_charges(&self, invoice_id: &str) -> Result<InvoiceCharges, StoreError> {
         self.up()?;
-        if let Some(listed) = self.invoices.lock().unwrap().get(invoice_id) {
-            return Ok(listed.clone());
-        }
-        // As the DynamoDB store: charges stored without an invoice record are found by invoice.
+        let mut record =
+            (self.invoices.lock().unwrap().get(invoice_id).cloned()).unwrap_or_default();
+        // As the DynamoDB store: charges stored without the invoice record are found by invoice.
         let of_invoice = |c: &Charge| c.invoice_id == invoice_id;
-        let charges = listed(&self.charges, of_invoice, |c| c.id.clone());
-        Ok(InvoiceCharges {
-            charge_ids: charges.into_iter().map(|c| c.id).collect(),
-            version: 0,
-        })
+        for c in listed(&self.charges, of_invoice, |c: &Charge| {
+            (c.created_at, c.id.clone())
+        }) {
+            if !record.charge_ids.contains(&c.id) {
+                record.charge_ids.push(c.id);
+            }
+        }
+        Ok(record)
     }
 
     async fn insert_charge(

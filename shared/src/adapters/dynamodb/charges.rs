@@ -307,23 +307,25 @@ struct InvoiceItem {
 impl ChargeStore for Table {
     async fn invoice_charges(&self, invoice_id: &str) -> Result<InvoiceCharges, StoreError> {
         let bad = |what: String| StoreError::Invalid(format!("unreadable invoice record: {what}"));
+        let mut listed = InvoiceCharges::default();
         if let Some(item) = self.get_at(keys::invoice(invoice_id)).await? {
             let i: InvoiceItem = serde_dynamo::from_item(item).map_err(|e| bad(e.to_string()))?;
             let ids = i.charge_ids.iter().map(|id| ChargeId::parse(id));
-            return Ok(InvoiceCharges {
-                charge_ids: ids
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| bad(e.to_string()))?,
-                version: i.version,
-            });
+            listed.charge_ids = ids
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            listed.version = i.version;
         }
-        // No record yet: a new invoice, or one charged before the record existed, whose charges
-        // the invoice index still knows.
-        let charges = self.charges_for_invoice(invoice_id).await?;
-        Ok(InvoiceCharges {
-            charge_ids: charges.into_iter().map(|c| c.id).collect(),
-            version: 0,
-        })
+        // Also what the invoice index knows: charges written without the record (by the release
+        // before it, during a rollout or after a rollback) are held against the invoice as well,
+        // and the next write lists them. The index trails writes by well under a second; the
+        // record, read strongly consistent, covers every writer of this release.
+        for charge in self.charges_for_invoice(invoice_id).await? {
+            if !listed.charge_ids.contains(&charge.id) {
+                listed.charge_ids.push(charge.id);
+            }
+        }
+        Ok(listed)
     }
 
     async fn insert_charge(
@@ -355,6 +357,8 @@ impl ChargeStore for Table {
                 Ok(ChargeInserted::Exists)
             }
             Err(TableError::ConditionFailed { .. }) => Ok(ChargeInserted::InvoiceMoved),
+            // Another transaction on the invoice record at the same moment: read it again.
+            Err(TableError::Contended(_)) => Ok(ChargeInserted::InvoiceMoved),
             Err(e) => Err(e.into()),
         }
     }

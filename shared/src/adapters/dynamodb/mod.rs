@@ -60,9 +60,14 @@ pub enum TableError {
         existing: Option<Box<Item>>,
         failed: Vec<usize>,
     },
-    /// Throttled, down, timed out, or a transaction conflict: retryable.
+    /// Throttled, down, timed out: retryable.
     #[error("DynamoDB is unavailable")]
     Unavailable(#[source] BoxError),
+    /// A transaction was canceled because another one was changing one of its items at the same
+    /// moment (`TransactionConflict`): retryable, and for a caller that re-reads first, a lost
+    /// race like a failed condition.
+    #[error("a concurrent transaction changed one of the items")]
+    Contended(#[source] BoxError),
     /// DynamoDB refused the request (validation) or returned an item we cannot read.
     #[error("DynamoDB refused the request: {0}")]
     Invalid(String),
@@ -72,7 +77,9 @@ impl From<TableError> for StoreError {
     fn from(e: TableError) -> Self {
         match e {
             TableError::ConditionFailed { .. } => StoreError::Conflict,
-            TableError::Unavailable(source) => StoreError::Unavailable(source),
+            TableError::Unavailable(source) | TableError::Contended(source) => {
+                StoreError::Unavailable(source)
+            }
             TableError::Invalid(msg) => StoreError::Invalid(msg),
         }
     }
@@ -263,6 +270,11 @@ impl Table {
                             existing: None,
                             failed,
                         });
+                    }
+                    let contended = (e.cancellation_reasons().iter())
+                        .any(|r| r.code() == Some("TransactionConflict"));
+                    if contended {
+                        return Err(TableError::Contended(Box::new(err)));
                     }
                     return Err(TableError::Unavailable(Box::new(err)));
                 }

@@ -4,7 +4,7 @@
 //! are one conditional transaction, and of two concurrent requests with different keys at most
 //! one makes a charge.
 
-use crate::domain::{Charge, ChargeId};
+use crate::domain::{Charge, ChargeId, ChargeStatus};
 use crate::error::{Code, Error};
 use crate::ports::{ChargeInserted, ChargeStore, InvoiceCharges};
 use crate::telemetry::Metric;
@@ -44,10 +44,11 @@ pub(super) async fn place(store: &impl ChargeStore, charge: &Charge) -> Result<P
             return Err(Error::new(
                 Code::InvoiceAlreadyCharged,
                 format!(
-                    "invoice `{}` already has charge `{}` ({}); to charge it again on purpose (a partial payment, a top-up), send `allow_additional_charge: true`",
+                    "invoice `{}` already has charge `{}` ({}); {}",
                     charge.invoice_id,
                     holder.id,
-                    holder.status.as_str()
+                    holder.status.as_str(),
+                    next_step(holder.status)
                 ),
             )
             .with_charge_id(holder.id.to_string()));
@@ -63,6 +64,20 @@ pub(super) async fn place(store: &impl ChargeStore, charge: &Charge) -> Result<P
         "other charges for this invoice were being created at the same moment; retry with the same Idempotency-Key",
     )
     .with_retry_after(1))
+}
+
+/// What billing can do about the charge that holds its invoice.
+fn next_step(status: ChargeStatus) -> &'static str {
+    if status.outcome_open() {
+        "its outcome is still open and it may yet succeed: follow it (`GET /charges/{id}`) before charging again"
+    } else if matches!(
+        status,
+        ChargeStatus::Authorized | ChargeStatus::CaptureFailed
+    ) {
+        "its funds are held: capture or cancel it; to charge the invoice beside it on purpose, send `allow_additional_charge: true`"
+    } else {
+        "to charge it again on purpose (a partial payment, a top-up), send `allow_additional_charge: true` with a new Idempotency-Key"
+    }
 }
 
 /// The newest charge of the invoice that holds it, if any: read strongly consistent, newest
@@ -95,7 +110,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::domain::{ChargeStatus, DisputeId, Notification, charge::example};
+    use crate::domain::{DisputeId, Notification, charge::example};
     use crate::ports::StoreError;
     use crate::services::fakes::MemStore;
 
@@ -160,7 +175,8 @@ mod tests {
                 "processing",
                 "authorized",
                 "succeeded",
-                "partially_refunded"
+                "partially_refunded",
+                "capture_failed"
             ]
         );
     }
@@ -174,7 +190,7 @@ mod tests {
         place(&store, &top_up).await.unwrap();
         let err = place(&store, &new_charge(false)).await.err().unwrap();
         assert_eq!(err.charge_id(), Some(top_up.id.as_str()), "the newest");
-        assert!(err.message().contains("allow_additional_charge"));
+        assert!(err.message().contains("still open"), "{}", err.message());
         assert_ne!(first.id, top_up.id);
     }
 
