@@ -42,3 +42,13 @@ pub async fn store_charge(
     }
     Ok(())
 }
+
+/// Writes a charge's item alone — one `PutItem`, no invoice record (the invoice index still
+/// finds it) — for tests that seed thousands of charges and are not about creating them.
+pub async fn seed_charge(
+    table: &paybridge::adapters::dynamodb::Table,
+    charge: &Charge,
+) -> Result<(), paybridge::ports::StoreError> {
+    let item = paybridge::adapters::dynamodb::charges::to_item(charge)?;
+    table.put_new(item).await.map_err(Into::into)
+}

@@ -371,7 +371,7 @@ async fn adyen_charges_in_flight(h: &Harness, n: usize) -> Vec<ChargeId> {
     futures::stream::iter(
         charges
             .iter()
-            .map(|c| async move { paybridge_tests::builders::store_charge(store, c).await }),
+            .map(|c| async move { paybridge_tests::builders::seed_charge(store, c).await }),
     )
     .buffer_unordered(16)
     .collect::<Vec<_>>()
