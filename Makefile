@@ -4,6 +4,8 @@
 #   make dev         the whole stack: gateway on 3000, billing receiver 3900, moto, localstripe, local Adyen, functions
 #                    (make dev LOCAL_IAM=1: the gateway checks SigV4 on the billing routes, as API Gateway does)
 #   make demo        a scripted walk through paybridge against a running `make dev` (LOCAL_IAM=1: signed calls)
+#   make fuzz        the API fuzzed against openapi.json (schemathesis) and webhook intake with generated
+#                    deliveries, on a throw-away stack: make fuzz EXAMPLES=200 SEED=7 WEBHOOK_CASES=500
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint (plain and serverless rules)
 #   make build       release arm64 zips of every function (cargo lambda build), not part of test
 #   make bench       cargo bench -p paybridge; make bench-reconcile [IN_FLIGHT=1000,10000] against a local stack
@@ -40,6 +42,16 @@ GATEWAY_PORT ?= 3000
 # The billing receiver's port; empty = the port of billing.endpoint in local/secrets.json (3900).
 RECEIVER_PORT ?=
 CARGO_TEST_ARGS ?=
+# make test runs the API fuzz (scripts/fuzz_api.py) after the tests; FUZZ=0 leaves it out.
+FUZZ ?= 1
+# make fuzz (and make test): schemathesis cases per operation and phase, its seed, its wall-clock
+# budget in seconds (empty: 240 + 6 per example), and the webhook deliveries of tests/tests/webhook_fuzz.rs.
+EXAMPLES ?=
+SEED ?=
+FUZZ_BUDGET ?=
+WEBHOOK_CASES ?=
+FUZZ_ENV = PAYBRIDGE_FUZZ_EXAMPLES=$(EXAMPLES) PAYBRIDGE_FUZZ_SEED=$(SEED) PAYBRIDGE_FUZZ_BUDGET_SECS=$(FUZZ_BUDGET) \
+  PAYBRIDGE_WEBHOOK_FUZZ_CASES=$(WEBHOOK_CASES)
 # 1: the local gateway checks SigV4 on the AWS_IAM (billing) routes with the stack's credentials,
 # and make demo signs its calls; 0 or empty: billing routes take any caller (the default).
 LOCAL_IAM ?=
@@ -48,7 +60,7 @@ $(error LOCAL_IAM must be 1 (check SigV4) or 0 (do not), not '$(LOCAL_IAM)')
 endif
 IAM_FLAG := $(if $(filter 1,$(LOCAL_IAM)),--iam,)
 
-.PHONY: help venv .venv test lint lint-template fmt-check clippy dev demo stack-up stack-down \
+.PHONY: help venv .venv test fuzz lint lint-template fmt-check clippy dev demo stack-up stack-down \
         stack-reset stack-status clean-stack build bench bench-reconcile redrive resend deliveries sweep-outbox reconcile \
         attention unpark undelivered recover index-notifications
 
@@ -92,10 +104,17 @@ lint: fmt-check clippy lint-template
 # The last line printed is the summary, "N passed, N failed, N skipped".
 test: lint-template
 	@summary=$$(mktemp); status=0; \
-	PAYBRIDGE_TEST_SUMMARY=$$summary $(STACK) run --functions --state-dir .stack/test-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
+	PAYBRIDGE_TEST_SUMMARY=$$summary PAYBRIDGE_FUZZ=$(FUZZ) $(FUZZ_ENV) $(STACK) run --functions --state-dir .stack/test-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
 	  scripts/run-tests.sh $(CARGO_TEST_ARGS) || status=$$?; \
 	echo; cat "$$summary" 2>/dev/null || echo "0 passed, 1 failed (the test run did not start)"; \
 	rm -f "$$summary"; exit $$status
+
+# The fuzzing part of make test alone, on a fresh stack with the functions: the webhook property
+# test (WEBHOOK_CASES deliveries), then schemathesis (EXAMPLES, SEED, FUZZ_BUDGET). Reports, logs
+# and the stack's logs stay in .stack/fuzz-*/ when it fails. docs/local-gateway.md#fuzzing-the-contract
+fuzz: $(VENV_STAMP)
+	$(FUZZ_ENV) $(STACK) run --functions --state-dir .stack/fuzz-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
+	  bash -c 'cargo test -p paybridge-tests --test webhook_fuzz -- --nocapture && "$$0" scripts/fuzz_api.py' $(PY)
 
 # ----------------------------------------------------------------------------- local stack
 

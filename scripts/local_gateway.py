@@ -13,7 +13,8 @@ cookies, query parameters, request context, base64 body for non-text content, an
 `AWS_IAM` routes) and sent to the cargo lambda runtime emulator
 (`POST {lambda-url}/2015-03-31/functions/<Metadata.BuildProperties.Binary>/invocations`). The
 function's answer (statusCode, headers, cookies, body, isBase64Encoded) goes back as HTTP. No
-route: 404 `{"message":"Not Found"}`, as API Gateway answers. No answer within the function's
+route (an unknown path, or a method no route of that path takes, whatever the method): 404
+`{"message":"Not Found"}`, as API Gateway answers. No answer within the function's
 `Timeout` (500) or API Gateway's 30 s integration timeout (504): given up, as in AWS.
 
 IAM: with `--iam` (`make dev LOCAL_IAM=1`) a call to an `AWS_IAM` route must carry a SigV4
@@ -702,7 +703,14 @@ class Handler(BaseHTTPRequestHandler):
         ms = (time.monotonic() - started) * 1000
         log(f"{self.command} {raw_path} -> {route.function} [{route.key}] {answer.status} in {ms:.0f} ms{note}")
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_any
+    def __getattr__(self, name: str) -> Any:
+        # http.server looks up `do_<METHOD>` and answers 501 with an HTML page when there is none.
+        # API Gateway routes on the method like on the path: any method, TRACE or one it has never
+        # heard of included, is matched against the routes, and one no route takes is
+        # 404 {"message":"Not Found"} like an unknown path.
+        if name.startswith("do_"):
+            return self.handle_any
+        raise AttributeError(name)
 
 
 # --------------------------------------------------------------------------- SQS event source

@@ -29,7 +29,8 @@ output to this terminal, until Ctrl-C or until one of
 them ends; then everything is stopped. `run` is `make test`: `up` on free ports (with
 `--functions` also the functions' own localstripe, the receiver, cargo lambda watch and the
 gateway, logs in DIR), COMMAND with DIR/env (and PAYBRIDGE_GATEWAY_URL, PAYBRIDGE_RECEIVER_URL,
-PAYBRIDGE_FUNCTIONS_STRIPE_URL) in its environment, then everything stopped whatever happened;
+PAYBRIDGE_FUNCTIONS_STRIPE_URL, PAYBRIDGE_LAMBDA_URL - cargo lambda watch, for a second gateway
+such as scripts/fuzz_api.py's - and PAYBRIDGE_STACK_DIR, DIR itself) in its environment, then everything stopped whatever happened;
 exits with COMMAND's status, DIR removed if it is 0 and kept with the logs otherwise. `clean`
 also stops leftovers of hard-killed runs whose pid files are gone.
 
@@ -1483,7 +1484,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "PAYBRIDGE_LAMBDA_URL": f"http://{HOST}:{lambda_port}",
             }
 
-        env = {**os.environ, **read_env(env_path), **extra}
+        env = {**os.environ, **read_env(env_path), **extra, "PAYBRIDGE_STACK_DIR": str(state)}
         # In the foreground, in this process group: Ctrl-C reaches it as it reaches us.
         child = subprocess.Popen(command, env=env)  # noqa: S603 - the caller's command
         signals.child = child

@@ -781,6 +781,48 @@ class IamOffGatewayTest(unittest.TestCase):
         self.assertIn("IAM: not checked - any caller reaches the 10 AWS_IAM route(s)", self.gateway.log_text())
 
 
+class UnroutedTest(unittest.TestCase):
+    """What API Gateway answers when no route takes a request: 404 {"message":"Not Found"}, for any method."""
+
+    gateway: GatewayOnTemplate
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.gateway = GatewayOnTemplate([])
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.gateway.stop()
+
+    def assert_not_found(self, method: str, path: str, body: bytes | None = None) -> None:
+        tag = new_tag()
+        status, headers, text = http_call(method, self.gateway.url + path, body, {TAG: tag})
+        self.assertEqual(status, 404, text)
+        self.assertEqual(headers.get("content-type"), "application/json")
+        self.assertEqual(text, b"" if method == "HEAD" else b'{"message":"Not Found"}')
+        self.assertEqual(self.gateway.calls_tagged(tag), [], "an unrouted call reached a function")
+
+    def test_a_method_no_route_of_a_known_path_takes_is_not_found(self) -> None:
+        # Standard methods, methods http.server has no handler for (it would answer 501 with an
+        # HTML page), and one nobody has heard of.
+        for method in ("PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE", "CONNECT", "PROPFIND", "BREW"):
+            for path in ("/charges", "/charges/ch_1/refunds", "/webhooks/stripe"):
+                with self.subTest(method=method, path=path):
+                    self.assert_not_found(method, path, b"{}" if method in ("PUT", "PATCH") else None)
+
+    def test_an_unknown_path_is_not_found_for_every_method(self) -> None:
+        for method in ("GET", "POST", "TRACE", "BREW"):
+            for path in ("/", "/nope", "/charges/", "/charges/ch_1/refunds/rf_1", "/webhooks", "/webhooks/stripe/x"):
+                with self.subTest(method=method, path=path):
+                    self.assert_not_found(method, path, b"{}" if method == "POST" else None)
+
+    def test_a_routed_call_still_reaches_its_function(self) -> None:
+        tag = new_tag()
+        status, _, text = http_call("GET", self.gateway.url + "/charges/ch_1", None, {TAG: tag})
+        self.assertEqual((status, text), (200, b"ok"))
+        self.assertEqual(len(self.gateway.calls_tagged(tag)), 1)
+
+
 class IamStartupTest(unittest.TestCase):
     def test_iam_without_credentials_refuses_to_start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
