@@ -494,3 +494,45 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod http_events {
+    use super::*;
+
+    fn event(raw_path: &str, path: &str) -> Value {
+        json!({
+            "version": "2.0", "routeKey": "POST /charges/{id}/cancel", "rawPath": raw_path,
+            "rawQueryString": "", "headers": {"idempotency-key": "k"},
+            "requestContext": {"accountId": "1", "apiId": "a", "domainName": "localhost",
+                "domainPrefix": "localhost", "requestId": "r", "routeKey": "POST /charges/{id}/cancel",
+                "stage": "$default", "time": "02/Dec/2026:15:14:00 +0000", "timeEpoch": 0,
+                "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"}},
+            "pathParameters": {"id": "¦"}, "isBase64Encoded": false, "body": ""
+        })
+    }
+
+    #[tokio::test]
+    async fn an_api_gateway_event_with_any_path_is_answered() {
+        for (raw, path) in [
+            ("/charges/%C2%A6/cancel", "/charges/¦/cancel"),
+            ("/charges/ch_1/cancel", "/charges/ch_1/cancel"),
+        ] {
+            let handler = |req: Request| async move {
+                Ok::<_, std::convert::Infallible>(
+                    Response::builder()
+                        .status(404)
+                        .body(Body::from(req.uri().path().to_owned()))
+                        .unwrap(),
+                )
+            };
+            let out = answer(
+                Function::Charges,
+                handler,
+                LambdaEvent::new(event(raw, path), Default::default()),
+            )
+            .await;
+            let out = out.unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(out["statusCode"], 404, "{raw}: {out}");
+        }
+    }
+}
