@@ -89,6 +89,11 @@ TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
 SECRET = "AWS::SecretsManager::Secret"
 FUNCTION = "AWS::Serverless::Function"
+EVENT_BUS = "AWS::Events::EventBus"
+# Locally, billing is also subscribed to the notification bus: a rule (source "paybridge") to this
+# queue, which tests read back (PAYBRIDGE_LOCAL_BILLING_EVENTS_URL). In AWS, billing makes its own.
+BILLING_EVENTS_QUEUE = "paybridge-local-billing-events"
+BILLING_EVENTS_RULE = "billing-notifications"
 
 
 class StackError(Exception):
@@ -284,18 +289,19 @@ class Provisioner:
         self.ddb = aws_client("dynamodb", moto_url)
         self.sqs = aws_client("sqs", moto_url)
         self.sm = aws_client("secretsmanager", moto_url)
+        self.events = aws_client("events", moto_url)
         self.created: dict[str, dict[str, str]] = {}
 
     def run(self) -> dict[str, dict[str, str]]:
         for logical_id, resource in self.template["Resources"].items():
-            if resource.get("Type") in (TABLE, QUEUE, SECRET):
+            if resource.get("Type") in (TABLE, QUEUE, SECRET, EVENT_BUS):
                 self.resolver.resource(logical_id)
         return self.created
 
     def provide(self, logical_id: str) -> dict[str, str]:
         resource = self.template["Resources"][logical_id]
         rtype = resource.get("Type")
-        handlers = {TABLE: self.table, QUEUE: self.queue, SECRET: self.secret}
+        handlers = {TABLE: self.table, QUEUE: self.queue, SECRET: self.secret, EVENT_BUS: self.event_bus}
         if rtype not in handlers:
             raise StackError(
                 f"{logical_id} ({rtype}) is referred to, but the local stack only provides "
@@ -414,6 +420,28 @@ class Provisioner:
         arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
 
+    # -- EventBridge
+
+    def event_bus(self, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
+        name = str(props.get("Name") or local_name(logical_id))
+        try:
+            arn = self.events.describe_event_bus(Name=name)["Arn"]
+            log(f"event bus {name} exists")
+        except self.events.exceptions.ResourceNotFoundException:
+            arn = self.events.create_event_bus(Name=name)["EventBusArn"]
+            log(f"event bus {name} created")
+        return {"Ref": name, "Arn": arn, "Name": name}
+
+    def subscribe_billing(self, bus: str) -> str:
+        """Billing's local subscription to the notification bus: a rule to a queue; its URL."""
+        url = self.sqs.create_queue(QueueName=BILLING_EVENTS_QUEUE)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        pattern = json.dumps({"source": ["paybridge"]})
+        self.events.put_rule(Name=BILLING_EVENTS_RULE, EventBusName=bus, EventPattern=pattern)
+        self.events.put_targets(Rule=BILLING_EVENTS_RULE, EventBusName=bus, Targets=[{"Id": "billing", "Arn": arn}])
+        log(f"billing's rule on {bus} delivers to queue {BILLING_EVENTS_QUEUE}")
+        return url
+
     # -- Secrets Manager
 
     def secret(self, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
@@ -506,6 +534,8 @@ def provision(state_dir: Path, moto_url: str, stripe_url: str, adyen_url: str, t
     provisioner = Provisioner(template, moto_url, secrets_path)
     created = provisioner.run()
     env = function_environment(template, provisioner.resolver)
+    if env.get("PAYBRIDGE_EVENT_BUS"):
+        env["PAYBRIDGE_LOCAL_BILLING_EVENTS_URL"] = provisioner.subscribe_billing(env["PAYBRIDGE_EVENT_BUS"])
     env.update(
         {
             "AWS_ENDPOINT_URL": moto_url,
@@ -519,6 +549,9 @@ def provision(state_dir: Path, moto_url: str, stripe_url: str, adyen_url: str, t
             "PAYBRIDGE_ADYEN_API_BASE": f"{adyen_url}/{ADYEN_API_VERSION}",
             "PAYBRIDGE_ADYEN_FAKE_URL": adyen_url,
             "PAYBRIDGE_MOTO_URL": moto_url,
+            # Both targets locally (the template's default is http): every notification of the
+            # local stack also goes to the bus, so the HTTP tests run with the bus beside them.
+            "PAYBRIDGE_NOTIFY_TARGETS": os.environ.get("PAYBRIDGE_NOTIFY_TARGETS", "http,eventbridge"),
             # moto serialises every DynamoDB request (see moto_server.py), so under the
             # concurrency tests a call can queue for seconds; AWS itself needs no such patience.
             "PAYBRIDGE_AWS_OPERATION_TIMEOUT_SECS": "30",

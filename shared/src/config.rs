@@ -4,7 +4,10 @@
 //! — never inside a handler. `template.yaml` sets every variable; the local stack writes the same
 //! names into its env file.
 
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use crate::domain::Targets;
 
 /// A setting is missing or malformed.
 #[derive(Debug, thiserror::Error)]
@@ -51,12 +54,31 @@ pub struct Config {
     /// How long a `requires_action` charge waits for its customer before the reconciler cancels
     /// it at the gateway (`PAYBRIDGE_ACTION_EXPIRY_HOURS`, 24 by default).
     pub action_expiry: Duration,
+    /// Where notifications go (`PAYBRIDGE_NOTIFY_TARGETS`: `http`, `eventbridge` or
+    /// `http,eventbridge`; `http` by default).
+    pub notify_targets: Targets,
+    /// The EventBridge bus notifications are put on (`PAYBRIDGE_EVENT_BUS`, a name or ARN);
+    /// required when `eventbridge` is a target.
+    pub event_bus: Option<String>,
 }
+
+/// The targets of this process's notifications, as installed by [`Config::from_env`] at init;
+/// billing's endpoint only until then (and in unit tests). A process-wide setting because every
+/// use case that changes a charge writes notifications, and all of them go to the same targets.
+pub fn notify_targets() -> Targets {
+    TARGETS.get().copied().unwrap_or_default()
+}
+
+static TARGETS: OnceLock<Targets> = OnceLock::new();
 
 impl Config {
     /// Reads the process environment.
+    /// Reads the process environment, and installs the notification targets for
+    /// [`notify_targets`] (the first call's stand).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let config = Self::from_lookup(|name| std::env::var(name).ok())?;
+        let _ = TARGETS.set(config.notify_targets);
+        Ok(config)
     }
 
     /// Reads settings through `lookup` (the environment, or a map in tests).
@@ -93,7 +115,21 @@ impl Config {
             }
         };
 
+        let notify_targets = match optional("PAYBRIDGE_NOTIFY_TARGETS") {
+            None => Targets::HTTP,
+            Some(v) => Targets::parse(&v).map_err(|why| ConfigError::Invalid {
+                name: "PAYBRIDGE_NOTIFY_TARGETS",
+                value: v.clone(),
+                why,
+            })?,
+        };
+        let event_bus = optional("PAYBRIDGE_EVENT_BUS").map(|v| v.trim().to_owned());
+        if notify_targets.event_bus && event_bus.is_none() {
+            return Err(ConfigError::Missing("PAYBRIDGE_EVENT_BUS"));
+        }
         Ok(Config {
+            notify_targets,
+            event_bus,
             table: required("PAYBRIDGE_TABLE")?,
             work_queue_url: required("PAYBRIDGE_WORK_QUEUE_URL")?,
             dlq_url: optional("PAYBRIDGE_DLQ_URL"),
@@ -174,6 +210,31 @@ mod tests {
         assert_eq!(c.idempotency_ttl, Duration::from_secs(86_400));
         assert_eq!(c.stripe_api_base, "https://api.stripe.com");
         assert_eq!(c.action_expiry, Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn notifications_go_to_billing_s_endpoint_unless_the_bus_is_named() {
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut all = BASE.to_vec();
+            all.extend_from_slice(pairs);
+            Config::from_lookup(lookup(&all))
+        };
+        let c = with(&[]).unwrap();
+        assert_eq!((c.notify_targets, c.event_bus), (Targets::HTTP, None));
+        let c = with(&[
+            ("PAYBRIDGE_NOTIFY_TARGETS", "http,eventbridge"),
+            ("PAYBRIDGE_EVENT_BUS", "paybridge-notifications"),
+        ])
+        .unwrap();
+        assert!(c.notify_targets.http && c.notify_targets.event_bus);
+        assert_eq!(c.event_bus.as_deref(), Some("paybridge-notifications"));
+        let err = with(&[("PAYBRIDGE_NOTIFY_TARGETS", "eventbridge")]).unwrap_err();
+        assert!(err.to_string().contains("PAYBRIDGE_EVENT_BUS"), "{err}");
+        let err = with(&[("PAYBRIDGE_NOTIFY_TARGETS", "sns")]).unwrap_err();
+        assert!(
+            err.to_string().contains("PAYBRIDGE_NOTIFY_TARGETS"),
+            "{err}"
+        );
     }
 
     #[test]

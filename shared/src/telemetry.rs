@@ -139,6 +139,8 @@ pub enum Metric {
     NotificationDelivered,
     NotificationExhausted,
     NotificationFailed,
+    NotificationPublished,
+    NotificationPublishFailed,
     NotificationRetried,
     OldestMessageAge,
     OutboxSwept,
@@ -170,7 +172,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 55] = [
+    pub const ALL: [Metric; 57] = [
         Metric::BatchFailures,
         Metric::BatchSize,
         Metric::BillingConsecutiveFailures,
@@ -198,6 +200,8 @@ impl Metric {
         Metric::NotificationDelivered,
         Metric::NotificationExhausted,
         Metric::NotificationFailed,
+        Metric::NotificationPublished,
+        Metric::NotificationPublishFailed,
         Metric::NotificationRetried,
         Metric::OldestMessageAge,
         Metric::OutboxSwept,
@@ -258,6 +262,8 @@ impl Metric {
             Metric::NotificationDelivered => "NotificationDelivered",
             Metric::NotificationExhausted => "NotificationExhausted",
             Metric::NotificationFailed => "NotificationFailed",
+            Metric::NotificationPublished => "NotificationPublished",
+            Metric::NotificationPublishFailed => "NotificationPublishFailed",
             Metric::NotificationRetried => "NotificationRetried",
             Metric::OldestMessageAge => "OldestMessageAge",
             Metric::OutboxSwept => "OutboxSwept",

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use paybridge::adapters::dynamodb::Table;
-use paybridge::domain::{ChargeId, DeliveryStatus, EventStatus, Gateway};
-use paybridge::ports::{EventStore, NotificationStore};
+use paybridge::domain::{ChargeId, DeliveryStatus, EventStatus, Gateway, PublicationStatus};
+use paybridge::ports::{EventStore, NotificationStore, PublicationStore};
 use paybridge_tests::{eventually, stack, unique, unix_now};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -214,6 +214,63 @@ impl EndToEnd {
         list.as_array().expect("a list").clone()
     }
 
+    /// Waits until every notification of the charge is published on the notification bus, then
+    /// checks what billing's rule on the bus delivered to its queue
+    /// (`PAYBRIDGE_LOCAL_BILLING_EVENTS_URL`): one event per notification, whose `detail` is the
+    /// body billing's endpoint receives. This is the queue's only reader; events of other charges
+    /// are dropped.
+    async fn on_the_bus_once(&self, charge_id: &str, expected: usize) {
+        let queue = required("PAYBRIDGE_LOCAL_BILLING_EVENTS_URL");
+        let stack = stack().await;
+        let id = ChargeId::parse(charge_id).expect("a charge id");
+        let outbox = self
+            .table
+            .notifications_for_charge(&id)
+            .await
+            .expect("read the outbox");
+        assert_eq!(outbox.len(), expected, "{outbox:#?}");
+        eventually(
+            PIPELINE,
+            &format!("{expected} notifications of {charge_id} published"),
+            || async {
+                let mut published = 0;
+                for n in &outbox {
+                    let p = self
+                        .table
+                        .get_publication(&id, &n.id)
+                        .await
+                        .expect("read the publication");
+                    published +=
+                        usize::from(p.is_some_and(|p| p.status == PublicationStatus::Published));
+                }
+                (published == expected).then_some(())
+            },
+        )
+        .await;
+        let mine: Vec<Value> = (stack.drain(&queue).await.iter())
+            .map(|b| serde_json::from_str::<Value>(b).expect("an EventBridge event"))
+            .filter(|e| {
+                e["detail"]["data"]["id"] == charge_id
+                    || e["detail"]["data"]["charge_id"] == charge_id
+            })
+            .collect();
+        assert_eq!(
+            mine.len(),
+            expected,
+            "one event per notification: {mine:#?}"
+        );
+        for n in &outbox {
+            let event = (mine.iter())
+                .find(|e| e["detail"]["id"] == n.id.as_str())
+                .unwrap_or_else(|| panic!("{} is not on the bus: {mine:#?}", n.id));
+            let body: Value = serde_json::from_str(&n.body).expect("a JSON body");
+            assert_eq!(
+                (&event["source"], &event["detail-type"], &event["detail"]),
+                (&json!("paybridge"), &json!(n.event_type), &body)
+            );
+        }
+    }
+
     /// Signs `event` as Stripe does and posts it to the gateway's `/webhooks/stripe`.
     async fn stripe_webhook(&self, event: &Value) -> Answer {
         let body = event.to_string();
@@ -400,6 +457,10 @@ async fn a_partial_refund_through_the_local_gateway_reaches_billing_once_with_it
         .find(|r| r["type"] == "refund.succeeded")
         .expect("refund.succeeded");
     assert_eq!(refunded["amount"], 500, "{refunded}");
+
+    // The local stack's functions notify both targets: each of the three is also on the
+    // notification bus, once, with the body billing's endpoint received.
+    e.on_the_bus_once(id, 3).await;
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use paybridge::adapters::billing::{DEFAULT_TIMEOUT, HttpNotifier};
 use paybridge::adapters::dynamodb::Table;
+use paybridge::adapters::eventbridge::EventBridgeBus;
 use paybridge::adapters::gateways::{GatewayRouter, http_client};
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::domain::{
@@ -375,7 +376,7 @@ struct InFlight {
 
 /// The retry worker on the outbox's table and a [`SimQueue`], delivering to `notifier`.
 struct Simulation {
-    worker: Worker<Table, GatewayRouter, SimQueue, HttpNotifier>,
+    worker: Worker<Table, GatewayRouter, SimQueue, HttpNotifier, EventBridgeBus>,
     sqs: aws_sdk_sqs::Client,
     inbox: Vec<InFlight>,
 }
@@ -400,6 +401,7 @@ impl Simulation {
                 queue,
                 dlq: None,
                 notifier,
+                bus: None,
                 max_receive_count: 8,
             },
             sqs: o.stack.sqs(),

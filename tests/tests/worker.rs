@@ -9,6 +9,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use lambda_runtime::{Context, LambdaEvent};
 use paybridge::adapters::billing::HttpNotifier;
 use paybridge::adapters::dynamodb::Table;
+use paybridge::adapters::eventbridge::EventBridgeBus;
 use paybridge::adapters::gateways::stripe::StripeGateway;
 use paybridge::adapters::gateways::{GatewayRouter, http_client};
 use paybridge::adapters::sqs::SqsWorkQueue;
@@ -97,6 +98,8 @@ async fn harness(max_receive: u32) -> Harness {
             &signing,
         )
         .unwrap(),
+        bus: (stack.config.event_bus.as_ref())
+            .map(|name| EventBridgeBus::from_conf(&stack.aws, name)),
         max_receive_count: max_receive,
     };
     Harness {

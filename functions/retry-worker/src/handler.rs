@@ -9,6 +9,7 @@ use lambda_runtime::LambdaEvent;
 use paybridge::adapters::Init;
 use paybridge::adapters::billing::HttpNotifier;
 use paybridge::adapters::dynamodb::Table;
+use paybridge::adapters::eventbridge::EventBridgeBus;
 use paybridge::adapters::gateways::GatewayRouter;
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::clock;
@@ -19,7 +20,7 @@ use paybridge::services::work::{self, Received};
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a batch needs, built once at init.
-pub type Worker = work::Worker<Table, GatewayRouter, SqsWorkQueue, HttpNotifier>;
+pub type Worker = work::Worker<Table, GatewayRouter, SqsWorkQueue, HttpNotifier, EventBridgeBus>;
 
 /// Builds the worker from the configuration and the secret.
 pub fn worker(init: &Init) -> Result<Worker, String> {
@@ -30,6 +31,9 @@ pub fn worker(init: &Init) -> Result<Worker, String> {
         queue: SqsWorkQueue::from_conf(aws, &config.work_queue_url),
         dlq: (config.dlq_url.as_ref()).map(|url| SqsWorkQueue::from_conf(aws, url)),
         notifier: HttpNotifier::from_secrets(config, secrets, CALL_TIMEOUT)?,
+        // Built whenever a bus is named, even if it is no longer a target: publications
+        // written before the change still have messages on the queue.
+        bus: (config.event_bus.as_ref()).map(|name| EventBridgeBus::from_conf(aws, name)),
         max_receive_count: config.max_receive_count,
     })
 }

@@ -5,6 +5,7 @@
 
 pub mod billing;
 pub mod dynamodb;
+pub mod eventbridge;
 pub mod gateways;
 pub mod secrets_manager;
 pub mod sqs;

@@ -29,7 +29,10 @@ pub use event::{
 pub use gateway::Gateway;
 pub use ids::{ChargeId, DisputeId, IdError, NotificationId, RefundId};
 pub use money::{Currency, Money, MoneyError};
-pub use notification::{DeliveryStatus, EndpointAttempt, EndpointHealth, Notification, Series};
+pub use notification::{
+    DeliveryStatus, EndpointAttempt, EndpointHealth, Notification, Publication, PublicationStatus,
+    Series, Targets,
+};
 pub use refund::{Refund, RefundOutcome, RefundReason, RefundStatus};
 pub use transition::{Failure, Transition};
 pub use work::WorkMessage;

@@ -94,6 +94,127 @@ impl Series {
     }
 }
 
+/// Where notifications go: billing's HTTP endpoint (signed, Standard Webhooks), an EventBridge
+/// bus, or both (`PAYBRIDGE_NOTIFY_TARGETS`, the template's `NotificationTargets`). Each target
+/// has its own delivery record, so one being down never holds up or repeats the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Targets {
+    /// Billing's endpoint: the notification record and its delivery log.
+    pub http: bool,
+    /// The notification bus: a publication record (see [`Publication`]).
+    pub event_bus: bool,
+}
+
+impl Targets {
+    /// Billing's endpoint only: the default, and what every release before targets did.
+    pub const HTTP: Targets = Targets {
+        http: true,
+        event_bus: false,
+    };
+
+    /// `http`, `eventbridge` or `http,eventbridge` (either order, spaces allowed).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut t = Targets {
+            http: false,
+            event_bus: false,
+        };
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "http" if !t.http => t.http = true,
+                "eventbridge" if !t.event_bus => t.event_bus = true,
+                _ => {
+                    return Err(format!(
+                        "{s:?} is not a list of notification targets: say http, eventbridge or http,eventbridge"
+                    ));
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match (self.http, self.event_bus) {
+            (true, true) => "http,eventbridge",
+            (false, true) => "eventbridge",
+            _ => "http",
+        }
+    }
+}
+
+impl Default for Targets {
+    fn default() -> Self {
+        Targets::HTTP
+    }
+}
+
+/// Where a notification's publication on the event bus stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicationStatus {
+    /// Not on the bus yet; the worker publishes it (and the outbox sweep re-queues it if its
+    /// message is lost).
+    Pending,
+    /// EventBridge accepted it (`event_id` is EventBridge's id of the event).
+    Published,
+}
+
+impl PublicationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublicationStatus::Pending => "pending",
+            PublicationStatus::Published => "published",
+        }
+    }
+}
+
+/// One notification's delivery to the EventBridge bus: written in the same transaction as the
+/// state change (the outbox), beside the charge, with the same id and body as the HTTP
+/// notification. The event on the bus is `source: "paybridge"`, `detail-type` = `event_type`,
+/// `detail` = `body`; consumers deduplicate on `detail.id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// The notification's id (`detail.id`).
+    pub id: NotificationId,
+    pub charge_id: ChargeId,
+    pub event_type: String,
+    pub body: String,
+    pub status: PublicationStatus,
+    /// PutEvents calls started (a claim counts one; a crash mid-call is counted too).
+    pub attempts: u32,
+    /// A worker publishing it holds it until then (unix seconds): a second copy of its message
+    /// waits instead of publishing twice.
+    pub lease_until: Option<i64>,
+    /// When the sweep may queue it again if nothing is working on it (unix seconds).
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub published_at: Option<i64>,
+    /// EventBridge's id of the published event.
+    pub event_id: Option<String>,
+    pub version: u64,
+}
+
+impl Publication {
+    /// The publication of a new notification.
+    pub fn of(n: &Notification) -> Self {
+        Publication {
+            id: n.id.clone(),
+            charge_id: n.charge_id.clone(),
+            event_type: n.event_type.clone(),
+            body: n.body.clone(),
+            status: PublicationStatus::Pending,
+            attempts: 0,
+            lease_until: None,
+            next_attempt_at: n.created_at,
+            last_error: None,
+            created_at: n.created_at,
+            published_at: None,
+            event_id: None,
+            version: 1,
+        }
+    }
+}
+
 /// One notification and its delivery log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
@@ -117,6 +238,9 @@ pub struct Notification {
     pub created_at: i64,
     pub delivered_at: Option<i64>,
     pub version: u64,
+    /// Where it goes, decided when it is written. Without `http` no notification record is
+    /// stored (only its publication).
+    pub targets: Targets,
 }
 
 /// What one delivery attempt said about billing's endpoint.
@@ -197,6 +321,25 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", s.as_str()));
         }
         assert_eq!(DeliveryStatus::parse("gone"), None);
+    }
+
+    #[test]
+    fn targets_read_as_the_template_writes_them() {
+        let both = Targets {
+            http: true,
+            event_bus: true,
+        };
+        assert_eq!(Targets::parse("http"), Ok(Targets::HTTP));
+        assert_eq!(Targets::parse("http,eventbridge"), Ok(both));
+        assert_eq!(Targets::parse(" eventbridge , http "), Ok(both));
+        let bus = Targets::parse("eventbridge").unwrap();
+        assert!(bus.event_bus && !bus.http);
+        for t in [Targets::HTTP, both, bus] {
+            assert_eq!(Targets::parse(t.as_str()), Ok(t));
+        }
+        for bad in ["", "sns", "http,http", "http,", "HTTP"] {
+            assert!(Targets::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! - 2: `deliver_notification` names the delivery series and the attempt in it that the message
 //!   makes (`series`, `attempt`), so attempts no longer ride on SQS's receive count. A version-1
 //!   `deliver_notification` (neither field) asks for "the next attempt, if it is due". The other
-//!   kinds are unchanged.
+//!   kinds are unchanged. `publish_notification` (a kind added in version 2: a release without
+//!   it dead-letters it as unreadable; `make redrive` after the deploy) puts a notification on
+//!   the EventBridge bus.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +58,13 @@ pub enum WorkMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attempt: Option<u32>,
     },
+    /// Put a notification on the EventBridge bus (its publication record, beside the charge,
+    /// says whether that is still to do).
+    PublishNotification {
+        v: u32,
+        charge_id: ChargeId,
+        notification_id: NotificationId,
+    },
 }
 
 impl WorkMessage {
@@ -93,6 +102,15 @@ impl WorkMessage {
         }
     }
 
+    /// Publish notification `id` (of charge `charge_id`) on the event bus.
+    pub fn publish_notification(charge_id: &ChargeId, id: &NotificationId) -> Self {
+        WorkMessage::PublishNotification {
+            v: WORK_MESSAGE_VERSION,
+            charge_id: charge_id.clone(),
+            notification_id: id.clone(),
+        }
+    }
+
     /// Whether this build reads messages of version `v`.
     pub fn readable_version(v: u32) -> bool {
         (OLDEST_READABLE_VERSION..=WORK_MESSAGE_VERSION).contains(&v)
@@ -104,7 +122,8 @@ impl WorkMessage {
             WorkMessage::ApplyEvent { v, .. }
             | WorkMessage::RetryCharge { v, .. }
             | WorkMessage::RetryRefund { v, .. }
-            | WorkMessage::DeliverNotification { v, .. } => *v,
+            | WorkMessage::DeliverNotification { v, .. }
+            | WorkMessage::PublishNotification { v, .. } => *v,
         }
     }
 
@@ -119,6 +138,9 @@ impl WorkMessage {
             WorkMessage::DeliverNotification {
                 notification_id, ..
             } => format!("notify:{notification_id}"),
+            WorkMessage::PublishNotification {
+                notification_id, ..
+            } => format!("publish:{notification_id}"),
         }
     }
 }
@@ -149,6 +171,19 @@ mod tests {
         );
         assert_eq!(serde_json::from_value::<WorkMessage>(json).unwrap(), m);
         assert_eq!(m.dedup_key(), format!("notify:{id}"));
+    }
+
+    #[test]
+    fn a_publication_names_its_charge_and_notification() {
+        let (charge, id) = (ChargeId::generate(), NotificationId::generate());
+        let m = WorkMessage::publish_notification(&charge, &id);
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind":"publish_notification","v":2,"charge_id":charge,"notification_id":id})
+        );
+        assert_eq!(serde_json::from_value::<WorkMessage>(json).unwrap(), m);
+        assert_eq!(m.dedup_key(), format!("publish:{id}"));
     }
 
     #[test]

@@ -33,7 +33,9 @@ use crate::domain::{
     DeliveryStatus, EndpointAttempt, EndpointHealth, Notification, NotificationId, WorkMessage,
 };
 use crate::error::{Code, Error};
-use crate::ports::{NotificationStore, Notifier, NotifyOutcome, StoreError, WorkQueue};
+use crate::ports::{
+    NotificationStore, Notifier, NotifyOutcome, PublicationStore, StoreError, WorkQueue,
+};
 use crate::telemetry::{Metric, Metrics, Unit};
 
 // The delivery schedule lives with every other retry schedule; named here too, where callers of
@@ -496,9 +498,10 @@ fn report(
 ///
 /// Pending notifications whose next attempt is still ahead have their message and are left
 /// alone. While any notification is pending, the endpoint's health is reported as metrics too,
-/// so the "billing down" alarm keeps its data between sparse attempts.
+/// so the "billing down" alarm keeps its data between sparse attempts. The bus's outbox is swept
+/// on the same terms ([`crate::services::publish::sweep_publications`]); the count includes it.
 pub async fn sweep_outbox(
-    store: &impl NotificationStore,
+    store: &(impl NotificationStore + PublicationStore),
     queue: &impl WorkQueue,
     older_than: Duration,
     now: i64,
@@ -532,7 +535,9 @@ pub async fn sweep_outbox(
             .emit();
     }
     report_health_while_pending(store, !due.is_empty(), now).await;
-    Ok(queued)
+    let published =
+        crate::services::publish::sweep_publications(store, queue, older_than, now, limit).await?;
+    Ok(queued + published)
 }
 
 /// Emits the endpoint's health if any notification is pending. Best effort.

@@ -9,14 +9,15 @@ use std::time::Duration;
 use crate::domain::event::EventRecord;
 use crate::domain::{
     Charge, ChargeId, DeliveryStatus, EndpointAttempt, EndpointHealth, EventStatus, Gateway, Money,
-    Notification, NotificationId, PaymentOutcome, Refund, RefundId, RefundOutcome, WorkMessage,
+    Notification, NotificationId, PaymentOutcome, Publication, PublicationStatus, Refund, RefundId,
+    RefundOutcome, WorkMessage,
 };
 use crate::error::BoxError;
 use crate::ports::{
-    ChargeInserted, ChargeStore, CreatedFrom, DeadLetters, EventStore, GatewayError, GatewayObject,
-    GatewayRefLookup, Inserted, InvoiceCharges, NotificationStore, Notifier, NotifyOutcome,
-    PaymentGateway, PaymentRequest, QueueError, ReceivedMessages, RefundGateway, RefundStore,
-    Reserved, StoreError,
+    BusError, ChargeInserted, ChargeStore, CreatedFrom, DeadLetters, EventBus, EventStore,
+    GatewayError, GatewayObject, GatewayRefLookup, Inserted, InvoiceCharges, NotificationStore,
+    Notifier, NotifyOutcome, PaymentGateway, PaymentRequest, PublicationStore, QueueError,
+    ReceivedMessages, RefundGateway, RefundStore, Reserved, StoreError,
 };
 
 /// One table's worth of records, behind a lock.
@@ -28,6 +29,7 @@ pub struct MemStore {
     pub invoices: Mutex<HashMap<String, InvoiceCharges>>,
     pub refunds: Mutex<HashMap<RefundId, Refund>>,
     pub notifications: Mutex<HashMap<NotificationId, Notification>>,
+    pub publications: Mutex<HashMap<NotificationId, Publication>>,
     pub gateway_refs: Mutex<HashMap<(Gateway, String), GatewayObject>>,
     pub endpoint_health: Mutex<Option<EndpointHealth>>,
     /// While set, every call answers `StoreError::Unavailable`.
@@ -135,11 +137,73 @@ impl MemStore {
         self.add_outbox(notifications);
     }
 
-    fn add_outbox(&self, notifications: &[Notification]) {
+    /// Each notification's record per target, as the table's transaction writes them.
+    pub fn add_outbox(&self, notifications: &[Notification]) {
         let mut map = self.notifications.lock().unwrap();
+        let mut publications = self.publications.lock().unwrap();
         for n in notifications {
-            map.insert(n.id.clone(), n.clone());
+            if n.targets.http {
+                map.insert(n.id.clone(), n.clone());
+            }
+            if n.targets.event_bus {
+                publications.insert(n.id.clone(), Publication::of(n));
+            }
         }
+    }
+}
+
+impl PublicationStore for MemStore {
+    async fn get_publication(
+        &self,
+        charge: &ChargeId,
+        id: &NotificationId,
+    ) -> Result<Option<Publication>, StoreError> {
+        self.up()?;
+        let map = self.publications.lock().unwrap();
+        Ok(map.get(id).filter(|p| &p.charge_id == charge).cloned())
+    }
+
+    async fn save_publication(&self, p: &Publication) -> Result<(), StoreError> {
+        self.up()?;
+        let mut map = self.publications.lock().unwrap();
+        Self::check_version(&map, &p.id, p.version, |p| p.version)?;
+        map.insert(p.id.clone(), p.clone());
+        Ok(())
+    }
+
+    async fn pending_publications(
+        &self,
+        before: i64,
+        limit: i32,
+    ) -> Result<Vec<Publication>, StoreError> {
+        self.up()?;
+        let due =
+            |p: &Publication| p.status == PublicationStatus::Pending && p.next_attempt_at < before;
+        let mut list = listed(&self.publications, due, |p| {
+            (p.next_attempt_at, p.id.clone())
+        });
+        list.truncate(limit.max(0) as usize);
+        Ok(list)
+    }
+}
+
+/// An event bus that answers from a script (then accepts), and keeps every event it took.
+#[derive(Default)]
+pub struct MemBus {
+    /// Answers to the next puts, in order: `Some(error)` refuses.
+    pub refusals: Mutex<std::collections::VecDeque<Option<String>>>,
+    /// The publications it took, in order.
+    pub events: Mutex<Vec<Publication>>,
+}
+
+impl EventBus for MemBus {
+    async fn put(&self, p: &Publication) -> Result<String, BusError> {
+        if let Some(Some(error)) = self.refusals.lock().unwrap().pop_front() {
+            return Err(BusError(error));
+        }
+        let mut events = self.events.lock().unwrap();
+        events.push(p.clone());
+        Ok(format!("evb-{}", events.len()))
     }
 }
 

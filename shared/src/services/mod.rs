@@ -10,6 +10,7 @@ pub mod idempotency;
 #[cfg(test)]
 mod no_card_numbers_tests;
 pub mod notify;
+pub mod publish;
 pub mod reconcile;
 pub mod record_webhook;
 pub mod recover;

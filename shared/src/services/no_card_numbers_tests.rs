@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use crate::domain::pci::tests::oracle;
 use crate::domain::{Charge, ChargeId, ChargeStatus, EventStatus, Gateway, Money};
 use crate::ports::{EventStore, NotifyOutcome};
-use crate::services::fakes::{MemQueue, MemStore, ScriptedBilling, ScriptedGateway};
+use crate::services::fakes::{MemBus, MemQueue, MemStore, ScriptedBilling, ScriptedGateway};
 use crate::services::record_webhook::{self, IntakeSettings};
 use crate::services::work::{Received, Worker};
 use crate::webhooks::{adyen, stripe};
@@ -67,7 +67,7 @@ fn visa_test_card_in(text: &str) -> bool {
         .any(|s| String::from_utf8_lossy(s).contains("4111111111111111"))
 }
 
-type TestWorker = Worker<MemStore, ScriptedGateway, MemQueue, ScriptedBilling>;
+type TestWorker = Worker<MemStore, ScriptedGateway, MemQueue, ScriptedBilling, MemBus>;
 
 async fn run_queued(w: &TestWorker, queue: &MemQueue) {
     loop {
@@ -100,6 +100,7 @@ async fn a_card_number_in_a_webhook_reaches_no_log_no_record_and_no_billing_noti
         queue: MemQueue::default(),
         dlq: Some(MemQueue::default()),
         notifier: ScriptedBilling::answering(vec![NotifyOutcome::Delivered { status: 200 }]),
+        bus: Some(MemBus::default()),
         max_receive_count: 5,
     };
     let intake_queue = MemQueue::default();

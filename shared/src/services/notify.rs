@@ -4,6 +4,10 @@
 //! in the same transaction as the change (the outbox), and after the commit calls [`enqueue`] so
 //! the worker delivers them. If that enqueue fails, the notification is still `pending` in the
 //! outbox, and [`crate::services::deliver::sweep_outbox`] queues it again.
+//!
+//! Each notification goes to the targets configured for the process
+//! ([`crate::config::notify_targets`]): billing's HTTP endpoint, the EventBridge bus, or both —
+//! one outbox record per target, each with its own message.
 
 use serde_json::json;
 
@@ -43,6 +47,7 @@ fn notification(
         created_at: now,
         delivered_at: None,
         version: 1,
+        targets: crate::config::notify_targets(),
     }
 }
 
@@ -81,18 +86,19 @@ pub fn for_refund(charge: &Charge, refund: &Refund, now: i64) -> Notification {
     notification(charge, kind, refund.id.as_str(), data, now)
 }
 
-/// Queues the first delivery attempt of committed notifications. A failure here is logged, not
-/// returned: the notifications are durable in the outbox and the sweep queues them again.
+/// Queues the first delivery attempt of committed notifications, one message per target. A
+/// failure here is logged, not returned: the notifications are durable in the outbox and the
+/// sweep queues them again.
 pub async fn enqueue(queue: &impl WorkQueue, notifications: &[Notification]) {
     for n in notifications {
-        if let Err(e) = queue
-            .send(
-                &WorkMessage::deliver_notification(&n.id, n.series.number, 1),
-                std::time::Duration::ZERO,
-            )
-            .await
-        {
-            tracing::warn!(notification_id = %n.id, error = %e, "could not queue a notification; the outbox sweep will");
+        let http =
+            (n.targets.http).then(|| WorkMessage::deliver_notification(&n.id, n.series.number, 1));
+        let bus =
+            (n.targets.event_bus).then(|| WorkMessage::publish_notification(&n.charge_id, &n.id));
+        for message in http.into_iter().chain(bus) {
+            if let Err(e) = queue.send(&message, std::time::Duration::ZERO).await {
+                tracing::warn!(notification_id = %n.id, work = %message.dedup_key(), error = %e, "could not queue a notification; the outbox sweep will");
+            }
         }
     }
 }

@@ -45,8 +45,8 @@ use crate::domain::{
 use crate::error::Error;
 use crate::ports::{
     ChargeStore, EventStore, GatewayError, IdempotencyStore, NotificationStore, Page,
-    PaymentGateway, ReconcileItem, ReconcileStore, RefundGateway, RefundStore, ResumePoint,
-    UndeliveredEvents, WorkQueue,
+    PaymentGateway, PublicationStore, ReconcileItem, ReconcileStore, RefundGateway, RefundStore,
+    ResumePoint, UndeliveredEvents, WorkQueue,
 };
 use crate::services::charges::create::{Attempt, Earlier, attempt_payment};
 use crate::services::record_webhook::{self, IntakeSettings, Outcome};
@@ -112,7 +112,8 @@ pub struct Summary {
     pub events_requeued: usize,
     /// Stripe events recovered from its list that paybridge had never received.
     pub events_recovered: usize,
-    /// Notifications queued by the outbox sweep (never queued, or a lost chain restarted).
+    /// Notifications queued by the outbox sweep (never queued, or a lost chain restarted), for
+    /// billing's endpoint and for the bus.
     pub notifications_queued: usize,
     /// Pages of work in flight read.
     pub pages: usize,
@@ -173,6 +174,7 @@ where
         + EventStore
         + ReconcileStore
         + NotificationStore
+        + PublicationStore
         + IdempotencyStore,
     G: PaymentGateway + RefundGateway + UndeliveredEvents,
     Q: WorkQueue,

@@ -19,14 +19,15 @@
 use std::time::Duration;
 
 use crate::domain::WorkMessage;
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::ports::{
-    ChargeStore, DeadLetters, EventStore, GatewayRefLookup, NotificationStore, Notifier,
-    PaymentGateway, ReceivedMessages, RefundGateway, RefundStore, WorkQueue,
+    ChargeStore, DeadLetters, EventBus, EventStore, GatewayRefLookup, NotificationStore, Notifier,
+    PaymentGateway, PublicationStore, ReceivedMessages, RefundGateway, RefundStore, WorkQueue,
 };
 use crate::services::apply_event::{Applied, apply_event};
 use crate::services::charges::retry::retry_charge;
 use crate::services::deliver::{DeliveryMessage, deliver};
+use crate::services::publish::{Published, publish};
 use crate::services::refunds::retry::retry_refund;
 use crate::services::retry_policy::retry_delay;
 use crate::telemetry::{Metric, Metrics, Unit};
@@ -34,7 +35,7 @@ use crate::telemetry::{Metric, Metrics, Unit};
 const FUNCTION: &str = "retry-worker";
 
 /// Everything the worker uses, built once at init.
-pub struct Worker<S, G, Q, N> {
+pub struct Worker<S, G, Q, N, B> {
     pub store: S,
     pub gateways: G,
     /// The work queue: follow-up messages, and visibility changes for backoff.
@@ -42,6 +43,8 @@ pub struct Worker<S, G, Q, N> {
     /// Messages the worker cannot read go here directly (not into a crash loop).
     pub dlq: Option<Q>,
     pub notifier: N,
+    /// The EventBridge bus notifications are published on, when that is a target.
+    pub bus: Option<B>,
     /// The queue's maxReceiveCount: the receive count of a message's last attempt (an event's
     /// message is then recorded as orphaned). Notifications do not use it.
     pub max_receive_count: u32,
@@ -81,12 +84,18 @@ impl Verdict {
     }
 }
 
-impl<S, G, Q, N> Worker<S, G, Q, N>
+impl<S, G, Q, N, B> Worker<S, G, Q, N, B>
 where
-    S: EventStore + ChargeStore + RefundStore + GatewayRefLookup + NotificationStore,
+    S: EventStore
+        + ChargeStore
+        + RefundStore
+        + GatewayRefLookup
+        + NotificationStore
+        + PublicationStore,
     G: PaymentGateway + RefundGateway,
     Q: WorkQueue + ReceivedMessages + DeadLetters,
     N: Notifier,
+    B: EventBus,
 {
     /// Handles every message of a batch on its own (concurrently) and reports the batch's metrics.
     /// The verdicts are in the order of `messages`.
@@ -235,6 +244,31 @@ where
                 };
                 deliver(store, &self.notifier, queue, &message, now).await?;
                 return Ok(Verdict::Done);
+            }
+            WorkMessage::PublishNotification {
+                charge_id,
+                notification_id,
+                ..
+            } => {
+                let Some(bus) = &self.bus else {
+                    // Left to SQS: redelivered, then dead-lettered (the DLQ alarm), kept for a
+                    // redrive once the worker has its bus.
+                    return Err(Error::new(
+                        Code::NotImplemented,
+                        "a publish_notification message, but this worker has no event bus (PAYBRIDGE_EVENT_BUS)",
+                    ));
+                };
+                return Ok(
+                    match publish(store, bus, &charge_id, &notification_id, now).await? {
+                        Published::Busy { until } => {
+                            let wait = u64::try_from(until - now).unwrap_or(0) + 1;
+                            Verdict::RetryIn(Duration::from_secs(wait))
+                        }
+                        Published::Now { .. } | Published::Already | Published::Missing => {
+                            Verdict::Done
+                        }
+                    },
+                );
             }
         };
         // Gateway retries count their own attempts: the next one is a new, delayed message.

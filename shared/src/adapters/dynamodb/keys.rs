@@ -9,6 +9,7 @@
 //! | dispute pointer (the dispute itself lives on its charge item) | `DISPUTE#{id}` | `DISPUTE` | — | — |
 //! | notification | `CHARGE#{charge_id}` | `NOTIFICATION#{id}` | `OUTBOX#pending` / `{next_attempt_at:020}#{id}` while pending | `UNDELIVERED#{status}` / `{created_at:020}#{id}` while pending, failed or exhausted |
 //! | notification pointer | `NOTIFICATION#{id}` | `NOTIFICATION` | — | — |
+//! | publication (a notification's delivery to the EventBridge bus) | `CHARGE#{charge_id}` | `PUBLICATION#{id}` | `PUBLISH#pending` / `{next_attempt_at:020}#{id}` while pending | — |
 //! | gateway reference | `GWREF#{gateway}#{object_id}` | `GWREF` | — | — |
 //! | gateway event | `EVENT#{gateway}#{event_id}` | `EVENT` | — | `OPEN#event` / `{received_at:020}#{gateway}#{event_id}` until final |
 //! | idempotency | `IDEMPOTENCY#{operation}#{key}` | `IDEMPOTENCY` | — | — |
@@ -27,7 +28,8 @@ pub type Key = (String, String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Index {
     Table,
-    /// Invoices (`INVOICE#…`) and the outbox (`OUTBOX#pending`, by next attempt).
+    /// Invoices (`INVOICE#…`) and the outboxes (`OUTBOX#pending`, `PUBLISH#pending`, by next
+    /// attempt).
     Gsi1,
     /// Work in flight (`OPEN#…`) and notifications billing does not have (`UNDELIVERED#…`, by
     /// creation), sparse.
@@ -127,6 +129,9 @@ pub const ATTENTION_REFUNDS: &str = "ATTENTION#refund";
 /// Notifications whose attempts continue (pending), by when the next one is due.
 pub const OUTBOX_PENDING: &str = "OUTBOX#pending";
 
+/// The GSI1 partition of publications not yet on the bus, by next attempt (sparse).
+pub const PUBLISH_PENDING: &str = "PUBLISH#pending";
+
 /// The GSI2 partition of notifications of `status` that billing does not have, by creation time
 /// (`UNDELIVERED#pending`, `#failed`, `#exhausted`); none for delivered ones.
 pub fn undelivered_gsi2pk(status: DeliveryStatus) -> Option<String> {
@@ -179,6 +184,12 @@ pub const NOTIFICATION_SK_PREFIX: &str = "NOTIFICATION#";
 
 pub fn notification(charge: &ChargeId, id: &NotificationId) -> Key {
     beside_charge(charge, NOTIFICATION_SK_PREFIX, id.as_str())
+}
+
+/// A notification's publication on the bus, beside its notification: `CHARGE#{charge}` /
+/// `PUBLICATION#{id}` (the work message names both, so no pointer is needed).
+pub fn publication(charge: &ChargeId, id: &NotificationId) -> Key {
+    beside_charge(charge, "PUBLICATION#", id.as_str())
 }
 
 /// The pointer `NOTIFICATION#{id}` / `NOTIFICATION` → charge id, for lookup by notification id.
@@ -269,6 +280,7 @@ mod tests {
             pair(&format!("NOTIFICATION#{NTF}"), "NOTIFICATION")
         );
         assert_eq!(OUTBOX_PENDING, "OUTBOX#pending");
+        assert_eq!(PUBLISH_PENDING, "PUBLISH#pending");
         let undelivered = |s| undelivered_gsi2pk(s).unwrap_or_default();
         assert_eq!(undelivered(DeliveryStatus::Pending), "UNDELIVERED#pending");
         assert_eq!(undelivered(DeliveryStatus::Failed), "UNDELIVERED#failed");

@@ -26,6 +26,7 @@ mod idempotency;
 pub mod keys;
 mod notifications;
 mod outbox;
+mod publications;
 mod reconcile;
 pub(crate) mod refunds;
 

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use super::{Item, Write, keys, pointer_item};
-use crate::domain::{ChargeId, DeliveryStatus, Notification, NotificationId, Series};
+use crate::domain::{
+    ChargeId, DeliveryStatus, Notification, NotificationId, Publication, Series, Targets,
+};
 use crate::ports::StoreError;
 
 #[skip_serializing_none]
@@ -43,6 +45,8 @@ struct NotificationItem {
     created_at: i64,
     delivered_at: Option<i64>,
     version: u64,
+    /// `http` or `http,eventbridge`; absent on items written before targets (http only).
+    targets: Option<String>,
 }
 
 pub(super) fn to_item(n: &Notification) -> Result<Item, StoreError> {
@@ -74,6 +78,7 @@ pub(super) fn to_item(n: &Notification) -> Result<Item, StoreError> {
         created_at: n.created_at,
         delivered_at: n.delivered_at,
         version: n.version,
+        targets: Some(n.targets.as_str().to_owned()),
     };
     serde_dynamo::to_item(item)
         .map_err(|e| StoreError::Invalid(format!("notification not serialisable: {e}")))
@@ -105,18 +110,30 @@ pub(super) fn from_item(item: Item) -> Result<Notification, StoreError> {
         created_at: i.created_at,
         delivered_at: i.delivered_at,
         version: i.version,
+        targets: match i.targets {
+            Some(t) => Targets::parse(&t).map_err(bad)?,
+            None => Targets::HTTP,
+        },
     })
 }
 
-/// The writes that put new notifications into the outbox (for a state change's transaction).
+/// The writes that put new notifications into the outbox (for a state change's transaction):
+/// for billing's endpoint the notification and its pointer, for the bus its publication.
 pub(super) fn writes(notifications: &[Notification]) -> Result<Vec<Write>, StoreError> {
-    let mut writes = Vec::with_capacity(notifications.len() * 2);
+    let mut writes = Vec::with_capacity(notifications.len() * 3);
     for n in notifications {
-        writes.push(Write::PutNew(to_item(n)?));
-        writes.push(Write::PutNew(pointer_item(
-            keys::notification_pointer(&n.id),
-            &[("charge_id", n.charge_id.as_str())],
-        )));
+        if n.targets.http {
+            writes.push(Write::PutNew(to_item(n)?));
+            writes.push(Write::PutNew(pointer_item(
+                keys::notification_pointer(&n.id),
+                &[("charge_id", n.charge_id.as_str())],
+            )));
+        }
+        if n.targets.event_bus {
+            writes.push(Write::PutNew(super::publications::to_item(
+                &Publication::of(n),
+            )?));
+        }
     }
     Ok(writes)
 }
@@ -153,6 +170,7 @@ mod tests {
             last_error: Some("billing answered 503".into()),
             created_at: 10,
             delivered_at: None,
+            targets: Targets::HTTP,
             version: 4,
         }
     }

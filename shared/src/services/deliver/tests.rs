@@ -48,6 +48,29 @@ impl FakeStore {
     }
 }
 
+/// The delivery tests write no publications (billing's endpoint is the only target here).
+impl crate::ports::PublicationStore for FakeStore {
+    async fn get_publication(
+        &self,
+        _: &ChargeId,
+        _: &NotificationId,
+    ) -> Result<Option<crate::domain::Publication>, StoreError> {
+        Ok(None)
+    }
+
+    async fn save_publication(&self, _: &crate::domain::Publication) -> Result<(), StoreError> {
+        Err(StoreError::Conflict)
+    }
+
+    async fn pending_publications(
+        &self,
+        _: i64,
+        _: i32,
+    ) -> Result<Vec<crate::domain::Publication>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
 impl NotificationStore for FakeStore {
     async fn get_notification(
         &self,
@@ -321,6 +344,7 @@ fn notification(created_at: i64) -> Notification {
         created_at,
         delivered_at: None,
         version: 1,
+        targets: crate::domain::Targets::HTTP,
     }
 }
 

@@ -6,13 +6,13 @@ use super::*;
 use crate::domain::event::{EventRecord, VerifiedEvent};
 use crate::domain::{Charge, DeliveryStatus, EventStatus, Gateway, Notification, NotificationId};
 use crate::ports::NotifyOutcome;
-use crate::services::fakes::{MemQueue, MemStore, ScriptedBilling, ScriptedGateway};
+use crate::services::fakes::{MemBus, MemQueue, MemStore, ScriptedBilling, ScriptedGateway};
 use crate::services::notify;
 
 const NOW: i64 = 1_700_000_000;
 const MAX_RECEIVES: u32 = 5;
 
-type TestWorker = Worker<MemStore, ScriptedGateway, MemQueue, ScriptedBilling>;
+type TestWorker = Worker<MemStore, ScriptedGateway, MemQueue, ScriptedBilling, MemBus>;
 
 fn worker(billing: Vec<NotifyOutcome>) -> TestWorker {
     Worker {
@@ -21,6 +21,7 @@ fn worker(billing: Vec<NotifyOutcome>) -> TestWorker {
         queue: MemQueue::default(),
         dlq: Some(MemQueue::default()),
         notifier: ScriptedBilling::answering(billing),
+        bus: Some(MemBus::default()),
         max_receive_count: MAX_RECEIVES,
     }
 }
@@ -265,4 +266,60 @@ async fn a_batch_gets_one_verdict_per_message_in_order() {
         1,
         "only the failure is reported back to SQS"
     );
+}
+
+/// A `charge.pending` notification for both targets in the worker's outbox, and the message that
+/// publishes it.
+fn stored_publication(w: &TestWorker) -> (Notification, String) {
+    let mut n = notify::for_charge(&pending_charge(), NOW);
+    n.targets = crate::domain::Targets {
+        http: true,
+        event_bus: true,
+    };
+    w.store.add_outbox(std::slice::from_ref(&n));
+    let message = body(&WorkMessage::publish_notification(&n.charge_id, &n.id));
+    (n, message)
+}
+
+#[tokio::test]
+async fn a_publish_message_puts_the_notification_on_the_bus_once_and_is_done() {
+    let w = worker(vec![]);
+    let (n, message) = stored_publication(&w);
+    for _ in 0..3 {
+        assert_eq!(w.handle(&received(&message, 1), NOW).await, Verdict::Done);
+    }
+    let events = w.bus.as_ref().unwrap().events.lock().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].id, n.id);
+    // Billing's endpoint is another target: its record is not touched.
+    assert_eq!(delivery_status(&w, &n.id), DeliveryStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_publish_message_the_bus_refuses_or_another_worker_holds_comes_back() {
+    let w = worker(vec![]);
+    let (n, message) = stored_publication(&w);
+    let bus = w.bus.as_ref().unwrap();
+    bus.refusals
+        .lock()
+        .unwrap()
+        .push_back(Some("InternalFailure".into()));
+    let verdict = w.handle(&received(&message, 1), NOW).await;
+    assert!(matches!(verdict, Verdict::RetryIn(_)), "{verdict:?}");
+
+    // Claimed by another worker until NOW + 40: back after the claim.
+    let mut p = w.store.publications.lock().unwrap()[&n.id].clone();
+    (p.lease_until, p.version) = (Some(NOW + 40), p.version + 1);
+    w.store.publications.lock().unwrap().insert(n.id.clone(), p);
+    let verdict = w.handle(&received(&message, 2), NOW).await;
+    assert_eq!(verdict, Verdict::RetryIn(Duration::from_secs(41)));
+    assert!(bus.events.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_publish_message_for_a_worker_without_a_bus_is_left_to_the_dead_letter_queue() {
+    let mut w = worker(vec![]);
+    w.bus = None;
+    let (_, message) = stored_publication(&w);
+    assert_eq!(w.handle(&received(&message, 1), NOW).await, Verdict::Fail);
 }
