@@ -51,6 +51,10 @@ pub struct Config {
     /// How long a `requires_action` charge waits for its customer before the reconciler cancels
     /// it at the gateway (`PAYBRIDGE_ACTION_EXPIRY_HOURS`, 24 by default).
     pub action_expiry: Duration,
+    /// The Stripe partner event source whose EventBridge events intake records
+    /// (`PAYBRIDGE_STRIPE_EVENT_SOURCE`, `aws.partner/stripe.com/ed_…`); unset: any Stripe partner
+    /// source (the rule on the bus still decides what reaches the function).
+    pub stripe_event_source: Option<String>,
 }
 
 impl Config {
@@ -126,6 +130,21 @@ impl Config {
             action_expiry: Duration::from_secs(
                 3600 * number("PAYBRIDGE_ACTION_EXPIRY_HOURS", 24, 24 * 30)?,
             ),
+            stripe_event_source: match optional("PAYBRIDGE_STRIPE_EVENT_SOURCE") {
+                None => None,
+                Some(v) => {
+                    let v = v.trim().to_owned();
+                    let prefix = crate::webhooks::stripe::eventbridge::PARTNER_SOURCE_PREFIX;
+                    if v.len() <= prefix.len() || !v.starts_with(prefix) {
+                        return Err(ConfigError::Invalid {
+                            name: "PAYBRIDGE_STRIPE_EVENT_SOURCE",
+                            value: v,
+                            why: format!("expected a Stripe partner event source name, {prefix}…"),
+                        });
+                    }
+                    Some(v)
+                }
+            },
         })
     }
 }

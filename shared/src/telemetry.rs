@@ -128,6 +128,7 @@ pub enum Metric {
     DeliveryLatency,
     DisputeChanged,
     EventApplied,
+    EventBridgeReceived,
     EventContradicts,
     EventIgnored,
     EventOrphaned,
@@ -170,7 +171,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 55] = [
+    pub const ALL: [Metric; 56] = [
         Metric::BatchFailures,
         Metric::BatchSize,
         Metric::BillingConsecutiveFailures,
@@ -187,6 +188,7 @@ impl Metric {
         Metric::DeliveryLatency,
         Metric::DisputeChanged,
         Metric::EventApplied,
+        Metric::EventBridgeReceived,
         Metric::EventContradicts,
         Metric::EventIgnored,
         Metric::EventOrphaned,
@@ -247,6 +249,7 @@ impl Metric {
             Metric::DeliveryLatency => "DeliveryLatency",
             Metric::DisputeChanged => "DisputeChanged",
             Metric::EventApplied => "EventApplied",
+            Metric::EventBridgeReceived => "EventBridgeReceived",
             Metric::InvoiceAlreadyCharged => "InvoiceAlreadyCharged",
             Metric::EventContradicts => "EventContradicts",
             Metric::EventIgnored => "EventIgnored",
