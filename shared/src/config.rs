@@ -60,6 +60,10 @@ pub struct Config {
     /// The EventBridge bus notifications are put on (`PAYBRIDGE_EVENT_BUS`, a name or ARN);
     /// required when `eventbridge` is a target.
     pub event_bus: Option<String>,
+    /// The Stripe partner event source whose EventBridge events intake records
+    /// (`PAYBRIDGE_STRIPE_EVENT_SOURCE`, `aws.partner/stripe.com/ed_…`); unset: any Stripe partner
+    /// source (the rule on the bus still decides what reaches the function).
+    pub stripe_event_source: Option<String>,
 }
 
 /// The targets of this process's notifications, as installed by [`Config::from_env`] at init;
@@ -72,7 +76,6 @@ pub fn notify_targets() -> Targets {
 static TARGETS: OnceLock<Targets> = OnceLock::new();
 
 impl Config {
-    /// Reads the process environment.
     /// Reads the process environment, and installs the notification targets for
     /// [`notify_targets`] (the first call's stand).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -162,6 +165,21 @@ impl Config {
             action_expiry: Duration::from_secs(
                 3600 * number("PAYBRIDGE_ACTION_EXPIRY_HOURS", 24, 24 * 30)?,
             ),
+            stripe_event_source: match optional("PAYBRIDGE_STRIPE_EVENT_SOURCE") {
+                None => None,
+                Some(v) => {
+                    let v = v.trim().to_owned();
+                    let prefix = crate::webhooks::stripe::eventbridge::PARTNER_SOURCE_PREFIX;
+                    if v.len() <= prefix.len() || !v.starts_with(prefix) {
+                        return Err(ConfigError::Invalid {
+                            name: "PAYBRIDGE_STRIPE_EVENT_SOURCE",
+                            value: v,
+                            why: format!("expected a Stripe partner event source name, {prefix}…"),
+                        });
+                    }
+                    Some(v)
+                }
+            },
         })
     }
 }

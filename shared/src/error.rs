@@ -100,11 +100,13 @@ pub enum Code {
     TimestampOutOfTolerance,
     Unauthorized,
     UnknownGateway,
+    /// An EventBridge event whose `source` is not the Stripe partner event source paybridge trusts.
+    UntrustedSource,
     UnsupportedGateway,
 }
 
 impl Code {
-    pub const ALL: [Code; 42] = [
+    pub const ALL: [Code; 43] = [
         Code::AmountExceedsRefundable,
         Code::AmountNotRepresentable,
         Code::CardDataRefused,
@@ -146,6 +148,7 @@ impl Code {
         Code::TimestampOutOfTolerance,
         Code::Unauthorized,
         Code::UnknownGateway,
+        Code::UntrustedSource,
         Code::UnsupportedGateway,
     ];
 
@@ -192,6 +195,7 @@ impl Code {
             Code::TemporarilyUnavailable => "temporarily_unavailable",
             Code::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
             Code::Unauthorized => "unauthorized",
+            Code::UntrustedSource => "untrusted_source",
             Code::UnknownGateway => "unknown_gateway",
             Code::UnsupportedGateway => "unsupported_gateway",
         }
@@ -240,7 +244,7 @@ impl Code {
             Code::NotImplemented => Kind::NotImplemented,
             Code::PayloadTooLarge => Kind::PayloadTooLarge,
             Code::TemporarilyUnavailable => Kind::Unavailable,
-            Code::Unauthorized => Kind::Unauthorized,
+            Code::Unauthorized | Code::UntrustedSource => Kind::Unauthorized,
         }
     }
 
@@ -260,6 +264,7 @@ impl Code {
                 | Code::TimestampOutOfTolerance
                 | Code::Unauthorized
                 | Code::UnknownGateway
+                | Code::UntrustedSource
         )
     }
 }

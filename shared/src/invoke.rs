@@ -347,7 +347,21 @@ where
         };
         return Ok(to_reply(response));
     }
-    // An API Gateway event: exactly what `lambda_http::run` does with it.
+    http_answer(handler, LambdaEvent::new(payload, context)).await
+}
+
+/// Answers an API Gateway event through `handler`: exactly what `lambda_http::run` does with it.
+/// For functions that take other invocations besides (commands here, EventBridge events in
+/// webhook-intake) and so run `lambda_runtime` with a `Value` payload.
+pub async fn http_answer<H, Fut>(
+    handler: H,
+    event: LambdaEvent<Value>,
+) -> Result<Value, lambda_runtime::Error>
+where
+    H: Fn(Request) -> Fut + Clone + Send + Sync,
+    Fut: Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send,
+{
+    let LambdaEvent { payload, context } = event;
     let request: LambdaRequest = serde_json::from_value(payload)?;
     let mut adapter = Adapter::from(service_fn(handler));
     let response = adapter.call(LambdaEvent::new(request, context)).await?;

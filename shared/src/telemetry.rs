@@ -128,6 +128,7 @@ pub enum Metric {
     DeliveryLatency,
     DisputeChanged,
     EventApplied,
+    EventBridgeReceived,
     EventContradicts,
     EventIgnored,
     EventOrphaned,
@@ -172,7 +173,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 57] = [
+    pub const ALL: [Metric; 58] = [
         Metric::BatchFailures,
         Metric::BatchSize,
         Metric::BillingConsecutiveFailures,
@@ -189,6 +190,7 @@ impl Metric {
         Metric::DeliveryLatency,
         Metric::DisputeChanged,
         Metric::EventApplied,
+        Metric::EventBridgeReceived,
         Metric::EventContradicts,
         Metric::EventIgnored,
         Metric::EventOrphaned,
@@ -251,6 +253,7 @@ impl Metric {
             Metric::DeliveryLatency => "DeliveryLatency",
             Metric::DisputeChanged => "DisputeChanged",
             Metric::EventApplied => "EventApplied",
+            Metric::EventBridgeReceived => "EventBridgeReceived",
             Metric::InvoiceAlreadyCharged => "InvoiceAlreadyCharged",
             Metric::EventContradicts => "EventContradicts",
             Metric::EventIgnored => "EventIgnored",

@@ -991,3 +991,112 @@ fn runbook_anchors() -> BTreeSet<String> {
         })
         .collect()
 }
+
+// ---- Stripe through Amazon EventBridge ----------------------------------------------------------
+
+/// The resources that exist only when `StripeEventBridgeSource` is set.
+const STRIPE_EVENTBRIDGE: &[&str] = &[
+    "StripeEventBridgeRule",
+    "StripeEventBridgeInvokePermission",
+    "StripeEventBridgeInvokeConfig",
+    "StripeEventBridgeFailurePolicy",
+    "StripeEventBridgeFailedQueue",
+    "StripeEventBridgeFailedQueuePolicy",
+];
+
+#[test]
+fn stripe_through_eventbridge_is_off_by_default_and_switched_on_by_its_parameter() {
+    let parameter = &parameters()["StripeEventBridgeSource"];
+    assert_eq!(
+        parameter["Default"], "",
+        "off unless an operator names the source"
+    );
+    assert_eq!(
+        template()["Conditions"]["StripeEventBridgeOn"],
+        serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "StripeEventBridgeSource"}, ""]}]})
+    );
+    for name in STRIPE_EVENTBRIDGE {
+        assert_eq!(
+            resources()[*name]["Condition"],
+            "StripeEventBridgeOn",
+            "{name} exists only when switched on"
+        );
+    }
+    let intake = &resources()["WebhookIntakeFunction"]["Properties"];
+    assert_eq!(
+        intake["Environment"]["Variables"]["PAYBRIDGE_STRIPE_EVENT_SOURCE"],
+        serde_json::json!({"Ref": "StripeEventBridgeSource"}),
+        "intake checks the source it is given"
+    );
+}
+
+#[test]
+fn only_the_rule_on_the_stripe_partner_bus_may_invoke_intake_and_what_fails_is_kept() {
+    let by_ref = |name: &str| serde_json::json!({"Ref": name});
+    let rule = &resources()["StripeEventBridgeRule"]["Properties"];
+    assert_eq!(rule["EventBusName"], by_ref("StripeEventBridgeSource"));
+    assert_eq!(
+        rule["EventPattern"]["source"],
+        serde_json::json!([by_ref("StripeEventBridgeSource")])
+    );
+    let targets = rule["Targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    let target = &targets[0];
+    assert_eq!(
+        target["Arn"],
+        serde_json::json!({"Fn::GetAtt": "WebhookIntakeFunction.Arn"})
+    );
+    let failed_queue = serde_json::json!({"Fn::GetAtt": "StripeEventBridgeFailedQueue.Arn"});
+    assert_eq!(target["DeadLetterConfig"]["Arn"], failed_queue);
+    assert!(
+        number(
+            &target["RetryPolicy"]["MaximumEventAgeInSeconds"],
+            "event age"
+        ) >= 3600.0
+    );
+
+    let permission = &resources()["StripeEventBridgeInvokePermission"]["Properties"];
+    assert_eq!(
+        (
+            &permission["Action"],
+            &permission["Principal"],
+            &permission["FunctionName"]
+        ),
+        (
+            &serde_json::json!("lambda:InvokeFunction"),
+            &serde_json::json!("events.amazonaws.com"),
+            &by_ref("WebhookIntakeFunction")
+        )
+    );
+    assert_eq!(
+        permission["SourceArn"],
+        serde_json::json!({"Fn::GetAtt": "StripeEventBridgeRule.Arn"}),
+        "scoped to the rule: no other rule or bus may invoke intake"
+    );
+    let permissions = resource_names("AWS::Lambda::Permission");
+    let for_intake: Vec<_> = permissions
+        .iter()
+        .filter(|p| {
+            resources()[p.as_str()]["Properties"]["FunctionName"] == by_ref("WebhookIntakeFunction")
+        })
+        .collect();
+    assert_eq!(
+        for_intake,
+        ["StripeEventBridgeInvokePermission"],
+        "no broader grant beside it"
+    );
+
+    // Invocations that still fail after Lambda's retries land in the same queue.
+    let config = &resources()["StripeEventBridgeInvokeConfig"]["Properties"];
+    assert_eq!(config["FunctionName"], by_ref("WebhookIntakeFunction"));
+    assert_eq!(
+        config["DestinationConfig"]["OnFailure"]["Destination"],
+        failed_queue
+    );
+    let queue_policy = &resources()["StripeEventBridgeFailedQueuePolicy"]["Properties"];
+    assert_eq!(
+        queue_policy["PolicyDocument"]["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+        serde_json::json!({"Fn::GetAtt": "StripeEventBridgeRule.Arn"}),
+        "only the rule may put dead letters"
+    );
+}

@@ -34,6 +34,7 @@ impl Intake {
             settings: IntakeSettings {
                 tolerance: config.webhook_tolerance,
                 retention: config.event_retention,
+                stripe_event_source: config.stripe_event_source.clone(),
                 ..IntakeSettings::default()
             },
             max_body_bytes: config.max_body_bytes,

@@ -39,6 +39,9 @@ pub struct IntakeSettings {
     pub enqueue_lease: Duration,
     /// How long a concurrent redelivery waits for the owner to finish enqueueing.
     pub in_flight_wait: Duration,
+    /// The Stripe partner event source EventBridge events must come from; `None`: any Stripe
+    /// partner source.
+    pub stripe_event_source: Option<String>,
 }
 
 impl Default for IntakeSettings {
@@ -48,6 +51,7 @@ impl Default for IntakeSettings {
             retention: Duration::from_secs(30 * 86_400),
             enqueue_lease: Duration::from_secs(15),
             in_flight_wait: Duration::from_secs(3),
+            stripe_event_source: None,
         }
     }
 }

@@ -6,8 +6,11 @@
 //! - `objects`: Stripe's PaymentIntent and Refund objects and their status mapping, shared with
 //!   the Stripe adapter, which reads its API answers the same way.
 //! - `amount`: Stripe's minor units both ways, shared with the Stripe adapter.
+//! - [`eventbridge`]: the same events delivered by Amazon EventBridge (no signature; the bus and
+//!   IAM vouch for them).
 
 pub(crate) mod amount;
+pub mod eventbridge;
 mod interpret;
 pub(crate) mod objects;
 mod verify;
