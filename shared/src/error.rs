@@ -70,7 +70,6 @@ pub enum Code {
     ChargePending,
     ConcurrentUpdate,
     CurrencyMismatch,
-    DeliveryInProgress,
     EventNotFound,
     GatewayError,
     IdempotencyKeyRequired,
@@ -106,7 +105,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 43] = [
+    pub const ALL: [Code; 42] = [
         Code::AmountExceedsRefundable,
         Code::AmountNotRepresentable,
         Code::CardDataRefused,
@@ -119,7 +118,6 @@ impl Code {
         Code::ChargePending,
         Code::ConcurrentUpdate,
         Code::CurrencyMismatch,
-        Code::DeliveryInProgress,
         Code::EventNotFound,
         Code::GatewayError,
         Code::IdempotencyKeyRequired,
@@ -167,7 +165,6 @@ impl Code {
             Code::ChargePending => "charge_pending",
             Code::ConcurrentUpdate => "concurrent_update",
             Code::CurrencyMismatch => "currency_mismatch",
-            Code::DeliveryInProgress => "delivery_in_progress",
             Code::EventNotFound => "event_not_found",
             Code::GatewayError => "gateway_error",
             Code::IdempotencyKeyRequired => "idempotency_key_required",
@@ -219,7 +216,6 @@ impl Code {
             | Code::ChargeNotRefundable
             | Code::ChargePending
             | Code::ConcurrentUpdate
-            | Code::DeliveryInProgress
             | Code::InvoiceAlreadyCharged
             | Code::RequestInProgress => Kind::Conflict,
             Code::ChargeNotFound
@@ -253,8 +249,7 @@ impl Code {
     pub fn on_billing_routes(self) -> bool {
         !matches!(
             self,
-            Code::DeliveryInProgress
-                | Code::EventNotFound
+            Code::EventNotFound
                 | Code::InvalidSignature
                 | Code::MalformedPayload
                 | Code::MalformedSignature

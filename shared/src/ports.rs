@@ -71,13 +71,6 @@ pub trait EventStore: Send + Sync {
         event_id: &str,
     ) -> impl Future<Output = Result<Option<EventRecord>, StoreError>> + Send;
 
-    /// `received` → `queued`. `Conflict` if the record is no longer `received`.
-    fn mark_event_queued(
-        &self,
-        gateway: Gateway,
-        event_id: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// Takes over the enqueue lease of a `received` record whose lease was `seen_lease`, setting it
     /// to `new_lease`. `Conflict` if another delivery changed it first.
     fn claim_enqueue_lease(

@@ -150,7 +150,8 @@ async fn a_signed_stripe_event_is_recorded_queued_and_acknowledged() {
         .await
         .unwrap()
         .expect("recorded");
-    assert_eq!(record.status, EventStatus::Queued);
+    // `received` until the worker processes it: there is no mark after the send.
+    assert_eq!(record.status, EventStatus::Received);
     assert_eq!(record.event_type, "payment_intent.succeeded");
     assert!(
         record.expires_at > unix_now() + 29 * 86_400,
@@ -159,6 +160,75 @@ async fn a_signed_stripe_event_is_recorded_queued_and_acknowledged() {
     assert_eq!(
         messages(&h).await,
         vec![WorkMessage::apply_event(Gateway::Stripe, &id)]
+    );
+}
+
+/// The AWS operations the clients it is built into made, in order (an SDK interceptor: what
+/// went over the wire, retries included).
+#[derive(Debug, Clone, Default)]
+struct Calls(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "count-aws-calls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let op = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>();
+        let name = op.map_or("unknown", |m| m.name()).to_owned();
+        self.0.lock().unwrap().push(name);
+        Ok(())
+    }
+}
+
+impl Calls {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_new_webhook_costs_two_aws_calls_and_a_duplicate_one() {
+    let h = harness().await;
+    let calls = Calls::default();
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(&h.stack.aws)
+        .interceptor(calls.clone())
+        .build();
+    let sqs = aws_sdk_sqs::config::Builder::from(&h.stack.aws)
+        .interceptor(calls.clone())
+        .build();
+    let counted = Intake {
+        store: Table::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            &h.stack.config.table,
+        ),
+        queue: SqsWorkQueue::new(aws_sdk_sqs::Client::from_conf(sqs), &h.queue_url),
+        ..intake(
+            &h.stack,
+            SqsWorkQueue::from_conf(&h.stack.aws, &h.queue_url),
+        )
+    };
+    // Warm the secret cache (read once per execution environment, not per webhook).
+    let warm = stripe_event(&unique("evt_"), "payment_intent.succeeded", &unique("pi_"));
+    assert_eq!(deliver_signed(&h, &counted, &warm).await.status, 200);
+    calls.take();
+
+    let body = stripe_event(&unique("evt_"), "payment_intent.succeeded", &unique("pi_"));
+    assert_eq!(deliver_signed(&h, &counted, &body).await.status, 200);
+    assert_eq!(calls.take(), ["PutItem", "SendMessage"], "a new webhook");
+    for _ in 0..3 {
+        assert_eq!(deliver_signed(&h, &counted, &body).await.status, 200);
+        assert_eq!(calls.take(), ["PutItem"], "a duplicate");
+    }
+    assert_eq!(
+        messages(&h).await.len(),
+        2,
+        "the warm-up's and this event's"
     );
 }
 
@@ -270,7 +340,7 @@ async fn a_delivery_during_an_sqs_outage_gets_5xx_and_its_redelivery_is_queued_o
             .unwrap()
             .unwrap()
             .status,
-        EventStatus::Queued
+        EventStatus::Received
     );
     let again = deliver(
         &h.app,
@@ -636,7 +706,7 @@ async fn an_adyen_batch_is_verified_item_by_item_and_acknowledged_with_accepted(
         )
         .await
         .unwrap();
-    assert_eq!(auth.unwrap().status, EventStatus::Queued);
+    assert_eq!(auth.unwrap().status, EventStatus::Received);
 
     // A forged copy (amount changed after signing) is refused whole.
     let forged = body.replace("1999", "1");

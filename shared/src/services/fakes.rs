@@ -229,19 +229,6 @@ impl EventStore for MemStore {
         Ok(map.get(&(gateway, event_id.to_owned())).cloned())
     }
 
-    async fn mark_event_queued(&self, gateway: Gateway, event_id: &str) -> Result<(), StoreError> {
-        self.up()?;
-        let mut map = self.events.lock().unwrap();
-        match map.get_mut(&(gateway, event_id.to_owned())) {
-            Some(r) if r.status == EventStatus::Received => {
-                r.status = EventStatus::Queued;
-                r.enqueue_lease_until = 0;
-                Ok(())
-            }
-            _ => Err(StoreError::Conflict),
-        }
-    }
-
     async fn claim_enqueue_lease(
         &self,
         gateway: Gateway,

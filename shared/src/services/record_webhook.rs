@@ -1,20 +1,28 @@
 //! Use case: record a gateway webhook — verified, deduplicated, durable before acknowledged.
 //!
-//! For each verified event:
+//! For each verified event, two AWS calls:
 //! 1. one conditional put of the event record keyed by (gateway, event id), status `received`,
 //!    carrying an *enqueue lease* owned by this delivery;
-//! 2. the work message goes on the queue;
-//! 3. the record moves to `queued`.
+//! 2. the work message goes on the queue.
 //!
 //! Only then is the delivery answered 2xx. If the put or the send fails the answer is 5xx and the
-//! gateway retries. A redelivery that finds the record:
-//! - `queued`, `processed`, `ignored` or `orphaned` → acknowledged, no new work;
-//! - `received` with an expired lease (the first delivery died between put and send, or its send
-//!   failed) → takes the lease over with a conditional write and enqueues — so no event is
-//!   stranded, and two redeliveries never both enqueue;
-//! - `received` with a live lease (a concurrent delivery is enqueueing right now) → waits briefly
-//!   for it to finish, then acknowledges; if it does not finish in time, answers 409 with
-//!   `Retry-After` rather than claim a message that may never be sent.
+//! gateway retries. A redelivery finds the record in the put's failed condition (no extra read):
+//! - `processed`, `ignored`, `orphaned` (or `queued`, written by earlier releases) → acknowledged,
+//!   no new work;
+//! - `received` with a live lease → a delivery recorded it moments ago and is enqueueing it (or
+//!   has): acknowledged, no new work. If that delivery's send fails it releases the lease and
+//!   answers 5xx, so the gateway's retry enqueues; if the gateway does not retry (the duplicate's
+//!   2xx counted), the reconciler re-queues an event still `received` after
+//!   `ReconcileAfterSeconds`;
+//! - `received` with an expired lease → not processed yet: the first delivery died before its
+//!   send, its send failed, or the worker has not got to it. It takes the lease over with a
+//!   conditional write (so two redeliveries never both enqueue) and enqueues again. The worker
+//!   applies an event once however many messages ask for it.
+//!
+//! There is no `received → queued` mark after the send: the record does not say whether the
+//! message is out, only whether the worker has processed the event. That saves one write per new
+//! webhook, at the cost of a second message when a redelivery comes before the worker has
+//! processed the first (docs/webhook-intake.md weighs it against a DynamoDB stream).
 
 use std::time::Duration;
 
@@ -37,8 +45,6 @@ pub struct IntakeSettings {
     /// How long a delivery owns the job of enqueueing the event it recorded. Longer than the
     /// intake function's timeout, so a live delivery's lease never expires under it.
     pub enqueue_lease: Duration,
-    /// How long a concurrent redelivery waits for the owner to finish enqueueing.
-    pub in_flight_wait: Duration,
     /// The Stripe partner event source EventBridge events must come from; `None`: any Stripe
     /// partner source.
     pub stripe_event_source: Option<String>,
@@ -50,7 +56,6 @@ impl Default for IntakeSettings {
             tolerance: Duration::from_secs(300),
             retention: Duration::from_secs(30 * 86_400),
             enqueue_lease: Duration::from_secs(15),
-            in_flight_wait: Duration::from_secs(3),
             stripe_event_source: None,
         }
     }
@@ -206,40 +211,29 @@ async fn record_one(
         Inserted::Existing(existing) => existing,
     };
 
-    // A redelivery. Wait out a concurrent owner, or take over an abandoned job.
-    let started = tokio::time::Instant::now();
+    // A redelivery: acknowledged unless the event is still unprocessed past the lease.
     let mut current = existing;
-    loop {
-        if current.status != EventStatus::Received {
+    for _ in 0..3 {
+        if current.status != EventStatus::Received || current.enqueue_lease_until > now {
             return Ok(Outcome::Duplicate);
         }
-        let clock = now + started.elapsed().as_secs() as i64;
-        if current.enqueue_lease_until <= clock {
-            let lease = clock + settings.enqueue_lease.as_secs() as i64;
-            match store
-                .claim_enqueue_lease(
-                    current.gateway,
-                    &current.event_id,
-                    current.enqueue_lease_until,
-                    lease,
-                )
-                .await
-            {
-                Ok(()) => {
-                    enqueue(store, queue, &current, lease).await?;
-                    return Ok(Outcome::Requeued);
-                }
-                Err(StoreError::Conflict) => {} // another delivery moved it first: look again
-                Err(e) => return Err(e.into()),
-            }
-        } else if started.elapsed() >= settings.in_flight_wait {
-            return Err(Error::new(
-                Code::DeliveryInProgress,
-                "another delivery of this event is being recorded; retry shortly",
+        let lease = now + settings.enqueue_lease.as_secs() as i64;
+        match store
+            .claim_enqueue_lease(
+                current.gateway,
+                &current.event_id,
+                current.enqueue_lease_until,
+                lease,
             )
-            .with_retry_after(settings.enqueue_lease.as_secs()));
-        } else {
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            .await
+        {
+            Ok(()) => {
+                enqueue(store, queue, &current, lease).await?;
+                return Ok(Outcome::Requeued);
+            }
+            // Another delivery claimed it or the worker moved it on first: look again.
+            Err(StoreError::Conflict) => {}
+            Err(e) => return Err(e.into()),
         }
         current = match store.get_event(current.gateway, &current.event_id).await? {
             Some(r) => r,
@@ -251,9 +245,12 @@ async fn record_one(
             }
         };
     }
+    // Three rounds lost to other writers: one of them is enqueueing it.
+    Ok(Outcome::Duplicate)
 }
 
-/// Sends the work message and marks the record queued. Holds the lease `lease` while doing so.
+/// Sends the work message, holding the lease `lease`. If the send fails, the lease is released
+/// at once so the gateway's retry enqueues without waiting for it.
 async fn enqueue(
     store: &impl EventStore,
     queue: &impl WorkQueue,
@@ -262,7 +259,6 @@ async fn enqueue(
 ) -> Result<(), Error> {
     let message = WorkMessage::apply_event(record.gateway, &record.event_id);
     if let Err(e) = queue.send(&message, Duration::ZERO).await {
-        // Let the gateway's retry take the job at once instead of waiting for the lease.
         if let Err(release) = store
             .release_enqueue_lease(record.gateway, &record.event_id, lease)
             .await
@@ -271,20 +267,7 @@ async fn enqueue(
         }
         return Err(e.into());
     }
-    match store
-        .mark_event_queued(record.gateway, &record.event_id)
-        .await
-    {
-        Ok(()) => Ok(()),
-        // The worker already moved it on: fine.
-        Err(StoreError::Conflict) => Ok(()),
-        // The message is out and the record is durable; the delivery is safe to acknowledge. A
-        // later redelivery may enqueue a second copy, which the worker applies idempotently.
-        Err(e) => {
-            tracing::warn!(event_id = %record.event_id, error = %e, "event queued but its status could not be updated");
-            Ok(())
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]

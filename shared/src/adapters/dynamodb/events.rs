@@ -127,20 +127,6 @@ impl EventStore for Table {
             .transpose()
     }
 
-    async fn mark_event_queued(&self, gateway: Gateway, event_id: &str) -> Result<(), StoreError> {
-        update(
-            self.event_update(gateway, event_id)
-                .update_expression("SET #s = :queued, #l = :zero")
-                .condition_expression("#s = :received")
-                .expression_attribute_values(
-                    ":queued",
-                    AttributeValue::S(EventStatus::Queued.as_str().to_owned()),
-                )
-                .expression_attribute_values(":zero", AttributeValue::N("0".into())),
-        )
-        .await
-    }
-
     async fn claim_enqueue_lease(
         &self,
         gateway: Gateway,

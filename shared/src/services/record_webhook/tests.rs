@@ -29,10 +29,7 @@ fn event(id: &str, supported: bool) -> VerifiedEvent {
 }
 
 fn settings() -> IntakeSettings {
-    IntakeSettings {
-        in_flight_wait: Duration::from_millis(100),
-        ..IntakeSettings::default()
-    }
+    IntakeSettings::default()
 }
 
 const NOW: i64 = 1_700_000_000;
@@ -51,12 +48,41 @@ async fn a_new_event_is_recorded_then_queued_once() {
     let (store, queue) = (FakeStore::default(), FakeQueue::default());
     let r = deliver(&store, &queue, "evt_1", true, NOW).await.unwrap();
     assert_eq!(r.events[0].2, Outcome::Queued);
-    assert_eq!(status(&store, "evt_1").await, EventStatus::Queued);
+    // No mark after the send: `received` until the worker processes it.
+    assert_eq!(status(&store, "evt_1").await, EventStatus::Received);
     let again = deliver(&store, &queue, "evt_1", true, NOW + 5)
         .await
         .unwrap();
-    assert_eq!(again.events[0].2, Outcome::Duplicate);
+    assert_eq!(again.events[0].2, Outcome::Duplicate, "within the lease");
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_redelivery_of_a_processed_event_is_a_duplicate_whenever_it_comes() {
+    let (store, queue) = (FakeStore::default(), FakeQueue::default());
+    deliver(&store, &queue, "evt_6", true, NOW).await.unwrap();
+    store
+        .finish_event(Gateway::Stripe, "evt_6", EventStatus::Processed)
+        .await
+        .unwrap();
+    for later in [NOW + 1, NOW + 3600, NOW + 86_400] {
+        let again = deliver(&store, &queue, "evt_6", true, later).await.unwrap();
+        assert_eq!(again.events[0].2, Outcome::Duplicate);
+    }
+    assert_eq!(queue.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_redelivery_before_the_worker_got_to_the_event_past_the_lease_queues_it_again() {
+    let (store, queue) = (FakeStore::default(), FakeQueue::default());
+    deliver(&store, &queue, "evt_7", true, NOW).await.unwrap();
+    // The worker is behind: still `received` 20 s later. The redelivery asks again; the worker
+    // applies the event once whichever message comes first.
+    let again = deliver(&store, &queue, "evt_7", true, NOW + 20)
+        .await
+        .unwrap();
+    assert_eq!(again.events[0].2, Outcome::Requeued);
+    assert_eq!(queue.sent.lock().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -83,7 +109,7 @@ async fn a_queue_outage_fails_the_delivery_and_the_redelivery_enqueues_it() {
         .await
         .unwrap();
     assert_eq!(r.events[0].2, Outcome::Requeued);
-    assert_eq!(status(&store, "evt_3").await, EventStatus::Queued);
+    assert_eq!(status(&store, "evt_3").await, EventStatus::Received);
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
 }
 
@@ -94,14 +120,12 @@ async fn an_event_stranded_by_a_crash_is_enqueued_once_its_lease_expires() {
     let stranded = EventRecord::new(event("evt_4", true), NOW, 15, 86_400);
     store.insert_event(&stranded).await.unwrap();
 
-    // A redelivery while the lease is live waits, then gives up with 409 + Retry-After.
-    let err = deliver(&store, &queue, "evt_4", true, NOW + 1)
+    // A redelivery while the lease is live cannot tell a crash from a send in progress: it is
+    // acknowledged, and the reconciler re-queues the event if nobody did (docs/webhook-intake.md).
+    let r = deliver(&store, &queue, "evt_4", true, NOW + 1)
         .await
-        .unwrap_err();
-    assert_eq!(
-        (err.kind().status(), err.retry_after_secs()),
-        (409, Some(15))
-    );
+        .unwrap();
+    assert_eq!(r.events[0].2, Outcome::Duplicate);
     assert!(queue.sent.lock().unwrap().is_empty());
 
     // After the lease, the redelivery takes the job over.
