@@ -94,6 +94,7 @@ EVENT_BUS = "AWS::Events::EventBus"
 # queue, which tests read back (PAYBRIDGE_LOCAL_BILLING_EVENTS_URL). In AWS, billing makes its own.
 BILLING_EVENTS_QUEUE = "paybridge-local-billing-events"
 BILLING_EVENTS_RULE = "billing-notifications"
+LOCAL_STRIPE_EVENT_SOURCE = "aws.partner/stripe.com/ed_local_paybridge"
 
 
 class StackError(Exception):
@@ -552,6 +553,9 @@ def provision(state_dir: Path, moto_url: str, stripe_url: str, adyen_url: str, t
             # Both targets locally (the template's default is http): every notification of the
             # local stack also goes to the bus, so the HTTP tests run with the bus beside them.
             "PAYBRIDGE_NOTIFY_TARGETS": os.environ.get("PAYBRIDGE_NOTIFY_TARGETS", "http,eventbridge"),
+            # Stripe through EventBridge is on locally, for a partner event source of this name
+            # (in AWS: StripeEventBridgeSource, the source Stripe created; off when empty).
+            "PAYBRIDGE_STRIPE_EVENT_SOURCE": LOCAL_STRIPE_EVENT_SOURCE,
             # moto serialises every DynamoDB request (see moto_server.py), so under the
             # concurrency tests a call can queue for seconds; AWS itself needs no such patience.
             "PAYBRIDGE_AWS_OPERATION_TIMEOUT_SECS": "30",

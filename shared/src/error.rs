@@ -391,7 +391,8 @@ impl Error {
             .unwrap_or_else(|_| http::Response::new(String::new()))
     }
 
-    fn public_message(&self) -> &str {
+    /// The message a caller may see (internal detail stays in the log).
+    pub fn public_message(&self) -> &str {
         match self.kind {
             Kind::Internal => "an internal error occurred; it has been logged",
             _ => &self.message,

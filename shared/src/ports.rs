@@ -523,6 +523,25 @@ pub trait Notifier: Send + Sync {
     ) -> impl Future<Output = NotifyOutcome> + Send;
 }
 
+/// No endpoint (billing's HTTP endpoint is not a target and has no configuration): a notification
+/// that still asks for HTTP delivery — written before the targets changed — is tried again on the
+/// schedule, with the reason in its delivery log, until the endpoint is configured or it is
+/// exhausted.
+impl<T: Notifier> Notifier for Option<T> {
+    async fn send(&self, notification: &Notification, timestamp: i64) -> NotifyOutcome {
+        match self {
+            Some(n) => n.send(notification, timestamp).await,
+            None => NotifyOutcome::RetryLater {
+                status: None,
+                retry_after: None,
+                error: "billing's HTTP endpoint is not configured (the secret has no `billing` \
+                        section and NotificationTargets does not include http)"
+                    .into(),
+            },
+        }
+    }
+}
+
 // ---- the notification bus ---------------------------------------------------------------------
 
 /// The outbox of notifications for the EventBridge bus: one publication record per notification

@@ -125,7 +125,7 @@ async fn event_records(h: &Harness, id: &str) -> i32 {
 
 #[tokio::test]
 async fn the_published_envelope_of_an_unsupported_type_is_recorded_as_ignored() {
-    let h = harness(None).await;
+    let h = harness(Some(SOURCE)).await;
     let mut envelope: Value = serde_json::from_str(ENVELOPE).unwrap();
     let id = unique("evt_test_");
     envelope["detail"]["id"] = json!(id);
@@ -162,7 +162,7 @@ async fn a_stripe_event_through_the_bus_is_recorded_masked_and_queued_like_its_s
         record.payload
     );
     // The same record the signed webhook of the same event would have written.
-    let http = harness(None).await;
+    let http = harness(Some(SOURCE)).await;
     let other_id = unique("evt_");
     let mut twin = event.clone();
     twin["id"] = json!(other_id);
@@ -189,7 +189,7 @@ async fn a_stripe_event_through_the_bus_is_recorded_masked_and_queued_like_its_s
 
 #[tokio::test]
 async fn the_same_event_on_the_bus_five_times_and_eight_at_once_is_recorded_once_and_queued_once() {
-    let h = Arc::new(harness(None).await);
+    let h = Arc::new(harness(Some(SOURCE)).await);
     let id = unique("evt_");
     let event = stripe_event(&id, &unique("pi_"));
     let mut recorded = 0;
@@ -217,7 +217,7 @@ async fn the_same_event_on_the_bus_five_times_and_eight_at_once_is_recorded_once
 
 #[tokio::test]
 async fn the_same_event_over_http_and_over_the_bus_is_one_record_and_one_message() {
-    let h = harness(None).await;
+    let h = harness(Some(SOURCE)).await;
     // Webhook first, then the bus.
     let first = unique("evt_");
     let event = stripe_event(&first, &unique("pi_"));
@@ -265,12 +265,14 @@ async fn the_same_event_over_http_and_over_the_bus_is_one_record_and_one_message
 #[tokio::test]
 async fn an_event_from_another_source_is_refused_and_nothing_is_recorded() {
     let configured = harness(Some(SOURCE)).await;
-    let open = harness(None).await;
+    // Without a configured source the bus path is off: even Stripe's own source is refused.
+    let off = harness(None).await;
     for (h, source) in [
         (&configured, "aws.partner/stripe.com/ed_test_someone_else"),
         (&configured, "aws.partner/example.com/stripe"),
-        (&open, "com.example.billing"),
-        (&open, "aws.partner/stripe.com"),
+        (&off, SOURCE),
+        (&off, "com.example.billing"),
+        (&off, "aws.partner/stripe.com"),
     ] {
         let id = unique("evt_");
         let err = bus::handle(&h.app, on_the_bus(source, &stripe_event(&id, "pi_1")))
@@ -285,12 +287,12 @@ async fn an_event_from_another_source_is_refused_and_nothing_is_recorded() {
         assert_eq!(event_records(h, &id).await, 0, "{source}");
     }
     assert!(configured.messages().await.is_empty());
-    assert!(open.messages().await.is_empty());
+    assert!(off.messages().await.is_empty());
 }
 
 #[tokio::test]
 async fn a_malformed_detail_is_refused_and_nothing_is_recorded() {
-    let h = harness(None).await;
+    let h = harness(Some(SOURCE)).await;
     let id = unique("evt_");
     let good = on_the_bus(SOURCE, &stripe_event(&id, "pi_1"));
     let mut cases = Vec::new();
@@ -328,7 +330,7 @@ async fn a_malformed_detail_is_refused_and_nothing_is_recorded() {
 
 #[tokio::test]
 async fn a_bus_event_while_dynamodb_is_down_fails_so_that_it_is_retried_and_writes_nothing() {
-    let mut h = harness(None).await;
+    let mut h = harness(Some(SOURCE)).await;
     let down = aws_sdk_dynamodb::config::Builder::from(&h.stack.aws)
         .endpoint_url("http://127.0.0.1:9")
         .build();
@@ -346,7 +348,7 @@ async fn a_bus_event_while_dynamodb_is_down_fails_so_that_it_is_retried_and_writ
 
 #[tokio::test]
 async fn the_dispatcher_sends_api_gateway_requests_to_the_http_handler_and_bus_events_to_the_bus() {
-    let h = harness(None).await;
+    let h = harness(Some(SOURCE)).await;
     let id = unique("evt_");
     let event = stripe_event(&id, &unique("pi_"));
     let body = event.to_string();
@@ -418,6 +420,8 @@ async fn a_capture_at_stripe_delivered_through_the_bus_is_applied_once_and_billi
         required("PAYBRIDGE_FUNCTIONS_STRIPE_URL"),
         required("PAYBRIDGE_RECEIVER_URL"),
     );
+    // The partner event source the local stack's intake trusts (scripts/stack.py).
+    let source = required("PAYBRIDGE_STRIPE_EVENT_SOURCE");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
@@ -461,7 +465,7 @@ async fn a_capture_at_stripe_delivered_through_the_bus_is_applied_once_and_billi
         "data": {"object": captured}});
     let deliveries: Vec<_> = (0..5)
         .map(|_| {
-            let (http, envelope) = (http.clone(), on_the_bus(SOURCE, &event));
+            let (http, envelope) = (http.clone(), on_the_bus(&source, &event));
             tokio::spawn(async move { invoke(&http, &envelope).await })
         })
         .collect();
@@ -516,14 +520,18 @@ async fn a_capture_at_stripe_delivered_through_the_bus_is_applied_once_and_billi
         .count();
     assert_eq!(succeeded, 1, "{received:#?}");
 
-    // A source that is not Stripe's fails the invocation: Lambda's retries and the failure
-    // queue see it, and nothing is recorded.
+    // A source that is not the configured one is refused: answered (so no retry and no copy of
+    // the payload in the failure queue), and nothing is recorded.
     let forged_id = unique("evt_eb_");
     let mut forged = event.clone();
     forged["id"] = json!(forged_id);
     let (failed, answer) = invoke(&http, &on_the_bus("com.example.forger", &forged)).await;
-    assert!(failed, "{answer}");
-    assert!(answer.to_string().contains("untrusted_source"), "{answer}");
+    assert!(!failed, "{answer}");
+    assert_eq!(
+        (&answer["recorded"], &answer["refused"]["code"]),
+        (&json!(false), &json!("untrusted_source")),
+        "{answer}"
+    );
     assert!(
         table
             .get_event(Gateway::Stripe, &forged_id)

@@ -92,12 +92,14 @@ async fn harness(max_receive: u32) -> Harness {
         },
         queue: SqsWorkQueue::from_conf(&stack.aws, &queue_url),
         dlq: Some(SqsWorkQueue::from_conf(&stack.aws, &dlq_url)),
-        notifier: HttpNotifier::new(
-            http_client(Duration::from_secs(1)),
-            "http://127.0.0.1:9/billing",
-            &signing,
-        )
-        .unwrap(),
+        notifier: Some(
+            HttpNotifier::new(
+                http_client(Duration::from_secs(1)),
+                "http://127.0.0.1:9/billing",
+                &signing,
+            )
+            .unwrap(),
+        ),
         bus: (stack.config.event_bus.as_ref())
             .map(|name| EventBridgeBus::from_conf(&stack.aws, name)),
         max_receive_count: max_receive,

@@ -20,7 +20,8 @@ use paybridge::services::work::{self, Received};
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a batch needs, built once at init.
-pub type Worker = work::Worker<Table, GatewayRouter, SqsWorkQueue, HttpNotifier, EventBridgeBus>;
+pub type Worker =
+    work::Worker<Table, GatewayRouter, SqsWorkQueue, Option<HttpNotifier>, EventBridgeBus>;
 
 /// Builds the worker from the configuration and the secret.
 pub fn worker(init: &Init) -> Result<Worker, String> {
@@ -30,7 +31,16 @@ pub fn worker(init: &Init) -> Result<Worker, String> {
         gateways: GatewayRouter::from_secrets(config, secrets, CALL_TIMEOUT),
         queue: SqsWorkQueue::from_conf(aws, &config.work_queue_url),
         dlq: (config.dlq_url.as_ref()).map(|url| SqsWorkQueue::from_conf(aws, url)),
-        notifier: HttpNotifier::from_secrets(config, secrets, CALL_TIMEOUT)?,
+        notifier: match HttpNotifier::from_secrets(config, secrets, CALL_TIMEOUT) {
+            Ok(notifier) => Some(notifier),
+            // Billing's endpoint is a target: without its configuration the worker must not start.
+            Err(e) if config.notify_targets.http => return Err(e),
+            // Notifications go to the bus only: the secret need not name an endpoint.
+            Err(e) => {
+                tracing::info!(reason = %e, "billing's HTTP endpoint is not a target and not configured");
+                None
+            }
+        },
         // Built whenever a bus is named, even if it is no longer a target: publications
         // written before the change still have messages on the queue.
         bus: (config.event_bus.as_ref()).map(|name| EventBridgeBus::from_conf(aws, name)),

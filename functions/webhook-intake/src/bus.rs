@@ -28,7 +28,17 @@ pub async fn dispatch(
     event: LambdaEvent<Value>,
 ) -> Result<Value, lambda_runtime::Error> {
     if eventbridge::is_bus_event(&event.payload) {
-        return Ok(handle(app, event.payload).await?);
+        return match handle(app, event.payload).await {
+            Ok(answer) => Ok(answer),
+            // A refusal is final: answered, not failed, so neither Lambda's retries nor the
+            // failure queue keep a copy of an unmasked payload (the log line and
+            // `WebhookRejected` say what was refused). Only what may work later fails.
+            Err(e) if !e.is_retryable() => Ok(json!({
+                "recorded": false,
+                "refused": {"code": e.code(), "message": e.public_message()},
+            })),
+            Err(e) => Err(e.into()),
+        };
     }
     paybridge::invoke::http_answer(|req| handler::handle(app, req), event).await
 }
@@ -37,9 +47,10 @@ pub async fn dispatch(
 ///
 /// `Ok` (`{"recorded": true|false, "event_id", "type", "outcome"}`) when the event is durable —
 /// new (`recorded: true`) or seen before over either channel (`false`, no new work). `Err` when
-/// it is refused (untrusted source, malformed: nothing written) or could not be recorded
-/// (DynamoDB, SQS down, or a concurrent delivery still enqueueing): the invocation fails, so
-/// Lambda's asynchronous retries try it again and, after the last, the failure queue keeps it.
+/// it is refused (switched off, untrusted source, malformed: nothing written; [`dispatch`]
+/// answers it as refused) or could not be recorded (DynamoDB or SQS down: retryable, so the
+/// invocation fails, Lambda's asynchronous retries try it again and, after the last, the failure
+/// queue keeps it).
 pub async fn handle(app: &Intake, envelope: Value) -> Result<Value, Error> {
     let started = Instant::now();
     let metrics = || Metrics::new(FUNCTION).dimension("Gateway", Gateway::Stripe.as_str());
@@ -47,7 +58,14 @@ pub async fn handle(app: &Intake, envelope: Value) -> Result<Value, Error> {
     let bus_id = envelope.get("id").and_then(Value::as_str).unwrap_or("");
     let source = envelope.get("source").and_then(Value::as_str).unwrap_or("");
     let size = envelope.get("detail").map_or(0, |d| d.to_string().len());
-    let parsed = if size > app.max_body_bytes {
+    let parsed = if app.settings.stripe_event_source.is_none() {
+        // Off unless the operator named the partner event source: an invoker with
+        // lambda:InvokeFunction on intake must not be able to feed it events.
+        Err(Error::new(
+            Code::UntrustedSource,
+            "Stripe events from EventBridge are switched off (StripeEventBridgeSource is not set)",
+        ))
+    } else if size > app.max_body_bytes {
         Err(Error::payload_too_large(app.max_body_bytes))
     } else {
         eventbridge::parse(&envelope, app.settings.stripe_event_source.as_deref()).map_err(refusal)

@@ -510,6 +510,25 @@ pub async fn sweep_outbox(
     let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
     let before = now.saturating_sub(secs(older_than));
     let lost_before = now.saturating_sub(secs(CHAIN_LOST_AFTER));
+    // The bus's outbox is swept whatever happens to this one's, and the other way round.
+    let published =
+        crate::services::publish::sweep_publications(store, queue, older_than, now, limit).await;
+    let queued = sweep_http(store, queue, before, lost_before, limit).await;
+    report_health_while_pending(store, queued.as_ref().is_ok_and(|(_, any)| *any), now).await;
+    match (queued, published) {
+        (Ok((queued, _)), Ok(published)) => Ok(queued + published),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// The HTTP outbox's part of [`sweep_outbox`]: how many it queued, and whether any was due.
+async fn sweep_http(
+    store: &impl NotificationStore,
+    queue: &impl WorkQueue,
+    before: i64,
+    lost_before: i64,
+    limit: i32,
+) -> Result<(usize, bool), Error> {
     let due = store.pending_notifications(before, limit).await?;
     let mut queued = 0;
     for n in due.iter().filter(|n| n.status == DeliveryStatus::Pending) {
@@ -534,10 +553,7 @@ pub async fn sweep_outbox(
             .value(Metric::OutboxSwept, queued as f64, Unit::Count)
             .emit();
     }
-    report_health_while_pending(store, !due.is_empty(), now).await;
-    let published =
-        crate::services::publish::sweep_publications(store, queue, older_than, now, limit).await?;
-    Ok(queued + published)
+    Ok((queued, !due.is_empty()))
 }
 
 /// Emits the endpoint's health if any notification is pending. Best effort.

@@ -29,9 +29,14 @@ use crate::telemetry::{Metric, Metrics, Unit};
 
 const FUNCTION: &str = "retry-worker";
 
-/// How long a claim holds a publication: far above one `PutEvents` call (the SDK's operation
-/// timeout), short enough that a crashed worker's publication is taken up again soon.
-pub const LEASE: Duration = Duration::from_secs(60);
+/// How long a claim holds a publication, from the time the worker's batch started: twice the
+/// retry worker's 60-second timeout, so no invocation can still be putting the event when its
+/// claim runs out; short enough that a crashed worker's publication is taken up again soon.
+pub const LEASE: Duration = Duration::from_secs(120);
+
+/// Tries of recording a publication the bus took, against a store that fails for a moment (an
+/// event on the bus that is not recorded would be put again after the lease).
+const RECORD_TRIES: u32 = 3;
 
 /// Writes of one publication tried before giving up on it being changed concurrently.
 const SAVE_TRIES: usize = 5;
@@ -64,6 +69,10 @@ pub async fn publish(
 ) -> Result<Published, Error> {
     let claimed = match claim(store, charge, id, now).await? {
         Ok(p) => p,
+        Err(Published::Missing) => {
+            tracing::warn!(notification_id = %id, charge_id = %charge, outcome = "missing", "a publish message for a notification without a publication record (written before the bus was a target?); nothing to publish");
+            return Ok(Published::Missing);
+        }
         Err(outcome) => {
             tracing::info!(notification_id = %id, outcome = ?outcome, "publication not made by this message");
             return Ok(outcome);
@@ -78,8 +87,22 @@ pub async fn publish(
                 p.lease_until = None;
                 p.last_error = None;
             };
-            // The event is on the bus: record it whatever happened to the record meanwhile.
-            change(store, claimed.clone(), |_| true, done).await?;
+            // The event is on the bus: record it, unless another worker published it meanwhile
+            // (its claim ran out under ours), whose event id then stays. A store that fails for
+            // a moment is tried again before the message is given up.
+            let pending = |p: &Publication| p.status == PublicationStatus::Pending;
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match change(store, claimed.clone(), pending, done).await {
+                    Ok(_) => break,
+                    Err(e) if tries < RECORD_TRIES && e.is_retryable() => {
+                        tracing::warn!(notification_id = %id, error = %e, "could not record the publication yet; trying again");
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(tries))).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             tracing::info!(notification_id = %id, event_type = %claimed.event_type, %event_id, attempt = claimed.attempts, outcome = "published", "notification put on the event bus");
             Metrics::new(FUNCTION)
                 .count(Metric::NotificationPublished)

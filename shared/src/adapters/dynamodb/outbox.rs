@@ -176,6 +176,31 @@ mod tests {
     }
 
     #[test]
+    fn a_state_change_writes_one_record_per_target_of_its_notification() {
+        let sort_keys = |targets: Targets| -> Vec<String> {
+            let mut n = notification(DeliveryStatus::Pending);
+            n.targets = targets;
+            (writes(std::slice::from_ref(&n)).unwrap().into_iter())
+                .map(|w| match w {
+                    Write::PutNew(item) => match &item["sk"] {
+                        AttributeValue::S(sk) => sk.split('#').next().unwrap().to_owned(),
+                        other => panic!("{other:?}"),
+                    },
+                    _ => panic!("a new notification is put only where nothing is"),
+                })
+                .collect()
+        };
+        assert_eq!(sort_keys(Targets::HTTP), ["NOTIFICATION", "NOTIFICATION"]);
+        let both = Targets::parse("http,eventbridge").unwrap();
+        assert_eq!(
+            sort_keys(both),
+            ["NOTIFICATION", "NOTIFICATION", "PUBLICATION"]
+        );
+        let bus = Targets::parse("eventbridge").unwrap();
+        assert_eq!(sort_keys(bus), ["PUBLICATION"]);
+    }
+
+    #[test]
     fn a_notification_reads_back_as_written() {
         for status in [DeliveryStatus::Delivered]
             .into_iter()
