@@ -61,8 +61,8 @@ pub struct Config {
     /// required when `eventbridge` is a target.
     pub event_bus: Option<String>,
     /// The Stripe partner event source whose EventBridge events intake records
-    /// (`PAYBRIDGE_STRIPE_EVENT_SOURCE`, `aws.partner/stripe.com/ed_…`); unset: any Stripe partner
-    /// source (the rule on the bus still decides what reaches the function).
+    /// (`PAYBRIDGE_STRIPE_EVENT_SOURCE`, `aws.partner/stripe.com/ed_…`); unset: intake refuses
+    /// every EventBridge event (the bus path is off).
     pub stripe_event_source: Option<String>,
 }
 

@@ -45,8 +45,8 @@ pub struct IntakeSettings {
     /// How long a delivery owns the job of enqueueing the event it recorded. Longer than the
     /// intake function's timeout, so a live delivery's lease never expires under it.
     pub enqueue_lease: Duration,
-    /// The Stripe partner event source EventBridge events must come from; `None`: any Stripe
-    /// partner source.
+    /// The Stripe partner event source EventBridge events must come from; `None`: the bus path is
+    /// off (webhook-intake refuses every EventBridge event).
     pub stripe_event_source: Option<String>,
 }
 
