@@ -8,17 +8,20 @@ use std::time::Duration;
 
 use crate::domain::event::EventRecord;
 use crate::domain::{
-    Charge, ChargeId, DeliveryStatus, EndpointAttempt, EndpointHealth, EventStatus, Gateway, Money,
-    Notification, NotificationId, PaymentOutcome, Publication, PublicationStatus, Refund, RefundId,
-    RefundOutcome, WorkMessage,
+    Charge, ChargeId, DeliveryStatus, EndpointAttempt, EndpointHealth, EventStatus, Gateway,
+    Notification, NotificationId, Publication, Refund, RefundId, WorkMessage,
 };
 use crate::error::BoxError;
 use crate::ports::{
-    BusError, ChargeInserted, ChargeStore, CreatedFrom, DeadLetters, EventBus, EventStore,
-    GatewayError, GatewayObject, GatewayRefLookup, Inserted, InvoiceCharges, NotificationStore,
-    Notifier, NotifyOutcome, PaymentGateway, PaymentRequest, PublicationStore, QueueError,
-    ReceivedMessages, RefundGateway, RefundStore, Reserved, StoreError,
+    ChargeInserted, ChargeStore, CreatedFrom, DeadLetters, EventStore, GatewayObject,
+    GatewayRefLookup, Inserted, InvoiceCharges, NotificationStore, QueueError, ReceivedMessages,
+    RefundStore, Reserved, StoreError,
 };
+
+mod bus;
+mod scripted;
+pub use bus::MemBus;
+pub use scripted::{ScriptedBilling, ScriptedGateway};
 
 /// One table's worth of records, behind a lock.
 #[derive(Default)]
@@ -149,63 +152,6 @@ impl MemStore {
                 publications.insert(n.id.clone(), Publication::of(n));
             }
         }
-    }
-}
-
-impl PublicationStore for MemStore {
-    async fn get_publication(
-        &self,
-        charge: &ChargeId,
-        id: &NotificationId,
-    ) -> Result<Option<Publication>, StoreError> {
-        self.up()?;
-        let map = self.publications.lock().unwrap();
-        Ok(map.get(id).filter(|p| &p.charge_id == charge).cloned())
-    }
-
-    async fn save_publication(&self, p: &Publication) -> Result<(), StoreError> {
-        self.up()?;
-        let mut map = self.publications.lock().unwrap();
-        Self::check_version(&map, &p.id, p.version, |p| p.version)?;
-        map.insert(p.id.clone(), p.clone());
-        Ok(())
-    }
-
-    async fn pending_publications(
-        &self,
-        before: i64,
-        limit: i32,
-    ) -> Result<Vec<Publication>, StoreError> {
-        self.up()?;
-        let due =
-            |p: &Publication| p.status == PublicationStatus::Pending && p.next_attempt_at < before;
-        let mut list = listed(&self.publications, due, |p| {
-            (p.next_attempt_at, p.id.clone())
-        });
-        list.truncate(limit.max(0) as usize);
-        Ok(list)
-    }
-}
-
-/// An event bus that answers from a script (then accepts), and keeps every event it took.
-#[derive(Default)]
-pub struct MemBus {
-    /// Answers to the next puts, in order: `Some(error)` refuses.
-    pub refusals: Mutex<std::collections::VecDeque<Option<String>>>,
-    /// The publications it took, in order.
-    pub events: Mutex<Vec<Publication>>,
-}
-
-impl EventBus for MemBus {
-    async fn put(&self, p: &Publication) -> Result<String, BusError> {
-        // A call over the network: other copies of the message run meanwhile.
-        tokio::task::yield_now().await;
-        if let Some(Some(error)) = self.refusals.lock().unwrap().pop_front() {
-            return Err(BusError(error));
-        }
-        let mut events = self.events.lock().unwrap();
-        events.push(p.clone());
-        Ok(format!("evb-{}", events.len()))
     }
 }
 
@@ -557,134 +503,5 @@ impl DeadLetters for MemQueue {
         self.up()?;
         (self.dead_letters.lock().unwrap()).push((body.to_owned(), reason.to_owned()));
         Ok(())
-    }
-}
-
-/// A gateway that answers every call from a script (the last answer repeats) and counts calls.
-pub struct ScriptedGateway {
-    pub payments: Mutex<Vec<Result<PaymentOutcome, GatewayError>>>,
-    pub refunds: Mutex<Vec<Result<RefundOutcome, GatewayError>>>,
-    pub calls: Mutex<Vec<String>>,
-}
-
-impl ScriptedGateway {
-    /// A gateway whose every payment answer is unknown (a timeout).
-    pub fn timing_out() -> Self {
-        ScriptedGateway {
-            payments: Mutex::new(vec![Err(GatewayError::unknown("timed out", None))]),
-            refunds: Mutex::new(vec![Err(GatewayError::unknown("timed out", None))]),
-            calls: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn next<T: Clone>(script: &Mutex<Vec<Result<T, GatewayError>>>) -> Result<T, GatewayError> {
-        let mut s = script.lock().unwrap();
-        if s.len() > 1 {
-            s.remove(0)
-        } else {
-            s[0].clone_answer()
-        }
-    }
-}
-
-trait CloneAnswer {
-    fn clone_answer(&self) -> Self;
-}
-
-impl<T: Clone> CloneAnswer for Result<T, GatewayError> {
-    fn clone_answer(&self) -> Self {
-        match self {
-            Ok(v) => Ok(v.clone()),
-            Err(GatewayError::Unknown {
-                message,
-                retry_after,
-                ..
-            }) => Err(GatewayError::Unknown {
-                message: message.clone(),
-                retry_after: *retry_after,
-                source: None,
-            }),
-            Err(GatewayError::Refused {
-                status,
-                code,
-                message,
-            }) => Err(GatewayError::Refused {
-                status: *status,
-                code: code.clone(),
-                message: message.clone(),
-            }),
-        }
-    }
-}
-
-impl ScriptedGateway {
-    /// Records `call` and answers it from `script`.
-    fn called<T: Clone>(
-        &self,
-        call: String,
-        script: &Mutex<Vec<Result<T, GatewayError>>>,
-    ) -> Result<T, GatewayError> {
-        self.calls.lock().unwrap().push(call);
-        Self::next(script)
-    }
-}
-
-impl PaymentGateway for ScriptedGateway {
-    async fn create_payment(&self, r: &PaymentRequest<'_>) -> Result<PaymentOutcome, GatewayError> {
-        self.called(format!("create {}", r.idempotency_key), &self.payments)
-    }
-
-    async fn capture(
-        &self,
-        _: &Charge,
-        a: Money,
-        key: &str,
-    ) -> Result<PaymentOutcome, GatewayError> {
-        self.called(format!("capture {} {key}", a.minor()), &self.payments)
-    }
-
-    async fn cancel(&self, _: &Charge, key: &str) -> Result<PaymentOutcome, GatewayError> {
-        self.called(format!("cancel {key}"), &self.payments)
-    }
-
-    async fn retrieve(&self, charge: &Charge) -> Result<PaymentOutcome, GatewayError> {
-        self.called(format!("retrieve {}", charge.id), &self.payments)
-    }
-}
-
-impl RefundGateway for ScriptedGateway {
-    async fn refund(&self, _: &Charge, refund: &Refund) -> Result<RefundOutcome, GatewayError> {
-        self.called(format!("refund {}", refund.id), &self.refunds)
-    }
-
-    async fn retrieve_refund(&self, _: &Charge, r: &Refund) -> Result<RefundOutcome, GatewayError> {
-        self.called(format!("retrieve_refund {}", r.id), &self.refunds)
-    }
-}
-
-/// Billing's endpoint, answering from a script (the last answer repeats).
-pub struct ScriptedBilling {
-    pub answers: Mutex<Vec<NotifyOutcome>>,
-    pub received: Mutex<Vec<NotificationId>>,
-}
-
-impl ScriptedBilling {
-    pub fn answering(answers: Vec<NotifyOutcome>) -> Self {
-        ScriptedBilling {
-            answers: Mutex::new(answers),
-            received: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl Notifier for ScriptedBilling {
-    async fn send(&self, notification: &Notification, _timestamp: i64) -> NotifyOutcome {
-        (self.received.lock().unwrap()).push(notification.id.clone());
-        let mut a = self.answers.lock().unwrap();
-        if a.len() > 1 {
-            a.remove(0)
-        } else {
-            a[0].clone()
-        }
     }
 }

@@ -212,6 +212,21 @@ impl Table {
             .map_err(classify)
     }
 
+    /// Saves `item`, which carries `version`, over the stored one at `version - 1`: a record
+    /// changed by read, change, write. `Conflict` if it changed meanwhile.
+    pub(crate) async fn save_next_version(
+        &self,
+        item: Item,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let expected = version
+            .checked_sub(1)
+            .ok_or_else(|| StoreError::Invalid("version 0 cannot be saved".into()))?;
+        self.put_at_version(item, expected)
+            .await
+            .map_err(StoreError::from)
+    }
+
     /// Applies all `writes` or none of them.
     pub async fn transact(&self, writes: Vec<Write>) -> Result<(), TableError> {
         let mut items = Vec::with_capacity(writes.len());

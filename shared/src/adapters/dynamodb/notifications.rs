@@ -25,13 +25,7 @@ impl NotificationStore for Table {
     }
 
     async fn save_notification(&self, n: &Notification) -> Result<(), StoreError> {
-        let expected = n
-            .version
-            .checked_sub(1)
-            .ok_or_else(|| StoreError::Invalid("version 0 cannot be saved".into()))?;
-        self.put_at_version(to_item(n)?, expected)
-            .await
-            .map_err(StoreError::from)
+        self.save_next_version(to_item(n)?, n.version).await
     }
 
     async fn notifications_for_charge(

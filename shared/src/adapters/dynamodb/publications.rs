@@ -1,7 +1,7 @@
 //! Publications on the EventBridge bus as stored: beside their charge (`CHARGE#{charge_id}` /
 //! `PUBLICATION#{id}`) and, while pending, in the sparse GSI1 partition `PUBLISH#pending` by next
-//! attempt (what the outbox sweep reads) — keys in [`super::keys`]. The outbox's
-//! [`super::outbox::writes`] puts new ones into the transaction of the state change.
+//! attempt (what the outbox sweep reads) — keys in [`super::keys`]. New ones go into the
+//! transaction of the state change with its notifications ([`to_item`]).
 
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
@@ -91,13 +91,7 @@ impl PublicationStore for Table {
     }
 
     async fn save_publication(&self, p: &Publication) -> Result<(), StoreError> {
-        let expected = p
-            .version
-            .checked_sub(1)
-            .ok_or_else(|| StoreError::Invalid("version 0 cannot be saved".into()))?;
-        self.put_at_version(to_item(p)?, expected)
-            .await
-            .map_err(StoreError::from)
+        self.save_next_version(to_item(p)?, p.version).await
     }
 
     async fn pending_publications(
