@@ -34,7 +34,7 @@ macro_rules! prefixed_id {
             /// bits every millisecond.
             pub fn generate() -> Self {
                 loop {
-                    let id = format!("{}{}", $prefix, uuid::Uuid::now_v7().simple());
+                    let id = format!("{}{}", $prefix, crate::domain::entropy::time_ordered_uuid().simple());
                     if !crate::domain::pci::contains_pan(&id) {
                         return Self(id);
                     }

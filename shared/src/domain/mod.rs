@@ -7,6 +7,7 @@ pub mod action;
 pub mod advice;
 pub mod charge;
 pub mod dispute;
+pub mod entropy;
 pub mod event;
 pub mod gateway;
 pub mod idempotency;

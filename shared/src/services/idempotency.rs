@@ -121,7 +121,9 @@ pub struct Guard {
 }
 
 pub async fn begin(store: &impl IdempotencyStore, claim: Claim<'_>) -> Result<Begun, Error> {
-    let owner = uuid::Uuid::new_v4().simple().to_string();
+    let owner = uuid::Uuid::from_u128(crate::domain::entropy::random_u128())
+        .simple()
+        .to_string();
     let record = IdempotencyRecord {
         operation: claim.operation.to_owned(),
         key: claim.key.clone(),

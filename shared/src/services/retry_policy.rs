@@ -56,7 +56,7 @@ pub fn retry_delay(attempt: u32, gateway_hint: Option<Duration>) -> Duration {
     let base = 15u64
         .saturating_mul(1u64 << attempt.saturating_sub(1).min(10))
         .min(900);
-    let jitter = (uuid::Uuid::new_v4().as_u128() % 41) as i64 - 20; // -20..=20 %
+    let jitter = (crate::domain::entropy::random_u128() % 41) as i64 - 20; // -20..=20 %
     let secs = (base as i64 + base as i64 * jitter / 100).clamp(1, 900) as u64;
     Duration::from_secs(secs)
         .max(gateway_hint.unwrap_or_default())
@@ -112,7 +112,7 @@ pub const CHAIN_LOST_AFTER: Duration = Duration::from_secs(30 * 60);
 pub fn notification_wait(attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
     let step = *NOTIFICATION_SCHEDULE.get(usize::try_from(attempt.checked_sub(1)?).ok()?)?;
     let spread = step.as_secs() / 10;
-    let jitter = (uuid::Uuid::new_v4().as_u128() % (u128::from(spread) + 1)) as u64;
+    let jitter = (crate::domain::entropy::random_u128() % (u128::from(spread) + 1)) as u64;
     let hint = retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
     Some((step + Duration::from_secs(jitter)).max(hint))
 }
@@ -124,7 +124,7 @@ pub const CONFLICT_RETRIES: u32 = 25;
 /// racing for one charge (many refunds at once) spread out instead of colliding again.
 pub async fn conflict_pause(attempt: u32) {
     let cap_ms = 5u64 << attempt.min(5); // 5 ms … 160 ms
-    let ms = (uuid::Uuid::new_v4().as_u128() % u128::from(cap_ms)) as u64 + 1;
+    let ms = (crate::domain::entropy::random_u128() % u128::from(cap_ms)) as u64 + 1;
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
