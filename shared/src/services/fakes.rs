@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::domain::event::EventRecord;
+use crate::domain::idempotency::IdempotencyRecord;
 use crate::domain::{
     Charge, ChargeId, DeliveryStatus, EndpointAttempt, EndpointHealth, EventStatus, Gateway,
     Notification, NotificationId, Publication, Refund, RefundId, WorkMessage,
@@ -15,10 +16,12 @@ use crate::error::BoxError;
 use crate::ports::{
     ChargeInserted, ChargeStore, CreatedFrom, DeadLetters, EventStore, GatewayObject,
     GatewayRefLookup, Inserted, InvoiceCharges, NotificationStore, QueueError, ReceivedMessages,
-    RefundStore, Reserved, StoreError,
+    ReconcileItem, RefundStore, Reserved, ResumePoint, StoreError,
 };
 
 mod bus;
+mod idempotency;
+mod reconcile;
 mod scripted;
 pub use bus::MemBus;
 pub use scripted::{ScriptedBilling, ScriptedGateway};
@@ -35,6 +38,13 @@ pub struct MemStore {
     pub publications: Mutex<HashMap<NotificationId, Publication>>,
     pub gateway_refs: Mutex<HashMap<(Gateway, String), GatewayObject>>,
     pub endpoint_health: Mutex<Option<EndpointHealth>>,
+    /// Idempotency records by (operation, key).
+    pub idempotency: Mutex<HashMap<(String, String), IdempotencyRecord>>,
+    /// The reconciler's claims (`reconcile_until`) by item.
+    pub reconcile_until: Mutex<HashMap<String, i64>>,
+    /// What the reconciler set aside for a person: (reason, since) by item.
+    pub parked: Mutex<HashMap<String, (String, i64)>>,
+    pub resume: Mutex<ResumePoint>,
     /// While set, every call answers `StoreError::Unavailable`.
     pub down: Mutex<bool>,
 }
@@ -272,6 +282,7 @@ impl ChargeStore for MemStore {
             Self::check_version(&map, &charge.id, charge.version, |c| c.version)?;
             map.insert(charge.id.clone(), charge.clone());
         }
+        self.rewritten(ReconcileItem::Charge(&charge.id));
         let target = GatewayObject::Charge(charge.id.clone());
         let reference = charge.gateway_ref.as_deref();
         self.add_pointer_and_outbox(charge.gateway, reference, target, notifications);
@@ -342,6 +353,7 @@ impl RefundStore for MemStore {
                 GatewayObject::Refund(refund.id.clone()),
             );
         }
+        self.rewritten(ReconcileItem::Charge(&charge.id));
         self.add_outbox(notifications);
         Ok(())
     }
@@ -373,6 +385,10 @@ impl RefundStore for MemStore {
                 charges.insert(c.id.clone(), c.clone());
             }
             refunds.insert(refund.id.clone(), refund.clone());
+        }
+        self.rewritten(ReconcileItem::Refund(&refund.charge_id, &refund.id));
+        if let Some(c) = charge {
+            self.rewritten(ReconcileItem::Charge(&c.id));
         }
         let target = GatewayObject::Refund(refund.id.clone());
         let reference = refund.gateway_ref.as_deref();

@@ -4,8 +4,9 @@ pub mod apply_event;
 pub mod charges;
 pub mod deliver;
 pub mod disputes;
-#[cfg(test)]
-pub(crate) mod fakes;
+/// In-memory ports, for unit tests and the deterministic simulation (feature `testkit`).
+#[cfg(any(test, feature = "testkit"))]
+pub mod fakes;
 pub mod idempotency;
 #[cfg(test)]
 mod no_card_numbers_tests;
