@@ -93,7 +93,7 @@ pub async fn refund_charge(
             deps,
             &charge_id,
             request,
-            &running.resource_id,
+            (&running.resource_id, running.resumed),
             call.now_ms / 1000,
         )
         .await
@@ -105,21 +105,31 @@ async fn run(
     deps: &ChargeDeps<'_, impl RefundingStore, impl RefundGateway, impl WorkQueue>,
     charge_id: &ChargeId,
     request: NewRefund,
-    refund_id: &str,
+    (refund_id, resumed): (&str, bool),
     now: i64,
 ) -> Result<ApiResponse, Error> {
     let refund_id = RefundId::parse(refund_id)
         .map_err(|e| Error::internal("bad resource id in idempotency record", Some(Box::new(e))))?;
-    let (refund, earlier) = match reserve(deps.store, charge_id, &refund_id, &request, now).await? {
-        Some(refund) => (refund, Earlier::None),
-        // A crashed attempt with this key reserved it, and may have reached the gateway.
-        None => (
-            deps.store
-                .get_refund(&refund_id)
-                .await?
-                .ok_or_else(|| Error::internal("refund vanished", None))?,
-            Earlier::Unknown,
-        ),
+    // An earlier request with this key may have reserved the refund already: look for it before
+    // checking what is refundable, which counts that very reservation (and a dispute opened since
+    // must not turn the retry of a refund in flight into a refusal).
+    let earlier_refund = match resumed {
+        true => deps.store.get_refund(&refund_id).await?,
+        false => None,
+    };
+    let (refund, earlier) = match earlier_refund {
+        Some(refund) => (refund, Earlier::Unknown),
+        None => match reserve(deps.store, charge_id, &refund_id, &request, now).await? {
+            Some(refund) => (refund, Earlier::None),
+            // A crashed attempt with this key reserved it, and may have reached the gateway.
+            None => (
+                deps.store
+                    .get_refund(&refund_id)
+                    .await?
+                    .ok_or_else(|| Error::internal("refund vanished", None))?,
+                Earlier::Unknown,
+            ),
+        },
     };
     if refund.status != RefundStatus::Pending || refund.gateway_ref.is_some() {
         // A crashed attempt with this key got this far already.
@@ -378,6 +388,47 @@ mod tests {
             Some(1255),
             "Adyen takes fils"
         );
+    }
+
+    /// Found by the simulator (issue 17): a refund of everything that answered 503 after reserving
+    /// (gateway timed out, then the queue was down) was refused on billing's retry with the same key
+    /// (`amount_exceeds_refundable`: its own reservation counted), while the refund stayed in flight.
+    #[tokio::test]
+    async fn a_retry_with_the_same_key_resumes_the_refund_it_reserved() {
+        use crate::services::fakes::{MemQueue, ScriptedGateway};
+        let (store, gateway, queue) = (
+            MemStore::default(),
+            ScriptedGateway::timing_out(),
+            MemQueue::default(),
+        );
+        let charge = captured_kwd(&store, Gateway::Stripe).await;
+        let deps = ChargeDeps {
+            store: &store,
+            gateway: &gateway,
+            queue: &queue,
+            idempotency_ttl: std::time::Duration::from_secs(86_400),
+        };
+        let key = crate::domain::idempotency::IdempotencyKey::parse("refund-all-1").unwrap();
+        let call = |now_ms| Call {
+            key: &key,
+            now_ms,
+            lease_until_ms: now_ms + 30_000,
+        };
+        *queue.down.lock().unwrap() = true;
+        let first = refund_charge(&deps, call(1_000), charge.id.as_str(), b"").await;
+        assert_eq!(first.unwrap_err().kind().status(), 503);
+        *queue.down.lock().unwrap() = false;
+
+        let retry = refund_charge(&deps, call(2_000), charge.id.as_str(), b"")
+            .await
+            .unwrap();
+        assert_eq!(retry.status, 202, "{}", retry.body);
+        let refunds = store.refunds.lock().unwrap().clone();
+        assert_eq!(refunds.len(), 1, "one refund for one key");
+        let id = refunds.keys().next().unwrap().clone();
+        assert!(retry.body.contains(id.as_str()), "{}", retry.body);
+        let calls = gateway.calls.lock().unwrap().clone();
+        assert_eq!(calls, vec![format!("refund {id}"), format!("refund {id}")]);
     }
 
     #[test]
