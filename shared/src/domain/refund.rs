@@ -164,12 +164,12 @@ impl Refund {
             self.updated_at = now;
         }
         let newer = observed_at.is_some_and(|t| self.status_at.is_none_or(|s| t > s));
+        let older = observed_at.is_some_and(|t| self.status_at.is_some_and(|s| t < s));
         let t = match (self.status, outcome.status) {
             (RefundStatus::Failed, RefundStatus::Succeeded) if newer => Transition::Advance,
-            (RefundStatus::Succeeded, RefundStatus::Failed) if observed_at.is_some() && !newer => {
-                // Older than the success that is known: stale.
-                Transition::Stale
-            }
+            // Older than the success that is known: stale. A failure in the same second (Stripe's
+            // times are whole seconds) is the late failure, not stale: found by the simulator.
+            (RefundStatus::Succeeded, RefundStatus::Failed) if older => Transition::Stale,
             (current, next) => current.advance(next),
         };
         if t != Transition::Stale && observed_at > self.status_at {
@@ -201,6 +201,31 @@ mod tests {
         assert_eq!(Failed.advance(Succeeded), Transition::Stale);
         assert_eq!(Canceled.advance(Succeeded), Transition::Stale);
         assert_eq!(Succeeded.advance(Pending), Transition::Stale);
+    }
+
+    /// Stripe dates events in whole seconds: a refund's success and its failure in the same
+    /// second end failed in either order (found by the simulator, issue 17).
+    #[test]
+    fn a_failure_in_the_same_second_as_the_success_is_not_stale() {
+        let outcome = |status| RefundOutcome {
+            gateway_ref: "re_1".into(),
+            status,
+            failure: None,
+        };
+        for order in [[Succeeded, Failed], [Failed, Succeeded]] {
+            let mut refund = Refund::pending(
+                RefundId::generate(),
+                &crate::domain::ChargeId::generate(),
+                Money::parse(500, "eur").unwrap(),
+                crate::domain::Gateway::Stripe,
+                0,
+            );
+            refund.apply_at(&outcome(Succeeded), None, 1);
+            for status in order {
+                refund.apply_at(&outcome(status), Some(5_000), 5);
+            }
+            assert_eq!(refund.status, Failed, "{order:?}");
+        }
     }
 
     proptest! {
