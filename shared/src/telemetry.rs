@@ -131,6 +131,7 @@ pub enum Metric {
     EventBridgeReceived,
     EventContradicts,
     EventIgnored,
+    EventLeftOpen,
     EventOrphaned,
     GatewayLatency,
     IntakeLatency,
@@ -173,7 +174,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 58] = [
+    pub const ALL: [Metric; 59] = [
         Metric::BatchFailures,
         Metric::BatchSize,
         Metric::BillingConsecutiveFailures,
@@ -193,6 +194,7 @@ impl Metric {
         Metric::EventBridgeReceived,
         Metric::EventContradicts,
         Metric::EventIgnored,
+        Metric::EventLeftOpen,
         Metric::EventOrphaned,
         Metric::GatewayLatency,
         Metric::IntakeLatency,
@@ -257,6 +259,7 @@ impl Metric {
             Metric::InvoiceAlreadyCharged => "InvoiceAlreadyCharged",
             Metric::EventContradicts => "EventContradicts",
             Metric::EventIgnored => "EventIgnored",
+            Metric::EventLeftOpen => "EventLeftOpen",
             Metric::EventOrphaned => "EventOrphaned",
             Metric::GatewayLatency => "GatewayLatency",
             Metric::IntakeLatency => "IntakeLatency",

@@ -636,8 +636,28 @@ async fn a_dashboard_refund_is_adopted_and_refund_the_rest_asks_stripe_for_exact
     );
 }
 
+/// Applies recorded `event` at its message's last receive, `now`.
+async fn last_attempt(t: &Truth, event: &VerifiedEvent, now: i64) -> Applied {
+    apply_event(
+        &t.store,
+        &t.queue,
+        event.gateway,
+        &event.event_id,
+        true,
+        now,
+    )
+    .await
+    .unwrap()
+}
+
+async fn event_status(t: &Truth, event: &VerifiedEvent) -> EventStatus {
+    let stored = t.store.get_event(event.gateway, &event.event_id).await;
+    stored.unwrap().unwrap().status
+}
+
 #[tokio::test]
-async fn a_refunded_total_no_refund_explains_is_retried_and_then_orphaned_not_applied() {
+async fn a_refunded_total_no_refund_explains_waits_for_the_gateways_redeliveries_then_is_orphaned()
+{
     let t = truth().await;
     let (charge, pi) = stored_succeeded_charge(&t, 1999).await;
     let object = stripe_object(
@@ -646,18 +666,82 @@ async fn a_refunded_total_no_refund_explains_is_retried_and_then_orphaned_not_ap
     );
     let event = stripe_event("charge.refunded", object, unix_now());
     assert_eq!(t.deliver(&event).await, Applied::NotYet);
-    let last = apply_event(
-        &t.store,
-        &t.queue,
-        Gateway::Stripe,
-        &event.event_id,
-        true,
-        unix_now(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(last, Applied::Orphaned);
+    // The charge is known: the message's last receive leaves it open for the reconciler.
+    assert_eq!(
+        last_attempt(&t, &event, unix_now()).await,
+        Applied::LeftOpen
+    );
+    assert!(
+        matches!(
+            event_status(&t, &event).await,
+            EventStatus::Received | EventStatus::Queued
+        ),
+        "still open"
+    );
+    // Once Stripe has stopped redelivering (three days), nothing will explain it: orphaned.
+    let later = unix_now() + paybridge::services::apply_event::WAIT_FOR_GATEWAY_SECS + 1;
+    assert_eq!(last_attempt(&t, &event, later).await, Applied::Orphaned);
+    assert_eq!(event_status(&t, &event).await, EventStatus::Orphaned);
     assert_eq!(t.charge(&charge.id).await.refunded, 0);
+}
+
+/// Found by the simulator (issue 17, seed 404): a dashboard refund of a payment that succeeded
+/// after a failure, whose late success's webhook came a day later — after the refund event's
+/// retries had ended. The refund was dropped as "a refund of a charge that took nothing".
+#[tokio::test]
+async fn a_refund_that_overtakes_a_success_after_a_failure_waits_for_it_and_is_adopted() {
+    let t = truth().await;
+    let charge = builders::pending_charge(Gateway::Stripe, unix_now());
+    paybridge_tests::builders::store_charge(&t.store, &charge)
+        .await
+        .unwrap();
+    let (pi, meta) = (
+        unique("pi_"),
+        json!({"paybridge_charge_id": charge.id.to_string()}),
+    );
+    let intent = |status: &str, received: i64| {
+        stripe_object(
+            "payment_intent",
+            json!({"id": pi, "status": status, "amount": 1999, "currency": "eur", "amount_received": received, "metadata": meta, "last_payment_error": null}),
+        )
+    };
+    let t0 = unix_now();
+    let failed = stripe_event(
+        "payment_intent.payment_failed",
+        intent("requires_payment_method", 0),
+        t0,
+    );
+    assert_eq!(t.deliver(&failed).await, Applied::Applied);
+    let refund = stripe_event(
+        "refund.created",
+        stripe_object(
+            "refund",
+            json!({"id": unique("re_"), "payment_intent": pi, "amount": 700, "currency": "eur", "status": "succeeded", "metadata": {}}),
+        ),
+        t0 + 120,
+    );
+    assert_eq!(t.deliver(&refund).await, Applied::NotYet, "failed: not yet");
+    assert_eq!(
+        last_attempt(&t, &refund, unix_now()).await,
+        Applied::LeftOpen
+    );
+
+    let succeeded = stripe_event(
+        "payment_intent.succeeded",
+        intent("succeeded", 1999),
+        t0 + 60,
+    );
+    assert_eq!(t.deliver(&succeeded).await, Applied::Applied);
+    // The reconciler queues the open refund event again.
+    assert_eq!(
+        last_attempt(&t, &refund, unix_now()).await,
+        Applied::Applied
+    );
+    let after = t.charge(&charge.id).await;
+    assert_eq!(
+        (after.status, after.captured, after.refunded),
+        (ChargeStatus::PartiallyRefunded, 1999, 700)
+    );
 }
 
 #[tokio::test]

@@ -211,30 +211,18 @@ async fn an_event_recorded_but_never_enqueued_is_picked_up_and_processed_once() 
         .collect();
     assert_eq!(ours.len(), 1, "queued once");
 
-    // The worker applies it (the charge is unknown, so at the last attempt it is orphaned —
-    // what matters here is that it is processed exactly once and leaves the open list).
-    let applied = apply_event(
-        &h.store,
-        &h.queue,
-        Gateway::Stripe,
-        &event_id,
-        true,
-        unix_now(),
-    )
-    .await
-    .unwrap();
+    // The worker applies it (the charge is unknown, so at a last attempt after the hour an own
+    // charge's lost answer may take it is orphaned — what matters here is that it is processed
+    // exactly once and leaves the open list).
+    let later = unix_now() + paybridge::services::apply_event::WAIT_FOR_OWN_ANSWER_SECS + 1;
+    let applied = apply_event(&h.store, &h.queue, Gateway::Stripe, &event_id, true, later)
+        .await
+        .unwrap();
     assert_eq!(applied, Applied::Orphaned);
     assert_eq!(
-        apply_event(
-            &h.store,
-            &h.queue,
-            Gateway::Stripe,
-            &event_id,
-            true,
-            unix_now()
-        )
-        .await
-        .unwrap(),
+        apply_event(&h.store, &h.queue, Gateway::Stripe, &event_id, true, later)
+            .await
+            .unwrap(),
         Applied::AlreadyDone
     );
     run(&h).await;

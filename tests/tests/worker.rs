@@ -425,20 +425,27 @@ async fn an_event_for_an_unknown_payment_is_retried_with_backoff_then_recorded_a
             .status,
         EventStatus::Received
     );
+    // The last receive within the hour a charge's lost answer may take: left open for the
+    // reconciler to queue again.
     assert_eq!(
         process(&h.worker, &record_at(&message, 4)).await,
         Verdict::Done
     );
-    assert_eq!(
-        h.worker
-            .store
-            .get_event(Gateway::Stripe, &event)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        EventStatus::Orphaned
+    let stored = h.worker.store.get_event(Gateway::Stripe, &event).await;
+    assert_eq!(stored.unwrap().unwrap().status, EventStatus::Received);
+    // After it: orphaned.
+    let later = unix_now() + paybridge::services::apply_event::WAIT_FOR_OWN_ANSWER_SECS + 1;
+    let last = apply_event(
+        &h.worker.store,
+        &h.worker.queue,
+        Gateway::Stripe,
+        &event,
+        true,
+        later,
     );
+    assert_eq!(last.await.unwrap(), Applied::Orphaned);
+    let stored = h.worker.store.get_event(Gateway::Stripe, &event).await;
+    assert_eq!(stored.unwrap().unwrap().status, EventStatus::Orphaned);
 }
 
 #[tokio::test]

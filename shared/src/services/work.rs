@@ -212,6 +212,7 @@ where
                         | Applied::AlreadyDone
                         | Applied::Ignored(_)
                         | Applied::Orphaned
+                        | Applied::LeftOpen
                         | Applied::Flagged(_) => Verdict::Done,
                     },
                 );
