@@ -9,6 +9,8 @@
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint (plain and serverless rules)
 #   make build       release arm64 zips of every function (cargo lambda build), not part of test
 #   make bench       cargo bench -p paybridge; make bench-reconcile [IN_FLIGHT=1000,10000] against a local stack
+#   make simulate    the deterministic simulation: SEEDS=N seeded histories (default 100000) from FROM=S,
+#                    or TRACE=S to replay one history step by step (docs/simulation.md)
 #   make stack-up / stack-down / stack-reset / stack-status / clean-stack   the dev stack by hand
 #   make redrive [MAX=N] / resend ID=ntf_… / deliveries CHARGE=ch_… / sweep-outbox / reconcile [AFTER=S]
 #   make attention / unpark ID=ch_…|rf_…   what the reconciler set aside for a person
@@ -61,7 +63,7 @@ endif
 IAM_FLAG := $(if $(filter 1,$(LOCAL_IAM)),--iam,)
 
 .PHONY: help venv .venv test fuzz lint lint-template fmt-check clippy dev demo stack-up stack-down \
-        stack-reset stack-status clean-stack build bench bench-reconcile redrive resend deliveries sweep-outbox reconcile \
+        stack-reset stack-status clean-stack build bench bench-reconcile simulate redrive resend deliveries sweep-outbox reconcile \
         attention unpark undelivered recover index-notifications
 
 help:
@@ -163,6 +165,13 @@ bench:
 
 # Reconciler run time with N items in flight, against a throw-away local stack (tests/scale/reconcile.rs).
 IN_FLIGHT ?= 1000,10000
+# No stack: the real use cases against in-memory ports with a fault injector, a gateway ledger and a
+# billing system, one seed per history (tests/sim). make test runs a fixed 2000 of them.
+SEEDS ?= 100000
+FROM ?= 1
+simulate:
+	cargo run -q -p paybridge-sim --release -- $(if $(TRACE),--trace $(TRACE),--seeds $(SEEDS) --from $(FROM))
+
 bench-reconcile: $(VENV_STAMP)
 	PAYBRIDGE_BENCH_IN_FLIGHT=$(IN_FLIGHT) $(STACK) run --state-dir .stack/bench-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
 	  cargo test -q -p paybridge-tests --test reconcile_scale
