@@ -2,13 +2,35 @@
 //! (`invariants`). A failure prints the seed and its whole trace; `make simulate` runs many more.
 //!
 //! `PAYBRIDGE_SIM_SEEDS=N` changes how many (default [`SEEDS`]). The bugs the simulator found
-//! have tests of their own next to the code they fixed (a seed's history changes whenever the
-//! model does, so a seed is not a regression test).
+//! have tests of their own next to the code they fixed, and their seeds are kept in
+//! [`REGRESSIONS`].
 
 use paybridge_sim::{Config, Outcome, run};
 
 /// Histories in `make test` (a debug build runs about 60 a second on this kind of machine).
 const SEEDS: u64 = 2_000;
+
+/// Seeds whose histories broke the promise with a bug the simulator found, each checked to fail
+/// again with that bug put back (docs/simulation.md). A history changes whenever the model does:
+/// after changing the model, put each bug back and pick its seed again (`make simulate`).
+const REGRESSIONS: [(u64, &str); 4] = [
+    (
+        9,
+        "a refund retried with its key after a 503 was refused as more than refundable",
+    ),
+    (
+        404,
+        "a dashboard refund that overtook a success after a failure was dropped",
+    ),
+    (
+        6411,
+        "a refund's late failure in the same second as its success was stale",
+    ),
+    (
+        54069,
+        "a dashboard refund's events came while the charge's own answer was lost: orphaned",
+    ),
+];
 
 fn explain(out: &Outcome) -> String {
     let mut text = format!(
@@ -26,6 +48,15 @@ fn explain(out: &Outcome) -> String {
     }
     text.push_str(&format!("replay: make simulate TRACE={}\n", out.seed));
     text
+}
+
+#[test]
+fn the_seeds_of_the_bugs_it_found_keep_the_promise() {
+    paybridge::telemetry::disable_metrics();
+    for (seed, bug) in REGRESSIONS {
+        let out = run(seed, Config::default());
+        assert!(out.violations.is_empty(), "{bug}\n{}", explain(&out));
+    }
 }
 
 #[test]
