@@ -10,8 +10,9 @@ with the local stack's credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / 
 stack's env), replacing whatever `Authorization` value schemathesis generated for the scheme
 (botocore drops an existing `Authorization` before it signs).
 
-A negative case that mutates the `Authorization` header itself (left out, or an invalid value) is
-sent as schemathesis made it, unsigned: the gateway must refuse it with 403, which
+A negative case that mutates the `Authorization` header itself (left out, or an invalid value), or
+that comes without one (the stateful phase's negative cases do not always say what they mutated),
+is sent as schemathesis made it, unsigned: the gateway must refuse it with 403, which
 `negative_data_rejection` then checks.
 
 Idempotency keys: schemathesis draws short keys (`0`, the example `inv_123-attempt-1`) again and
@@ -77,6 +78,20 @@ def mutates(case: Any, header: str) -> bool:
     return any(isinstance(n, str) and n.lower() == header.lower() for n in names)
 
 
+def drops_authorization(case: Any) -> bool:
+    """True for a negative case sent without the `Authorization` header the scheme requires.
+
+    The stateful phase's negative cases do not always name what they mutated in `meta.phase.data`
+    (a case that left out both `Idempotency-Key` and `Authorization` was signed here, accepted, and
+    reported as "schema-violating request accepted"): the header's absence says it instead.
+    """
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_negative:
+        return False
+    headers = case.headers or {}
+    return not any(isinstance(n, str) and n.lower() == "authorization" for n in headers)
+
+
 _requests_by_key: dict[str, str] = {}
 _keys_lock = threading.Lock()
 
@@ -107,5 +122,5 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     # again, and one without the `Authorization` the scheme requires would count as negative. The
     # signer replaces the generated value in the prepared request instead.
     fresh_idempotency_key(case)
-    if not mutates(case, "Authorization"):
+    if not mutates(case, "Authorization") and not drops_authorization(case):
         kwargs["auth"] = SIGNER

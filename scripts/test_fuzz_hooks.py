@@ -88,6 +88,9 @@ class BeforeCallTest(unittest.TestCase):
             (case({"Authorization": "x"}, negative_on="amount"), True),
             (case({}, negative_on="Authorization"), False),
             (case({"Authorization": "x"}, negative_on="authorization"), False),
+            # The stateful phase: a negative case that left the header out without naming it.
+            (case({"Idempotency-Key": "k"}, negative_on="Idempotency-Key"), False),
+            (case({}), True),
         ]:
             kwargs: dict[str, Any] = {}
             before = dict(c.headers)
