@@ -46,10 +46,16 @@ pub struct Init {
 /// A function's init: JSON logs, the settings from the environment, the AWS configuration and
 /// the secret — failing with a clear message (and so failing the init) if any is missing.
 pub async fn init() -> Result<Init, crate::error::BoxError> {
+    use crate::init_phases::phase;
+    phase("main");
     crate::telemetry::init();
+    phase("telemetry");
     let config = crate::config::Config::from_env()?;
+    phase("config");
     let aws = aws_config().await;
+    phase("aws_config");
     let secrets = load_secrets(&aws, &config.secret_id).await?;
+    phase("secret");
     Ok(Init {
         config,
         aws,
