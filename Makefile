@@ -170,14 +170,14 @@ bench: $(VENV_STAMP)
 # throw-away local stack with a call-counting proxy in front of moto (benches/lambda_bench.py):
 # init, first and warm invoke, peak RSS, AWS calls; a markdown table at the end.
 # BENCH_ARGS: e.g. --cpu-quota 7.2 (a 128 MB function's CPU share), --invokes 200, --cold-starts 9.
-# PROBE=1 also times each init step on its own (shared/examples/init_probe.rs).
+# PROBE=1 also times each init step on its own (tools/init-probe), the SDK's default way and paybridge's.
 BENCH_ARGS ?=
 PROBE ?=
 BENCH_BIN := $(abspath $(or $(CARGO_TARGET_DIR),target))/release
 bench-lambdas: $(VENV_STAMP)
-	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p empty-lambda $(if $(filter 1,$(PROBE)),&& cargo build --release -p paybridge --example init_probe,)
+	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p empty-lambda $(if $(filter 1,$(PROBE)),-p init-probe,)
 	$(STACK) run --state-dir .stack/bench-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
-	  $(PY) benches/lambda_bench.py --bin-dir $(BENCH_BIN) $(if $(filter 1,$(PROBE)),--probe $(BENCH_BIN)/examples/init_probe,) $(BENCH_ARGS)
+	  $(PY) benches/lambda_bench.py --bin-dir $(BENCH_BIN) $(if $(filter 1,$(PROBE)),--probe $(BENCH_BIN)/init-probe,) $(BENCH_ARGS)
 
 # Reconciler run time with N items in flight, against a throw-away local stack (tests/scale/reconcile.rs).
 IN_FLIGHT ?= 1000,10000

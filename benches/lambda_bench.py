@@ -547,8 +547,13 @@ def cold_start(
                 [str(binary)], env=lambda_env(env, function, runtime, proxy, sink), stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, preexec_fn=quota.preexec() if quota else None, cwd="/",
             )
-            if not runtime.first_next_seen.wait(INIT_TIMEOUT_SECS) or runtime.init_error:
-                raise BenchError(f"{function} did not finish init: {runtime.init_error[:300]!r} (log: {log_path})")
+            deadline = started + INIT_TIMEOUT_SECS
+            while not runtime.first_next_seen.wait(0.02):
+                if process.poll() is not None or time.perf_counter() > deadline:
+                    break
+            if not runtime.first_next or runtime.init_error:
+                why = runtime.init_error[:300] or f"exit status {process.poll()}"
+                raise BenchError(f"{function} did not finish init: {why!r} (log: {log_path})")
             init_ms = (runtime.first_next - started) * 1000
             init_calls = counter.take()
             inv = runtime.invoke(events.next(function))
@@ -646,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-starts", type=int, default=5, help="spawns per function (default %(default)s)")
     parser.add_argument("--cpu-quota", type=float, default=0.0, help="percent of one CPU for the functions (0: none)")
     parser.add_argument("--only", default="", help="comma-separated functions (default: all, and always empty-lambda)")
-    parser.add_argument("--probe", type=Path, default=None, help="also run this init probe (shared/examples/init_probe.rs) through the proxy")
+    parser.add_argument("--probe", type=Path, default=None, help="also run this init probe (tools/init-probe), both ways, through the proxy")
     parser.add_argument("--log-dir", type=Path, default=None, help="the functions' output (default: $PAYBRIDGE_STACK_DIR)")
     args = parser.parse_args(argv)
 
@@ -696,16 +701,16 @@ def main(argv: list[str] | None = None) -> int:
                 except BenchError as exc:
                     results[f].errors.append(str(exc))
             print(f"# round {round_ + 1}/{args.cold_starts} done", flush=True)
-        if args.probe:
+        for mode in ("default", "paybridge") if args.probe else ():
             runtime = Runtime()
             probe_env = lambda_env(env, "init-probe", runtime, proxy_url, sink_url)
             counter.take()
             done = subprocess.run(
-                [str(args.probe)], env=probe_env, capture_output=True, text=True, check=False,
+                [str(args.probe), mode], env=probe_env, capture_output=True, text=True, check=False,
                 preexec_fn=quota.preexec() if quota else None,
             )
             runtime.close()
-            print("\n# init probe (each step once, in a fresh process):")
+            print(f"\n# init probe, {mode} (each step once, in a fresh process):")
             print(done.stdout + done.stderr[-2000:])
             print(f"# AWS calls of the probe: {', '.join(counter.take())}")
     finally:

@@ -8,26 +8,37 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// The last mark and the phases so far.
-static PHASES: Mutex<Option<(Instant, Vec<(&'static str, u64)>)>> = Mutex::new(None);
+/// The last mark and the phases so far (name, µs).
+struct Phases {
+    last: Instant,
+    list: Vec<(&'static str, u64)>,
+}
+
+static PHASES: Mutex<Option<Phases>> = Mutex::new(None);
 
 /// Ends phase `name`: the time since the previous mark (or since the first call) is its length.
 pub fn phase(name: &'static str) {
     let now = Instant::now();
     let mut phases = PHASES.lock().unwrap_or_else(|e| e.into_inner());
     match phases.as_mut() {
-        Some((last, list)) => {
-            list.push((name, now.duration_since(*last).as_micros() as u64));
-            *last = now;
+        Some(p) => {
+            p.list
+                .push((name, now.duration_since(p.last).as_micros() as u64));
+            p.last = now;
         }
-        None => *phases = Some((now, vec![(name, 0)])),
+        None => {
+            *phases = Some(Phases {
+                last: now,
+                list: vec![(name, 0)],
+            })
+        }
     }
 }
 
 /// Logs the phases marked so far (at DEBUG) and forgets them.
 pub fn report() {
     let taken = PHASES.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some((_, list)) = taken {
+    if let Some(Phases { list, .. }) = taken {
         let phases: Vec<String> = list.iter().map(|(n, us)| format!("{n}={us}")).collect();
         tracing::debug!(target: "paybridge::init_phases", phases = %phases.join(" "), "init phases (µs)");
     }
@@ -44,7 +55,7 @@ mod tests {
         phase("two");
         {
             let phases = PHASES.lock().unwrap();
-            let (_, list) = phases.as_ref().unwrap();
+            let list = &phases.as_ref().unwrap().list;
             let names: Vec<_> = list.iter().map(|(n, _)| *n).collect();
             assert_eq!(names, ["start", "one", "two"]);
             assert_eq!(list[0].1, 0);

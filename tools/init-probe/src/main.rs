@@ -4,11 +4,11 @@
 //! it; a call made twice shows what the first one paid once (connector, TLS roots, credentials,
 //! endpoint rules, a connection).
 //!
-//! `init_probe default` takes the steps the way the SDK and reqwest do by default (one HTTP
+//! `init-probe default` takes the steps the way the SDK and reqwest do by default (one HTTP
 //! client and TLS configuration per client, the default credential and region chains);
-//! `init_probe paybridge` the way `paybridge::adapters` does. `make bench-lambdas PROBE=1` runs
-//! both (docs/performance.md reads them); by hand: `cargo run --release -p paybridge --example
-//! init_probe -- default` with a stack's env file sourced.
+//! `init-probe paybridge` the way `paybridge::adapters` does. `make bench-lambdas PROBE=1` runs
+//! both (docs/performance.md reads them); by hand: `cargo run --release -p init-probe -- default`
+//! with a stack's env file sourced.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,10 @@ use aws_sdk_secretsmanager::config::ProvideCredentials;
 async fn timed<T, F: std::future::Future<Output = T>>(name: &str, step: F) -> T {
     let started = Instant::now();
     let out = step.await;
-    println!("{name:<62} {:>8.3} ms", started.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "{name:<62} {:>8.3} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     out
 }
 
@@ -26,9 +29,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let paybridge = match std::env::args().nth(1).as_deref() {
         Some("paybridge") => true,
         Some("default") => false,
-        _ => return Err("usage: init_probe default|paybridge".into()),
+        _ => return Err("usage: init-probe default|paybridge".into()),
     };
-    println!("# init_probe {}", if paybridge { "paybridge" } else { "default" });
+    println!(
+        "# init-probe {}",
+        if paybridge { "paybridge" } else { "default" }
+    );
     timed("telemetry::init (subscriber, env filter)", async {
         paybridge::telemetry::init()
     })
@@ -60,12 +66,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await;
     let sqs = timed("sqs Client::new", async { aws_sdk_sqs::Client::new(&aws) }).await;
     timed("credentials, first resolution", async {
-        let provider = aws.credentials_provider().ok_or("no credentials provider")?;
-        provider.provide_credentials().await.map_err(|e| e.to_string())
+        let provider = aws
+            .credentials_provider()
+            .ok_or("no credentials provider")?;
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| e.to_string())
     })
     .await?;
     let fetch = || sm.get_secret_value().secret_id(&config.secret_id).send();
-    timed("GetSecretValue, first (connector, TLS roots, connect)", fetch()).await?;
+    timed(
+        "GetSecretValue, first (connector, TLS roots, connect)",
+        fetch(),
+    )
+    .await?;
     timed("GetSecretValue, second", fetch()).await?;
     timed("DynamoDB DescribeTable, first (another client)", async {
         ddb.describe_table().table_name(&config.table).send().await
@@ -88,7 +103,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .expect("a reqwest client")
         }
     };
-    timed("reqwest client, first (platform verifier: system roots)", build()).await;
+    timed(
+        "reqwest client, first (platform verifier: system roots)",
+        build(),
+    )
+    .await;
     timed("reqwest client, second", build()).await;
     Ok(())
 }
