@@ -8,7 +8,9 @@
 #                    deliveries, on a throw-away stack: make fuzz EXAMPLES=200 SEED=7 WEBHOOK_CASES=500
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint (plain and serverless rules)
 #   make build       release arm64 zips of every function (cargo lambda build), not part of test
-#   make bench       cargo bench -p paybridge; make bench-reconcile [IN_FLIGHT=1000,10000] against a local stack
+#   make bench       cargo bench -p paybridge, then bench-lambdas: every function's init, latency, RSS and AWS calls
+#                    beside an empty lambda_http function ([BENCH_ARGS=--cpu-quota 7.2] [PROBE=1]);
+#                    make bench-reconcile [IN_FLIGHT=1000,10000] against a local stack
 #   make simulate    the deterministic simulation: SEEDS=N seeded histories (default 100000) from FROM=S,
 #                    or TRACE=S to replay one history step by step (docs/simulation.md)
 #   make stack-up / stack-down / stack-reset / stack-status / clean-stack   the dev stack by hand
@@ -63,7 +65,7 @@ endif
 IAM_FLAG := $(if $(filter 1,$(LOCAL_IAM)),--iam,)
 
 .PHONY: help venv .venv test fuzz lint lint-template fmt-check clippy dev demo stack-up stack-down \
-        stack-reset stack-status clean-stack build bench bench-reconcile simulate redrive resend deliveries sweep-outbox reconcile \
+        stack-reset stack-status clean-stack build bench bench-lambdas bench-reconcile simulate redrive resend deliveries sweep-outbox reconcile \
         attention unpark undelivered recover index-notifications
 
 help:
@@ -160,8 +162,24 @@ clean-stack:
 build: $(VENV_STAMP)
 	cargo lambda build --release --arm64 --output-format zip $(addprefix -p ,$(FUNCTIONS))
 
-bench:
+# The criterion benchmarks (intake CPU, PAN detector), then the functions' cold start, latency,
+# memory and AWS calls beside an empty lambda_http function (bench-lambdas).
+bench: $(VENV_STAMP)
 	cargo bench -p paybridge
+	$(MAKE) bench-lambdas
+
+# Every function's release binary and tools/empty-lambda under a Runtime API emulator, against a
+# throw-away local stack with a call-counting proxy in front of moto (benches/lambda_bench.py):
+# init, first and warm invoke, peak RSS, AWS calls; a markdown table at the end.
+# BENCH_ARGS: e.g. --cpu-quota 7.2 (a 128 MB function's CPU share), --invokes 200, --cold-starts 9.
+# PROBE=1 also times each init step on its own (tools/init-probe), the SDK's default way and paybridge's.
+BENCH_ARGS ?=
+PROBE ?=
+BENCH_BIN := $(abspath $(or $(CARGO_TARGET_DIR),target))/release
+bench-lambdas: $(VENV_STAMP)
+	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p empty-lambda $(if $(filter 1,$(PROBE)),-p init-probe,)
+	$(STACK) run --state-dir .stack/bench-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
+	  $(PY) benches/lambda_bench.py --bin-dir $(BENCH_BIN) $(if $(filter 1,$(PROBE)),--probe $(BENCH_BIN)/init-probe,) $(BENCH_ARGS)
 
 # Reconciler run time with N items in flight, against a throw-away local stack (tests/scale/reconcile.rs).
 IN_FLIGHT ?= 1000,10000

@@ -36,7 +36,8 @@
 //!   idempotency-key and deadline extraction, response building.
 //! - [`clock`]: the one reading of the wall clock (use cases take `now`).
 //! - [`config`], [`secrets`], [`telemetry`]: settings from the environment, the secret's shape,
-//!   JSON logs and EMF metrics (every name in [`telemetry::Metric::ALL`]).
+//!   JSON logs and EMF metrics (every name in [`telemetry::Metric::ALL`]); [`init_phases`], how
+//!   long each phase of a cold start took.
 
 pub mod adapters;
 pub mod clock;
@@ -45,6 +46,7 @@ pub mod domain;
 pub mod error;
 #[cfg(feature = "lambda")]
 pub mod http;
+pub mod init_phases;
 #[cfg(feature = "lambda")]
 pub mod invoke;
 pub mod ports;

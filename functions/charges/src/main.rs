@@ -8,6 +8,8 @@ use paybridge::invoke::{self, Function};
 async fn main() -> Result<(), lambda_http::Error> {
     let init = paybridge::adapters::init().await?;
     let app = Charges::new(&init);
+    paybridge::init_phases::phase("clients");
+    paybridge::init_phases::report();
     let app = &app;
     invoke::run(Function::Charges, move |req| handler::handle(app, req)).await
 }

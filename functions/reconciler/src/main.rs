@@ -25,6 +25,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         action_expiry: config.action_expiry,
         ..ReconcileSettings::default()
     };
+    paybridge::init_phases::phase("clients");
+    paybridge::init_phases::report();
     let (store, gateways, queue, base) = (&store, &gateways, &queue, &settings);
     run(service_fn(
         |event: LambdaEvent<serde_json::Value>| async move {

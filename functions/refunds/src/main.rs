@@ -8,6 +8,8 @@ use refunds::handler::{self, Refunds};
 async fn main() -> Result<(), lambda_http::Error> {
     let init = paybridge::adapters::init().await?;
     let app = Refunds::new(&init);
+    paybridge::init_phases::phase("clients");
+    paybridge::init_phases::report();
     let app = &app;
     invoke::run(Function::Refunds, move |req| handler::handle(app, req)).await
 }

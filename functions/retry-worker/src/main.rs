@@ -7,5 +7,7 @@ use retry_worker::handler;
 async fn main() -> Result<(), lambda_runtime::Error> {
     let init = paybridge::adapters::init().await?;
     let worker = handler::worker(&init)?;
+    paybridge::init_phases::phase("clients");
+    paybridge::init_phases::report();
     run(service_fn(|event| handler::handle(&worker, event))).await
 }

@@ -16,8 +16,15 @@ use std::time::Duration;
 
 /// The HTTP client gateway connectors share. `timeout` bounds a whole request: past it the
 /// outcome is unknown and the caller retries with the same idempotency key.
+///
+/// Every client shares one TLS configuration ([`crate::adapters::tls`]): the system's roots are
+/// read once per process, not once per client.
 pub fn http_client(timeout: Duration) -> reqwest::Client {
+    // Building fails only if the TLS backend cannot initialise: a broken deployment.
+    let tls = crate::adapters::tls::client_config()
+        .unwrap_or_else(|e| panic!("cannot build the HTTP client: {e}"));
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .connect_timeout(Duration::from_secs(3).min(timeout))
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
