@@ -369,9 +369,11 @@ where
     match charge.status {
         // Adyen's CANCEL_OR_REFUND of a payment that was never captured cancels it (its payment
         // update, applied first, does that): there is nothing to refund.
-        ChargeStatus::Canceled => return Ok(Some(nothing_to_adopt(&charge, &gateway_ref))),
-        ChargeStatus::Failed if charge.gateway == Gateway::Adyen => {
-            return Ok(Some(nothing_to_adopt(&charge, &gateway_ref)));
+        s if s == ChargeStatus::Canceled
+            || (s == ChargeStatus::Failed && charge.gateway == Gateway::Adyen) =>
+        {
+            tracing::info!(charge_id = %charge.id, gateway_ref, "a refund of a charge that took nothing: nothing to adopt");
+            return Ok(Some(Found::Done));
         }
         // The refund overtook the capture's event (or Adyen's re-capture), or — at Stripe, where
         // only a payment that took money can be refunded — the success after a failure: wait
@@ -435,11 +437,6 @@ where
         Err(StoreError::Conflict) => Ok(None),
         Err(e) => Err(e.into()),
     }
-}
-
-fn nothing_to_adopt(charge: &Charge, gateway_ref: &str) -> Found {
-    tracing::info!(charge_id = %charge.id, gateway_ref, "a refund of a charge that took nothing: nothing to adopt");
-    Found::Done
 }
 
 async fn apply_dispute<S>(

@@ -38,9 +38,6 @@ pub struct BillingState {
     /// The notification ids that carried each (object id, type, version).
     pub carried: BTreeMap<(String, String, u64), BTreeSet<String>>,
     pub requests: Vec<Request>,
-    /// Charge id → invoice, from answers billing got.
-    pub charges: BTreeMap<String, String>,
-    pub deliveries: u64,
 }
 
 #[derive(Clone)]
@@ -55,7 +52,6 @@ pub struct SimBilling {
 impl SimBilling {
     /// Applies one notification: a new id is kept; an object's view moves only forward in version.
     fn accept(state: &mut BillingState, n: &Notification) {
-        state.deliveries += 1;
         let body: serde_json::Value =
             serde_json::from_str(&n.body).expect("a notification body is JSON");
         let data = body["data"].clone();

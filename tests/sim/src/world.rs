@@ -269,8 +269,6 @@ impl World {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             if let Some(id) = v["id"].as_str() {
                 request.charge_id = Some(id.to_owned());
-                (self.billing.state.lock().unwrap().charges)
-                    .insert(id.to_owned(), request.invoice.clone());
             }
         }
         request.answered = !retry;

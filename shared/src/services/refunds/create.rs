@@ -113,9 +113,10 @@ async fn run(
     // An earlier request with this key may have reserved the refund already: look for it before
     // checking what is refundable, which counts that very reservation (and a dispute opened since
     // must not turn the retry of a refund in flight into a refusal).
-    let earlier_refund = match resumed {
-        true => deps.store.get_refund(&refund_id).await?,
-        false => None,
+    let earlier_refund = if resumed {
+        deps.store.get_refund(&refund_id).await?
+    } else {
+        None
     };
     let (refund, earlier) = match earlier_refund {
         Some(refund) => (refund, Earlier::Unknown),
