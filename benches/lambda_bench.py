@@ -13,7 +13,10 @@ Measured per function, all in one run so every figure has its ratio to the empty
   and init + first invoke, so work moved from init into the first request does not hide;
 - warm invoke p50 / p99 over `--invokes` events of the last spawn;
 - peak RSS: `VmHWM` of /proc/<pid>/status after the last invoke;
-- AWS calls during init and per warm invoke, by operation.
+- AWS calls during init and per warm invoke, by operation, and for webhook-intake per duplicate
+  delivery too (`--duplicates` redeliveries of webhooks it already recorded, after its warm invokes);
+- the zip of each binary, and the size and capacity units of every kind of item the run left in
+  the table (benches/bench_bytes.py).
 
 `--cpu-quota 7.2` runs every function in a cgroup with that CPU share (the share of a 128 MB
 function): cgroup v2 `cpu.max` or cgroup v1 `cpu.cfs_quota_us`, whichever this machine has; when
@@ -52,6 +55,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import bench_bytes  # noqa: E402 - zip and item sizes
 import local_gateway  # noqa: E402 - the API Gateway v2 event builder and the SQS record shape
 import stack  # noqa: E402 - template names, account and region
 
@@ -362,6 +366,7 @@ class Events:
         self.stripe_secret = secrets["stripe"]["webhook_secrets"][0]
         self.charges: list[tuple[str, str]] = []  # (charge id, gateway ref) made by the charges run
         self.events: list[str] = []  # Stripe event ids recorded by the intake run
+        self.webhooks: list[dict[str, Any]] = []  # the intake events sent, to deliver again
         self.n = 0
 
     def http(self, method: str, target: str, body: bytes = b"", headers: list[tuple[str, str]] | None = None) -> dict[str, Any]:
@@ -416,7 +421,9 @@ class Events:
             ).encode()
             mac = _hmac(self.stripe_secret.encode(), f"{created}.".encode() + body)
             self.events.append(event_id)
-            return self.http("POST", "/webhooks/stripe", body, [*json_type, ("stripe-signature", f"t={created},v1={mac}")])
+            webhook = self.http("POST", "/webhooks/stripe", body, [*json_type, ("stripe-signature", f"t={created},v1={mac}")])
+            self.webhooks.append(webhook)
+            return webhook
         if function == "retry-worker":
             event_id = self.events[n % len(self.events)] if self.events else f"evt_bench_{tag}"
             message = {
@@ -439,6 +446,14 @@ class Events:
                 "detail": {},
             }
         raise BenchError(f"no events for {function}")
+
+    def duplicate(self) -> dict[str, Any]:
+        """A webhook intake recorded before, delivered again as Stripe does (same body and
+        signature), under a new API Gateway request id."""
+        self.n += 1
+        event = json.loads(json.dumps(self.webhooks[self.n % len(self.webhooks)]))
+        event["requestContext"]["requestId"] = local_gateway.request_id()
+        return event
 
     def answered(self, function: str, inv: Invocation) -> None:
         """Keeps what later functions' events need (the charges made)."""
@@ -492,6 +507,8 @@ class Result:
     warm_calls: list[list[str]] = field(default_factory=list)
     rss_kb: int = 0
     errors: list[str] = field(default_factory=list)
+    duplicate_calls: list[list[str]] = field(default_factory=list)
+    zip_bytes: int = 0
 
 
 def peak_rss_kb(pid: int) -> int:
@@ -533,7 +550,7 @@ def lambda_env(base: dict[str, str], function: str, runtime: Runtime, proxy: str
 
 def cold_start(
     function: str, binary: Path, env: dict[str, str], events: Events, counter: CallCounter, quota: CpuQuota | None,
-    result: Result, proxy: str, sink: str, log_dir: Path, warm_invokes: int,
+    result: Result, proxy: str, sink: str, log_dir: Path, warm_invokes: int, duplicates: int = 0,
 ) -> None:
     runtime = Runtime()
     log_path = log_dir / f"{function}.log"
@@ -571,6 +588,11 @@ def cold_start(
                 events.answered(function, inv)
                 if inv.status != "response" and len(result.errors) < 3:
                     result.errors.append(f"warm invoke: {inv.status} {inv.response[:200]!r}")
+            for _ in range(duplicates if function == "webhook-intake" and events.webhooks else 0):
+                inv = runtime.invoke(events.duplicate())
+                result.duplicate_calls.append(counter.take())
+                if inv.status != "response" and len(result.errors) < 3:
+                    result.errors.append(f"duplicate invoke: {inv.status} {inv.response[:200]!r}")
             if warm_invokes:
                 result.rss_kb = peak_rss_kb(process.pid)
     finally:
@@ -610,8 +632,8 @@ def table(results: list[Result], quota_note: str) -> str:
     lines = [
         f"CPU: {quota_note}",
         "",
-        "| function | init ms | init ratio | first invoke ms | init + first ms (ratio) | warm p50 ms | warm p99 ms | peak RSS MB (ratio) | AWS calls at init | AWS calls per warm invoke |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| function | init ms | init ratio | first invoke ms | init + first ms (ratio) | warm p50 ms | warm p99 ms | peak RSS MB (ratio) | zip MB | AWS calls at init | AWS calls per warm invoke |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if not r.cold:
@@ -627,8 +649,12 @@ def table(results: list[Result], quota_note: str) -> str:
         lines.append(
             f"| {r.function} | {init:.1f} | {init / base_init:.2f}× | {first:.1f} | {total:.1f} ({total / base_sum:.2f}×) "
             f"| {pct(r.warm_ms, 50):.1f} | {pct(r.warm_ms, 99):.1f} | {rss:.1f} ({r.rss_kb / base_rss if base_rss else float('nan'):.2f}×) "
-            f"| {init_calls:g}{f' ({init_ops})' if init_ops else ''} | {mean:g}{f' ({detail})' if detail else ''} |"
+            f"| {r.zip_bytes / 1e6:.2f} | {init_calls:g}{f' ({init_ops})' if init_ops else ''} | {mean:g}{f' ({detail})' if detail else ''} |"
         )
+    for r in results:
+        if r.duplicate_calls:
+            mean, detail = calls_summary(r.duplicate_calls)
+            lines += ["", f"{r.function}, AWS calls per duplicate delivery ({len(r.duplicate_calls)} redeliveries): {mean:g} ({detail})"]
     breakdown = [r for r in results if any(c.phases_us for c in r.cold)]
     if breakdown:
         lines += ["", "Init phases (median µs of the cold starts; `main` is the time from spawn to main, from the init above):", ""]
@@ -652,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-quota", type=float, default=0.0, help="percent of one CPU for the functions (0: none)")
     parser.add_argument("--only", default="", help="comma-separated functions (default: all, and always empty-lambda)")
     parser.add_argument("--probe", type=Path, default=None, help="also run this init probe (tools/init-probe), both ways, through the proxy")
+    parser.add_argument("--duplicates", type=int, default=20, help="redeliveries of recorded webhooks to intake (default %(default)s)")
     parser.add_argument("--log-dir", type=Path, default=None, help="the functions' output (default: $PAYBRIDGE_STACK_DIR)")
     args = parser.parse_args(argv)
 
@@ -688,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# functions: {', '.join(functions)}; {args.cold_starts} cold starts each, {args.invokes} warm invokes; {quota_note}", flush=True)
 
     events = Events(env)
-    results = {f: Result(f) for f in functions}
+    results = {f: Result(f, zip_bytes=bench_bytes.zip_bytes(binaries[f])) for f in functions}
     try:
         # Cold starts in turns across the functions; the last round also runs the warm invokes.
         for round_ in range(args.cold_starts):
@@ -697,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
                 if results[f].errors and not results[f].cold:
                     continue
                 try:
-                    cold_start(f, binaries[f], env, events, counter, quota, results[f], proxy_url, sink_url, log_dir, min(args.invokes, MAX_WARM.get(f, args.invokes)) if last else 0)
+                    cold_start(f, binaries[f], env, events, counter, quota, results[f], proxy_url, sink_url, log_dir, min(args.invokes, MAX_WARM.get(f, args.invokes)) if last else 0, args.duplicates if last else 0)
                 except BenchError as exc:
                     results[f].errors.append(str(exc))
             print(f"# round {round_ + 1}/{args.cold_starts} done", flush=True)
@@ -721,6 +748,12 @@ def main(argv: list[str] | None = None) -> int:
         sink.shutdown()
     print()
     print(table([results[f] for f in functions], quota_note))
+    try:
+        items = bench_bytes.scan_items(env)
+        print(f"\nItems the run left in the table ({len(items)}; sizes by DynamoDB's rules, benches/bench_bytes.py):\n")
+        print(bench_bytes.item_table(items))
+    except Exception as exc:  # the figures above stand without it
+        print(f"\nitem sizes: cannot scan the table: {exc}")
     return 1 if any(r.errors for r in results.values()) else 0
 
 

@@ -321,7 +321,11 @@ mod tests {
     const SECRET: &str = "whsec_tnD5f+sthMLCvUEft1NbL5V+fNFEkhza";
 
     fn notifier(endpoint: &str, secret: &str) -> Result<HttpNotifier, String> {
-        HttpNotifier::new(reqwest::Client::new(), endpoint, &SecretString::new(secret))
+        HttpNotifier::new(
+            crate::adapters::gateways::http_client(std::time::Duration::from_secs(1)),
+            endpoint,
+            &SecretString::new(secret),
+        )
     }
 
     #[test]

@@ -65,14 +65,16 @@ fn in_lambda() -> bool {
         && set("AWS_SECRET_ACCESS_KEY")
 }
 
-/// The SDK's default HTTPS client (hyper 1 on rustls with aws-lc, the proxy settings of the
-/// environment), built once for all the clients of an [`SdkConfig`] instead of once per client.
+/// The SDK's HTTPS client (hyper 1 on rustls, the proxy settings of the environment), built once
+/// for all the clients of an [`SdkConfig`] instead of once per client. Its crypto is ring, as for
+/// the reqwest clients ([`tls`]), not the SDK's default aws-lc: one crypto library in the binary
+/// instead of two, about a megabyte less to ship and load (docs/performance.md).
 fn aws_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
     use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
     Builder::new().build_with_connector_fn(|settings, components| {
         let mut builder =
-            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
         builder.set_connector_settings(settings.cloned());
         if let Some(components) = components {
             builder.set_sleep_impl(components.sleep_impl());

@@ -2,8 +2,8 @@
 //!
 //! reqwest's rustls backend builds a platform verifier for every client it builds, which reads
 //! and parses the system's root certificates each time (a few milliseconds of CPU, many more
-//! under a Lambda CPU share). Built once here with the same parts reqwest would use — aws-lc-rs,
-//! TLS 1.2 and 1.3, the platform verifier (the system roots) — and handed to every client, the
+//! under a Lambda CPU share). Built once here with the parts reqwest would use — ring (the SDK's
+//! provider too: one crypto library per binary), TLS 1.2 and 1.3, the platform verifier (the system roots) — and handed to every client, the
 //! roots are read once per process; [`warm`] reads them while init waits on the network.
 
 use std::sync::{Arc, OnceLock};
@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
 
 fn build() -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
         .map_err(|e| format!("cannot load the system's root certificates: {e}"))?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)

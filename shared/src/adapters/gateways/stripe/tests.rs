@@ -253,7 +253,7 @@ fn refund_answers_map_to_refund_statuses() {
 #[test]
 fn the_api_key_is_not_in_debug_output() {
     let g = StripeGateway::new(
-        reqwest::Client::new(),
+        crate::adapters::gateways::http_client(std::time::Duration::from_secs(1)),
         "http://127.0.0.1:1",
         SecretString::new("sk_test_secret"),
     );
