@@ -75,7 +75,7 @@ def kind_of(item: dict[str, dict[str, Any]]) -> str:
         "IDEMPOTENCY": "idempotency record",
         "INVOICE": "invoice",
         "GWREF": "gateway reference",
-    }.get(prefix, f"{prefix.lower()} ({sk.lower()})")
+    }.get(prefix, f"{prefix.lower()} pointer" if sk == prefix else f"{prefix.lower()} / {sk.lower()}")
 
 
 def gsis(item: dict[str, dict[str, Any]]) -> int:
