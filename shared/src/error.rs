@@ -401,18 +401,23 @@ impl Error {
 
     /// The full cause chain, for the log.
     pub fn chain(&self) -> String {
-        let mut out = self.message.clone();
-        let mut cause = self
-            .source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static));
-        while let Some(e) = cause {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
-            cause = e.source();
+        match self.source.as_deref() {
+            Some(source) => format!("{}: {}", self.message, chain(source)),
+            None => self.message.clone(),
         }
-        out
     }
+}
+
+/// An error and its causes, `: `-separated, for a log line.
+pub fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cause = e.source();
+    }
+    out
 }
 
 impl fmt::Display for Error {

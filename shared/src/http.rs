@@ -9,6 +9,7 @@ use crate::adapters::gateways::GatewayRouter;
 use crate::adapters::sqs::SqsWorkQueue;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::error::{Code, Error};
+use crate::secrets::Secrets;
 use crate::services::ApiResponse;
 use crate::services::charges::MAX_REQUEST_BYTES;
 use crate::services::charges::create::ChargeDeps;
@@ -18,7 +19,8 @@ use crate::services::request::{RequestPart, refuse_card_data};
 /// How long a gateway call may take before its outcome counts as unknown.
 pub const GATEWAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// What the billing-facing functions (charges, refunds) need, built once at init.
+/// What the billing-facing functions (charges, refunds) need, built once, on the first request
+/// (the gateways' keys are in the secret).
 pub struct BillingApp {
     pub store: Table,
     pub gateways: GatewayRouter,
@@ -27,14 +29,15 @@ pub struct BillingApp {
 }
 
 impl BillingApp {
-    pub fn new(init: &Init) -> Self {
-        let (config, aws, secrets) = (&init.config, &init.aws, &init.secrets);
-        BillingApp {
+    /// The clients, from init's configuration and the secret (the gateways' keys).
+    pub fn new(init: &Init, secrets: &Secrets) -> Result<Self, String> {
+        let (config, aws) = (&init.config, &init.aws);
+        Ok(BillingApp {
             store: Table::from_conf(aws, &config.table),
             gateways: GatewayRouter::from_secrets(config, secrets, GATEWAY_TIMEOUT),
             queue: SqsWorkQueue::from_conf(aws, &config.work_queue_url),
             idempotency_ttl: config.idempotency_ttl,
-        }
+        })
     }
 
     /// The use cases' view of the dependencies.

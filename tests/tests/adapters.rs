@@ -261,3 +261,63 @@ async fn a_missing_secret_is_an_error_not_a_panic() {
         "{err:?}"
     );
 }
+
+/// Functions fetch the secret on first use, not at init (issue 15): a secret that cannot be read
+/// fails that use clearly, naming it, and the next use fetches again.
+#[tokio::test]
+async fn a_secret_that_appears_later_is_fetched_on_the_next_use_after_a_failed_one() {
+    use paybridge::adapters::{Init, OnFirstUse};
+    let s = stack().await;
+    let name = unique("paybridge-later-");
+    let source = Arc::new(SecretsManagerSource::from_conf(&s.aws, &name));
+    let mut config = s.config.clone();
+    config.secret_id = name.clone();
+    let init = Init {
+        config,
+        aws: s.aws.clone(),
+        secret: source,
+    };
+    let app = OnFirstUse::new(init, |_, secrets| {
+        (secrets
+            .stripe
+            .as_ref()
+            .map(|s| s.api_key.expose().to_owned()))
+        .ok_or_else(|| "the secret names no Stripe key".to_owned())
+    });
+
+    let err = app.get().await.unwrap_err();
+    assert_eq!(err.code(), "temporarily_unavailable", "{}", err.chain());
+    assert!(
+        err.chain().contains(&format!("loading secret {name}")),
+        "the error names the secret: {}",
+        err.chain()
+    );
+
+    let client = aws_sdk_secretsmanager::Client::new(&s.aws);
+    client
+        .create_secret()
+        .name(&name)
+        .secret_string(r#"{"adyen":{"api_key":"k","merchant_account":"m","hmac_keys":["00"]}}"#)
+        .send()
+        .await
+        .unwrap();
+    // Readable now, but it lacks what the function needs: a 500 that says so.
+    let err = app.get().await.unwrap_err();
+    assert_eq!(err.code(), "internal_error", "{}", err.chain());
+    assert!(
+        err.chain().contains("the secret names no Stripe key"),
+        "{}",
+        err.chain()
+    );
+
+    // Fixed, it reaches this environment on the next use: the unusable read was not kept.
+    client
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string(r#"{"stripe":{"api_key":"sk_test_later","webhook_secrets":["whsec_a"]}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.get().await.unwrap(), "sk_test_later");
+    assert_eq!(app.get().await.unwrap(), "sk_test_later");
+}

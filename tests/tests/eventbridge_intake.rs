@@ -39,7 +39,10 @@ async fn harness(source: Option<&str>) -> Harness {
     let app = Intake {
         store: Table::from_conf(&stack.aws, &stack.config.table),
         queue: SqsWorkQueue::from_conf(&stack.aws, &queue_url),
-        secrets: SecretsManagerSource::from_conf(&stack.aws, &stack.config.secret_id),
+        secrets: std::sync::Arc::new(SecretsManagerSource::from_conf(
+            &stack.aws,
+            &stack.config.secret_id,
+        )),
         settings: IntakeSettings {
             tolerance: stack.config.webhook_tolerance,
             stripe_event_source: source.map(str::to_owned),

@@ -37,7 +37,10 @@ fn intake(stack: &Stack, queue: SqsWorkQueue) -> Intake {
     Intake {
         store: Table::from_conf(&stack.aws, &stack.config.table),
         queue,
-        secrets: SecretsManagerSource::from_conf(&stack.aws, &stack.config.secret_id),
+        secrets: std::sync::Arc::new(SecretsManagerSource::from_conf(
+            &stack.aws,
+            &stack.config.secret_id,
+        )),
         settings: IntakeSettings {
             tolerance: stack.config.webhook_tolerance,
             ..IntakeSettings::default()

@@ -2,14 +2,23 @@
 //! invocation (docs/direct-invocation.md).
 
 use charges::handler::{self, Charges};
+use paybridge::adapters::OnFirstUse;
+use paybridge::http::error_response;
 use paybridge::invoke::{self, Function};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let init = paybridge::adapters::init().await?;
-    let app = Charges::new(&init);
-    paybridge::init_phases::phase("clients");
-    paybridge::init_phases::report();
+    // The gateway clients are built on the first request, which fetches the secret.
+    let app = OnFirstUse::new(init, Charges::new);
     let app = &app;
-    invoke::run(Function::Charges, move |req| handler::handle(app, req)).await
+    paybridge::init_phases::report();
+    invoke::run(Function::Charges, move |req| async move {
+        match app.get().await {
+            // Boxed: the handler's future is deep enough to pass the compiler's layout limit.
+            Ok(app) => Box::pin(handler::handle(app, req)).await,
+            Err(e) => Ok(error_response(&e, req.uri().path())),
+        }
+    })
+    .await
 }

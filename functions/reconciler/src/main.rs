@@ -2,32 +2,40 @@
 //! schedule in AWS; locally, `make reconcile` runs the same use case through `paybridge-ops`.
 
 use lambda_runtime::{LambdaEvent, run, service_fn};
-use paybridge::adapters::Init;
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::gateways::GatewayRouter;
 use paybridge::adapters::sqs::SqsWorkQueue;
+use paybridge::adapters::{Init, OnFirstUse};
+use paybridge::secrets::Secrets;
 use paybridge::services::reconcile::{ReconcileSettings, reconcile};
+
+/// What a run needs, built on the first run, which fetches the secret.
+struct Clients {
+    store: Table,
+    gateways: GatewayRouter,
+    queue: SqsWorkQueue,
+}
+
+fn clients(init: &Init, secrets: &Secrets) -> Result<Clients, String> {
+    let (config, aws) = (&init.config, &init.aws);
+    Ok(Clients {
+        store: Table::from_conf(aws, &config.table),
+        gateways: GatewayRouter::from_secrets(config, secrets, std::time::Duration::from_secs(10)),
+        queue: SqsWorkQueue::from_conf(aws, &config.work_queue_url),
+    })
+}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let Init {
-        config,
-        aws,
-        secrets,
-        ..
-    } = paybridge::adapters::init().await?;
-    let store = Table::from_conf(&aws, &config.table);
-    let gateways =
-        GatewayRouter::from_secrets(&config, &secrets, std::time::Duration::from_secs(10));
-    let queue = SqsWorkQueue::from_conf(&aws, &config.work_queue_url);
+    let init = paybridge::adapters::init().await?;
     let settings = ReconcileSettings {
-        after: config.reconcile_after,
-        action_expiry: config.action_expiry,
+        after: init.config.reconcile_after,
+        action_expiry: init.config.action_expiry,
         ..ReconcileSettings::default()
     };
-    paybridge::init_phases::phase("clients");
+    let app = OnFirstUse::new(init, clients);
     paybridge::init_phases::report();
-    let (store, gateways, queue, base) = (&store, &gateways, &queue, &settings);
+    let (app, base) = (&app, &settings);
     run(service_fn(
         |event: LambdaEvent<serde_json::Value>| async move {
             let now_ms = paybridge::clock::now_ms();
@@ -47,6 +55,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 ..base.clone()
             };
             let now = now_ms / 1000;
+            let Clients {
+                store,
+                gateways,
+                queue,
+            } = app.get().await.map_err(|e| e.chain())?;
             let summary = reconcile(store, gateways, queue, &settings, now)
                 .await
                 .map_err(|e| e.chain())?;

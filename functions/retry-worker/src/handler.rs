@@ -13,19 +13,20 @@ use paybridge::adapters::eventbridge::EventBridgeBus;
 use paybridge::adapters::gateways::GatewayRouter;
 use paybridge::adapters::sqs::SqsWorkQueue;
 use paybridge::clock;
+use paybridge::secrets::Secrets;
 pub use paybridge::services::work::Verdict;
 use paybridge::services::work::{self, Received};
 
 /// How long a gateway call or a billing delivery may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Everything a batch needs, built once at init.
+/// Everything a batch needs, built once, on the first batch (the secret names billing).
 pub type Worker =
     work::Worker<Table, GatewayRouter, SqsWorkQueue, Option<HttpNotifier>, EventBridgeBus>;
 
 /// Builds the worker from the configuration and the secret.
-pub fn worker(init: &Init) -> Result<Worker, String> {
-    let (config, aws, secrets) = (&init.config, &init.aws, &init.secrets);
+pub fn worker(init: &Init, secrets: &Secrets) -> Result<Worker, String> {
+    let (config, aws) = (&init.config, &init.aws);
     Ok(Worker {
         store: Table::from_conf(aws, &config.table),
         gateways: GatewayRouter::from_secrets(config, secrets, CALL_TIMEOUT),

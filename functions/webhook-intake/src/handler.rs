@@ -1,14 +1,14 @@
 //! HTTP in, use case, HTTP out. No business rule lives here.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use paybridge::Error;
-use paybridge::adapters::SdkConfig;
+use paybridge::adapters::Init;
 use paybridge::adapters::dynamodb::Table;
 use paybridge::adapters::secrets_manager::SecretsManagerSource;
 use paybridge::adapters::sqs::SqsWorkQueue;
-use paybridge::config::Config;
 use paybridge::domain::Gateway;
 use paybridge::error::Code;
 use paybridge::services::record_webhook::{self, IntakeSettings, Outcome};
@@ -20,17 +20,18 @@ const FUNCTION: &str = "webhook-intake";
 pub struct Intake {
     pub store: Table,
     pub queue: SqsWorkQueue,
-    pub secrets: SecretsManagerSource,
+    pub secrets: Arc<SecretsManagerSource>,
     pub settings: IntakeSettings,
     pub max_body_bytes: usize,
 }
 
 impl Intake {
-    pub fn new(config: &Config, aws: &SdkConfig) -> Self {
+    pub fn new(init: &Init) -> Self {
+        let (config, aws) = (&init.config, &init.aws);
         Intake {
             store: Table::from_conf(aws, &config.table),
             queue: SqsWorkQueue::from_conf(aws, &config.work_queue_url),
-            secrets: SecretsManagerSource::from_conf(aws, &config.secret_id),
+            secrets: Arc::clone(&init.secret),
             settings: IntakeSettings {
                 tolerance: config.webhook_tolerance,
                 retention: config.event_retention,
@@ -144,7 +145,7 @@ async fn run(
     tracing::debug!(gateway = %gateway, bytes = body.len(), "webhook received");
     let now = paybridge::clock::now_secs();
     let events = record_webhook::verify(
-        &app.secrets,
+        app.secrets.as_ref(),
         gateway,
         req.headers(),
         body,

@@ -27,7 +27,7 @@ impl EventBridgeBus {
         }
     }
 
-    pub fn from_conf(conf: &aws_config::SdkConfig, name: impl Into<String>) -> Self {
+    pub fn from_conf(conf: &super::SdkConfig, name: impl Into<String>) -> Self {
         Self::new(Client::new(conf), name)
     }
 

@@ -3,6 +3,7 @@
 //! Every AWS client is built from [`aws_config()`], which honours `AWS_ENDPOINT_URL`, so the same
 //! code talks to AWS in the cloud and to moto server locally.
 
+pub mod aws_http;
 pub mod billing;
 pub mod dynamodb;
 pub mod eventbridge;
@@ -11,52 +12,93 @@ pub mod secrets_manager;
 pub mod sqs;
 pub mod tls;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-/// The shared AWS configuration: region, credentials and endpoint from the environment, with
-/// timeouts short enough that a dead dependency fails a request well inside the function timeout.
-pub use aws_config::SdkConfig;
+/// The shared AWS configuration every client is built from.
+pub use aws_sdk_dynamodb::config::Region;
+pub use aws_types::SdkConfig;
 
-/// The AWS configuration every client is built from.
+/// The AWS configuration every client is built from: region, credentials and endpoint from the
+/// environment, with timeouts short enough that a dead dependency fails a request well inside
+/// the function timeout, and one HTTP client for every AWS client of the process (one TLS
+/// configuration, the system's roots read once, one connection pool).
 ///
-/// One HTTP client for every AWS client of the process: one TLS configuration (the system's
-/// roots read once, not once per service), one connection pool. In Lambda ([`in_lambda`]) the
-/// region and the credentials are read from the environment Lambda sets, without building the
-/// default chains (profile, web identity, SSO, ECS and IMDS providers, each with its own
-/// clients) that would only be tried after the environment anyway; anywhere else (tests,
-/// `paybridge-ops` on a laptop) the default chains apply. (The profile files are still looked
-/// for, for the other settings: aws-config refuses an empty set, and Lambda has none to read.)
-pub async fn aws_config() -> aws_config::SdkConfig {
-    // PAYBRIDGE_AWS_OPERATION_TIMEOUT_SECS (default 7) bounds a call including its retries; the
-    // local stack raises it because moto serialises DynamoDB requests.
+/// In Lambda ([`in_lambda`]) — and in every function's build — it is built from the variables
+/// Lambda sets (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`)
+/// and `AWS_ENDPOINT_URL`, without aws-config's loader: no credential or region chains (profile,
+/// web identity, SSO, ECS, IMDS), no profile files, none of their code in the binary
+/// (docs/performance.md). With the `default-chains` feature (tests, `paybridge-ops`), anywhere
+/// but Lambda the SDK's default chains apply, as a laptop or a CI runner needs.
+pub async fn aws_config() -> SdkConfig {
+    #[cfg(feature = "default-chains")]
+    if !in_lambda() {
+        return aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(timeouts())
+            .http_client(aws_http_client())
+            .load()
+            .await;
+    }
+    from_environment()
+}
+
+/// Bounds on every AWS call. PAYBRIDGE_AWS_OPERATION_TIMEOUT_SECS (default 7) bounds a call
+/// including its retries; the local stack raises it because moto serialises DynamoDB requests.
+fn timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
     let operation = std::env::var("PAYBRIDGE_AWS_OPERATION_TIMEOUT_SECS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|s| (1..=300).contains(s))
         .unwrap_or(7);
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(Duration::from_secs(3).max(Duration::from_secs(operation / 2)))
         .operation_timeout(Duration::from_secs(operation))
-        .build();
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .http_client(aws_http_client());
-    let loader = if in_lambda() {
-        use aws_config::environment::{
-            EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
-        };
-        loader
-            .region(EnvironmentVariableRegionProvider::new())
-            .credentials_provider(EnvironmentVariableCredentialsProvider::new())
-    } else {
-        loader
+        .build()
+}
+
+/// The configuration Lambda's environment gives, and what aws-config's loader would have added
+/// to it there: the standard retry mode (3 attempts), the Tokio sleep and the system clock, the
+/// latest behaviour version, a lazy identity cache. A variable that is missing leaves its part
+/// unset, and [`missing_environment`] says which before a function starts.
+fn from_environment() -> SdkConfig {
+    use aws_sdk_dynamodb::config::{
+        BehaviorVersion, Credentials, IdentityCache, SharedCredentialsProvider, retry::RetryConfig,
     };
-    loader.load().await
+    let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .timeout_config(timeouts())
+        .retry_config(RetryConfig::standard())
+        .http_client(aws_http_client())
+        .identity_cache(IdentityCache::lazy().build())
+        .time_source(aws_smithy_async::time::SystemTimeSource::new());
+    builder.set_sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep());
+    builder.set_region(var("AWS_REGION").map(Region::new));
+    builder.set_endpoint_url(var("AWS_ENDPOINT_URL"));
+    if let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        let credentials =
+            Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "Environment");
+        builder.set_credentials_provider(Some(SharedCredentialsProvider::new(credentials)));
+    }
+    builder.build()
+}
+
+/// The variables a function's AWS configuration needs that the environment lacks (empty in
+/// Lambda, which sets them all), so a function started elsewhere fails at init and says why.
+pub fn missing_environment() -> Vec<&'static str> {
+    if cfg!(feature = "default-chains") {
+        return Vec::new();
+    }
+    ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        .into_iter()
+        .filter(|name| std::env::var_os(name).is_none_or(|v| v.is_empty()))
+        .collect()
 }
 
 /// True in a Lambda execution environment that carries its credentials in the environment (as
 /// Lambda does; `cargo lambda watch` and `make bench` too).
+#[cfg(feature = "default-chains")]
 fn in_lambda() -> bool {
     let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     set("AWS_LAMBDA_FUNCTION_NAME")
@@ -65,63 +107,131 @@ fn in_lambda() -> bool {
         && set("AWS_SECRET_ACCESS_KEY")
 }
 
-/// The SDK's HTTPS client (hyper 1 on rustls, the proxy settings of the environment), built once
-/// for all the clients of an [`SdkConfig`] instead of once per client. Its crypto is ring, as for
-/// the reqwest clients ([`tls`]), not the SDK's default aws-lc: one crypto library in the binary
-/// instead of two, about a megabyte less to ship and load (docs/performance.md).
+/// The HTTP client of every AWS client of the process: reqwest on the shared TLS configuration
+/// ([`aws_http`]), built on the first request.
 fn aws_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-    use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
-    Builder::new().build_with_connector_fn(|settings, components| {
-        let mut builder =
-            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
-        builder.set_connector_settings(settings.cloned());
-        if let Some(components) = components {
-            builder.set_sleep_impl(components.sleep_impl());
-        }
-        builder.set_proxy_config(Some(ProxyConfig::from_env()));
-        builder.build()
-    })
+    aws_http::client()
 }
 
-/// What every function builds once at init, before its first invocation.
+/// What every function builds at init: nothing that waits on the network or reads a file. The
+/// secret is fetched on first use ([`OnFirstUse`]).
 pub struct Init {
     pub config: crate::config::Config,
     pub aws: SdkConfig,
-    pub secrets: std::sync::Arc<crate::secrets::Secrets>,
+    /// The secret, fetched once, on first use.
+    pub secret: Arc<secrets_manager::SecretsManagerSource>,
 }
 
-/// A function's init: JSON logs, the settings from the environment, the AWS configuration and
-/// the secret — failing with a clear message (and so failing the init) if any is missing.
+impl Init {
+    /// The secret (fetched by the first caller, then kept), with an error that names it.
+    pub async fn secrets(&self) -> Result<Arc<crate::secrets::Secrets>, crate::ports::SecretError> {
+        use crate::ports::SecretSource;
+        self.secret.secrets().await
+    }
+}
+
+/// A function's init: JSON logs, the settings from the environment and the AWS configuration —
+/// failing with a clear message (and so failing the init) if any is missing. The secret is not
+/// fetched here: the first invocation fetches it ([`OnFirstUse`]) and fails with
+/// "loading secret …" if it cannot be had, and the one after tries again.
 pub async fn init() -> Result<Init, crate::error::BoxError> {
     use crate::init_phases::phase;
     phase("main");
     crate::telemetry::init();
     phase("telemetry");
     let config = crate::config::Config::from_env()?;
+    let missing = missing_environment();
+    if !missing.is_empty() {
+        return Err(format!("{} must be set (Lambda sets them)", missing.join(", ")).into());
+    }
     phase("config");
     let aws = aws_config().await;
     phase("aws_config");
-    // The system roots for the gateways' and billing's HTTPS clients are read on a blocking thread
-    // while the secret is on its way.
-    let tls = tokio::task::spawn_blocking(tls::warm);
-    let secrets = load_secrets(&aws, &config.secret_id).await;
-    let _ = tls.await;
-    let secrets = secrets?;
-    phase("secret");
+    let secret = Arc::new(secrets_manager::SecretsManagerSource::from_conf(
+        &aws,
+        &config.secret_id,
+    ));
+    phase("clients");
     Ok(Init {
         config,
         aws,
-        secrets,
+        secret,
     })
 }
 
-/// Loads the one JSON secret at init, with an error that names it (functions fail at init, with
-/// this message, rather than inside a handler).
+/// What a function builds from its secret (gateway and billing clients), built on first use:
+/// the first invocation fetches the secret, builds it, and keeps it for the life of the
+/// execution environment. If the secret cannot be had, that invocation fails
+/// with "loading secret {id}: …" and the next one tries again — what failing the init did, without
+/// a network round trip inside the init.
+pub struct OnFirstUse<T> {
+    init: Init,
+    build: fn(&Init, &crate::secrets::Secrets) -> Result<T, String>,
+    built: tokio::sync::OnceCell<T>,
+}
+
+impl<T> OnFirstUse<T> {
+    pub fn new(
+        init: Init,
+        build: fn(&Init, &crate::secrets::Secrets) -> Result<T, String>,
+    ) -> Self {
+        OnFirstUse {
+            init,
+            build,
+            built: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// What init built.
+    pub fn init(&self) -> &Init {
+        &self.init
+    }
+
+    /// The built value, or why it cannot be built: "loading secret {id}: …" (503, retry) when the
+    /// secret cannot be fetched, 500 when it does not say what the function needs.
+    pub async fn get(&self) -> Result<&T, crate::Error> {
+        use crate::ports::SecretError;
+        let id = &self.init.config.secret_id;
+        // Boxed: the future's type would otherwise be nested inside every handler's.
+        self.built
+            .get_or_try_init(|| {
+                Box::pin(async {
+                    let secrets = self.init.secrets().await.map_err(|e| {
+                        // The source's errors already say "loading secret {id}: …".
+                        let why = crate::error::chain(&e);
+                        match e {
+                            SecretError::Unavailable(_) => {
+                                crate::Error::unavailable("secretsmanager", why)
+                            }
+                            SecretError::Invalid(_) => crate::Error::internal(
+                                "the secret is misconfigured",
+                                Some(why.into()),
+                            ),
+                        }
+                    })?;
+                    match (self.build)(&self.init, &secrets) {
+                        Ok(built) => Ok(built),
+                        Err(e) => {
+                            // Read again next time: a fixed secret then heals this environment.
+                            self.init.secret.forget().await;
+                            let why = format!("loading secret {id}: {e}");
+                            Err(crate::Error::internal(
+                                "the secret is misconfigured",
+                                Some(why.into()),
+                            ))
+                        }
+                    }
+                })
+            })
+            .await
+    }
+}
+
+/// Loads the one JSON secret, with an error that names it.
 pub async fn load_secrets(
     aws: &SdkConfig,
     secret_id: &str,
-) -> Result<std::sync::Arc<crate::secrets::Secrets>, String> {
+) -> Result<Arc<crate::secrets::Secrets>, String> {
     use crate::ports::SecretSource;
     secrets_manager::SecretsManagerSource::from_conf(aws, secret_id)
         .secrets()

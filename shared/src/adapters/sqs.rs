@@ -26,7 +26,7 @@ impl SqsWorkQueue {
         }
     }
 
-    pub fn from_conf(conf: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
+    pub fn from_conf(conf: &super::SdkConfig, url: impl Into<String>) -> Self {
         Self::new(Client::new(conf), url)
     }
 

@@ -157,7 +157,7 @@ impl Table {
         }
     }
 
-    pub fn from_conf(conf: &aws_config::SdkConfig, name: impl Into<String>) -> Self {
+    pub fn from_conf(conf: &crate::adapters::SdkConfig, name: impl Into<String>) -> Self {
         Self::new(Client::new(conf), name)
     }
 
