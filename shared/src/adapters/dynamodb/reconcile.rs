@@ -122,11 +122,12 @@ impl Table {
 
     /// Items of sharded GSI2 partition `base` counted: every shard, every page.
     async fn count_shards(&self, base: &str) -> Result<usize, StoreError> {
-        let mut count = 0;
-        for partition in keys::every_shard(base) {
-            count += self.count_partition(&partition).await?;
-        }
-        Ok(count)
+        use futures::{StreamExt, TryStreamExt};
+        futures::stream::iter(keys::every_shard(base))
+            .map(|partition| async move { self.count_partition(&partition).await })
+            .buffer_unordered(super::SHARD_QUERIES_AT_ONCE)
+            .try_fold(0, |total, n| async move { Ok(total + n) })
+            .await
     }
 
     /// Items of a GSI2 partition counted, every page.
