@@ -6,6 +6,8 @@
 #   make demo        a scripted walk through paybridge against a running `make dev` (LOCAL_IAM=1: signed calls)
 #   make fuzz        the API fuzzed against openapi.json (schemathesis) and webhook intake with generated
 #                    deliveries, on a throw-away stack: make fuzz EXAMPLES=200 SEED=7 WEBHOOK_CASES=500
+#   make test-burst  500 shuffled webhooks (30 % duplicates) in 10 s through the local gateway of a throw-away
+#                    stack: each event recorded and applied once (minutes; not part of make test)
 #   make lint        cargo fmt --check, clippy -D warnings, cfn-lint (plain and serverless rules)
 #   make build       release arm64 zips of every function (cargo lambda build), not part of test
 #   make bench       cargo bench -p paybridge, then bench-lambdas: every function's init, latency, RSS and AWS calls
@@ -65,7 +67,7 @@ endif
 IAM_FLAG := $(if $(filter 1,$(LOCAL_IAM)),--iam,)
 
 .PHONY: help venv .venv test fuzz lint lint-template fmt-check clippy dev demo stack-up stack-down \
-        stack-reset stack-status clean-stack build bench bench-lambdas bench-reconcile simulate redrive resend deliveries sweep-outbox reconcile \
+        stack-reset stack-status clean-stack build bench test-burst bench-lambdas bench-reconcile simulate redrive resend deliveries sweep-outbox reconcile \
         attention unpark undelivered recover index-notifications
 
 help:
@@ -119,6 +121,12 @@ test: lint-template
 fuzz: $(VENV_STAMP)
 	$(FUZZ_ENV) $(STACK) run --functions --state-dir .stack/fuzz-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
 	  bash -c 'cargo test -p paybridge-tests --test webhook_fuzz -- --nocapture && "$$0" scripts/fuzz_api.py' $(PY)
+
+# A burst of webhooks through the local gateway of a fresh stack with the functions
+# (tests/tests/burst.rs, a test target `cargo test --workspace` leaves out: it takes minutes).
+test-burst: $(VENV_STAMP)
+	$(STACK) run --functions --state-dir .stack/burst-$$(date +%Y%m%d-%H%M%S)-$$$$ -- \
+	  cargo test -p paybridge-tests --test burst -- --nocapture
 
 # ----------------------------------------------------------------------------- local stack
 

@@ -220,7 +220,7 @@ pub fn to_item(c: &Charge) -> Result<Item, StoreError> {
         _ => None,
     };
     let (gsi2pk, gsi2sk) = (
-        in_flight.map(|_| keys::OPEN_CHARGES.to_owned()),
+        in_flight.map(|_| keys::sharded(keys::OPEN_CHARGES, c.id.as_str())),
         in_flight.map(|t| keys::time_ordered(t, c.id.as_str())),
     );
     let (pk, sk) = keys::charge(&c.id);

@@ -39,7 +39,7 @@ impl From<&EventRecord> for EventItem {
         EventItem {
             pk,
             sk,
-            gsi2pk: open(r.status).then(|| keys::OPEN_EVENTS.to_owned()),
+            gsi2pk: open(r.status).then(|| keys::sharded(keys::OPEN_EVENTS, &r.event_id)),
             gsi2sk: open(r.status)
                 .then(|| keys::open_event_gsi2sk(r.received_at, r.gateway, &r.event_id)),
             gateway: r.gateway,

@@ -17,7 +17,9 @@
 //! | billing endpoint health | `ENDPOINT#billing` | `HEALTH` | — | — |
 //!
 //! Timestamps in sort keys are unix seconds padded to 20 digits, so string order is time order
-//! and [`before`] bounds a range query.
+//! and [`before`] bounds a range query. The `OPEN#…`, `ATTENTION#…`, `UNDELIVERED#…`,
+//! `OUTBOX#pending` and `PUBLISH#pending` partitions are sharded: `{base}#{shard:02}` (see
+//! [`SHARDS`]).
 
 use crate::domain::{ChargeId, DeliveryStatus, DisputeId, Gateway, NotificationId, RefundId};
 
@@ -64,6 +66,9 @@ pub enum Paging {
     /// Pages until this many items or more have been read (no `Limit`; the last page is kept
     /// whole).
     AtLeast(usize),
+    /// Pages of at most the items still wanted, until this many have been read or the partition
+    /// ends: one shard's share of the first `n` items of a sharded partition.
+    UpTo(usize),
     /// Every page.
     All,
 }
@@ -114,26 +119,66 @@ fn pointer(prefix: &str, id: &str) -> Key {
 }
 
 // ---- the partitions of the sparse indexes: work in flight (GSI2) and the outbox (GSI1)
+//
+// Each is sharded: an item's partition is `{base}#{shard:02}`, the shard chosen by the item's
+// own id (`OPEN#charge#07`), so every rewrite of an item lands in the same partition and no
+// partition takes more than about 1/SHARDS of the writes (docs/data-model.md, *Sharding*).
+// Readers query every shard and the unsharded `{base}` that releases before sharding wrote
+// ([`every_shard`]); the next write of such an item moves it into its shard.
+
+/// How many shards each sparse partition has. Changing it moves items between partitions on their
+/// next write, and readers must then read the old shards too: treat it as fixed.
+pub const SHARDS: u32 = 32;
+
+/// The shard of the item with id `id`: FNV-1a (32-bit) of its bytes, modulo [`SHARDS`]. Stable
+/// across releases and platforms (no `std` hasher), so a reader finds what any writer wrote.
+pub fn shard_of(id: &str) -> u32 {
+    let hash = (id.bytes()).fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    hash % SHARDS
+}
+
+/// The partition of the item with id `id` in the sharded partition `base`: `{base}#{shard:02}`.
+pub fn sharded(base: &str, id: &str) -> String {
+    shard_key(base, shard_of(id))
+}
+
+fn shard_key(base: &str, shard: u32) -> String {
+    format!("{base}#{shard:02}")
+}
+
+/// Every partition a reader of `base` queries: its [`SHARDS`] shards, then the unsharded `base`
+/// itself, where items written before sharding stay until their next write.
+pub fn every_shard(base: &str) -> Vec<String> {
+    (0..SHARDS)
+        .map(|shard| shard_key(base, shard))
+        .chain([base.to_owned()])
+        .collect()
+}
 
 /// Charges whose outcome is still open (pending, processing), or that wait for their customer
-/// (requires_action: the reconciler expires them).
+/// (requires_action: the reconciler expires them). Sharded by charge id.
 pub const OPEN_CHARGES: &str = "OPEN#charge";
-/// Refunds whose outcome is still open (pending).
+/// Refunds whose outcome is still open (pending). Sharded by refund id.
 pub const OPEN_REFUNDS: &str = "OPEN#refund";
-/// Events not yet processed (received or queued).
+/// Events not yet processed (received or queued). Sharded by the gateway's event id.
 pub const OPEN_EVENTS: &str = "OPEN#event";
 /// Charges set aside for a person by the reconciler (still pending or processing).
 pub const ATTENTION_CHARGES: &str = "ATTENTION#charge";
 /// Refunds set aside for a person by the reconciler (still pending).
 pub const ATTENTION_REFUNDS: &str = "ATTENTION#refund";
-/// Notifications whose attempts continue (pending), by when the next one is due.
+/// Notifications whose attempts continue (pending), by when the next one is due. Sharded by
+/// notification id.
 pub const OUTBOX_PENDING: &str = "OUTBOX#pending";
 
-/// The GSI1 partition of publications not yet on the bus, by next attempt (sparse).
+/// The GSI1 partition of publications not yet on the bus, by next attempt (sparse). Sharded by
+/// publication (notification) id.
 pub const PUBLISH_PENDING: &str = "PUBLISH#pending";
 
-/// The GSI2 partition of notifications of `status` that billing does not have, by creation time
-/// (`UNDELIVERED#pending`, `#failed`, `#exhausted`); none for delivered ones.
+/// The (unsharded base of the) GSI2 partition of notifications of `status` that billing does not
+/// have, by creation time (`UNDELIVERED#pending`, `#failed`, `#exhausted`); none for delivered
+/// ones. Sharded by notification id.
 pub fn undelivered_gsi2pk(status: DeliveryStatus) -> Option<String> {
     (status != DeliveryStatus::Delivered).then(|| format!("UNDELIVERED#{}", status.as_str()))
 }
@@ -306,6 +351,41 @@ mod tests {
         assert_eq!(open, "00000000000000000003#standard#msg_1");
         let idem = idempotency("create_charge", "k-1");
         assert_eq!(idem, pair("IDEMPOTENCY#create_charge#k-1", "IDEMPOTENCY"));
+    }
+
+    #[test]
+    fn an_items_shard_is_fnv_1a_of_its_id_and_never_changes_between_releases() {
+        // FNV-1a's published test vectors ("" → 0x811c9dc5, "a" → 0xe40c292c, "foobar" →
+        // 0xbf9cf968), modulo 32: a different hash would strand every item written before it.
+        assert_eq!(SHARDS, 32);
+        assert_eq!(shard_of(""), 0x811c_9dc5 % 32);
+        assert_eq!(shard_of("a"), 0xe40c_292c % 32);
+        assert_eq!(shard_of("foobar"), 0xbf9c_f968 % 32);
+        assert_eq!(shard_of(CH), 23);
+        assert_eq!(shard_of(RF), 30);
+        assert_eq!(shard_of(NTF), 16);
+        assert_eq!(sharded(OPEN_CHARGES, CH), "OPEN#charge#23");
+        assert_eq!(sharded(OPEN_EVENTS, "evt_1"), "OPEN#event#02");
+        assert_eq!(sharded(OUTBOX_PENDING, NTF), "OUTBOX#pending#16");
+    }
+
+    #[test]
+    fn ids_spread_over_every_shard_and_readers_also_read_the_unsharded_partition() {
+        let mut used = std::collections::BTreeSet::new();
+        for _ in 0..2000 {
+            let shard = shard_of(ChargeId::generate().as_str());
+            assert!(shard < SHARDS);
+            used.insert(shard);
+        }
+        assert_eq!(used.len(), SHARDS as usize, "2000 ids miss no shard");
+        let all = every_shard(OPEN_REFUNDS);
+        assert_eq!(all.len(), SHARDS as usize + 1);
+        assert_eq!(all[0], "OPEN#refund#00");
+        assert_eq!(all[31], "OPEN#refund#31");
+        assert_eq!(all[32], "OPEN#refund", "items written before sharding");
+        let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
+        assert!(all.contains(&sharded(OPEN_REFUNDS, RF)));
     }
 
     #[test]

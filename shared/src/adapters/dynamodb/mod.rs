@@ -142,6 +142,10 @@ pub enum Write {
     Put(Item),
 }
 
+/// How many shards of a sharded partition [`Table::query_shards`] queries at once: 33 partitions
+/// in about five round trips, without a burst of 33 requests from one invocation.
+pub(crate) const SHARD_QUERIES_AT_ONCE: usize = 8;
+
 /// The table and the client that reaches it.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -331,11 +335,14 @@ impl Table {
         };
         let mut items = Vec::new();
         let mut start = None;
-        let limit = match paging {
-            keys::Paging::OnePage(n) => Some(n),
-            keys::Paging::AtLeast(_) | keys::Paging::All => None,
-        };
         loop {
+            let limit = match paging {
+                keys::Paging::OnePage(n) => Some(n),
+                keys::Paging::UpTo(n) => {
+                    Some(i32::try_from(n.saturating_sub(items.len()).max(1)).unwrap_or(i32::MAX))
+                }
+                keys::Paging::AtLeast(_) | keys::Paging::All => None,
+            };
             let out = self
                 .client
                 .query()
@@ -361,7 +368,7 @@ impl Table {
             items.extend(out.items.unwrap_or_default());
             let more = match paging {
                 keys::Paging::OnePage(_) => false,
-                keys::Paging::AtLeast(n) => items.len() < n,
+                keys::Paging::AtLeast(n) | keys::Paging::UpTo(n) => items.len() < n,
                 keys::Paging::All => true,
             };
             match out.last_evaluated_key {
@@ -369,6 +376,40 @@ impl Table {
                 _ => return Ok(items),
             }
         }
+    }
+
+    /// The items of sharded partition `base` of `index` — every shard of it, and `base` itself
+    /// where releases before sharding wrote ([`keys::every_shard`]) — merged into one sort-key
+    /// order as if they were one partition: the first `limit` items of `range` (every one for
+    /// `None`). So a caller's cursor (the last sort key it got) and page size mean what they meant
+    /// for one partition. Queries [`SHARD_QUERIES_AT_ONCE`] shards at a time.
+    pub(crate) async fn query_shards(
+        &self,
+        index: keys::Index,
+        base: &str,
+        range: keys::SortRange<'_>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Item>, StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        // Each shard's first `limit` hold the first `limit` of all of them.
+        let paging = limit.map_or(keys::Paging::All, keys::Paging::UpTo);
+        let shards = keys::every_shard(base).into_iter();
+        let mut items: Vec<Item> = futures::stream::iter(shards)
+            .map(|partition| self.query_partition(index, partition, range, paging))
+            .buffer_unordered(SHARD_QUERIES_AT_ONCE)
+            .try_concat()
+            .await?;
+        let (_, sk) = index.key_attributes();
+        let sort_key = |item: &Item| item.get(sk).and_then(|v| v.as_s().ok()).cloned();
+        items.sort_by_cached_key(sort_key);
+        // While a rewrite moves an older release's item from `base` into its shard, the index
+        // can show it in both for a moment: one item, one sort key (every sort key ends in the
+        // item's own id), so the second copy goes.
+        items.dedup_by(|a, b| sort_key(a) == sort_key(b));
+        if let Some(limit) = limit {
+            items.truncate(limit);
+        }
+        Ok(items)
     }
 
     /// The items of charge `charge`'s partition whose sort key starts with `prefix` (its refunds

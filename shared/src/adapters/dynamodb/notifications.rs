@@ -3,13 +3,18 @@
 //! status across charges. Items and keys are [`super::outbox`]'s; the endpoint's health record
 //! is [`super::endpoint_health`]'s.
 
-use super::keys::{Index, Paging, SortRange};
+use super::keys::{Index, SortRange};
 use super::outbox::{from_item, to_item};
 use super::{Table, keys};
 use crate::domain::{
     ChargeId, DeliveryStatus, EndpointAttempt, EndpointHealth, Notification, NotificationId,
 };
 use crate::ports::{CreatedFrom, NotificationStore, StoreError};
+
+/// A page size as [`Table::query_shards`] takes it (at least one item).
+pub(super) fn page_size(limit: i32) -> Option<usize> {
+    Some(usize::try_from(limit.max(1)).unwrap_or(1))
+}
 
 impl NotificationStore for Table {
     async fn get_notification(
@@ -43,9 +48,8 @@ impl NotificationStore for Table {
         before: i64,
         limit: i32,
     ) -> Result<Vec<Notification>, StoreError> {
-        let partition = keys::OUTBOX_PENDING.to_owned();
-        let range = SortRange::Before(before);
-        (self.query_partition(Index::Gsi1, partition, range, Paging::OnePage(limit)))
+        let (range, limit) = (SortRange::Before(before), page_size(limit));
+        (self.query_shards(Index::Gsi1, keys::OUTBOX_PENDING, range, limit))
             .await?
             .into_iter()
             .map(from_item)
@@ -73,7 +77,7 @@ impl NotificationStore for Table {
             (None, CreatedFrom::Since(t)) => SortRange::Since(t),
             (None, CreatedFrom::After(_)) => SortRange::All,
         };
-        (self.query_partition(Index::Gsi2, partition, range, Paging::OnePage(limit)))
+        (self.query_shards(Index::Gsi2, &partition, range, page_size(limit)))
             .await?
             .into_iter()
             .map(from_item)

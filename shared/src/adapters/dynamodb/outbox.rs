@@ -52,12 +52,13 @@ struct NotificationItem {
 pub(super) fn to_item(n: &Notification) -> Result<Item, StoreError> {
     let pending = n.status == DeliveryStatus::Pending;
     let due = n.series.next_attempt_at.unwrap_or(n.created_at);
-    let undelivered = keys::undelivered_gsi2pk(n.status);
+    let undelivered =
+        keys::undelivered_gsi2pk(n.status).map(|base| keys::sharded(&base, n.id.as_str()));
     let (pk, sk) = keys::notification(&n.charge_id, &n.id);
     let item = NotificationItem {
         pk,
         sk,
-        gsi1pk: pending.then(|| keys::OUTBOX_PENDING.to_owned()),
+        gsi1pk: pending.then(|| keys::sharded(keys::OUTBOX_PENDING, n.id.as_str())),
         gsi1sk: pending.then(|| keys::time_ordered(due, n.id.as_str())),
         gsi2sk: (undelivered.is_some()).then(|| keys::time_ordered(n.created_at, n.id.as_str())),
         gsi2pk: undelivered,
@@ -215,14 +216,21 @@ mod tests {
     fn a_pending_one_is_in_the_outbox_by_its_next_attempt_and_listed_by_creation_until_delivered() {
         let n = notification(DeliveryStatus::Pending);
         let item = to_item(&n).unwrap();
-        assert_eq!(item["gsi1pk"], s("OUTBOX#pending"));
+        // Each in the shard of its own id, so every rewrite of it lands in the same partition.
+        let shard = format!("{:02}", keys::shard_of(n.id.as_str()));
+        assert_eq!(item["gsi1pk"], s(&format!("OUTBOX#pending#{shard}")));
         assert_eq!(item["gsi1sk"], s(&format!("00000000000000000400#{}", n.id)));
-        assert_eq!(item["gsi2pk"], s("UNDELIVERED#pending"));
+        assert_eq!(item["gsi2pk"], s(&format!("UNDELIVERED#pending#{shard}")));
         assert_eq!(item["gsi2sk"], s(&format!("00000000000000000010#{}", n.id)));
 
-        let exhausted = to_item(&notification(DeliveryStatus::Exhausted)).unwrap();
+        let exhausted = notification(DeliveryStatus::Exhausted);
+        let shard = format!("{:02}", keys::shard_of(exhausted.id.as_str()));
+        let exhausted = to_item(&exhausted).unwrap();
         assert!(!exhausted.contains_key("gsi1pk"), "no longer swept");
-        assert_eq!(exhausted["gsi2pk"], s("UNDELIVERED#exhausted"));
+        assert_eq!(
+            exhausted["gsi2pk"],
+            s(&format!("UNDELIVERED#exhausted#{shard}"))
+        );
 
         let delivered = to_item(&notification(DeliveryStatus::Delivered)).unwrap();
         assert!(!delivered.contains_key("gsi1pk") && !delivered.contains_key("gsi2pk"));

@@ -1,12 +1,13 @@
 //! Publications on the EventBridge bus as stored: beside their charge (`CHARGE#{charge_id}` /
-//! `PUBLICATION#{id}`) and, while pending, in the sparse GSI1 partition `PUBLISH#pending` by next
-//! attempt (what the outbox sweep reads) — keys in [`super::keys`]. New ones go into the
-//! transaction of the state change with its notifications ([`to_item`]).
+//! `PUBLICATION#{id}`) and, while pending, in the sparse GSI1 partition `PUBLISH#pending`
+//! (sharded) by next attempt (what the outbox sweep reads) — keys in [`super::keys`]. New ones go
+//! into the transaction of the state change with its notifications ([`to_item`]).
 
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-use super::keys::{Index, Paging, SortRange};
+use super::keys::{Index, SortRange};
+use super::notifications::page_size;
 use super::{Item, Table, keys};
 use crate::domain::{ChargeId, NotificationId, Publication, PublicationStatus};
 use crate::ports::{PublicationStore, StoreError};
@@ -39,7 +40,7 @@ pub(super) fn to_item(p: &Publication) -> Result<Item, StoreError> {
     let item = PublicationItem {
         pk,
         sk,
-        gsi1pk: pending.then(|| keys::PUBLISH_PENDING.to_owned()),
+        gsi1pk: pending.then(|| keys::sharded(keys::PUBLISH_PENDING, p.id.as_str())),
         gsi1sk: pending.then(|| keys::time_ordered(p.next_attempt_at, p.id.as_str())),
         id: p.id.to_string(),
         charge_id: p.charge_id.to_string(),
@@ -99,9 +100,8 @@ impl PublicationStore for Table {
         before: i64,
         limit: i32,
     ) -> Result<Vec<Publication>, StoreError> {
-        let partition = keys::PUBLISH_PENDING.to_owned();
-        let range = SortRange::Before(before);
-        (self.query_partition(Index::Gsi1, partition, range, Paging::OnePage(limit)))
+        let (range, limit) = (SortRange::Before(before), page_size(limit));
+        (self.query_shards(Index::Gsi1, keys::PUBLISH_PENDING, range, limit))
             .await?
             .into_iter()
             .map(from_item)
@@ -145,7 +145,9 @@ mod tests {
             let pending = status == PublicationStatus::Pending;
             assert_eq!(item.contains_key("gsi1pk"), pending, "{status:?}");
             if pending {
-                assert_eq!(item["gsi1pk"], AttributeValue::S("PUBLISH#pending".into()));
+                let shard = keys::shard_of(p.id.as_str());
+                let partition = format!("PUBLISH#pending#{shard:02}");
+                assert_eq!(item["gsi1pk"], AttributeValue::S(partition));
                 assert_eq!(
                     item["gsi1sk"],
                     AttributeValue::S(keys::time_ordered(160, p.id.as_str()))

@@ -7,22 +7,27 @@
 //! time beside it (`attention_reason`, `attention_since`). It does not touch the object's version:
 //! the next save of the charge or refund (a webhook) writes the whole item again, which puts it
 //! back into `OPEN#…` if it is still in flight, or out of both if it settled.
+//!
+//! Every one of these partitions is sharded by the item's own id ([`keys::SHARDS`]): pages are
+//! read across all shards in one sort-key order ([`Table::query_shards`]), and a move between
+//! partitions accepts the item in its shard or in the unsharded partition of an older release.
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 
 use super::events::read_event;
 use super::keys::{
     self, ATTENTION_CHARGES, ATTENTION_REFUNDS, Index, OPEN_CHARGES, OPEN_EVENTS, OPEN_REFUNDS,
-    Paging, SortRange,
+    SortRange,
 };
+use super::notifications::page_size;
 use super::{Item, Table, TableError, charges, classify, key_attributes};
 use crate::domain::event::EventRecord;
 use crate::domain::{Charge, ChargeId, Refund, RefundId};
 use crate::ports::{Page, Parked, ReconcileItem, ReconcileStore, ResumePoint, StoreError};
 
 impl Table {
-    /// One page of GSI2 partition `partition`: items last moved before `before`, oldest first,
-    /// after the cursor `after`, read with `read`.
+    /// One page of sharded GSI2 partition `partition` (every shard): items last moved before
+    /// `before`, oldest first, after the cursor `after`, read with `read`.
     async fn open_page<T>(
         &self,
         partition: &str,
@@ -36,13 +41,7 @@ impl Table {
             None => SortRange::Before(before),
         };
         let limit = limit.max(1);
-        let items = (self.query_partition(
-            Index::Gsi2,
-            partition.to_owned(),
-            range,
-            Paging::OnePage(limit),
-        ))
-        .await?;
+        let items = (self.query_shards(Index::Gsi2, partition, range, page_size(limit))).await?;
         // A full page may have more behind it; the next one starts after its last sort key.
         let next = (items.len() >= limit as usize)
             .then(|| {
@@ -82,22 +81,25 @@ impl Table {
         }
     }
 
-    /// Moves the item at `key` from GSI2 partition `from` to `to`; `false` if it is not in `from`.
+    /// Moves the item `item` from sharded GSI2 partition `from` (its shard, or the unsharded
+    /// partition an older release wrote it to) into its shard of `to`; `false` if it is in neither.
     async fn move_partition(
         &self,
-        key: keys::Key,
+        item: ReconcileItem<'_>,
         from: &str,
         to: &str,
         attention: Option<(&str, i64)>,
     ) -> Result<bool, StoreError> {
+        let id = shard_id(item);
         let update = self
             .client
             .update_item()
             .table_name(&self.name)
-            .set_key(Some(key_attributes(key)))
-            .condition_expression("gsi2pk = :from")
-            .expression_attribute_values(":from", AttributeValue::S(from.to_owned()))
-            .expression_attribute_values(":to", AttributeValue::S(to.to_owned()));
+            .set_key(Some(key_attributes(item_key(item))))
+            .condition_expression("gsi2pk IN (:from, :from_legacy)")
+            .expression_attribute_values(":from", AttributeValue::S(keys::sharded(from, id)))
+            .expression_attribute_values(":from_legacy", AttributeValue::S(from.to_owned()))
+            .expression_attribute_values(":to", AttributeValue::S(keys::sharded(to, id)));
         let update = match attention {
             Some((reason, since)) => update
                 .update_expression(
@@ -116,6 +118,16 @@ impl Table {
             Err(TableError::ConditionFailed { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Items of sharded GSI2 partition `base` counted: every shard, every page.
+    async fn count_shards(&self, base: &str) -> Result<usize, StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        futures::stream::iter(keys::every_shard(base))
+            .map(|partition| async move { self.count_partition(&partition).await })
+            .buffer_unordered(super::SHARD_QUERIES_AT_ONCE)
+            .try_fold(0, |total, n| async move { Ok(total + n) })
+            .await
     }
 
     /// Items of a GSI2 partition counted, every page.
@@ -149,6 +161,15 @@ fn item_key(item: ReconcileItem<'_>) -> keys::Key {
         ReconcileItem::Charge(id) => keys::charge(id),
         ReconcileItem::Refund(charge, refund) => keys::refund(charge, refund),
         ReconcileItem::Event(gateway, id) => keys::event(gateway, id),
+    }
+}
+
+/// The id that picks an item's shard.
+fn shard_id(item: ReconcileItem<'_>) -> &str {
+    match item {
+        ReconcileItem::Charge(id) => id.as_str(),
+        ReconcileItem::Refund(_, id) => id.as_str(),
+        ReconcileItem::Event(_, id) => id,
     }
 }
 
@@ -242,19 +263,16 @@ impl ReconcileStore for Table {
     ) -> Result<bool, StoreError> {
         let (open, attention) = partitions(item)?;
         let set_aside = Some((reason, now));
-        (self.move_partition(item_key(item), open, attention, set_aside)).await
+        (self.move_partition(item, open, attention, set_aside)).await
     }
 
     async fn unpark(&self, item: ReconcileItem<'_>) -> Result<bool, StoreError> {
         let (open, attention) = partitions(item)?;
-        (self.move_partition(item_key(item), attention, open, None)).await
+        (self.move_partition(item, attention, open, None)).await
     }
 
     async fn parked(&self) -> Result<Vec<Parked>, StoreError> {
-        let all = |partition: &str| {
-            let partition = partition.to_owned();
-            self.query_partition(Index::Gsi2, partition, SortRange::All, Paging::All)
-        };
+        let all = |base| self.query_shards(Index::Gsi2, base, SortRange::All, None);
         let mut parked = Vec::new();
         for item in all(ATTENTION_CHARGES).await? {
             let (reason, since) = attention_of(&item);
@@ -327,7 +345,7 @@ impl ReconcileStore for Table {
     }
 
     async fn count_parked(&self) -> Result<usize, StoreError> {
-        Ok(self.count_partition(ATTENTION_CHARGES).await?
-            + self.count_partition(ATTENTION_REFUNDS).await?)
+        Ok(self.count_shards(ATTENTION_CHARGES).await?
+            + self.count_shards(ATTENTION_REFUNDS).await?)
     }
 }

@@ -55,7 +55,7 @@ fn to_item(r: &Refund) -> Result<Item, StoreError> {
     let item = RefundItem {
         pk,
         sk,
-        gsi2pk: open.then(|| keys::OPEN_REFUNDS.to_owned()),
+        gsi2pk: open.then(|| keys::sharded(keys::OPEN_REFUNDS, r.id.as_str())),
         gsi2sk: open.then(|| keys::time_ordered(r.updated_at, r.id.as_str())),
         id: r.id.to_string(),
         charge_id: r.charge_id.to_string(),
