@@ -35,6 +35,7 @@ pub async fn aws_config() -> SdkConfig {
     if !in_lambda() {
         return aws_config::defaults(aws_config::BehaviorVersion::latest())
             .timeout_config(timeouts())
+            .stalled_stream_protection(stalled_stream_protection())
             .http_client(aws_http_client())
             .load()
             .await;
@@ -57,6 +58,16 @@ fn timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
         .build()
 }
 
+/// The SDK's stalled-stream protection for downloads only. The connector ([`aws_http`]) sends a
+/// request's body from memory without polling the SDK's body stream, so the upload monitor would
+/// see 0 B/s and fail any call that waits longer than its 5 s grace period for the answer
+/// ("minimum throughput was specified at 1 B/s, but throughput of 0 B/s was observed").
+fn stalled_stream_protection() -> aws_sdk_dynamodb::config::StalledStreamProtectionConfig {
+    aws_sdk_dynamodb::config::StalledStreamProtectionConfig::enabled()
+        .upload_enabled(false)
+        .build()
+}
+
 /// The configuration Lambda's environment gives, and what aws-config's loader would have added
 /// to it there: the standard retry mode (3 attempts), the Tokio sleep and the system clock, the
 /// latest behaviour version, a lazy identity cache. A variable that is missing leaves its part
@@ -69,6 +80,7 @@ fn from_environment() -> SdkConfig {
     let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .timeout_config(timeouts())
+        .stalled_stream_protection(stalled_stream_protection())
         .retry_config(RetryConfig::standard())
         .http_client(aws_http_client())
         .identity_cache(IdentityCache::lazy().build())
