@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
-use hmac::{Hmac, Mac};
 use paybridge::adapters::dynamodb::{Table, keys};
 use paybridge::domain::{Charge, ChargeStatus, EventStatus, Gateway};
 use paybridge::ports::{ChargeStore, EventStore, NotificationStore};
+use paybridge::webhooks::stripe;
 use paybridge_tests::builders::{pending_charge, store_charge};
 use paybridge_tests::{stack, unique, unix_now};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 const DISTINCT: usize = 350;
 const DUPLICATES: usize = 150;
@@ -37,24 +36,6 @@ fn required(name: &str) -> String {
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| panic!("{name} is not set: run this test with `make test-burst`"))
-}
-
-/// The current Stripe endpoint secret of local/secrets.json.
-fn stripe_webhook_secret() -> String {
-    let secrets: Value =
-        serde_json::from_str(include_str!("../../local/secrets.json")).expect("secrets.json");
-    secrets["stripe"]["webhook_secrets"][0]
-        .as_str()
-        .expect("stripe.webhook_secrets[0]")
-        .to_owned()
-}
-
-/// `Stripe-Signature: t=…,v1=…` over `body`, as Stripe signs each delivery.
-fn stripe_signature(secret: &str, timestamp: i64, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(format!("{timestamp}.{body}").as_bytes());
-    let v1 = hex::encode(mac.finalize().into_bytes());
-    format!("t={timestamp},v1={v1}")
 }
 
 /// A deterministic shuffle (xorshift), so a failing order can be run again.
@@ -84,7 +65,7 @@ async fn deliver(http: &reqwest::Client, url: &str, secret: &str, body: &str, se
             sent.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(500 * attempt.min(6))).await;
         }
-        let signature = stripe_signature(secret, unix_now(), body);
+        let signature = stripe::sign(secret, unix_now(), body.as_bytes());
         let answer = (http.post(url))
             .header("content-type", "application/json")
             .header("stripe-signature", signature)
@@ -182,7 +163,9 @@ async fn a_burst_of_500_shuffled_webhooks_with_30_percent_duplicates_records_and
 
     let (url, secret) = (
         format!("{gateway}/webhooks/stripe"),
-        stripe_webhook_secret(),
+        (stack.secrets.stripe.as_ref().expect("a Stripe section")).webhook_secrets[0]
+            .expose()
+            .to_owned(),
     );
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

@@ -15,8 +15,8 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The shared AWS configuration every client is built from.
 pub use aws_sdk_dynamodb::config::Region;
+/// The shared AWS configuration every client is built from.
 pub use aws_types::SdkConfig;
 
 /// The AWS configuration every client is built from: region, credentials and endpoint from the

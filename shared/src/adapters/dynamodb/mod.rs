@@ -146,6 +146,11 @@ pub enum Write {
 /// in about five round trips, without a burst of 33 requests from one invocation.
 pub(crate) const SHARD_QUERIES_AT_ONCE: usize = 8;
 
+/// A page size as [`Table::query_shards`] takes it (at least one item).
+pub(super) fn page_size(limit: i32) -> Option<usize> {
+    Some(usize::try_from(limit.max(1)).unwrap_or(1))
+}
+
 /// The table and the client that reaches it.
 #[derive(Debug, Clone)]
 pub struct Table {

@@ -5,16 +5,11 @@
 
 use super::keys::{Index, SortRange};
 use super::outbox::{from_item, to_item};
-use super::{Table, keys};
+use super::{Table, keys, page_size};
 use crate::domain::{
     ChargeId, DeliveryStatus, EndpointAttempt, EndpointHealth, Notification, NotificationId,
 };
 use crate::ports::{CreatedFrom, NotificationStore, StoreError};
-
-/// A page size as [`Table::query_shards`] takes it (at least one item).
-pub(super) fn page_size(limit: i32) -> Option<usize> {
-    Some(usize::try_from(limit.max(1)).unwrap_or(1))
-}
 
 impl NotificationStore for Table {
     async fn get_notification(

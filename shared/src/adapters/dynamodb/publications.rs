@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use super::keys::{Index, SortRange};
-use super::notifications::page_size;
-use super::{Item, Table, keys};
+use super::{Item, Table, keys, page_size};
 use crate::domain::{ChargeId, NotificationId, Publication, PublicationStatus};
 use crate::ports::{PublicationStore, StoreError};
 

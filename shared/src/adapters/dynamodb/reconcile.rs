@@ -19,8 +19,7 @@ use super::keys::{
     self, ATTENTION_CHARGES, ATTENTION_REFUNDS, Index, OPEN_CHARGES, OPEN_EVENTS, OPEN_REFUNDS,
     SortRange,
 };
-use super::notifications::page_size;
-use super::{Item, Table, TableError, charges, classify, key_attributes};
+use super::{Item, Table, TableError, charges, classify, key_attributes, page_size};
 use crate::domain::event::EventRecord;
 use crate::domain::{Charge, ChargeId, Refund, RefundId};
 use crate::ports::{Page, Parked, ReconcileItem, ReconcileStore, ResumePoint, StoreError};
